@@ -1,0 +1,186 @@
+//! Lab 1: a TCP server, built one system call at a time.
+//!
+//! The server greets each client with `hello\n`, reads up to 1000 bytes, sends them
+//! back, closes the connection and waits for the next client, forever. Every step the
+//! kernel takes on our behalf is a call you can see below:
+//!
+//! ```text
+//! socket() -> setsockopt(SO_REUSEADDR) -> bind() -> listen() -> loop { accept() -> send() -> recv() -> send() -> close() }
+//! ```
+//!
+//! Run it: `cargo run -p lab1 -- server --port 5000`, then `nc 127.0.0.1 5000`.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use shared::cli::Endpoint;
+use shared::{Context, Failure, narrate};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+/// The greeting every client gets first.
+const GREETING: &[u8] = b"hello\n";
+/// The most we read from one client, as in the course notes.
+const MAX_MESSAGE: usize = 1000;
+
+#[derive(Parser)]
+#[command(
+    name = "lab1",
+    about = "Lab 1: a TCP server, one socket call at a time"
+)]
+struct Cli {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Listen on --host/--port; greet, echo once and close, for each client in turn.
+    Server {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        /// How many finished handshakes the kernel may queue while we are busy.
+        #[arg(long, default_value_t = 5)]
+        backlog: i32,
+    },
+}
+
+fn main() -> ExitCode {
+    shared::run("lab1", || {
+        let Role::Server { endpoint, backlog } = Cli::parse().role;
+        shared::narrate::set_role("server");
+        let address = endpoint.first_address()?;
+        let listener = open_listener(address, backlog)?;
+        serve_forever(&listener)
+    })
+}
+
+/// Steps 1 to 4: a socket that listens on `address`.
+fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
+    // Step 1: socket() asks the kernel for a new, unnamed endpoint. The domain must
+    // match the address family (IPv4 or IPv6); STREAM + TCP means a reliable byte stream.
+    let socket: Socket = {
+        //- answer: step 1: create a TCP socket whose domain matches `address`
+        //- hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        Socket::new(
+            Domain::for_address(address),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )
+        .context("socket()")?
+        //- end
+    };
+    narrate!("socket() -> fd {}", socket.as_raw_fd());
+
+    // Step 2: SO_REUSEADDR lets a restarted server bind the port again at once, even
+    // while connections of its previous run linger in TIME_WAIT.
+    {
+        //- answer: step 2: set SO_REUSEADDR on the socket
+        //- hint: socket.set_reuse_address(true)
+        socket
+            .set_reuse_address(true)
+            .context("setsockopt(SO_REUSEADDR)")?;
+        //- end
+    }
+    narrate!("setsockopt(SO_REUSEADDR, 1)");
+
+    // Step 3: bind() gives the socket its name: the address clients will dial.
+    {
+        //- answer: step 3: bind the socket to `address`
+        //- hint: socket2's bind takes a &SockAddr: `&address.into()`
+        socket
+            .bind(&address.into())
+            .context(format!("bind({address})"))?;
+        //- end
+    }
+    narrate!("bind({address})");
+
+    // Step 4: listen() turns it into a passive socket. The kernel now completes
+    // handshakes for us and queues up to `backlog` of them until we accept().
+    {
+        //- answer: step 4: start listening with the given backlog
+        //- hint: socket.listen(backlog)
+        socket.listen(backlog).context("listen()")?;
+        //- end
+    }
+    narrate!("listen(backlog={backlog})");
+    println!("listening on {address} (backlog {backlog})");
+    Ok(socket)
+}
+
+/// Steps 5 to 8, forever: one client at a time.
+fn serve_forever(listener: &Socket) -> Result<(), Failure> {
+    loop {
+        // Step 5: accept() sleeps (no CPU used) until a client has connected, then
+        // returns a brand-new socket for that one conversation. `listener` keeps
+        // listening for the next caller.
+        let (connection, peer): (Socket, SockAddr) = {
+            //- answer: step 5: accept the next client on `listener`
+            //- hint: listener.accept() returns (Socket, SockAddr)
+            match listener.accept() {
+                Ok(pair) => pair,
+                // A client that gave up while queued is its problem, not ours.
+                Err(err) => {
+                    eprintln!("lab1: accept() failed: {}", shared::errors::explain(&err));
+                    continue;
+                }
+            }
+            //- end
+        };
+        let peer_text = describe(&peer);
+        narrate!("accept() -> fd {} from {peer_text}", connection.as_raw_fd());
+        println!("client {peer_text} connected");
+
+        // One misbehaving client must never take the server down: report and go on.
+        if let Err(failure) = greet_and_echo(connection) {
+            eprintln!("lab1: client {peer_text}: {failure}");
+        }
+    }
+}
+
+/// Steps 6 to 8 for one client. Dropping `connection` at the end is close().
+fn greet_and_echo(mut connection: Socket) -> Result<(), Failure> {
+    // Step 6: send the greeting. write_all() repeats send() until every byte is out.
+    {
+        //- answer: step 6: send GREETING to the client
+        //- hint: socket2's Socket implements std::io::Write: connection.write_all(GREETING)
+        connection.write_all(GREETING).context("send(greeting)")?;
+        //- end
+    }
+    narrate!("send({:?})", String::from_utf8_lossy(GREETING));
+
+    // Step 7: recv() up to MAX_MESSAGE bytes. It returns what has arrived so far,
+    // which may be less than the client sent: this lab reads once, lab 3 reads all.
+    let mut buffer = [0u8; MAX_MESSAGE];
+    let received: usize = {
+        //- answer: step 7: receive up to MAX_MESSAGE bytes into `buffer`
+        //- hint: connection.read(&mut buffer) returns how many bytes arrived (0 = closed)
+        connection.read(&mut buffer).context("recv()")?
+        //- end
+    };
+    narrate!("recv() -> {received} bytes");
+
+    // Step 8: echo exactly the bytes we got, then close. shutdown(Write) sends our FIN
+    // right away, so the client sees end-of-stream even before the fd is freed.
+    {
+        //- answer: step 8: send back the `received` bytes, then shut down the write side
+        //- hint: write_all(&buffer[..received]), then connection.shutdown(Shutdown::Write)
+        connection
+            .write_all(&buffer[..received])
+            .context("send(echo)")?;
+        let _ = connection.shutdown(Shutdown::Write);
+        //- end
+    }
+    narrate!("send({received} bytes); close()");
+    Ok(())
+}
+
+/// `127.0.0.1:54012` or `[::1]:54012`, for logs and narration.
+fn describe(peer: &SockAddr) -> String {
+    match peer.as_socket() {
+        Some(address) => address.to_string(),
+        None => String::from("(unknown address)"),
+    }
+}
