@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod skeletons;
 
 #[derive(Parser)]
@@ -27,6 +28,8 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Load-test the lab3, lab6 and lab7 servers and tokio side by side.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
     let root = workspace_root();
     let result = match cli.command {
         Command::Skeletons { check } => skeletons::run(&root, check),
+        Command::Bench(args) => bench::run(&root, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
