@@ -1,10 +1,284 @@
 //! `cargo xtask bench`: the load generator and the side-by-side server comparison.
+//!
+//! For every selected server and every connection count, the bench starts a fresh
+//! server on a free loopback port, opens the connections (gradually, every attempt with
+//! a deadline), then lets every connection do echo round trips for `--duration-secs`.
+//! It records round-trip latencies, the server's memory (VmRSS idle and under load,
+//! VmHWM at the end), kills the server's process group, and at the end prints one
+//! table, writes it to `bench.md` and plots it to `bench.svg`.
+//!
+//! Modules: [`build`] (release builds), [`limits`] (open-file limit), [`server`]
+//! (server processes and their memory), [`tokio_server`] (the baseline), [`load`]
+//! (the load generator), [`stats`] (rates, percentiles), [`report`] (tables),
+//! [`plot`] (the SVG), [`cell`] (one measurement).
+
+mod build;
+mod cell;
+mod limits;
+mod load;
+mod plot;
+mod report;
+mod server;
+mod stats;
+mod tokio_server;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cell::Settings;
+use server::ServerKind;
+
+/// The most connections one cell may ask for.
+const MAX_CONNECTIONS: usize = 100_000;
+/// The longest measuring window one cell may ask for.
+const MAX_DURATION_SECS: f64 = 600.0;
+/// The largest message.
+const MAX_MESSAGE_SIZE: usize = 1 << 20;
 
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args, Debug)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Connection counts to measure, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000,10000")]
+    connections: Vec<usize>,
+
+    /// Length of each measuring window, in seconds (it starts once all connections are open).
+    #[arg(long, default_value_t = 5.0)]
+    duration_secs: f64,
+
+    /// Also stop a measuring window after this many round trips in total.
+    #[arg(long)]
+    messages: Option<u64>,
+
+    /// Bytes per message (printable letters ending in a newline).
+    #[arg(long, default_value_t = 64)]
+    message_size: usize,
+
+    /// Servers to compare, comma separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "lab3,lab6,lab7,tokio"
+    )]
+    servers: Vec<ServerKind>,
+
+    /// Folder for bench.md, bench.svg and the server logs [default: target/bench].
+    #[arg(long)]
+    out: Option<PathBuf>,
+
+    /// Connection attempts in flight at once while the connections are being opened.
+    #[arg(long, default_value_t = 64)]
+    connect_concurrency: usize,
+
+    /// Threads of the load generator (1 leaves the other core to the server).
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+
+    /// Use the binaries already in target/release instead of running cargo build.
+    #[arg(long)]
+    no_build: bool,
+
+    /// Run the tokio echo server on 127.0.0.1:PORT until killed (the bench starts its
+    /// baseline server this way).
+    #[arg(long, value_name = "PORT", hide = true)]
+    serve_tokio: Option<u16>,
+
+    /// Set when a debug xtask re-ran itself as the release build.
+    #[arg(long, hide = true)]
+    release_child: bool,
+}
 
 /// Runs the benchmark.
-pub fn run(_root: &std::path::Path, _args: BenchArgs) -> Result<(), String> {
-    Err("the benchmark is not written yet".into())
+pub fn run(root: &Path, args: BenchArgs) -> Result<(), String> {
+    if let Some(port) = args.serve_tokio {
+        return tokio_server::serve(port);
+    }
+    let mut settings = validate(root, &args)?;
+    let mut notes = Vec::new();
+
+    if !args.no_build && !args.release_child {
+        // Returns only when the release build could not take over.
+        notes.extend(build::continue_in_release(root));
+    } else if cfg!(debug_assertions) {
+        notes.push("the load generator ran from a debug build; its numbers are low".into());
+    }
+
+    let limit = limits::raise_open_file_limit()?;
+    println!(
+        "open-file limit: {} (raised from {}; hard limit {})",
+        limit.now, limit.before, limit.hard
+    );
+    let capped = cap_connections(&mut settings.connections, limit.max_connections());
+    if let Some(note) = capped {
+        println!("{note}");
+        notes.push(note);
+    }
+
+    let programs = find_programs(root, &settings.servers, !args.no_build, &mut notes);
+    if programs.is_empty() {
+        print_notes(&notes);
+        return Err("no server could be benchmarked (see the notes above)".into());
+    }
+
+    std::fs::create_dir_all(settings.out.join("logs"))
+        .map_err(|e| format!("cannot create {}: {e}", settings.out.display()))?;
+    let mut rows = Vec::new();
+    for (kind, program) in &programs {
+        for &connections in &settings.connections {
+            match cell::measure(*kind, program, connections, &settings) {
+                Ok(measured) => {
+                    notes.extend(measured.notes);
+                    rows.push(measured.row);
+                }
+                Err(failure) => {
+                    // The cell's progress line is still open: finish it.
+                    println!("not measured: {failure}");
+                    notes.push(format!(
+                        "{} × {connections}: not measured: {failure}",
+                        kind.name()
+                    ));
+                }
+            }
+        }
+    }
+
+    let table = report::text_table(&rows);
+    println!("\n{table}");
+    print_notes(&notes);
+    let markdown = report::markdown_report(&settings.describe(), &rows, &notes);
+    let markdown_path = settings.out.join("bench.md");
+    std::fs::write(&markdown_path, markdown)
+        .map_err(|e| format!("cannot write {}: {e}", markdown_path.display()))?;
+    let svg_path = settings.out.join("bench.svg");
+    plot::write_svg(&svg_path, &rows)?;
+    println!(
+        "wrote {} and {}",
+        markdown_path.display(),
+        svg_path.display()
+    );
+    Ok(())
+}
+
+/// Checks the options and turns them into the settings every cell uses.
+fn validate(root: &Path, args: &BenchArgs) -> Result<Settings, String> {
+    let mut connections = args.connections.clone();
+    connections.sort_unstable();
+    connections.dedup();
+    if connections.is_empty() || connections[0] == 0 {
+        return Err("--connections needs counts of at least 1, like 10,100,1000".into());
+    }
+    if let Some(&largest) = connections.last().filter(|&&n| n > MAX_CONNECTIONS) {
+        return Err(format!(
+            "--connections {largest} is more than the bench allows ({MAX_CONNECTIONS})"
+        ));
+    }
+    if !(args.duration_secs > 0.0 && args.duration_secs <= MAX_DURATION_SECS) {
+        return Err(format!(
+            "--duration-secs must be above 0 and at most {MAX_DURATION_SECS}"
+        ));
+    }
+    if args.message_size == 0 || args.message_size > MAX_MESSAGE_SIZE {
+        return Err(format!(
+            "--message-size must be between 1 and {MAX_MESSAGE_SIZE} bytes"
+        ));
+    }
+    if args.messages == Some(0) {
+        return Err("--messages must be at least 1".into());
+    }
+    if !(1..=10_000).contains(&args.connect_concurrency) {
+        return Err("--connect-concurrency must be between 1 and 10000".into());
+    }
+    if !(1..=64).contains(&args.client_threads) {
+        return Err("--client-threads must be between 1 and 64".into());
+    }
+    let mut servers: Vec<ServerKind> = Vec::new();
+    for &kind in &args.servers {
+        if !servers.contains(&kind) {
+            servers.push(kind);
+        }
+    }
+    if servers.is_empty() {
+        return Err("--servers needs at least one of lab3, lab6, lab7, tokio".into());
+    }
+    Ok(Settings {
+        connections,
+        servers,
+        duration: Duration::from_secs_f64(args.duration_secs),
+        max_messages: args.messages,
+        message_size: args.message_size,
+        connect_concurrency: args.connect_concurrency,
+        client_threads: args.client_threads,
+        out: args
+            .out
+            .clone()
+            .unwrap_or_else(|| root.join("target").join("bench")),
+    })
+}
+
+/// Lowers connection counts above `most` to `most`; a note when it had to.
+fn cap_connections(connections: &mut Vec<usize>, most: usize) -> Option<String> {
+    let largest = *connections.last()?;
+    if largest <= most {
+        return None;
+    }
+    for count in connections.iter_mut() {
+        *count = (*count).min(most);
+    }
+    connections.dedup();
+    Some(format!(
+        "the open-file limit is too low for {largest} connections: capped at {most} \
+         (raise the hard limit with `ulimit -Hn` as root to measure more)"
+    ))
+}
+
+/// The program of every selected server that could be built; a note for the others.
+fn find_programs(
+    root: &Path,
+    servers: &[ServerKind],
+    build: bool,
+    notes: &mut Vec<String>,
+) -> Vec<(ServerKind, PathBuf)> {
+    let mut programs = Vec::new();
+    for &kind in servers {
+        if build && kind.package().is_some() {
+            println!(
+                "building {} (release)...",
+                kind.package().unwrap_or_default()
+            );
+        }
+        match build::server_program(root, kind, build) {
+            Ok(program) => programs.push((kind, program)),
+            Err(failure) => {
+                let note = format!("{}: skipped: {failure}", kind.name());
+                println!("{note}");
+                notes.push(note);
+            }
+        }
+    }
+    programs
+}
+
+fn print_notes(notes: &[String]) {
+    if notes.is_empty() {
+        return;
+    }
+    println!("notes:");
+    for note in notes {
+        println!("  - {note}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_counts_are_capped_to_the_limit() {
+        let mut counts = vec![10, 100, 1000, 10000];
+        assert_eq!(cap_connections(&mut counts, 20000), None);
+        let note = cap_connections(&mut counts, 960);
+        assert_eq!(counts, vec![10, 100, 960]);
+        assert!(note.is_some_and(|text| text.contains("capped at 960")));
+    }
 }

@@ -1,0 +1,514 @@
+//! Lab 3: an iterative echo server and its client, safe for any byte stream.
+//!
+//! The server serves one client at a time: it accepts a connection, receives until the
+//! client closes its side, sends back everything that arrived, closes the connection and
+//! accepts the next client, forever. With `--timestamp` it answers each line with
+//! `[<ctime>] <line>` instead. The client reads lines at a `> ` prompt and sends each one
+//! over a connection of its own.
+//!
+//! ```text
+//! server: socket() -> setsockopt(SO_REUSEADDR) -> bind() -> listen()
+//!         -> loop { accept() -> setsockopt(SO_SNDTIMEO) -> loop { recv() -> send() } -> close() }
+//! client: loop { socket() -> connect() -> send() -> shutdown(SHUT_WR) -> loop { recv() } -> close() }
+//! ```
+//!
+//! The lesson: TCP carries a stream of bytes, not a stream of messages. One recv()
+//! returns whatever has arrived so far (part of what was sent, or several sends glued
+//! together), and one send() may take only part of what we hand it. So we read until
+//! the end of the stream, write until every byte is out, and when we need messages we
+//! cut the stream into them ourselves: here, lines ending in `\n`.
+//!
+//! Run it: `cargo run -p lab3 -- server --port 5000 --timestamp`, then in a second
+//! terminal `cargo run -p lab3 -- client --port 5000`.
+
+use std::borrow::Cow;
+use std::io::{self, BufRead, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use shared::cli::Endpoint;
+use shared::{Context, Failure, narrate};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+/// How many bytes one recv() may hand us. Any size is correct, because we keep reading
+/// until the end of the stream; a bigger buffer only means fewer system calls.
+const RECV_BUFFER_SIZE: usize = 4096;
+/// How long one send() may wait for room in a client's buffers before it gives up.
+/// Generous, so that slow clients are served; finite, so that a client that stops reading
+/// for ever cannot freeze a server that serves one client at a time.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// With `--timestamp`, the longest line we wait for. A client that sends more bytes
+/// without any `\n` is cut off rather than allowed to eat all the server's memory.
+const MAX_LINE_LENGTH: usize = 64 * 1024 * 1024;
+/// What the client prints before it reads each line.
+const PROMPT: &str = "> ";
+
+#[derive(Parser)]
+#[command(
+    name = "lab3",
+    about = "Lab 3: an iterative echo server and its client"
+)]
+struct Cli {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Listen on --host/--port; send back each client's bytes until it closes, one client at a time.
+    Server {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        /// Answer every line with `[<ctime>] <line>` instead of echoing the bytes.
+        #[arg(long)]
+        timestamp: bool,
+        /// How many finished handshakes the kernel may queue while we serve one client.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i32).range(0..))]
+        backlog: i32,
+    },
+    /// Read lines at a `> ` prompt; send each over a new connection and print the answer.
+    Client {
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+}
+
+fn main() -> ExitCode {
+    shared::run("lab3", || match Cli::parse().role {
+        Role::Server {
+            endpoint,
+            timestamp,
+            backlog,
+        } => {
+            shared::narrate::set_role("server");
+            let address = endpoint.first_address()?;
+            let listener = open_listener(address, backlog)?;
+            serve_forever(&listener, timestamp)
+        }
+        Role::Client { endpoint } => {
+            shared::narrate::set_role("client");
+            let addresses = endpoint.addresses()?;
+            run_client(&addresses)
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// The server
+// ---------------------------------------------------------------------------------
+
+/// Steps 1 to 4: a socket that listens on `address`.
+fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
+    // Step 1: socket() asks the kernel for a new, unnamed endpoint. The domain must
+    // match the address family (IPv4 or IPv6); STREAM + TCP means a reliable byte stream.
+    let socket: Socket = {
+        //- answer: step 1: create a TCP socket whose domain matches `address`
+        //- hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        Socket::new(
+            Domain::for_address(address),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )
+        .context("socket()")?
+        //- end
+    };
+    narrate!("socket() -> fd {}", socket.as_raw_fd());
+
+    // Step 2: SO_REUSEADDR lets a restarted server bind the port again at once, even
+    // while connections of its previous run linger in TIME_WAIT.
+    {
+        //- answer: step 2: set SO_REUSEADDR on the socket
+        //- hint: socket.set_reuse_address(true)
+        socket
+            .set_reuse_address(true)
+            .context("setsockopt(SO_REUSEADDR)")?;
+        //- end
+    }
+    narrate!("setsockopt(SO_REUSEADDR, 1)");
+
+    // Step 3: bind() gives the socket its name: the address clients will dial.
+    {
+        //- answer: step 3: bind the socket to `address`
+        //- hint: socket2's bind takes a &SockAddr: `&address.into()`
+        socket
+            .bind(&address.into())
+            .context(format!("bind({address})"))?;
+        //- end
+    }
+    narrate!("bind({address})");
+
+    // Step 4: listen() makes it a passive socket. While we are busy with one client,
+    // the kernel completes the handshakes of the next ones and queues up to `backlog`.
+    {
+        //- answer: step 4: start listening with the given backlog
+        //- hint: socket.listen(backlog)
+        socket.listen(backlog).context("listen()")?;
+        //- end
+    }
+    narrate!("listen(backlog={backlog})");
+    println!("listening on {address} (backlog {backlog})");
+    Ok(socket)
+}
+
+/// Steps 5 to 11, forever: one client at a time, each until it closes.
+fn serve_forever(listener: &Socket, timestamp: bool) -> Result<(), Failure> {
+    loop {
+        // Step 5: accept() sleeps until a client has connected, then returns a new
+        // socket for that one conversation; `listener` goes on listening.
+        narrate!("accept() ... sleeping until a client connects");
+        let (mut connection, peer): (Socket, SockAddr) = {
+            //- answer: step 5: accept the next client on `listener`
+            //- hint: listener.accept() returns (Socket, SockAddr); on Err, report it and `continue`
+            match listener.accept() {
+                Ok(pair) => pair,
+                // A client that gave up while it was queued is its problem, not ours.
+                Err(err) => {
+                    eprintln!("lab3: accept() failed: {}", shared::errors::explain(&err));
+                    continue;
+                }
+            }
+            //- end
+        };
+        let fd = connection.as_raw_fd();
+        let peer_text = describe(&peer);
+        narrate!("accept() -> fd {fd} from {peer_text}");
+        println!("client {peer_text} connected");
+
+        // Steps 6 to 10. A client that resets the connection or stops reading ends its
+        // own conversation only: we report it and go on with the next client.
+        match serve_client(&mut connection, timestamp) {
+            Ok(answered) => println!("client {peer_text} done ({answered} bytes sent back)"),
+            Err(failure) => eprintln!("lab3: client {peer_text}: {failure}"),
+        }
+
+        // Step 11: close() frees the descriptor and, if the client has not gone already,
+        // sends our FIN: the client's recv() returns 0, the end of our answer. A server
+        // that forgets this leaks one descriptor per client until accept() fails.
+        drop(connection);
+        narrate!("close(fd {fd})");
+    }
+}
+
+/// Steps 6 to 10 for one client: returns how many bytes we sent back.
+fn serve_client(connection: &mut Socket, timestamp: bool) -> Result<u64, Failure> {
+    // Step 6: SO_SNDTIMEO bounds how long one send() may block. send() blocks while
+    // the client's receive buffer and our send buffer are full, which lasts for ever
+    // if the client never reads; the timeout turns that into an error for this client.
+    {
+        //- answer: step 6: give send() on `connection` a timeout of SEND_TIMEOUT
+        //- hint: connection.set_write_timeout(Some(SEND_TIMEOUT))
+        connection
+            .set_write_timeout(Some(SEND_TIMEOUT))
+            .context("setsockopt(SO_SNDTIMEO)")?;
+        //- end
+    }
+    narrate!("setsockopt(SO_SNDTIMEO, {SEND_TIMEOUT:?})");
+
+    let mut buffer = [0u8; RECV_BUFFER_SIZE];
+    // With --timestamp, the start of a line whose `\n` has not arrived yet waits here.
+    let mut stamper = timestamp.then(LineStamper::default);
+    let mut answered: u64 = 0;
+    loop {
+        // Step 7: recv() returns what has arrived so far: maybe part of what the client
+        // sent, maybe several of its sends glued together. Only 0 means "no more": the
+        // client shut down its sending side (or closed), so we have seen everything.
+        let received: usize = {
+            //- answer: step 7: receive into `buffer`, up to its size
+            //- hint: connection.read(&mut buffer) returns how many bytes arrived (0 = end of stream)
+            connection.read(&mut buffer).context("recv()")?
+            //- end
+        };
+        if received == 0 {
+            narrate!("recv() -> 0 bytes: the client shut down its side, end of stream");
+            break;
+        }
+        let chunk = &buffer[..received];
+        narrate!("recv() -> {received} bytes {}", preview(chunk));
+
+        // Step 8: the answer. A plain echo sends the bytes back untouched: they need not
+        // be text, let alone UTF-8. --timestamp answers whole lines only (step 8 proper
+        // is in LineStamper::feed).
+        let answer: Cow<[u8]> = match stamper.as_mut() {
+            None => Cow::Borrowed(chunk),
+            Some(stamper) => Cow::Owned(stamper.feed(chunk)?),
+        };
+        answered += send_all(connection, &answer)?;
+        // One recv() is not the whole message: go back for more until recv() returns 0.
+    }
+
+    // Step 10: with --timestamp, a last line that ended without `\n` is still a line.
+    if let Some(stamper) = stamper.as_mut() {
+        let last_answer = stamper.finish();
+        answered += send_all(connection, &last_answer)?;
+    }
+    Ok(answered)
+}
+
+/// Step 9: sends every byte of `answer` and returns how many that was.
+fn send_all(connection: &mut Socket, answer: &[u8]) -> Result<u64, Failure> {
+    if answer.is_empty() {
+        return Ok(0);
+    }
+    // Step 9: send() may accept only part of the bytes (it returns how many it took)
+    // when the buffers fill up; the rest would silently be lost. write_all() is the
+    // send-all loop: after a partial send() it calls send() again with what is left,
+    // until nothing is. If one send() waits longer than SEND_TIMEOUT, it fails with
+    // EAGAIN and write_all() stops: that ends this client, never the server.
+    let sent: io::Result<()> = {
+        //- answer: step 9: send all of `answer` to the client
+        //- hint: socket2's Socket implements std::io::Write: connection.write_all(answer)
+        connection.write_all(answer)
+        //- end
+    };
+    sent.map_err(|err| send_failure(&err))?;
+    narrate!("send({} bytes {})", answer.len(), preview(answer));
+    Ok(answer.len() as u64)
+}
+
+/// The one-line story of a failed send().
+fn send_failure(err: &io::Error) -> Failure {
+    match err.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Failure::new(format!(
+            "send() failed: timed out after {SEND_TIMEOUT:?}: the client stopped reading"
+        )),
+        _ => Failure::new(format!("send() failed: {}", shared::errors::explain(err))),
+    }
+}
+
+/// Line framing for `--timestamp`. TCP keeps no message boundaries, so a line may
+/// arrive in pieces over several recv() calls, and one recv() may bring several lines.
+/// The stamper keeps the unfinished part of a line until its `\n` arrives.
+#[derive(Default)]
+struct LineStamper {
+    /// The bytes of the current line so far (no `\n` among them yet).
+    unfinished: Vec<u8>,
+}
+
+impl LineStamper {
+    /// Takes the bytes of one recv() and returns the answers to the lines they finish.
+    fn feed(&mut self, chunk: &[u8]) -> Result<Vec<u8>, Failure> {
+        let mut answers = Vec::new();
+        // Step 8: cut the stream into lines. Every `\n` in `chunk` finishes a line (whose
+        // start may have come in earlier recv() calls); what follows the last `\n` is the
+        // start of a line that is not finished yet. Each finished line gets its own stamp.
+        {
+            //- answer: step 8: stamp each line `chunk` finishes; keep the rest in `self.unfinished`
+            //- hint: chunk.split_inclusive(|&byte| byte == b'\n') gives pieces; only pieces ending in b'\n' finish a line; stamp(&line, &mut answers)
+            for piece in chunk.split_inclusive(|&byte| byte == b'\n') {
+                self.unfinished.extend_from_slice(piece);
+                if piece.ends_with(b"\n") {
+                    stamp(&self.unfinished, &mut answers);
+                    self.unfinished.clear();
+                }
+            }
+            //- end
+        }
+        if self.unfinished.len() > MAX_LINE_LENGTH {
+            return Err(Failure::new(format!(
+                "gave up: a line longer than {MAX_LINE_LENGTH} bytes"
+            )));
+        }
+        Ok(answers)
+    }
+
+    /// At the end of the stream: the answer to a last line without `\n`, if any.
+    fn finish(&mut self) -> Vec<u8> {
+        let mut answers = Vec::new();
+        if !self.unfinished.is_empty() {
+            stamp(&self.unfinished, &mut answers);
+            self.unfinished.clear();
+        }
+        answers
+    }
+}
+
+/// Appends `[<ctime>] <line>` to `answers`, ending in `\n` whether `line` had one or not.
+fn stamp(line: &[u8], answers: &mut Vec<u8>) {
+    answers.extend_from_slice(format!("[{}] ", shared::ctime::now()).as_bytes());
+    answers.extend_from_slice(line);
+    if !line.ends_with(b"\n") {
+        answers.push(b'\n');
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The client
+// ---------------------------------------------------------------------------------
+
+/// The client: prompt, read a line, send it over a new connection, print the answer;
+/// until an empty line or the end of the input.
+fn run_client(addresses: &[SocketAddr]) -> Result<(), Failure> {
+    let mut input = io::stdin().lock();
+    let mut output = io::stdout().lock();
+    loop {
+        // The prompt has no `\n`, so stdout keeps it in its buffer unless we flush.
+        output
+            .write_all(PROMPT.as_bytes())
+            .and_then(|()| output.flush())
+            .context("write(stdout)")?;
+        let Some(line) = read_line(&mut input)? else {
+            break; // end of input (Ctrl+D)
+        };
+        if line.is_empty() {
+            break;
+        }
+
+        // A NEW connection for every line, as in the notes: the server knows our line
+        // is complete when we shut down our side, and a shut-down side cannot be reopened.
+        let mut connection = connect_to(addresses)?;
+        let answer = exchange(&mut connection, &line)?;
+
+        // Client step 6: close(). The server has closed already (that is how we knew the
+        // answer was complete); closing frees our descriptor too.
+        let fd = connection.as_raw_fd();
+        drop(connection);
+        narrate!("close(fd {fd})");
+
+        if answer.is_empty() {
+            return Err(Failure::new(
+                "the server closed the connection without answering",
+            ));
+        }
+        output.write_all(&answer).context("write(stdout)")?;
+        if !answer.ends_with(b"\n") {
+            output.write_all(b"\n").context("write(stdout)")?;
+        }
+    }
+    Ok(())
+}
+
+/// One line of standard input without its `\n` (or `\r\n`); None at the end of input.
+/// Bytes, not a String: the line need not be UTF-8.
+fn read_line(input: &mut impl BufRead) -> Result<Option<Vec<u8>>, Failure> {
+    let mut line = Vec::new();
+    let count = input.read_until(b'\n', &mut line).context("read(stdin)")?;
+    if count == 0 {
+        return Ok(None);
+    }
+    if line.ends_with(b"\n") {
+        line.pop();
+        if line.ends_with(b"\r") {
+            line.pop();
+        }
+    }
+    Ok(Some(line))
+}
+
+/// Client steps 1 and 2 on each address of the host in turn, until one accepts:
+/// `localhost` may name both ::1 and 127.0.0.1, and the server may listen on only one.
+fn connect_to(addresses: &[SocketAddr]) -> Result<Socket, Failure> {
+    let mut last_failure = Failure::new("the host has no address to connect to");
+    for &address in addresses {
+        match connect_once(address) {
+            Ok(connection) => return Ok(connection),
+            Err(failure) => last_failure = failure,
+        }
+    }
+    Err(last_failure)
+}
+
+/// Client steps 1 and 2: a socket connected to `address`.
+fn connect_once(address: SocketAddr) -> Result<Socket, Failure> {
+    // Client step 1: socket(), as for the server: same family as the address we dial.
+    let socket: Socket = {
+        //- answer: client step 1: create a TCP socket whose domain matches `address`
+        //- hint: the same call as the server's step 1
+        Socket::new(
+            Domain::for_address(address),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )
+        .context("socket()")?
+        //- end
+    };
+    narrate!("socket() -> fd {}", socket.as_raw_fd());
+
+    // Client step 2: connect() runs the three-way handshake with the server. We never
+    // bind(): the kernel picks our address and a free ephemeral port for us.
+    {
+        //- answer: client step 2: connect the socket to `address`
+        //- hint: socket.connect(&address.into())
+        socket
+            .connect(&address.into())
+            .context(format!("connect({address})"))?;
+        //- end
+    }
+    let local = socket
+        .local_addr()
+        .map(|name| describe(&name))
+        .unwrap_or_default();
+    narrate!("connect({address}) from {local}");
+    Ok(socket)
+}
+
+/// Client steps 3 to 5: send `line`, say we are done, read the whole answer.
+fn exchange(connection: &mut Socket, line: &[u8]) -> Result<Vec<u8>, Failure> {
+    let mut request = line.to_vec();
+    request.push(b'\n');
+
+    // Client step 3: send the line with its `\n`. write_all() repeats send() until
+    // every byte is out, like the server's step 9.
+    {
+        //- answer: client step 3: send all of `request`
+        //- hint: connection.write_all(&request)
+        connection.write_all(&request).context("send()")?;
+        //- end
+    }
+    narrate!("send({} bytes {})", request.len(), preview(&request));
+
+    // Client step 4: shutdown(SHUT_WR) half-closes the connection: our FIN tells the
+    // server "nothing more from me" (its recv() returns 0), yet we can still receive.
+    {
+        //- answer: client step 4: shut down the writing side of `connection`
+        //- hint: connection.shutdown(Shutdown::Write)
+        connection
+            .shutdown(Shutdown::Write)
+            .context("shutdown(SHUT_WR)")?;
+        //- end
+    }
+    narrate!("shutdown(SHUT_WR): no more data from us");
+
+    // Client step 5: the answer may come in any number of pieces; it is complete when
+    // the server closes and recv() returns 0.
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; RECV_BUFFER_SIZE];
+    loop {
+        let received: usize = {
+            //- answer: client step 5: receive into `buffer`, up to its size
+            //- hint: connection.read(&mut buffer), as in the server's step 7
+            connection.read(&mut buffer).context("recv()")?
+            //- end
+        };
+        if received == 0 {
+            narrate!("recv() -> 0 bytes: the server closed, the answer is complete");
+            break;
+        }
+        let piece = &buffer[..received];
+        narrate!("recv() -> {received} bytes {}", preview(piece));
+        answer.extend_from_slice(piece);
+    }
+    Ok(answer)
+}
+
+// ---------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------
+
+/// `127.0.0.1:54012` or `[::1]:54012`, for logs and narration.
+fn describe(peer: &SockAddr) -> String {
+    match peer.as_socket() {
+        Some(address) => address.to_string(),
+        None => String::from("(unknown address)"),
+    }
+}
+
+/// The first bytes of `data`, escaped for a narration line: `"hello\n"`.
+fn preview(data: &[u8]) -> String {
+    const SHOWN: usize = 40;
+    let shown = &data[..data.len().min(SHOWN)];
+    let more = if data.len() > SHOWN { "..." } else { "" };
+    format!("\"{}\"{more}", shown.escape_ascii())
+}

@@ -1,0 +1,205 @@
+//! Lab 6: a server that answers everybody at once, one thread per client.
+//!
+//! Lab 3 answers one caller at a time: while it talks to one client, every other client
+//! waits on hold, and a client that goes quiet holds up the whole line. This server is a
+//! line-echo service built on a small framework (`framework.rs`, in the spirit of the
+//! notes' SocketServer module): the framework accepts callers and gives each one its
+//! own thread, and the service itself is just a [`Handler`] that reads lines and writes
+//! them back.
+//!
+//! ```text
+//! server:  Server::bind(addr)?.serve_forever(LineEcho)      (see framework.rs)
+//!          LineEcho::handle: loop { read one line -> send it back } until end of stream
+//! client:  socket() -> connect() -> loop { read stdin -> send() -> recv() a line -> print }
+//! ```
+//!
+//! The server caps the number of live clients (`--max-clients`; the next caller gets a
+//! one-line `busy:` refusal) and exits cleanly on Ctrl+C or SIGTERM: it stops accepting
+//! at once, lets connected clients finish the request they started (`--grace-ms`) and
+//! exits with status 0.
+//!
+//! Run it: `cargo run -p lab6 -- server --port 5000`, then in other terminals
+//! `cargo run -p lab6 -- client --port 5000` or `nc 127.0.0.1 5000`.
+
+mod framework;
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use framework::{Handler, Server};
+use shared::cli::Endpoint;
+use shared::{Context, Failure, narrate};
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// The longest piece of a line the server holds in memory. A longer line is echoed in
+/// pieces of this size: the client still gets every byte back, in order, and a client
+/// that never sends a newline cannot make the server eat all the memory.
+const MAX_LINE: u64 = 64 * 1024;
+
+#[derive(Parser)]
+#[command(
+    name = "lab6",
+    about = "Lab 6: a thread per client, a cap, and a graceful exit"
+)]
+struct Cli {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Echo every line back, serving each client on its own thread.
+    Server {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        /// How many clients may be connected at once; the next one is told `busy:`.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+        max_clients: u32,
+        /// After Ctrl+C/SIGTERM, how long (in milliseconds) connected clients get to finish.
+        #[arg(long, default_value_t = 3000)]
+        grace_ms: u64,
+    },
+    /// Send each line typed on stdin to the server and print its reply.
+    Client {
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+}
+
+fn main() -> ExitCode {
+    shared::run("lab6", || match Cli::parse().role {
+        Role::Server {
+            endpoint,
+            max_clients,
+            grace_ms,
+        } => {
+            shared::narrate::set_role("server");
+            let address = endpoint.first_address()?;
+            Server::bind(address)?
+                .max_clients(max_clients as usize)
+                .grace(Duration::from_millis(grace_ms))
+                .serve_forever(LineEcho)
+        }
+        Role::Client { endpoint } => {
+            shared::narrate::set_role("client");
+            run_client(endpoint.first_address()?)
+        }
+    })
+}
+
+/// The service: every line a client sends comes straight back.
+struct LineEcho;
+
+impl Handler for LineEcho {
+    /// Steps 15 and 16, for one client, on that client's own thread.
+    fn handle(&self, reader: &mut dyn BufRead, writer: &mut dyn Write) -> io::Result<()> {
+        let mut line: Vec<u8> = Vec::new();
+        loop {
+            line.clear();
+            // Step 15: read one whole request, up to and including its newline. The
+            // buffered reader calls recv() as often as needed: TCP is a byte stream,
+            // so one recv() may bring half a line or three lines (the notes' single
+            // recv(1024) per message only works by luck). `take` bounds the piece.
+            let received: usize = {
+                //- answer: step 15: read up to MAX_LINE bytes, stopping after a newline, into `line`
+                //- hint: Read::take(&mut *reader, MAX_LINE).read_until(b'\n', &mut line)?
+                Read::take(&mut *reader, MAX_LINE).read_until(b'\n', &mut line)?
+                //- end
+            };
+            // 0 bytes: end of stream. The client hung up, or the server is stopping.
+            if received == 0 {
+                return Ok(());
+            }
+
+            // Step 16: send it back. write_all() repeats send() until every byte is
+            // out; a single send() may take only part of a long line.
+            {
+                //- answer: step 16: send the bytes of `line` back to the client
+                //- hint: writer.write_all(&line)?
+                writer.write_all(&line)?;
+                //- end
+            }
+            narrate!("send({received} bytes)");
+        }
+    }
+}
+
+/// Steps 17 to 20: the client role, for trying the server by hand.
+fn run_client(address: SocketAddr) -> Result<(), Failure> {
+    // Step 17: socket(), in the domain of the server's address.
+    let socket: Socket = {
+        //- answer: step 17: create a TCP socket whose domain matches `address`
+        //- hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        Socket::new(
+            Domain::for_address(address),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )
+        .context("socket()")?
+        //- end
+    };
+    narrate!("socket() -> fd {}", socket.as_raw_fd());
+
+    // Step 18: connect() does the three-way handshake with the server's listener. It
+    // succeeds as soon as the kernel queues us, even before the server calls accept().
+    {
+        //- answer: step 18: connect the socket to `address`
+        //- hint: socket.connect(&address.into())
+        socket
+            .connect(&address.into())
+            .context(format!("connect({address})"))?;
+        //- end
+    }
+    narrate!("connect({address})");
+    println!("connected to {address}; type lines, Ctrl+D to quit");
+
+    let mut replies = BufReader::new(&socket);
+    let mut sender: &Socket = &socket;
+    let mut stdin = io::stdin().lock();
+    let mut typed: Vec<u8> = Vec::new();
+    let mut reply: Vec<u8> = Vec::new();
+    loop {
+        print!("> ");
+        io::stdout().flush().context("flush(stdout)")?;
+        typed.clear();
+        if stdin.read_until(b'\n', &mut typed).context("read(stdin)")? == 0 {
+            println!();
+            return Ok(());
+        }
+        // The server answers whole lines only: make sure the last one is finished.
+        if !typed.ends_with(b"\n") {
+            typed.push(b'\n');
+        }
+
+        // Step 19: send the whole line (write_all loops over send()).
+        {
+            //- answer: step 19: send all of `typed` on the socket
+            //- hint: sender.write_all(&typed)
+            sender.write_all(&typed).context("send()")?;
+            //- end
+        }
+        narrate!("send({} bytes)", typed.len());
+
+        // Step 20: receive one reply line, however many recv() calls it takes.
+        reply.clear();
+        let received: usize = {
+            //- answer: step 20: read one reply line from `replies` into `reply`
+            //- hint: replies.read_until(b'\n', &mut reply)
+            replies.read_until(b'\n', &mut reply).context("recv()")?
+            //- end
+        };
+        narrate!("recv() -> {received} bytes");
+        if received == 0 {
+            return Err(Failure::new("the server closed the connection"));
+        }
+        let text = String::from_utf8_lossy(&reply);
+        println!("{}", text.trim_end_matches('\n'));
+        if text.starts_with("busy:") {
+            return Err(Failure::new("the server is full, try again later"));
+        }
+    }
+}

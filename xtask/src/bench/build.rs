@@ -1,0 +1,93 @@
+//! Building what the bench runs, in release mode: the lab solutions and xtask itself.
+//!
+//! `cargo xtask` runs a debug build of xtask, far too slow to drive 10,000 connections
+//! fairly. So a debug bench first builds the release xtask and replaces itself with it
+//! (exec), passing the same arguments plus a hidden `--release-child`. The lab servers
+//! are built one package at a time, so one missing or broken lab only skips that lab.
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::server::ServerKind;
+
+/// The cargo that runs us (cargo sets $CARGO for `cargo run`), or the one on $PATH.
+fn cargo() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// Where cargo puts the release binaries of this workspace.
+pub fn release_dir(root: &Path) -> PathBuf {
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    };
+    target.join("release")
+}
+
+/// `cargo build --release -p PACKAGE`, quietly; on failure, the first error line.
+pub fn build_release(root: &Path, package: &str) -> Result<(), String> {
+    let output = Command::new(cargo())
+        .args(["build", "--release", "--quiet", "-p", package])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let errors = String::from_utf8_lossy(&output.stderr);
+    let first = errors
+        .lines()
+        .find(|line| line.starts_with("error"))
+        .or_else(|| errors.lines().find(|line| !line.trim().is_empty()))
+        .unwrap_or("no message");
+    Err(format!(
+        "`cargo build --release -p {package}` failed: {}",
+        first.trim()
+    ))
+}
+
+/// When this is a debug build: builds the release xtask and execs it with our
+/// arguments. Returns only if we should go on in this process, with a note saying why.
+pub fn continue_in_release(root: &Path) -> Option<String> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    println!("building xtask in release mode (the load generator must be fast)...");
+    if let Err(failure) = build_release(root, "xtask") {
+        return Some(format!(
+            "the load generator ran from a debug build ({failure}); its numbers are low"
+        ));
+    }
+    let release_xtask = release_dir(root).join("xtask");
+    let mut arguments: Vec<OsString> = std::env::args_os().skip(1).collect();
+    arguments.push("--release-child".into());
+    // exec() only returns when it failed.
+    let failure = Command::new(&release_xtask).args(arguments).exec();
+    Some(format!(
+        "cannot run {} ({failure}); the load generator ran from a debug build",
+        release_xtask.display()
+    ))
+}
+
+/// The program that serves `kind`, built first unless `build` is false.
+pub fn server_program(root: &Path, kind: ServerKind, build: bool) -> Result<PathBuf, String> {
+    let Some(package) = kind.package() else {
+        // tokio: this very binary, started with --serve-tokio.
+        return std::env::current_exe()
+            .map_err(|e| format!("cannot find the running xtask binary: {e}"));
+    };
+    if build {
+        build_release(root, package)?;
+    }
+    let program = release_dir(root).join(package);
+    if program.is_file() {
+        Ok(program)
+    } else {
+        Err(format!(
+            "{} does not exist (build it with `cargo build --release -p {package}`)",
+            program.display()
+        ))
+    }
+}

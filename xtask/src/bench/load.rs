@@ -1,0 +1,315 @@
+//! The load generator: opens N connections to one server, then has every connection
+//! send a message, wait for the whole echo and record the round-trip time, again and
+//! again until the measuring window closes.
+//!
+//! It runs on tokio (epoll underneath), so one process on one or two cores can keep
+//! 10,000 connections busy. Nothing in it can hang: every connect has its own
+//! deadline, opening as a whole has one, and every write and read of the measuring
+//! window is cut off when the window ends. A server that never answers (the iterative
+//! lab 3 server is busy with another client) simply completes fewer round trips.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, timeout_at};
+
+/// What to do against one server.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    /// The server's address (always on loopback).
+    pub address: SocketAddr,
+    /// Connections to open.
+    pub connections: usize,
+    /// Bytes in each message.
+    pub message_size: usize,
+    /// Length of the measuring window.
+    pub duration: Duration,
+    /// Stop early once this many round trips (over all connections) were started.
+    pub max_messages: Option<u64>,
+    /// Connection attempts in flight at once.
+    pub connect_concurrency: usize,
+    /// Deadline of a single connection attempt.
+    pub connect_timeout: Duration,
+    /// Deadline of the whole opening phase.
+    pub opening_timeout: Duration,
+    /// Worker threads of the generator's runtime.
+    pub threads: usize,
+}
+
+/// The connections that the opening phase got.
+pub struct OpenConnections {
+    streams: Vec<TcpStream>,
+    /// Attempts that failed or ran out of time.
+    pub failed: usize,
+    /// Connections never attempted because the opening phase ran out of time.
+    pub not_attempted: usize,
+    /// The first failure, to explain the count.
+    pub first_error: Option<String>,
+    /// How long opening took.
+    pub elapsed: Duration,
+}
+
+impl OpenConnections {
+    /// How many connections are open.
+    pub fn count(&self) -> usize {
+        self.streams.len()
+    }
+}
+
+/// What the measuring window produced.
+pub struct Exchange {
+    /// One round-trip time per completed round trip, in nanoseconds.
+    pub latencies_ns: Vec<u64>,
+    /// Connections that completed at least one round trip.
+    pub served: usize,
+    /// Connections that failed (reset, closed early, wrong echo) during the window.
+    pub failed: usize,
+    /// The first such failure.
+    pub first_error: Option<String>,
+    /// The measuring window's real length.
+    pub elapsed: Duration,
+}
+
+/// The load generator with its own tokio runtime.
+pub struct Generator {
+    runtime: Runtime,
+    plan: LoadPlan,
+}
+
+impl Generator {
+    /// Builds the runtime for `plan`.
+    pub fn new(plan: LoadPlan) -> Result<Self, String> {
+        let mut builder = if plan.threads <= 1 {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(plan.threads);
+            builder
+        };
+        let runtime = builder
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the load generator's runtime: {e}"))?;
+        Ok(Generator { runtime, plan })
+    }
+
+    /// Opens the connections, at most `connect_concurrency` attempts at a time.
+    pub fn open(&self) -> OpenConnections {
+        self.runtime.block_on(open_connections(self.plan.clone()))
+    }
+
+    /// Runs the measuring window over `connections` and closes them.
+    pub fn exchange(&self, connections: OpenConnections) -> Exchange {
+        self.runtime
+            .block_on(exchange(self.plan.clone(), connections.streams))
+    }
+}
+
+/// The message every connection sends: printable letters ending in a newline, so a
+/// line-oriented server echoes it as one line too.
+pub fn make_message(size: usize) -> Vec<u8> {
+    let mut message: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+    if let Some(last) = message.last_mut() {
+        *last = b'\n';
+    }
+    message
+}
+
+async fn open_connections(plan: LoadPlan) -> OpenConnections {
+    let started = Instant::now();
+    let opening_deadline = started + plan.opening_timeout;
+    let permits = Arc::new(Semaphore::new(plan.connect_concurrency.max(1)));
+    let mut attempts = JoinSet::new();
+    let mut launched = 0;
+    while launched < plan.connections {
+        // Wait for a free slot: this is what opens connections gradually.
+        let permit = match timeout_at(opening_deadline, Arc::clone(&permits).acquire_owned()).await
+        {
+            Ok(Ok(permit)) => permit,
+            _ => break,
+        };
+        let deadline = opening_deadline.min(Instant::now() + plan.connect_timeout);
+        let address = plan.address;
+        attempts.spawn(async move {
+            let result = connect(address, deadline).await;
+            drop(permit);
+            result
+        });
+        launched += 1;
+    }
+    let mut streams = Vec::with_capacity(plan.connections);
+    let mut failed = 0;
+    let mut first_error = None;
+    while let Some(joined) = attempts.join_next().await {
+        match joined {
+            Ok(Ok(stream)) => streams.push(stream),
+            Ok(Err(error)) => {
+                failed += 1;
+                first_error.get_or_insert(error);
+            }
+            Err(panic) => {
+                failed += 1;
+                first_error.get_or_insert(format!("connect task failed: {panic}"));
+            }
+        }
+    }
+    OpenConnections {
+        streams,
+        failed,
+        not_attempted: plan.connections - launched,
+        first_error,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// One connection attempt, given up at `deadline`.
+async fn connect(address: SocketAddr, deadline: Instant) -> Result<TcpStream, String> {
+    let stream = match timeout_at(deadline, TcpStream::connect(address)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return Err(format!("connect(): {error}")),
+        Err(_) => return Err("connect() timed out".into()),
+    };
+    // Each message goes out at once; Nagle's algorithm would hold back small writes.
+    stream
+        .set_nodelay(true)
+        .map_err(|e| format!("setsockopt(TCP_NODELAY): {e}"))?;
+    Ok(stream)
+}
+
+/// How one connection's measuring window went.
+struct ConnectionReport {
+    latencies_ns: Vec<u64>,
+    error: Option<String>,
+}
+
+async fn exchange(plan: LoadPlan, streams: Vec<TcpStream>) -> Exchange {
+    let message: Arc<[u8]> = make_message(plan.message_size).into();
+    let budget = plan
+        .max_messages
+        .map(|count| Arc::new(AtomicU64::new(count)));
+    let started = Instant::now();
+    let window_end = started + plan.duration;
+    let mut connections = JoinSet::new();
+    for stream in streams {
+        connections.spawn(ping_pong(
+            stream,
+            Arc::clone(&message),
+            window_end,
+            budget.clone(),
+        ));
+    }
+    let mut latencies_ns = Vec::new();
+    let (mut served, mut failed, mut first_error) = (0, 0, None);
+    while let Some(joined) = connections.join_next().await {
+        let report = match joined {
+            Ok(report) => report,
+            Err(panic) => ConnectionReport {
+                latencies_ns: Vec::new(),
+                error: Some(format!("connection task failed: {panic}")),
+            },
+        };
+        if !report.latencies_ns.is_empty() {
+            served += 1;
+        }
+        if let Some(error) = report.error {
+            failed += 1;
+            first_error.get_or_insert(error);
+        }
+        latencies_ns.extend(report.latencies_ns);
+    }
+    let elapsed = Instant::now().min(window_end) - started;
+    Exchange {
+        latencies_ns,
+        served,
+        failed,
+        first_error,
+        elapsed,
+    }
+}
+
+/// Takes one message from the shared budget; false when it is used up.
+fn take_one(budget: &Option<Arc<AtomicU64>>) -> bool {
+    match budget {
+        None => true,
+        Some(left) => left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok(),
+    }
+}
+
+/// Round trips on one connection until the window ends or the budget is spent.
+/// The stream is closed when this returns.
+async fn ping_pong(
+    mut stream: TcpStream,
+    message: Arc<[u8]>,
+    window_end: Instant,
+    budget: Option<Arc<AtomicU64>>,
+) -> ConnectionReport {
+    let mut echo = vec![0u8; message.len()];
+    let mut latencies_ns = Vec::new();
+    let mut error = None;
+    while take_one(&budget) {
+        let sent_at = Instant::now();
+        // write_all: a large message may need several send() calls.
+        match timeout_at(window_end, stream.write_all(&message)).await {
+            Err(_) => break,
+            Ok(Err(e)) => {
+                error = Some(format!("send(): {e}"));
+                break;
+            }
+            Ok(Ok(())) => {}
+        }
+        // read_exact: the echo may arrive in pieces; wait for all of it.
+        match timeout_at(window_end, stream.read_exact(&mut echo)).await {
+            Err(_) => break,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                error = Some("the server closed the connection".into());
+                break;
+            }
+            Ok(Err(e)) => {
+                error = Some(format!("recv(): {e}"));
+                break;
+            }
+            Ok(Ok(_)) => {}
+        }
+        let round_trip = sent_at.elapsed();
+        if echo[..] != message[..] {
+            error = Some("the echo differs from the message sent".into());
+            break;
+        }
+        latencies_ns.push(u64::try_from(round_trip.as_nanos()).unwrap_or(u64::MAX));
+    }
+    ConnectionReport {
+        latencies_ns,
+        error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_is_printable_and_ends_with_a_newline() {
+        assert_eq!(make_message(5), b"abcd\n");
+        assert_eq!(make_message(1), b"\n");
+        assert!(make_message(0).is_empty());
+        assert_eq!(make_message(30)[26], b'a');
+    }
+
+    #[test]
+    fn budget_runs_out() {
+        let budget = Some(Arc::new(AtomicU64::new(2)));
+        assert!(take_one(&budget));
+        assert!(take_one(&budget));
+        assert!(!take_one(&budget));
+        assert!(take_one(&None));
+    }
+}

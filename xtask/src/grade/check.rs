@@ -1,0 +1,112 @@
+//! The vocabulary of a lab's check table: [`Lab`], [`Check`] and [`Failure`].
+//!
+//! A lab declares its checks as a static table. Each check is a plain function that
+//! drives the program under test through a [`Ctx`](super::Ctx) and returns `Ok(())` or a
+//! [`Failure`] that says what was sent, what was expected, what came back, and a hint
+//! keyed to what went wrong.
+
+use super::Ctx;
+use super::demo::Demo;
+
+/// One lab: its identity, its checks and its classroom demo.
+pub struct Lab {
+    /// `lab3`: also the student's package name; the reference is `lab3-solution`.
+    pub id: &'static str,
+    /// `echo`: the folder is `labs/lab3-echo` (and `solutions/lab3-echo`).
+    pub slug: &'static str,
+    /// One line for the report header.
+    pub title: &'static str,
+    /// The check table, run in order.
+    pub checks: &'static [Check],
+    /// The scripted session `cargo xtask demo` plays with the reference programs.
+    pub demo: Option<fn(&mut Demo) -> Result<(), String>>,
+}
+
+impl Lab {
+    /// Points for a perfect score.
+    pub fn max_score(&self) -> u32 {
+        self.checks.iter().map(|c| c.points).sum()
+    }
+
+    /// The student's package (`lab3`) or the reference's (`lab3-solution`).
+    pub fn package(&self, solution: bool) -> String {
+        if solution {
+            format!("{}-solution", self.id)
+        } else {
+            self.id.to_string()
+        }
+    }
+}
+
+/// One row of a lab's check table.
+pub struct Check {
+    /// Short, stable, kebab-case: mutant tables and `--json` refer to it.
+    pub name: &'static str,
+    pub points: u32,
+    /// What the check verifies, in one line a student understands.
+    pub verifies: &'static str,
+    pub run: fn(&mut Ctx) -> Result<(), Failure>,
+}
+
+/// Why a check failed, in the words the report shows.
+#[derive(Debug, Clone, Default)]
+pub struct Failure {
+    pub problem: String,
+    pub sent: Option<String>,
+    pub expected: Option<String>,
+    pub got: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    /// A failure described by what went wrong.
+    pub fn new(problem: impl Into<String>) -> Self {
+        Failure {
+            problem: problem.into(),
+            ..Failure::default()
+        }
+    }
+
+    /// What the grader sent (use [`show`](super::net::show) for bytes).
+    pub fn sent(mut self, sent: impl Into<String>) -> Self {
+        self.sent = Some(sent.into());
+        self
+    }
+
+    /// What a correct program would have answered.
+    pub fn expected(mut self, expected: impl Into<String>) -> Self {
+        self.expected = Some(expected.into());
+        self
+    }
+
+    /// What actually came back.
+    pub fn got(mut self, got: impl Into<String>) -> Self {
+        self.got = Some(got.into());
+        self
+    }
+
+    /// What to look at; keyed to the symptom, not one fixed hint per lab.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Keeps an existing hint, or adds this one.
+    pub fn or_hint(mut self, hint: impl Into<String>) -> Self {
+        if self.hint.is_none() {
+            self.hint = Some(hint.into());
+        }
+        self
+    }
+
+    /// Puts `context` in front of the problem: "second client: connection refused".
+    pub fn during(mut self, context: impl std::fmt::Display) -> Self {
+        self.problem = format!("{context}: {}", self.problem);
+        self
+    }
+}
+
+/// Fails with `failure` unless `condition` holds.
+pub fn ensure(condition: bool, failure: impl FnOnce() -> Failure) -> Result<(), Failure> {
+    if condition { Ok(()) } else { Err(failure()) }
+}

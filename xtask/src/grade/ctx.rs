@@ -1,0 +1,285 @@
+//! [`Ctx`]: what a check uses to run the program under test and talk to it.
+//!
+//! A fresh `Ctx` is made for every check and dropped when the check ends, which kills
+//! every program the check started (with their process groups) and removes the check's
+//! scratch folder. Checks never sleep to wait for a program: they poll for the state
+//! they need (a listening port, an exit) with a deadline.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use super::Failure;
+use super::net;
+use super::process::{self, Running, describe_status};
+
+/// How long a program may take to start listening.
+pub const START_LIMIT: Duration = Duration::from_secs(5);
+
+/// The phrases that mark an unfinished skeleton step: ours, and Rust's own `todo!()`.
+const NOT_IMPLEMENTED: [&str; 2] = [shared::run::NOT_IMPLEMENTED, "not yet implemented"];
+
+/// The per-check context: the program under test, its processes and a scratch folder.
+pub struct Ctx {
+    program: Vec<String>,
+    procs: Vec<Running>,
+    scratch: tempfile::TempDir,
+}
+
+/// A server the check started and saw listening.
+#[derive(Clone, Copy, Debug)]
+pub struct Server {
+    /// Index for [`Ctx::proc`].
+    pub id: usize,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    pub pid: u32,
+}
+
+/// A program that ran to its end.
+pub struct Finished {
+    pub id: usize,
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// The non-empty lines of stderr.
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    }
+}
+
+impl Ctx {
+    /// A context that runs `program` (the argv prefix before the role).
+    pub fn new(program: &[String]) -> Result<Ctx, String> {
+        let scratch = tempfile::Builder::new()
+            .prefix("socklab-check-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a scratch folder: {e}"))?;
+        process::register_folder(scratch.path());
+        // Readable by all, so a program started as an unprivileged user can run in it.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o755));
+        Ok(Ctx {
+            program: program.to_vec(),
+            procs: Vec::new(),
+            scratch,
+        })
+    }
+
+    /// The argv prefix of the program under test.
+    pub fn program(&self) -> &[String] {
+        &self.program
+    }
+
+    /// A folder private to this check, removed when it ends (pid files, socket paths).
+    pub fn scratch(&self) -> &Path {
+        self.scratch.path()
+    }
+
+    /// Starts the program under test with `args` (role first), labelled `label`.
+    pub fn spawn(
+        &mut self,
+        label: &str,
+        args: &[&str],
+        stdin: Option<Vec<u8>>,
+    ) -> Result<usize, Failure> {
+        self.spawn_with_env(label, args, stdin, &[])
+    }
+
+    /// Like [`spawn`](Self::spawn), with extra environment variables.
+    pub fn spawn_with_env(
+        &mut self,
+        label: &str,
+        args: &[&str],
+        stdin: Option<Vec<u8>>,
+        envs: &[(&str, &str)],
+    ) -> Result<usize, Failure> {
+        self.launch(label, args, stdin, envs, None)
+    }
+
+    /// Starts the program as an unprivileged user (`uid`, which is also the gid).
+    /// Only possible when the grader runs as root; see [`running_as_root`].
+    pub fn spawn_as_user(
+        &mut self,
+        label: &str,
+        args: &[&str],
+        uid: u32,
+    ) -> Result<usize, Failure> {
+        self.launch(label, args, None, &[], Some(uid))
+    }
+
+    fn launch(
+        &mut self,
+        label: &str,
+        args: &[&str],
+        stdin: Option<Vec<u8>>,
+        envs: &[(&str, &str)],
+        uid: Option<u32>,
+    ) -> Result<usize, Failure> {
+        let mut argv = self.program.clone();
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let label = format!("{label} #{}", self.procs.len() + 1);
+        let running = Running::start(&argv, &label, self.scratch.path(), stdin, envs, uid)
+            .map_err(|e| {
+                Failure::new(format!("could not start {:?}: {e}", argv.join(" ")))
+                    .hint("is the program built, and is the --cmd path right?")
+            })?;
+        self.procs.push(running);
+        Ok(self.procs.len() - 1)
+    }
+
+    /// A program this check started.
+    pub fn proc(&mut self, id: usize) -> &mut Running {
+        &mut self.procs[id]
+    }
+
+    /// Starts `role --host IP --port P extra...` on a free port and waits until it
+    /// listens there.
+    pub fn start_server(
+        &mut self,
+        role: &str,
+        ip: IpAddr,
+        extra: &[&str],
+    ) -> Result<Server, Failure> {
+        let port = net::free_port(ip);
+        let host = ip.to_string();
+        let port_text = port.to_string();
+        let mut args = vec![role, "--host", &host, "--port", &port_text];
+        args.extend_from_slice(extra);
+        let id = self.spawn(role, &args, None)?;
+        self.wait_listening(id, port)?;
+        Ok(Server {
+            id,
+            addr: SocketAddr::new(ip, port),
+            pid: self.procs[id].pid(),
+        })
+    }
+
+    /// Polls until something listens on `port`, failing early if the program exits.
+    pub fn wait_listening(&mut self, id: usize, port: u16) -> Result<(), Failure> {
+        let deadline = Instant::now() + START_LIMIT;
+        loop {
+            if net::is_listening(port) {
+                return Ok(());
+            }
+            if self.procs[id].exited().is_some() {
+                return Err(self.exited_failure(id, &format!("before listening on port {port}")));
+            }
+            if Instant::now() >= deadline {
+                return Err(Failure::new(format!(
+                    "nothing listened on port {port} within {} s of starting",
+                    START_LIMIT.as_secs()
+                ))
+                .hint(
+                    "did the program call bind() and listen() on the --host/--port it was given?",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Runs the program to its end with `args` and `stdin`, killing it after `limit`.
+    pub fn run(
+        &mut self,
+        label: &str,
+        args: &[&str],
+        stdin: Option<Vec<u8>>,
+        limit: Duration,
+    ) -> Result<Finished, Failure> {
+        let id = self.spawn(label, args, stdin)?;
+        self.finish(id, limit)
+    }
+
+    /// Waits up to `limit` for a started program to exit.
+    pub fn finish(&mut self, id: usize, limit: Duration) -> Result<Finished, Failure> {
+        let running = &mut self.procs[id];
+        match running.wait_exit(limit) {
+            Some(status) => Ok(Finished {
+                id,
+                status,
+                stdout: running.stdout(),
+                stderr: running.stderr_text(),
+            }),
+            None => {
+                running.kill();
+                Err(Failure::new(format!(
+                    "the {} did not finish within {:.1} s and was stopped",
+                    running.label,
+                    limit.as_secs_f64()
+                ))
+                .got(format!("stdout so far: {}", net::show(&running.stdout())))
+                .hint("is it waiting for something that never comes (a reply, an EOF)? every blocking call needs a way out"))
+            }
+        }
+    }
+
+    /// Fails when a server the check needs is no longer running.
+    pub fn ensure_running(&mut self, id: usize, after: &str) -> Result<(), Failure> {
+        if self.procs[id].exited().is_some() {
+            return Err(self.exited_failure(id, after));
+        }
+        Ok(())
+    }
+
+    /// "the server #1 exited (exit status 1) after ...": with a hint for the usual cause.
+    pub fn exited_failure(&mut self, id: usize, when: &str) -> Failure {
+        let running = &mut self.procs[id];
+        let status = running.exited().map(describe_status).unwrap_or_default();
+        Failure::new(format!("the {} exited ({status}) {when}", running.label)).hint(
+            "a server must survive whatever one client does: handle each client's errors \
+             (report them, close that connection) instead of returning them from main",
+        )
+    }
+
+    /// The last `n` stderr lines of every program this check started.
+    pub fn stderr_tails(&self, n: usize) -> Vec<(String, Vec<String>)> {
+        self.procs
+            .iter()
+            .map(|p| {
+                let text = p.stderr_text();
+                let lines: Vec<String> = text.lines().map(str::to_string).collect();
+                let tail = lines[lines.len().saturating_sub(n)..].to_vec();
+                (p.label.clone(), tail)
+            })
+            .filter(|(_, tail)| !tail.is_empty())
+            .collect()
+    }
+
+    /// The first "not implemented yet" line any program printed, if any.
+    pub fn not_implemented(&self) -> Option<String> {
+        self.procs.iter().find_map(|p| {
+            p.stderr_text().lines().find_map(|line| {
+                NOT_IMPLEMENTED.iter().find_map(|phrase| {
+                    line.find(phrase).map(|at| {
+                        let rest = line[at + phrase.len()..].trim_start_matches(':').trim();
+                        rest.to_string()
+                    })
+                })
+            })
+        })
+    }
+}
+
+/// Whether the grader runs as root (and may start programs as other users).
+pub fn running_as_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        // Kill the programs first: they may hold files in the scratch folder.
+        self.procs.clear();
+        process::forget_folder(self.scratch.path());
+    }
+}

@@ -1,0 +1,72 @@
+//! Reusable verdicts that many labs need, so every lab judges them the same way.
+
+use std::time::{Duration, Instant};
+
+use super::{Ctx, Failure, Finished, net};
+
+/// The program must have failed with a clear, one-line error: a non-zero exit, at most
+/// `max_lines` lines on stderr, one of which mentions one of `words` (any case), and no
+/// panic or backtrace.
+pub fn clean_error(run: &Finished, words: &[&str], max_lines: usize) -> Result<(), Failure> {
+    let lines = run.stderr_lines();
+    let shown = if lines.is_empty() {
+        "nothing on stderr".to_string()
+    } else {
+        lines.join(" / ")
+    };
+    if run.status.success() {
+        return Err(Failure::new("the program exited with status 0 after an error")
+            .expected("a non-zero exit status and a one-line error on stderr")
+            .got(shown)
+            .hint("return an error from main (or call std::process::exit(1)) when you cannot go on"));
+    }
+    let text = run.stderr.to_lowercase();
+    if text.contains("panicked") || text.contains("backtrace") || text.contains("traceback") {
+        return Err(Failure::new("the program crashed instead of reporting the error")
+            .expected(format!("a one-line error mentioning {}", words.join(" or ")))
+            .got(shown)
+            .hint("don't unwrap() a socket call that can fail for ordinary reasons: turn the error into a message that names the problem"));
+    }
+    if lines.len() > max_lines {
+        return Err(
+            Failure::new(format!("the error took {} lines on stderr", lines.len()))
+                .expected(format!("at most {max_lines} line(s)"))
+                .got(shown)
+                .hint("one clear line is enough: say what failed and why"),
+        );
+    }
+    if !words.iter().any(|w| text.contains(&w.to_lowercase())) {
+        return Err(Failure::new("the error message does not name the problem")
+            .expected(format!("a message mentioning {}", words.join(" or ")))
+            .got(shown)
+            .hint("explain the OS error in words: e.g. 'address already in use' for EADDRINUSE"));
+    }
+    Ok(())
+}
+
+/// Polls the program's stdout until it contains `needle` (or `limit` passes).
+pub fn stdout_mentions(ctx: &mut Ctx, id: usize, needle: &str, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if ctx.proc(id).stdout_text().contains(needle) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Polls until the process has at most `at_most` open fds (or `limit` passes);
+/// returns the last count seen.
+pub fn fds_settle(pid: u32, at_most: usize, limit: Duration) -> Option<usize> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let count = net::open_fds(pid)?;
+        if count <= at_most || Instant::now() >= deadline {
+            return Some(count);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

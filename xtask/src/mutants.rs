@@ -1,0 +1,326 @@
+//! `cargo xtask mutants`: proof that every check can fail.
+//!
+//! A mutant is the reference solution with a deliberate bug, written as small
+//! find-and-replace edits in `xtask/mutants/<lab>.toml`:
+//!
+//! ```toml
+//! [[mutant]]
+//! name = "no-reuseaddr"
+//! about = "forgets SO_REUSEADDR, so a restart fails while TIME_WAIT lingers"
+//! fails = ["reuse-address"]
+//! [[mutant.edit]]
+//! file = "src/main.rs"          # optional; this is the default
+//! find = ".set_reuse_address(true)"
+//! replace = ".set_reuse_address(false)"
+//! ```
+//!
+//! Deriving mutants from the solutions keeps one source of truth: when a solution
+//! changes so that an edit no longer applies, this command says so. Each mutant is
+//! built as a crate of its own (in `target/mutants/`), graded through `--cmd`, and must
+//! fail exactly the checks in its `fails` list; every check of a lab must be in some
+//! mutant's list.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::Deserialize;
+
+use crate::grade::{self, Lab};
+use crate::labs;
+
+/// Options of `cargo xtask mutants`.
+#[derive(clap::Args, Debug)]
+pub struct MutantArgs {
+    /// Labs to check (default: every lab with a mutant table).
+    labs: Vec<String>,
+    /// Only the mutant with this name.
+    #[arg(long)]
+    only: Option<String>,
+    /// How many mutants to grade at once.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+}
+
+#[derive(Deserialize)]
+struct Table {
+    mutant: Vec<Mutant>,
+}
+
+#[derive(Deserialize, Clone)]
+struct Mutant {
+    name: String,
+    about: String,
+    fails: Vec<String>,
+    edit: Vec<Edit>,
+}
+
+#[derive(Deserialize, Clone)]
+struct Edit {
+    #[serde(default = "default_file")]
+    file: String,
+    find: String,
+    replace: String,
+}
+
+fn default_file() -> String {
+    "src/main.rs".into()
+}
+
+/// A mutant ready to build: which lab, what it is, where its crate goes.
+struct Planned {
+    lab: &'static Lab,
+    mutant: Mutant,
+    package: String,
+}
+
+/// Builds and grades the mutants; true when every one fails exactly its checks.
+pub fn run(root: &Path, args: MutantArgs) -> Result<bool, String> {
+    let selected: Vec<&'static Lab> = if args.labs.is_empty() {
+        labs::all()
+            .into_iter()
+            .filter(|lab| !lab.checks.is_empty())
+            .collect()
+    } else {
+        args.labs
+            .iter()
+            .map(|id| labs::find(id).ok_or_else(|| format!("unknown lab {id:?}")))
+            .collect::<Result<_, _>>()?
+    };
+    let mut planned = Vec::new();
+    let mut problems = Vec::new();
+    for lab in &selected {
+        let table = load_table(root, lab)?;
+        problems.extend(coverage_problems(lab, &table));
+        for mutant in table {
+            if args.only.as_ref().is_some_and(|only| *only != mutant.name) {
+                continue;
+            }
+            planned.push(Planned {
+                lab,
+                package: format!("{}-mutant-{}", lab.id, mutant.name),
+                mutant,
+            });
+        }
+    }
+    let workspace = target_workspace(root);
+    write_workspace(root, &workspace, &planned)?;
+    build(&workspace, &planned)?;
+
+    let results = Mutex::new(Vec::new());
+    let queue = Mutex::new(planned.iter().collect::<Vec<_>>());
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs.max(1) {
+            scope.spawn(|| {
+                while let Some(next) = queue.lock().unwrap().pop() {
+                    let verdict = judge(&workspace, next);
+                    println!("{verdict}");
+                    results.lock().unwrap().push(verdict);
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap();
+    let wrong: Vec<&String> = results.iter().filter(|v| !v.starts_with("ok")).collect();
+    for problem in &problems {
+        println!("MISSING {problem}");
+    }
+    println!(
+        "\n{} mutants: {} behave as declared, {} do not; {} coverage problem(s)",
+        results.len(),
+        results.len() - wrong.len(),
+        wrong.len(),
+        problems.len()
+    );
+    Ok(wrong.is_empty() && problems.is_empty())
+}
+
+fn load_table(root: &Path, lab: &Lab) -> Result<Vec<Mutant>, String> {
+    let path = root.join("xtask/mutants").join(format!("{}.toml", lab.id));
+    let text = fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "{}: {e} (every lab with checks needs mutants)",
+            path.display()
+        )
+    })?;
+    let table: Table = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    for mutant in &table.mutant {
+        for name in &mutant.fails {
+            if !lab.checks.iter().any(|c| c.name == name) {
+                return Err(format!(
+                    "{}: mutant {} names an unknown check {name:?}",
+                    path.display(),
+                    mutant.name
+                ));
+            }
+        }
+    }
+    Ok(table.mutant)
+}
+
+/// Checks that no mutant fails (they could not be proven able to fail).
+fn coverage_problems(lab: &Lab, table: &[Mutant]) -> Vec<String> {
+    lab.checks
+        .iter()
+        .filter(|check| {
+            !table
+                .iter()
+                .any(|m| m.fails.iter().any(|f| f == check.name))
+        })
+        .map(|check| format!("{} {}: no mutant fails this check", lab.id, check.name))
+        .collect()
+}
+
+fn target_workspace(root: &Path) -> PathBuf {
+    grade::target_dir(root).join("mutants")
+}
+
+/// Writes a small workspace holding one crate per mutant, each a copy of the lab's
+/// solution with the mutant's edits applied.
+fn write_workspace(root: &Path, workspace: &Path, planned: &[Planned]) -> Result<(), String> {
+    let manifest_text = fs::read_to_string(root.join("Cargo.toml")).map_err(|e| e.to_string())?;
+    let mut manifest: toml::Table = toml::from_str(&manifest_text).map_err(|e| e.to_string())?;
+    let ws = manifest
+        .get_mut("workspace")
+        .and_then(|w| w.as_table_mut())
+        .ok_or("the root Cargo.toml has no [workspace]")?;
+    let members: Vec<toml::Value> = planned.iter().map(|p| p.package.clone().into()).collect();
+    ws.insert("members".into(), members.into());
+    if let Some(shared) = ws
+        .get_mut("dependencies")
+        .and_then(|d| d.get_mut("shared"))
+        .and_then(|s| s.as_table_mut())
+    {
+        shared.insert(
+            "path".into(),
+            root.join("shared").display().to_string().into(),
+        );
+    }
+    fs::create_dir_all(workspace).map_err(|e| e.to_string())?;
+    let lock = workspace.join("Cargo.lock");
+    if !lock.exists() {
+        let _ = fs::copy(root.join("Cargo.lock"), &lock);
+    }
+    write_if_changed(
+        &workspace.join("Cargo.toml"),
+        &toml::to_string(&manifest).map_err(|e| e.to_string())?,
+    )?;
+    for plan in planned {
+        let solution = root
+            .join("solutions")
+            .join(format!("{}-{}", plan.lab.id, plan.lab.slug));
+        let dir = workspace.join(&plan.package);
+        let cargo_toml =
+            fs::read_to_string(solution.join("Cargo.toml")).map_err(|e| e.to_string())?;
+        let renamed = cargo_toml.replace(
+            &format!("\"{}-solution\"", plan.lab.id),
+            &format!("\"{}\"", plan.package),
+        );
+        write_if_changed(&dir.join("Cargo.toml"), &renamed)?;
+        copy_sources(&solution.join("src"), &dir.join("src"))?;
+        for edit in &plan.mutant.edit {
+            let path = dir.join(&edit.file);
+            let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let found = text.matches(&edit.find).count();
+            if found != 1 {
+                return Err(format!(
+                    "mutant {} of {}: the text to find occurs {found} times in {} (must be exactly once; did the solution change?):\n{}",
+                    plan.mutant.name, plan.lab.id, edit.file, edit.find
+                ));
+            }
+            write_if_changed(&path, &text.replacen(&edit.find, &edit.replace, 1))?;
+        }
+    }
+    Ok(())
+}
+
+fn copy_sources(from: &Path, to: &Path) -> Result<(), String> {
+    fs::create_dir_all(to).map_err(|e| e.to_string())?;
+    for entry in fs::read_dir(from).map_err(|e| e.to_string())? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_sources(&path, &target)?;
+        } else {
+            let text = fs::read_to_string(&path).map_err(|e| e.to_string())?;
+            write_if_changed(&target, &text)?;
+        }
+    }
+    Ok(())
+}
+
+/// Leaves unchanged files alone, so cargo does not rebuild what has not changed.
+fn write_if_changed(path: &Path, contents: &str) -> Result<(), String> {
+    if fs::read_to_string(path).ok().as_deref() == Some(contents) {
+        return Ok(());
+    }
+    fs::create_dir_all(path.parent().unwrap()).map_err(|e| e.to_string())?;
+    fs::write(path, contents).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn build(workspace: &Path, planned: &[Planned]) -> Result<(), String> {
+    if planned.is_empty() {
+        return Ok(());
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    command
+        .current_dir(workspace)
+        .args(["build", "--quiet", "--manifest-path", "Cargo.toml"])
+        // Mutants are meant to be buggy; their warnings are noise here.
+        .env("RUSTFLAGS", "--cap-lints=allow");
+    for plan in planned {
+        command.args(["-p", &plan.package]);
+    }
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("a mutant does not compile (see above): fix its edits".into());
+    }
+    Ok(())
+}
+
+/// Grades one mutant and says whether it failed exactly the checks it declares.
+fn judge(workspace: &Path, plan: &Planned) -> String {
+    let binary = workspace.join("target/debug").join(&plan.package);
+    let label = format!("{} {}", plan.lab.id, plan.mutant.name);
+    let report = match grade::grade(plan.lab, &[binary.display().to_string()], &[]) {
+        Ok(report) => report,
+        Err(e) => return format!("ERROR {label}: {e}"),
+    };
+    let failed: BTreeSet<String> = report.failed().into_iter().collect();
+    let declared: BTreeSet<String> = plan.mutant.fails.iter().cloned().collect();
+    if failed == declared {
+        format!(
+            "ok    {label} ({}) fails {}",
+            plan.mutant.about,
+            join(&failed)
+        )
+    } else {
+        let details: Vec<String> = report
+            .checks
+            .iter()
+            .filter(|c| failed.symmetric_difference(&declared).any(|n| *n == c.name))
+            .map(|c| {
+                let first = c.message.lines().next().unwrap_or("passed");
+                format!("        {}: {first}", c.name)
+            })
+            .collect();
+        format!(
+            "WRONG {label}: declared to fail {}, but failed {}\n{}",
+            join(&declared),
+            join(&failed),
+            details.join("\n")
+        )
+    }
+}
+
+fn join(names: &BTreeSet<String>) -> String {
+    if names.is_empty() {
+        "nothing".into()
+    } else {
+        names.iter().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
