@@ -143,6 +143,7 @@ impl Demo {
     }
 
     fn spawn(&mut self, role: &str, args: &[&str], stdin: Option<Vec<u8>>) -> Result<u32, String> {
+        let (reader, writer) = std::io::pipe().map_err(|e| e.to_string())?;
         let mut command = Command::new(&self.program[0]);
         command
             .args(&self.program[1..])
@@ -150,8 +151,10 @@ impl Demo {
             .current_dir(self.scratch.path())
             .env("SOCKLAB_NARRATE", "1")
             .process_group(0)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            // One pipe for both streams keeps each program's lines in the order it
+            // printed them (narration on stderr, results on stdout).
+            .stdout(writer.try_clone().map_err(|e| e.to_string())?)
+            .stderr(writer)
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -167,8 +170,9 @@ impl Demo {
                 let _ = pipe.write_all(&bytes);
             });
         }
-        forward(child.stdout.take().unwrap(), role, self.last_output.clone());
-        forward(child.stderr.take().unwrap(), role, self.last_output.clone());
+        // Our copies of the write end must go, or the reader never sees EOF.
+        drop(command);
+        forward(reader, role, self.last_output.clone());
         self.children.push((role.to_string(), child));
         Ok(pid)
     }

@@ -1,0 +1,39 @@
+//! The generated skeletons are up to date, and the grader reports them kindly:
+//! zero points, every check "not implemented yet", never a grader crash.
+
+mod common;
+
+#[test]
+fn skeletons_are_generated_from_the_solutions() {
+    let output = common::xtask(&["skeletons", "--check"]);
+    assert!(
+        output.status.success(),
+        "labs/ is stale: run `cargo xtask skeletons`\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn skeletons_score_zero_with_readable_reports() {
+    let output = common::xtask(&["grade", "all", "--json"]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "not full marks, but no crash (2)"
+    );
+    for report in common::reports(&output) {
+        assert_eq!(
+            report["score"], 0,
+            "{} skeleton scored points",
+            report["lab"]
+        );
+        for (name, passed, message) in common::checks(&report) {
+            assert!(!passed);
+            assert!(
+                message.starts_with("not implemented yet: "),
+                "{} {name}: the report should name the unfinished step, got:\n{message}",
+                report["lab"]
+            );
+        }
+    }
+}
