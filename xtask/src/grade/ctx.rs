@@ -173,8 +173,13 @@ impl Ctx {
             if net::is_listening(port) {
                 return Ok(());
             }
-            if self.procs[id].exited().is_some() {
-                return Err(self.exited_failure(id, &format!("before listening on port {port}")));
+            if let Some(status) = self.procs[id].exited() {
+                let label = &self.procs[id].label;
+                return Err(Failure::new(format!(
+                    "the {label} exited ({}) before listening on port {port}",
+                    describe_status(status)
+                ))
+                .hint("it stopped during start-up: its stderr below says why"));
             }
             if Instant::now() >= deadline {
                 return Err(Failure::new(format!(

@@ -105,7 +105,7 @@ impl Running {
         let mut command = Command::new(&argv[0]);
         command
             .args(&argv[1..])
-            .current_dir(folder)
+            // The grader's own working directory, so relative paths in --cmd work.
             .process_group(0)
             .env_remove("SOCKLAB_NARRATE")
             .env_remove("RUST_BACKTRACE")
