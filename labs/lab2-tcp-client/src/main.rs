@@ -162,14 +162,9 @@ fn open_and_connect(address: SocketAddr, timeout: Duration) -> Result<Socket, Fa
         // Hint: socket.connect_timeout(&address.into(), timeout)
         todo!("step 2: connect `socket` to `address`, waiting at most `timeout`");
     };
-    connected.map_err(|err| {
-        failed(
-            &format!("connect({address})"),
-            "no answer to our connection request",
-            err,
-            timeout,
-        )
-    })?;
+    let step = format!("connect({address})");
+    let silence = "no answer to our connection request";
+    connected.map_err(|err| failed(&step, silence, err, timeout))?;
     narrate!("connect({address}) -> connected");
     Ok(socket)
 }

@@ -165,14 +165,9 @@ fn open_and_connect(address: SocketAddr, timeout: Duration) -> Result<Socket, Fa
         socket.connect_timeout(&address.into(), timeout)
         //- end
     };
-    connected.map_err(|err| {
-        failed(
-            &format!("connect({address})"),
-            "no answer to our connection request",
-            err,
-            timeout,
-        )
-    })?;
+    let step = format!("connect({address})");
+    let silence = "no answer to our connection request";
+    connected.map_err(|err| failed(&step, silence, err, timeout))?;
     narrate!("connect({address}) -> connected");
     Ok(socket)
 }

@@ -8,6 +8,9 @@
 use super::Ctx;
 use super::demo::Demo;
 
+/// A lab's scripted classroom session, played by `cargo xtask demo`.
+pub type DemoScript = fn(&mut Demo) -> Result<(), String>;
+
 /// One lab: its identity, its checks and its classroom demo.
 pub struct Lab {
     /// `lab3`: also the student's package name; the reference is `lab3-solution`.
@@ -19,7 +22,7 @@ pub struct Lab {
     /// The check table, run in order.
     pub checks: &'static [Check],
     /// The scripted session `cargo xtask demo` plays with the reference programs.
-    pub demo: Option<fn(&mut Demo) -> Result<(), String>>,
+    pub demo: Option<DemoScript>,
 }
 
 impl Lab {

@@ -1,11 +1,974 @@
-//! Lab 2 (tcp-client): its check table and classroom demo (placeholder until written).
+//! Lab 2 (tcp-client): the check table and the classroom demo.
+//!
+//! The program under test is a client, so the grader plays the server: a one-shot
+//! listener in a thread of its own that records what the client sent, whether the
+//! client half-closed, and answers as each check's script says (at once, in two pieces,
+//! only after end-of-file, or never). The client must send its message (from
+//! `--message` or stdin), half-close, read the reply until end-of-file and put exactly
+//! those bytes on stdout, report its own ephemeral port, try every address `--host`
+//! stands for (a comma-separated list gives several without DNS), and fail with one
+//! clear line (not a hang, not a panic) when nothing listens, when the handshake never
+//! completes and when the server never answers.
 
-use crate::grade::Lab;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Socket, Type};
+
+use crate::grade::demo::Demo;
+use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
+use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect};
 
 pub static LAB: Lab = Lab {
     id: "lab2",
     slug: "tcp-client",
-    title: "tcp-client",
-    checks: &[],
-    demo: None,
+    title: "a TCP client that half-closes and reads until end-of-file",
+    checks: &[
+        Check {
+            name: "sends-message",
+            points: 1,
+            verifies: "connects and sends the --message text, byte for byte",
+            run: sends_message,
+        },
+        Check {
+            name: "sends-stdin",
+            points: 1,
+            verifies: "without --message, sends everything on stdin, byte for byte",
+            run: sends_stdin,
+        },
+        Check {
+            name: "prints-reply",
+            points: 2,
+            verifies: "stdout is exactly the server's reply (binary safe, nothing added), exit 0",
+            run: prints_reply,
+        },
+        Check {
+            name: "half-closes",
+            points: 2,
+            verifies: "shutdown(Write) after sending, so a server that reads until EOF answers",
+            run: half_closes,
+        },
+        Check {
+            name: "reads-until-eof",
+            points: 2,
+            verifies: "keeps reading until end-of-file: a reply in two pieces arrives whole",
+            run: reads_until_eof,
+        },
+        Check {
+            name: "prints-local-port",
+            points: 1,
+            verifies: "prints its own address:port (getsockname), as the server sees it",
+            run: prints_local_port,
+        },
+        Check {
+            name: "resolves-names",
+            points: 1,
+            verifies: "--host localhost works (the name is resolved, not parsed as an IP)",
+            run: resolves_names,
+        },
+        Check {
+            name: "tries-each-address",
+            points: 2,
+            verifies: "--host 127.0.0.2,127.0.0.1: after a refusal it tries the next address",
+            run: tries_each_address,
+        },
+        Check {
+            name: "all-addresses-fail",
+            points: 1,
+            verifies: "when every address refuses: one clear error naming the addresses tried",
+            run: all_addresses_fail,
+        },
+        Check {
+            name: "ipv6",
+            points: 1,
+            verifies: "works over IPv6 with --host ::1",
+            run: ipv6,
+        },
+        Check {
+            name: "refused",
+            points: 1,
+            verifies: "nothing listening: one clear line (connection refused), non-zero exit",
+            run: refused,
+        },
+        Check {
+            name: "connect-timeout",
+            points: 1,
+            verifies: "a handshake that never completes: gives up after --timeout, one clear line",
+            run: connect_timeout,
+        },
+        Check {
+            name: "read-timeout",
+            points: 2,
+            verifies: "a server that never answers: gives up after --timeout, one clear line",
+            run: read_timeout,
+        },
+    ],
+    demo: Some(demo),
 };
+
+/// The client's `--timeout` in checks where nothing should time out (per wait).
+const CLIENT_TIMEOUT: &str = "3";
+/// The client's `--timeout` in the checks that make it time out.
+const SHORT_TIMEOUT: &str = "1";
+/// How long a client run may take before the grader stops it.
+const RUN_LIMIT: Duration = Duration::from_secs(10);
+/// How long the grader's server waits for the client to connect, and to send.
+const SERVER_LIMIT: Duration = Duration::from_secs(8);
+/// The most a silent server holds a connection open (the check ends it sooner).
+const HOLD_LIMIT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------
+// The grader's server
+// ---------------------------------------------------------------------------------
+
+/// How the grader's one-shot server behaves with the one client it accepts.
+#[derive(Clone, Default)]
+struct Script {
+    /// Read until the client's end-of-file before answering (a server that needs the
+    /// half-close). Otherwise read until `expect` bytes arrived (or end-of-file).
+    until_eof: bool,
+    /// How many bytes the client should send.
+    expect: usize,
+    /// The reply, in pieces. Before each piece after the first, the server waits until
+    /// the client has read everything sent so far (its receive queue is empty), so the
+    /// pieces reach the client's recv() separately, whatever the timing.
+    reply: Vec<Vec<u8>>,
+    /// Never answer and never close: hold the connection until the check ends.
+    silent: bool,
+}
+
+/// What the grader's server saw.
+#[derive(Default, Debug)]
+struct Seen {
+    /// The client's address as accept() returned it.
+    peer: Option<SocketAddr>,
+    /// Every byte the client sent before the server answered.
+    received: Vec<u8>,
+    /// Whether the client's end-of-file (its FIN) arrived before the server answered.
+    eof: bool,
+    /// The pieces of the reply the server managed to send.
+    pieces_sent: usize,
+    /// Anything that went wrong on the server's side.
+    note: Option<String>,
+}
+
+/// The grader's server, running in a thread.
+struct GraderServer {
+    addr: SocketAddr,
+    stop: Option<Sender<()>>,
+    handle: Option<JoinHandle<Seen>>,
+}
+
+impl GraderServer {
+    /// Listens on `ip` (a port the kernel picks) and serves one client by `script`.
+    fn start(ip: IpAddr, script: Script) -> Result<GraderServer, Failure> {
+        let listener = TcpListener::bind((ip, 0))
+            .map_err(|e| Failure::new(format!("the grader could not listen on {ip}: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Failure::new(format!("the grader's listener has no address: {e}")))?;
+        let (stop, stopped) = mpsc::channel();
+        let handle = std::thread::spawn(move || serve_one(listener, script, stopped));
+        Ok(GraderServer {
+            addr,
+            stop: Some(stop),
+            handle: Some(handle),
+        })
+    }
+
+    fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    /// Stops the server (whatever it is waiting for) and returns what it saw.
+    fn finish(mut self) -> Seen {
+        drop(self.stop.take());
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for GraderServer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Whether the check has asked the server thread to stop.
+fn stop_asked(stop: &Receiver<()>) -> bool {
+    !matches!(stop.try_recv(), Err(TryRecvError::Empty))
+}
+
+fn serve_one(listener: TcpListener, script: Script, stop: Receiver<()>) -> Seen {
+    let mut seen = Seen::default();
+    let Some((mut stream, peer)) = accept_one(&listener, &stop, &mut seen) else {
+        return seen;
+    };
+    seen.peer = Some(peer);
+    let server_addr = listener.local_addr().ok();
+
+    // Read what the client sends: until end-of-file, or until the expected count.
+    let deadline = Instant::now() + SERVER_LIMIT;
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        if !script.until_eof && seen.received.len() >= script.expect {
+            break;
+        }
+        if Instant::now() >= deadline {
+            seen.note = Some(format!(
+                "the grader's server waited {} s for the client's {}",
+                SERVER_LIMIT.as_secs(),
+                if script.until_eof {
+                    "end-of-file"
+                } else {
+                    "message"
+                }
+            ));
+            break;
+        }
+        if stop_asked(&stop) {
+            return seen;
+        }
+        // Short waits, so a stop request is noticed quickly.
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+        match stream.read(&mut buffer) {
+            Ok(0) => {
+                seen.eof = true;
+                break;
+            }
+            Ok(n) => seen.received.extend_from_slice(&buffer[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => {
+                seen.note = Some(format!("reading the client's message failed: {e}"));
+                return seen;
+            }
+        }
+    }
+    if script.until_eof && !seen.eof {
+        // A server that needs end-of-file says nothing without it; hold on until the
+        // check ends (the client's own timeout must get it out).
+        hold(&stop);
+        return seen;
+    }
+
+    if script.silent {
+        hold(&stop);
+        return seen;
+    }
+    for (index, piece) in script.reply.iter().enumerate() {
+        if index > 0 {
+            let Some(server_addr) = server_addr else {
+                break;
+            };
+            if !wait_until_read(server_addr.port(), peer.port(), &stop) {
+                seen.note = Some(format!(
+                    "the client did not read reply piece {index} within {} s",
+                    SERVER_LIMIT.as_secs()
+                ));
+                break;
+            }
+        }
+        let _ = stream.set_write_timeout(Some(SERVER_LIMIT));
+        if stream.write_all(piece).is_err() {
+            // The client is gone (or stopped reading): its output will tell.
+            break;
+        }
+        seen.pieces_sent += 1;
+    }
+    // Our FIN: the end-of-file the client reads until.
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    seen
+}
+
+fn accept_one(
+    listener: &TcpListener,
+    stop: &Receiver<()>,
+    seen: &mut Seen,
+) -> Option<(TcpStream, SocketAddr)> {
+    let deadline = Instant::now() + SERVER_LIMIT;
+    if listener.set_nonblocking(true).is_err() {
+        seen.note = Some("the grader's listener cannot poll".into());
+        return None;
+    }
+    loop {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_nodelay(true);
+                return Some((stream, peer));
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                if stop_asked(stop) || Instant::now() >= deadline {
+                    seen.note = Some("no client connected to the grader's server".into());
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => {
+                seen.note = Some(format!("the grader's accept() failed: {e}"));
+                return None;
+            }
+        }
+    }
+}
+
+/// Keeps the connection open (by not returning) until the check ends.
+fn hold(stop: &Receiver<()>) {
+    let _ = stop.recv_timeout(HOLD_LIMIT);
+}
+
+/// Polls the kernel's TCP tables until everything the server sent on the connection
+/// `server_port`<->`client_port` has been acknowledged and read by the client (its
+/// receive queue is empty). True when that happened, or when the client's socket is
+/// gone; false at the deadline or on a stop request.
+fn wait_until_read(server_port: u16, client_port: u16, stop: &Receiver<()>) -> bool {
+    let deadline = Instant::now() + SERVER_LIMIT;
+    loop {
+        let unacked = queues(server_port, client_port).map(|(tx, _)| tx);
+        let unread = queues(client_port, server_port).map(|(_, rx)| rx);
+        match (unacked, unread) {
+            (Some(0), Some(0)) | (_, None) => return true,
+            _ => {}
+        }
+        if stop_asked(stop) || Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// `(tx_queue, rx_queue)` of the TCP socket whose local port is `local` and remote port
+/// `remote`, from /proc/net/tcp and /proc/net/tcp6.
+fn queues(local: u16, remote: u16) -> Option<(u64, u64)> {
+    let local_suffix = format!(":{local:04X}");
+    let remote_suffix = format!(":{remote:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .find_map(|table| {
+            table.lines().skip(1).find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let (local_field, remote_field, queue_field) =
+                    (fields.get(1)?, fields.get(2)?, fields.get(4)?);
+                if !local_field.ends_with(&local_suffix) || !remote_field.ends_with(&remote_suffix)
+                {
+                    return None;
+                }
+                let (tx, rx) = queue_field.split_once(':')?;
+                Some((
+                    u64::from_str_radix(tx, 16).ok()?,
+                    u64::from_str_radix(rx, 16).ok()?,
+                ))
+            })
+        })
+}
+
+// ---------------------------------------------------------------------------------
+// Running the client
+// ---------------------------------------------------------------------------------
+
+/// `client --host HOST --port PORT --timeout T [extra...]`, run to its end.
+fn run_client(
+    ctx: &mut Ctx,
+    host: &str,
+    port: &str,
+    timeout: &str,
+    extra: &[&str],
+    stdin: Option<Vec<u8>>,
+) -> Result<Finished, Failure> {
+    let mut args = vec![
+        "client",
+        "--host",
+        host,
+        "--port",
+        port,
+        "--timeout",
+        timeout,
+    ];
+    args.extend_from_slice(extra);
+    ctx.run("client", &args, stdin, RUN_LIMIT)
+}
+
+/// A short, one-line view of what the client printed on stderr.
+fn stderr_summary(run: &Finished) -> String {
+    let lines = run.stderr_lines();
+    if lines.is_empty() {
+        "nothing on stderr".into()
+    } else {
+        lines.join(" / ")
+    }
+}
+
+/// The client must have exited with status 0.
+fn exited_ok(run: &Finished, doing: &str) -> Result<(), Failure> {
+    ensure(run.status.success(), || {
+        let mut failure = Failure::new(format!("the client failed {doing}"))
+            .expected("exit status 0 after printing the reply")
+            .got(format!(
+                "{}; stderr: {}",
+                crate::grade::process::describe_status(run.status),
+                stderr_summary(run)
+            ));
+        if run.stderr.to_lowercase().contains("time") {
+            failure = failure.hint(
+                "it timed out waiting: does it half-close (shutdown(Write)) after sending, \
+                 so the server knows the request is complete?",
+            );
+        }
+        failure
+    })
+}
+
+/// The client's stdout must contain `reply` (exactness is `prints-reply`'s business).
+fn printed(run: &Finished, reply: &[u8], what: &str) -> Result<(), Failure> {
+    let found = run.stdout.windows(reply.len()).any(|w| w == reply);
+    ensure(found, || {
+        let mut failure = Failure::new(format!("stdout did not contain {what}"))
+            .expected(show(reply))
+            .got(show(&run.stdout));
+        if !run.stdout.is_empty() && reply.starts_with(&run.stdout) {
+            failure = failure.hint(
+                "only the beginning arrived: one recv() returns whatever has come so far; \
+                 keep calling it until it returns 0 (end-of-file)",
+            );
+        }
+        failure
+    })
+}
+
+/// The grader's server must have received exactly `message`.
+fn received_exactly(seen: &Seen, message: &[u8], how: &str) -> Result<(), Failure> {
+    if seen.peer.is_none() {
+        return Err(
+            Failure::new("the client never connected to the grader's server")
+                .hint("connect() to the --host/--port you were given"),
+        );
+    }
+    ensure(seen.received == message, || {
+        let mut failure = Failure::new("the server did not receive the message exactly")
+            .sent(how.to_string())
+            .expected(show(message))
+            .got(show(&seen.received));
+        if seen.received.len() < message.len() && message.starts_with(&seen.received) {
+            failure = failure.hint(
+                "part of the message is missing: one send() may take only part of a buffer; \
+                 use write_all() (send until every byte is out)",
+            );
+        } else if seen.received.starts_with(message) {
+            failure = failure.hint("send the bytes as given: add nothing (no newline)");
+        }
+        failure
+    })
+}
+
+/// `127.0.0.1:54012` (or `[::1]:54012`) appears in `text`, not followed by a digit.
+fn mentions_address(text: &str, addr: SocketAddr) -> bool {
+    let needle = addr.to_string();
+    text.match_indices(&needle).any(|(at, _)| {
+        !text[at + needle.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
+/// A server that reads the expected bytes and answers `reply` at once.
+fn answering(expect: usize, reply: &[u8]) -> Script {
+    Script {
+        expect,
+        reply: vec![reply.to_vec()],
+        ..Script::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The checks
+// ---------------------------------------------------------------------------------
+
+fn sends_message(ctx: &mut Ctx) -> Result<(), Failure> {
+    let message = b"lab2 says: hello, server";
+    let server = GraderServer::start(LOCALHOST_V4, answering(message.len(), b"ok\n"))?;
+    let text = std::str::from_utf8(message).unwrap_or_default();
+    run_client(
+        ctx,
+        "127.0.0.1",
+        &server.port(),
+        CLIENT_TIMEOUT,
+        &["--message", text],
+        None,
+    )?;
+    let seen = server.finish();
+    received_exactly(&seen, message, &format!("--message {text:?}"))
+}
+
+fn sends_stdin(ctx: &mut Ctx) -> Result<(), Failure> {
+    // Several lines, a NUL and a non-UTF-8 byte, longer than one small buffer.
+    let mut message = Vec::new();
+    for n in 0..150 {
+        message.extend_from_slice(format!("line {n:03} of the message on stdin\n").as_bytes());
+    }
+    message.extend_from_slice(&[0x00, 0xff, b'e', b'n', b'd']);
+    let server = GraderServer::start(LOCALHOST_V4, answering(message.len(), b"ok\n"))?;
+    run_client(
+        ctx,
+        "127.0.0.1",
+        &server.port(),
+        CLIENT_TIMEOUT,
+        &[],
+        Some(message.clone()),
+    )?;
+    let seen = server.finish();
+    received_exactly(
+        &seen,
+        &message,
+        &format!("{} bytes on stdin, no --message", message.len()),
+    )
+    .map_err(|f| f.or_hint("without --message, read stdin until end-of-file and send it all"))
+}
+
+fn prints_reply(ctx: &mut Ctx) -> Result<(), Failure> {
+    let message = b"binary please";
+    // A NUL, bytes that are not UTF-8, a CRLF, and no newline at the end.
+    let reply: &[u8] = b"reply\x00\xff\xfe\r\nno newline at the end";
+    let server = GraderServer::start(LOCALHOST_V4, answering(message.len(), reply))?;
+    let run = run_client(
+        ctx,
+        "127.0.0.1",
+        &server.port(),
+        CLIENT_TIMEOUT,
+        &["--message", "binary please"],
+        None,
+    )?;
+    drop(server.finish());
+    exited_ok(&run, "after a complete reply")?;
+    ensure(run.stdout == reply, || {
+        let mut failure = Failure::new("stdout was not exactly the server's reply")
+            .expected(show(reply))
+            .got(show(&run.stdout));
+        if run.stdout.windows(reply.len()).any(|w| w == reply) {
+            failure = failure.hint(
+                "stdout must carry the reply and nothing else: print status lines \
+                 (connected from ..., byte counts) on stderr",
+            );
+        } else if run.stdout.len() != reply.len() || run.stdout.contains(&0xff) {
+            failure = failure.hint(
+                "write the reply's raw bytes to stdout (write_all), without decoding it as \
+                 text or adding anything",
+            );
+        }
+        failure
+    })
+}
+
+fn half_closes(ctx: &mut Ctx) -> Result<(), Failure> {
+    let reply = b"got your end-of-file, here is the answer\n";
+    let script = Script {
+        until_eof: true,
+        reply: vec![reply.to_vec()],
+        ..Script::default()
+    };
+    let server = GraderServer::start(LOCALHOST_V4, script)?;
+    let run = run_client(
+        ctx,
+        "127.0.0.1",
+        &server.port(),
+        CLIENT_TIMEOUT,
+        &["--message", "answer me when I am done"],
+        None,
+    )?;
+    let seen = server.finish();
+    if run.status.success() && run.stdout.windows(reply.len()).any(|w| w == reply) {
+        // What the message said is `sends-message`'s business; here only the FIN counts.
+        return Ok(());
+    }
+    // The client's exit also ends its side, so the server may see end-of-file then: what
+    // matters is that the client timed out (or never got the answer) while waiting.
+    if !seen.eof || run.stderr.to_lowercase().contains("time") {
+        return Err(Failure::new(
+            "the server never got the client's end-of-file while the client waited for the reply",
+        )
+        .sent("a server that answers only after the client's end-of-file")
+        .got(format!(
+            "{}; client stderr: {}",
+            crate::grade::process::describe_status(run.status),
+            stderr_summary(&run)
+        ))
+        .hint(
+            "after sending, call shutdown(Write): it sends your FIN (\"I am done sending\") \
+             and keeps the reading half open for the reply",
+        ));
+    }
+    printed(&run, reply, "the reply")?;
+    exited_ok(&run, "after a complete reply")
+}
+
+fn reads_until_eof(ctx: &mut Ctx) -> Result<(), Failure> {
+    let message = b"send it in pieces";
+    let first = b"first piece\n".to_vec();
+    // Far more than any one recv() buffer, plain text.
+    let second: Vec<u8> = (0..4000)
+        .flat_map(|n| format!("second piece, line {n:04}\n").into_bytes())
+        .collect();
+    let script = Script {
+        expect: message.len(),
+        reply: vec![first.clone(), second.clone()],
+        ..Script::default()
+    };
+    let server = GraderServer::start(LOCALHOST_V4, script)?;
+    let run = run_client(
+        ctx,
+        "127.0.0.1",
+        &server.port(),
+        CLIENT_TIMEOUT,
+        &["--message", "send it in pieces"],
+        None,
+    )?;
+    drop(server.finish());
+    let whole = [first.as_slice(), second.as_slice()].concat();
+    printed(&run, &whole, "the whole reply (sent in two pieces)").map_err(|f| {
+        f.sent(format!(
+            "the reply in two pieces: {}, then (once the client had read it) {} more bytes, then end-of-file",
+            show(&first),
+            second.len()
+        ))
+    })?;
+    exited_ok(&run, "after a complete reply")
+}
+
+fn prints_local_port(ctx: &mut Ctx) -> Result<(), Failure> {
+    let message = b"who am I";
+    let server = GraderServer::start(LOCALHOST_V4, answering(message.len(), b"ok\n"))?;
+    let server_addr = server.addr;
+    let run = run_client(
+        ctx,
+        "127.0.0.1",
+        &server.port(),
+        CLIENT_TIMEOUT,
+        &["--message", "who am I"],
+        None,
+    )?;
+    let seen = server.finish();
+    let Some(peer) = seen.peer else {
+        return Err(Failure::new(
+            "the client never connected to the grader's server",
+        ));
+    };
+    let everything = format!("{}\n{}", run.stdout_text(), run.stderr);
+    ensure(mentions_address(&everything, peer), || {
+        Failure::new(format!(
+            "the client never printed its own address {peer}, where the server saw it come from"
+        ))
+        .expected(format!(
+            "a line like `connected from {peer} to {server_addr}`"
+        ))
+        .got(format!("stderr: {}", stderr_summary(&run)))
+        .hint(
+            "after connect(), getsockname() (socket.local_addr()) tells which address and \
+             ephemeral port the kernel picked: print them",
+        )
+    })
+}
+
+fn resolves_names(ctx: &mut Ctx) -> Result<(), Failure> {
+    let message = b"by name";
+    let reply = b"found me by name\n";
+    let server = GraderServer::start(LOCALHOST_V4, answering(message.len(), reply))?;
+    let run = run_client(
+        ctx,
+        "localhost",
+        &server.port(),
+        CLIENT_TIMEOUT,
+        &["--message", "by name"],
+        None,
+    )?;
+    let seen = server.finish();
+    if seen.peer.is_none() {
+        return Err(Failure::new("with --host localhost the client never connected")
+            .got(format!("stderr: {}", stderr_summary(&run)))
+            .hint("resolve the host name (ToSocketAddrs / getaddrinfo) instead of parsing it as an IP address; try every address it gives"));
+    }
+    printed(&run, reply, "the reply")?;
+    exited_ok(&run, "with --host localhost")
+}
+
+fn tries_each_address(ctx: &mut Ctx) -> Result<(), Failure> {
+    // Nothing listens on 127.0.0.2 (a loopback address too), so the first try is refused.
+    let message = b"second time lucky";
+    let reply = b"reached on the second address\n";
+    let server = GraderServer::start(LOCALHOST_V4, answering(message.len(), reply))?;
+    let run = run_client(
+        ctx,
+        "127.0.0.2,127.0.0.1",
+        &server.port(),
+        CLIENT_TIMEOUT,
+        &["--message", "second time lucky"],
+        None,
+    )?;
+    let seen = server.finish();
+    if seen.peer.is_none() {
+        return Err(Failure::new(
+            "the client never reached the server on the second address",
+        )
+        .sent("--host 127.0.0.2,127.0.0.1 (nothing listens on 127.0.0.2; the server is on 127.0.0.1)")
+        .got(format!("stderr: {}", stderr_summary(&run)))
+        .hint("split --host on commas, resolve each name, and try every address in turn: a new socket and connect() for each, until one succeeds"));
+    }
+    printed(&run, reply, "the reply")?;
+    exited_ok(&run, "with --host 127.0.0.2,127.0.0.1")
+}
+
+fn all_addresses_fail(ctx: &mut Ctx) -> Result<(), Failure> {
+    let port = net::free_port(LOCALHOST_V4).to_string();
+    let run = run_client(
+        ctx,
+        "127.0.0.2,127.0.0.3",
+        &port,
+        CLIENT_TIMEOUT,
+        &["--message", "anyone?"],
+        None,
+    )?;
+    expect::clean_error(&run, &["refused"], 3)
+        .map_err(|f| f.during("--host 127.0.0.2,127.0.0.3 with nothing listening"))?;
+    let text = run.stderr.clone();
+    let missing: Vec<&str> = ["127.0.0.2", "127.0.0.3"]
+        .into_iter()
+        .filter(|a| !text.contains(a))
+        .collect();
+    ensure(missing.is_empty(), || {
+        Failure::new("the error does not say which addresses were tried")
+            .sent("--host 127.0.0.2,127.0.0.3 with nothing listening")
+            .expected("stderr naming both 127.0.0.2 and 127.0.0.3")
+            .got(stderr_summary(&run))
+            .hint(format!(
+                "try every address, remember the last error, and name the ones tried (missing: {})",
+                missing.join(", ")
+            ))
+    })
+}
+
+fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
+    let message = b"over six";
+    let reply = b"IPv6 works\n";
+    let server = GraderServer::start(LOCALHOST_V6, answering(message.len(), reply))?;
+    let run = run_client(
+        ctx,
+        "::1",
+        &server.port(),
+        CLIENT_TIMEOUT,
+        &["--message", "over six"],
+        None,
+    )?;
+    let seen = server.finish();
+    if seen.peer.is_none() {
+        return Err(Failure::new("with --host ::1 the client never connected")
+            .got(format!("stderr: {}", stderr_summary(&run)))
+            .hint("create each socket with the domain of the address it dials (Domain::for_address), not always IPv4"));
+    }
+    printed(&run, reply, "the reply")?;
+    exited_ok(&run, "with --host ::1")
+}
+
+fn refused(ctx: &mut Ctx) -> Result<(), Failure> {
+    let port = net::free_port(LOCALHOST_V4).to_string();
+    let run = run_client(
+        ctx,
+        "127.0.0.1",
+        &port,
+        CLIENT_TIMEOUT,
+        &["--message", "anyone?"],
+        None,
+    )?;
+    expect::clean_error(&run, &["refused"], 2)
+        .map_err(|f| f.during(format!("nothing listens on 127.0.0.1:{port}")))
+}
+
+/// A listener whose accept queue is full (backlog 0, one connection never accepted):
+/// the kernel drops further SYNs, so a connect() there never completes.
+fn full_listener() -> Result<(Socket, Vec<TcpStream>, SocketAddr), Failure> {
+    let grader = |e: std::io::Error| Failure::new(format!("the grader could not set up: {e}"));
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(grader)?;
+    let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+    listener.bind(&any.into()).map_err(grader)?;
+    listener.listen(0).map_err(grader)?;
+    let addr = listener
+        .local_addr()
+        .map_err(grader)?
+        .as_socket()
+        .ok_or_else(|| Failure::new("the grader's listener has no IP address"))?;
+    let mut fillers = Vec::new();
+    // Each probe either joins the queue or, once it is full, is dropped and times out.
+    for _ in 0..16 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+            Ok(stream) => fillers.push(stream),
+            Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
+                return Ok((listener, fillers, addr));
+            }
+            Err(e) => return Err(grader(e)),
+        }
+    }
+    Err(Failure::new(
+        "the grader could not fill a listen queue to make connect() hang",
+    ))
+}
+
+fn connect_timeout(ctx: &mut Ctx) -> Result<(), Failure> {
+    let (_listener, _fillers, addr) = full_listener()?;
+    let port = addr.port().to_string();
+    let run = run_client(
+        ctx,
+        "127.0.0.1",
+        &port,
+        SHORT_TIMEOUT,
+        &["--message", "hello?"],
+        None,
+    )
+    .map_err(|f| {
+        f.during("a server whose handshake never completes, --timeout 1")
+            .hint("connect() can wait for minutes: use connect_timeout(addr, timeout)")
+    })?;
+    expect::clean_error(&run, &["timed out", "timeout", "time out"], 2)
+        .map_err(|f| f.during("a server whose handshake never completes, --timeout 1"))
+}
+
+fn read_timeout(ctx: &mut Ctx) -> Result<(), Failure> {
+    let message = b"are you there?";
+    let script = Script {
+        expect: message.len(),
+        silent: true,
+        ..Script::default()
+    };
+    let server = GraderServer::start(LOCALHOST_V4, script)?;
+    let run = run_client(
+        ctx,
+        "127.0.0.1",
+        &server.port(),
+        SHORT_TIMEOUT,
+        &["--message", "are you there?"],
+        None,
+    )
+    .map_err(|f| {
+        f.during("a server that accepts but never answers, --timeout 1")
+            .hint("set a read timeout (set_read_timeout) so recv() gives up instead of waiting forever")
+    })?;
+    drop(server.finish());
+    expect::clean_error(&run, &["timed out", "timeout", "time out"], 2)
+        .map_err(|f| f.during("a server that accepts but never answers, --timeout 1"))
+}
+
+// ---------------------------------------------------------------------------------
+// The demo
+// ---------------------------------------------------------------------------------
+
+/// The demo's server: for each client, read until end-of-file, then answer in two
+/// pieces (the second once the client has read the first) and close. Prints what it
+/// does as `[server]` lines.
+fn demo_server(listener: TcpListener, stop: Receiver<()>) {
+    let server_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let _ = listener.set_nonblocking(true);
+    loop {
+        match stop.recv_timeout(Duration::from_millis(10)) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let Ok((mut stream, peer)) = listener.accept() else {
+            continue;
+        };
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(SERVER_LIMIT));
+        println!("[server] accepted a client from {peer}; reading until its end-of-file");
+        let mut request = Vec::new();
+        if stream.read_to_end(&mut request).is_err() {
+            println!("[server] no end-of-file from {peer}; closing");
+            continue;
+        }
+        println!(
+            "[server] end-of-file after {} bytes: {}; answering in two pieces",
+            request.len(),
+            show(&request)
+        );
+        let _ = stream.write_all(b"you said:\n");
+        if wait_until_read(server_port, peer.port(), &stop) {
+            let mut shout = request.to_ascii_uppercase();
+            if !shout.ends_with(b"\n") {
+                shout.push(b'\n');
+            }
+            let _ = stream.write_all(&shout);
+        }
+        println!("[server] closing the connection with {peer}");
+    }
+}
+
+fn demo(demo: &mut Demo) -> Result<(), String> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| format!("the demo server cannot listen: {e}"))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let port_text = port.to_string();
+    let (stop, stopped) = mpsc::channel::<()>();
+    let server = std::thread::spawn(move || demo_server(listener, stopped));
+    let limit = Duration::from_secs(15);
+
+    demo.say(&format!(
+        "A server listens on 127.0.0.1:{port}. It answers only after the client's \
+         end-of-file, in two pieces"
+    ));
+    demo.say("The client: socket, connect, getsockname, send, shutdown(SHUT_WR), recv until 0");
+    demo.run(
+        "client",
+        &[
+            "client",
+            "--port",
+            &port_text,
+            "--message",
+            "hello from the client",
+        ],
+        b"",
+        limit,
+    )?;
+
+    demo.say("The message can come from stdin instead of --message");
+    demo.run(
+        "client",
+        &["client", "--port", &port_text],
+        b"two lines\nfrom stdin\n",
+        limit,
+    )?;
+
+    demo.say("--host 127.0.0.2,localhost: the first address refuses, the client tries the next");
+    demo.run(
+        "client",
+        &[
+            "client",
+            "--host",
+            "127.0.0.2,localhost",
+            "--port",
+            &port_text,
+            "--message",
+            "second address",
+        ],
+        b"",
+        limit,
+    )?;
+
+    drop(stop);
+    let _ = server.join();
+    let closed = net::free_port(LOCALHOST_V4).to_string();
+    demo.say(&format!(
+        "Nothing listens on port {closed}: connection refused, one clear line, exit 1"
+    ));
+    demo.run(
+        "client",
+        &["client", "--port", &closed, "--message", "anyone?"],
+        b"",
+        limit,
+    )?;
+    Ok(())
+}
