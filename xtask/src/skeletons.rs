@@ -133,8 +133,7 @@ pub fn skeleton_source(text: &str, is_crate_root: bool) -> Result<String, String
         out.push('\n');
         return finish(&mut out, text.lines().skip(doc_end));
     }
-    finish(&mut out, text.lines())?;
-    Ok(out)
+    finish(&mut out, text.lines())
 }
 
 fn finish<'a>(out: &mut String, lines: impl Iterator<Item = &'a str>) -> Result<String, String> {

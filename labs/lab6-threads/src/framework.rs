@@ -1,1 +1,478 @@
+//! A small server framework in the spirit of the notes' SocketServer module.
+//!
+//! Whoever writes a service only writes a [`Handler`]: one `handle` method that gets the
+//! connection as a buffered reader and a writer, as if it were two open files. The
+//! framework owns the sockets and the threads, and every step it takes is a call you can
+//! see below:
+//!
+//! ```text
+//! Server::bind(addr)     socket() -> setsockopt(SO_REUSEADDR) -> bind() -> listen()
+//! .serve_forever(h)      sigaction(SIGINT, SIGTERM)
+//!                        loop { poll(listener, 100 ms) -> accept() -> room for one more?
+//!                               no:  send("busy: ...") -> close()
+//!                               yes: setsockopt(SO_RCVTIMEO) -> thread::spawn(h.handle()) }
+//!                        after a signal: close(listener) -> wait for the clients -> return
+//! ```
+//!
+//! Why a thread per client: lab 3 serves one caller at a time, so one slow caller puts
+//! everybody else on hold. Here the main thread only answers the phone (accept) and
+//! hands each call to a thread of its own, then goes straight back to the phone.
+//!
+//! Why a cap: every thread costs memory (its stack) and the kernel limits how many a
+//! process may have. Past `max_clients` live connections a newcomer hears one `busy:`
+//! line and is hung up on, and the clients already connected keep their service.
+//!
+//! Why poll() and read timeouts: a thread asleep in accept() or recv() never notices
+//! that Ctrl+C was pressed. Waking up every [`TICK`] to look at the stop flag lets the
+//! main thread stop accepting at once and lets each client's thread hang up between two
+//! requests, while a request that has started arriving is always answered.
 
+use std::ffi::c_int;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use shared::errors::explain;
+use shared::{Context, Failure, narrate};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+/// How often (in milliseconds) sleeping threads wake up to look at the stop flag.
+const TICK_MS: u16 = 100;
+/// The same tick as a [`Duration`], for socket timeouts.
+pub const TICK: Duration = Duration::from_millis(TICK_MS as u64);
+/// How many finished handshakes the kernel may queue while the main thread is busy.
+/// Generous, so that a crowd arriving at once waits in line instead of being dropped.
+const BACKLOG: i32 = 128;
+
+/// What a service does with one client: the only code a framework user writes.
+///
+/// The framework calls `handle` on a thread of its own for every client, so it may
+/// block as long as it likes without holding anybody else up. `reader` is buffered, so
+/// `read_line`/`read_until` are cheap; `writer` sends straight away (use `write_all`).
+/// Return `Ok(())` when `reader` reports end of stream: either the client hung up, or
+/// the server is shutting down and this client is between two requests.
+pub trait Handler: Send + Sync + 'static {
+    /// Serves one client until it is done.
+    fn handle(&self, reader: &mut dyn BufRead, writer: &mut dyn Write) -> io::Result<()>;
+}
+
+/// A listening socket plus the rules for serving it.
+pub struct Server {
+    listener: Socket,
+    address: SocketAddr,
+    max_clients: usize,
+    grace: Duration,
+}
+
+impl Server {
+    /// Steps 1 to 4: a socket that listens on `address`.
+    pub fn bind(address: SocketAddr) -> Result<Server, Failure> {
+        // Step 1: socket() asks the kernel for a new TCP endpoint whose domain (IPv4 or
+        // IPv6) matches the address we will bind.
+        let listener: Socket = {
+            // Hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+            todo!("step 1: create a TCP socket whose domain matches `address`");
+        };
+        narrate!("socket() -> fd {}", listener.as_raw_fd());
+
+        // Step 2: SO_REUSEADDR, so that a restarted server can bind the port at once
+        // even while connections of its previous run linger in TIME_WAIT.
+        {
+            // Hint: listener.set_reuse_address(true)
+            todo!("step 2: set SO_REUSEADDR on the listener");
+        }
+        narrate!("setsockopt(SO_REUSEADDR, 1)");
+
+        // Step 3: bind() names the socket: this is the number the callers dial.
+        {
+            // Hint: listener.bind(&address.into())
+            todo!("step 3: bind the listener to `address`");
+        }
+        narrate!("bind({address})");
+
+        // Step 4: listen() makes it a passive socket. From now on the kernel completes
+        // handshakes by itself and queues up to BACKLOG callers until we accept() them.
+        {
+            // Hint: listener.listen(BACKLOG)
+            todo!("step 4: start listening with BACKLOG");
+        }
+        narrate!("listen(backlog={BACKLOG})");
+
+        // With port 0 the kernel picked a port: ask which, so we can print it.
+        let address = listener
+            .local_addr()
+            .ok()
+            .and_then(|name| name.as_socket())
+            .unwrap_or(address);
+        Ok(Server {
+            listener,
+            address,
+            max_clients: 64,
+            grace: Duration::from_secs(3),
+        })
+    }
+
+    /// At most `max_clients` connections are served at the same time.
+    pub fn max_clients(mut self, max_clients: usize) -> Server {
+        self.max_clients = max_clients.max(1);
+        self
+    }
+
+    /// After SIGINT/SIGTERM, connected clients get up to `grace` to finish.
+    pub fn grace(mut self, grace: Duration) -> Server {
+        self.grace = grace;
+        self
+    }
+
+    /// Steps 5 to 14: serve every client on its own thread until SIGINT or SIGTERM,
+    /// then stop accepting, give the connected clients the grace period, and return.
+    pub fn serve_forever(self, handler: impl Handler) -> Result<(), Failure> {
+        let Server {
+            listener,
+            address,
+            max_clients,
+            grace,
+        } = self;
+        catch_stop_signals()?;
+        println!(
+            "listening on {address} (up to {max_clients} clients at once; \
+             Ctrl+C stops, giving clients {} ms to finish)",
+            grace.as_millis()
+        );
+        let handler = Arc::new(handler);
+        let clients = Arc::new(LiveClients::new(max_clients));
+
+        let signal = loop {
+            if let Some(signal) = stop_requested() {
+                break signal;
+            }
+            if !caller_waiting(&listener)? {
+                continue;
+            }
+
+            // Step 7: accept() takes the next caller off the queue and returns a new
+            // socket for that one conversation. poll() said one is waiting, so this
+            // does not block.
+            let (connection, peer): (Socket, SockAddr) = {
+                // Hint: listener.accept() returns (Socket, SockAddr); on an error, log it and `continue`
+                todo!("step 7: accept the next client on `listener`");
+            };
+            let peer = describe(&peer);
+            narrate!("accept() -> fd {} from {peer}", connection.as_raw_fd());
+
+            // Step 8 (in LiveClients::try_enter): take one of the max_clients places,
+            // or learn that they are all taken.
+            match clients.try_enter() {
+                Ok(place) => {
+                    println!("client {peer} connected ({} live)", place.live_on_entry);
+                    hand_over(connection, peer, place, &handler);
+                }
+                Err(live) => refuse(connection, &peer, live),
+            }
+        };
+
+        // Step 13: close the listener right away. The port is free again and new
+        // callers are refused by the kernel, while the connections we accepted are
+        // separate sockets and live on.
+        {
+            // Hint: drop(listener)
+            todo!("step 13: close the listening socket (drop it)");
+        }
+        narrate!("close(listener): no new callers, the port is free");
+        println!(
+            "got {signal}: no longer accepting; waiting up to {} ms for {} connected client(s)",
+            grace.as_millis(),
+            clients.live()
+        );
+
+        // Step 14 (in LiveClients::wait_until_empty): wait until every client's thread
+        // has finished, but no longer than the grace period.
+        let still_connected = clients.wait_until_empty(grace);
+        if still_connected == 0 {
+            println!("all clients finished; bye");
+        } else {
+            println!("grace period over: hanging up on {still_connected} client(s); bye");
+        }
+        Ok(())
+    }
+}
+
+/// The number of the stop signal we caught (SIGINT or SIGTERM), or 0 while none came.
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// Runs inside the signal: it may interrupt any thread at any instruction, so it only
+/// stores a number. Everything else happens in the threads that look at the flag.
+extern "C" fn remember_stop_signal(signal: c_int) {
+    STOP_SIGNAL.store(signal, Ordering::SeqCst);
+}
+
+/// The stop signal caught so far, if any.
+pub fn stop_requested() -> Option<Signal> {
+    match STOP_SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        number => Signal::try_from(number).ok(),
+    }
+}
+
+/// Step 5: catch SIGINT (Ctrl+C) and SIGTERM (`kill`) instead of dying on the spot.
+fn catch_stop_signals() -> Result<(), Failure> {
+    // SA_RESTART: a blocking call that the signal interrupts starts again by itself
+    // (poll() and timed socket reads still wake up, which is what we want).
+    let action = SigAction::new(
+        SigHandler::Handler(remember_stop_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        {
+            // Hint: unsafe { sigaction(signal, &action) } returns nix::Result; map the Errno into a Failure
+            todo!("step 5: install `action` for `signal` with sigaction()");
+        }
+        narrate!("sigaction({signal}) -> note it, finish politely");
+    }
+    Ok(())
+}
+
+/// Step 6: sleep until a caller is waiting on `listener`, or until TICK has passed.
+fn caller_waiting(listener: &Socket) -> Result<bool, Failure> {
+    // poll() sleeps without using the CPU, like a blocking accept(), but it also wakes
+    // up when the tick is over (or a signal arrives), so we get to look at the stop flag.
+    let ready: bool = {
+        // Hint: poll(&mut [PollFd::new(listener.as_fd(), PollFlags::POLLIN)], PollTimeout::from(TICK_MS)); EINTR means "not yet"
+        todo!("step 6: poll() the listener for POLLIN with a TICK_MS timeout");
+    };
+    if ready {
+        narrate!("poll() -> the listener is readable: a caller is waiting");
+    }
+    Ok(ready)
+}
+
+/// Steps 10 and 11: give the client its own thread, then return to the phone.
+fn hand_over<H: Handler>(connection: Socket, peer: String, place: Place, handler: &Arc<H>) {
+    // Step 10: SO_RCVTIMEO makes a recv() that waited TICK without data give up with
+    // EAGAIN. The client's thread uses that pause to look at the stop flag (step 12).
+    {
+        // Hint: connection.set_read_timeout(Some(TICK)); on an error, log it and return (dropping it closes the socket)
+        todo!("step 10: set a read timeout of TICK on `connection`");
+    }
+    narrate!(
+        "setsockopt(fd {}, SO_RCVTIMEO, {TICK_MS} ms)",
+        connection.as_raw_fd()
+    );
+
+    // Step 11: a new thread runs the handler for this client. `move` gives the thread
+    // the socket, the place and a share of the handler; we keep nothing but the name,
+    // and dropping the JoinHandle detaches the thread (step 14 waits for it another way).
+    let thread_name = format!("client {peer}");
+    let fd = connection.as_raw_fd();
+    let handler = Arc::clone(handler);
+    let job = move || serve_client(connection, peer, place, handler);
+    let spawned: io::Result<()> = {
+        // Hint: thread::Builder::new().name(...).spawn(job) returns io::Result<JoinHandle<()>>; .map(drop) detaches it
+        todo!("step 11: run `job` on a new thread named `thread_name`");
+    };
+    match spawned {
+        Ok(()) => narrate!("thread::spawn() -> {thread_name:?} now owns fd {fd}"),
+        // Out of threads: the job (and with it the socket) is dropped, which hangs up.
+        Err(err) => eprintln!("lab6: cannot start {thread_name:?}: {}", explain(&err)),
+    }
+}
+
+/// The body of a client's thread: run the handler, hang up, give the place back.
+fn serve_client<H: Handler>(connection: Socket, peer: String, place: Place, handler: Arc<H>) {
+    let fd = connection.as_raw_fd();
+    let mut reader = BufReader::new(StopAwareReader::new(&connection));
+    let mut writer: &Socket = &connection;
+    // One misbehaving client must never take the server down: report it and go on.
+    if let Err(err) = handler.handle(&mut reader, &mut writer) {
+        eprintln!("lab6: client {peer}: {}", explain(&err));
+    }
+    drop(reader);
+    // shutdown() sends our FIN now; dropping the socket then close()s the fd.
+    let _ = connection.shutdown(Shutdown::Write);
+    drop(connection);
+    narrate!("close(fd {fd})");
+    println!("client {peer} disconnected");
+    drop(place);
+}
+
+/// Step 9: tell a caller that all places are taken, and hang up.
+fn refuse(mut connection: Socket, peer: &str, live: usize) {
+    let message = format!("busy: {live} clients already connected, try again later\n");
+    let sent: io::Result<()> = {
+        // Hint: connection.write_all(message.as_bytes()), then connection.shutdown(Shutdown::Write)
+        todo!("step 9: send `message` to the caller, then shut down our sending side");
+    };
+    match sent {
+        Ok(()) => narrate!("send({:?}); shutdown(SHUT_WR)", message.trim_end()),
+        Err(err) => eprintln!("lab6: client {peer}: send(busy) failed: {}", explain(&err)),
+    }
+    discard_pending_input(&connection);
+    drop(connection);
+    narrate!("close()");
+    println!("client {peer} refused: busy ({live} live)");
+}
+
+/// Reads and throws away whatever the refused caller already sent. Closing a socket
+/// with unread data makes the kernel send a reset (RST) instead of a normal goodbye,
+/// and a reset can make the caller lose our `busy:` line before reading it.
+fn discard_pending_input(connection: &Socket) {
+    if connection.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut scratch = [0u8; 4096];
+    let mut reader: &Socket = connection;
+    // Bounded: a refused caller does not get to keep the main thread busy.
+    for _ in 0..16 {
+        match reader.read(&mut scratch) {
+            Ok(received) if received > 0 => continue,
+            _ => break,
+        }
+    }
+}
+
+/// The connection as the handler reads it: a socket whose timed-out reads are turned
+/// into "end of stream" once a stop signal has come and the client is between requests.
+struct StopAwareReader<'a> {
+    connection: &'a Socket,
+    /// True when everything received so far ends with a newline: no request is half in.
+    between_requests: bool,
+}
+
+impl<'a> StopAwareReader<'a> {
+    fn new(connection: &'a Socket) -> StopAwareReader<'a> {
+        StopAwareReader {
+            connection,
+            between_requests: true,
+        }
+    }
+}
+
+impl Read for StopAwareReader<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let mut socket: &Socket = self.connection;
+        loop {
+            match socket.read(buffer) {
+                Ok(received) => {
+                    narrate!("recv(fd {}) -> {received} bytes", socket.as_raw_fd());
+                    if received > 0 {
+                        self.between_requests = buffer[received - 1] == b'\n';
+                    }
+                    return Ok(received);
+                }
+                // The SO_RCVTIMEO tick passed without data (or a signal interrupted us).
+                Err(err) if woke_up_without_data(&err) => {
+                    // Step 12: if the server is stopping and no request is half
+                    // received, report end of stream, so the handler returns and the
+                    // thread ends. A request already started keeps being read: the
+                    // client gets its answer (within the grace period).
+                    // Hint: stop_requested().is_some() && self.between_requests
+                    todo!("step 12: on a stop request, between requests, return Ok(0)");
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+}
+
+/// Whether a read only stopped because the timeout ran out or a signal arrived.
+fn woke_up_without_data(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// How many clients are being served right now, shared by all threads.
+///
+/// The count sits behind a Mutex because the main thread and every client thread change
+/// it; the Condvar lets the main thread sleep until it drops (step 14).
+struct LiveClients {
+    max_clients: usize,
+    count: Mutex<usize>,
+    changed: Condvar,
+}
+
+/// One of the `max_clients` places. Dropping it (when the client's thread ends, even by
+/// a panic) gives the place back.
+struct Place {
+    clients: Arc<LiveClients>,
+    /// How many were live counting this one, for the log.
+    live_on_entry: usize,
+}
+
+impl LiveClients {
+    fn new(max_clients: usize) -> LiveClients {
+        LiveClients {
+            max_clients,
+            count: Mutex::new(0),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// The count, even if a client's thread panicked while holding the lock (a plain
+    /// number cannot be left half-updated).
+    fn lock(&self) -> MutexGuard<'_, usize> {
+        self.count.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn live(&self) -> usize {
+        *self.lock()
+    }
+
+    /// Step 8: one more client, if there is room; otherwise how many are live.
+    fn try_enter(self: &Arc<Self>) -> Result<Place, usize> {
+        let mut live = self.lock();
+        {
+            // Hint: compare *live with self.max_clients, then *live += 1
+            todo!("step 8: refuse with Err(*live) when all max_clients places are taken; else count one more");
+        }
+        Ok(Place {
+            clients: Arc::clone(self),
+            live_on_entry: *live,
+        })
+    }
+
+    /// Step 14: sleep until no client is left or `grace` has passed; returns how many
+    /// are still connected.
+    fn wait_until_empty(&self, grace: Duration) -> usize {
+        let deadline = Instant::now() + grace;
+        let live: MutexGuard<'_, usize> = {
+            // Hint: loop on self.lock(): self.changed.wait_timeout(guard, deadline - now) returns (guard, timeout result)
+            todo!("step 14: until the count is 0 or the deadline passed, sleep on `self.changed`");
+        };
+        *live
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut live = self.clients.lock();
+        *live -= 1;
+        // Wake the main thread if it is waiting for the clients to finish (step 14).
+        self.clients.changed.notify_all();
+    }
+}
+
+/// A nix error as a one-line Failure: `poll(listener) failed: <why>`.
+fn os_failure(what: impl std::fmt::Display, errno: Errno) -> Failure {
+    Failure::new(format!(
+        "{what} failed: {}",
+        explain(&io::Error::from(errno))
+    ))
+}
+
+/// `127.0.0.1:54012` or `[::1]:54012`, for logs and narration.
+fn describe(peer: &SockAddr) -> String {
+    match peer.as_socket() {
+        Some(address) => address.to_string(),
+        None => String::from("(unknown address)"),
+    }
+}

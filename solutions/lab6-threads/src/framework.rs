@@ -182,9 +182,12 @@ impl Server {
                 //- hint: listener.accept() returns (Socket, SockAddr); on an error, log it and `continue`
                 match listener.accept() {
                     Ok(pair) => pair,
-                    // A caller that hung up while queued is its problem, not ours.
+                    // A caller that hung up while queued is its problem, not ours. Wait a
+                    // tick before trying again, so that a lasting error (out of file
+                    // descriptors: EMFILE) does not turn this loop into a busy spin.
                     Err(err) => {
                         eprintln!("lab6: accept() failed: {}", explain(&err));
+                        thread::sleep(TICK);
                         continue;
                     }
                 }

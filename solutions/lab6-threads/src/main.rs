@@ -23,7 +23,7 @@
 
 mod framework;
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
@@ -162,12 +162,18 @@ fn run_client(address: SocketAddr) -> Result<(), Failure> {
     let mut stdin = io::stdin().lock();
     let mut typed: Vec<u8> = Vec::new();
     let mut reply: Vec<u8> = Vec::new();
+    // The prompt is for people: when stdin is a file or a pipe, it would only be noise.
+    let interactive = stdin.is_terminal();
     loop {
-        print!("> ");
-        io::stdout().flush().context("flush(stdout)")?;
+        if interactive {
+            print!("> ");
+            io::stdout().flush().context("flush(stdout)")?;
+        }
         typed.clear();
         if stdin.read_until(b'\n', &mut typed).context("read(stdin)")? == 0 {
-            println!();
+            if interactive {
+                println!();
+            }
             return Ok(());
         }
         // The server answers whole lines only: make sure the last one is finished.

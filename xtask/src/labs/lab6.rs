@@ -1,11 +1,856 @@
-//! Lab 6 (threads): its check table and classroom demo (placeholder until written).
+//! Lab 6 (threads): the check table and the classroom demo.
+//!
+//! The server must echo lines on persistent connections, serve many clients at once (a
+//! silent one holds up nobody), refuse clients past `--max-clients` with one `busy:`
+//! line and take them again when a place frees up, survive clients that reset, and stop
+//! gracefully on SIGINT/SIGTERM: stop accepting at once, hang up on idle clients, answer
+//! a request that has started arriving, give up after `--grace-ms`, and exit 0.
+//! The client role must send stdin's lines and print the server's replies.
 
-use crate::grade::Lab;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::ExitStatus;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::grade::demo::Demo;
+use crate::grade::net::{self, Conn, LOCALHOST_V4, LOCALHOST_V6, show};
+use crate::grade::process::describe_status;
+use crate::grade::{Check, Ctx, Failure, Lab, Server, ensure, expect};
 
 pub static LAB: Lab = Lab {
     id: "lab6",
     slug: "threads",
-    title: "threads",
-    checks: &[],
-    demo: None,
+    title: "threads: everybody served at once, a cap, a graceful exit",
+    checks: &[
+        Check {
+            name: "echoes-lines",
+            points: 1,
+            verifies: "echoes each line back on the same connection, line after line",
+            run: echoes_lines,
+        },
+        Check {
+            name: "concurrent-clients",
+            points: 2,
+            verifies: "50 clients at once, one of them silent mid-line: all the others are answered",
+            run: concurrent_clients,
+        },
+        Check {
+            name: "max-clients",
+            points: 2,
+            verifies: "past --max-clients, a newcomer gets one busy: line and is closed; the others keep their service",
+            run: max_clients,
+        },
+        Check {
+            name: "frees-places",
+            points: 1,
+            verifies: "when a client leaves, its place is given to the next one",
+            run: frees_places,
+        },
+        Check {
+            name: "survives-resets",
+            points: 1,
+            verifies: "keeps serving after clients reset their connections",
+            run: survives_resets,
+        },
+        Check {
+            name: "ipv6",
+            points: 1,
+            verifies: "works over IPv6 with --host ::1",
+            run: ipv6,
+        },
+        Check {
+            name: "prints-clients",
+            points: 1,
+            verifies: "prints its port and each client's address:port",
+            run: prints_clients,
+        },
+        Check {
+            name: "port-in-use",
+            points: 1,
+            verifies: "one-line error and non-zero exit when the port is taken",
+            run: port_in_use,
+        },
+        Check {
+            name: "sigint-exits-cleanly",
+            points: 2,
+            verifies: "on SIGINT idle clients are hung up on, a line names the signal, and the exit status is 0",
+            run: sigint_exits_cleanly,
+        },
+        Check {
+            name: "stops-accepting",
+            points: 1,
+            verifies: "after SIGTERM the listener is closed at once, even while a client is still being answered",
+            run: stops_accepting,
+        },
+        Check {
+            name: "finishes-reply",
+            points: 2,
+            verifies: "a reply being sent when SIGTERM comes is sent in full, then the exit status is 0",
+            run: finishes_reply,
+        },
+        Check {
+            name: "finishes-request",
+            points: 1,
+            verifies: "a line half received when SIGTERM comes is still read to its end and answered",
+            run: finishes_request,
+        },
+        Check {
+            name: "grace-period",
+            points: 1,
+            verifies: "a client stalled mid-line keeps the server no longer than --grace-ms",
+            run: grace_period,
+        },
+        Check {
+            name: "client",
+            points: 1,
+            verifies: "the client sends stdin's lines and prints the replies, busy: included",
+            run: client,
+        },
+    ],
+    demo: Some(demo),
 };
+
+/// How long a stopping server may take to do something that needs one tick of its
+/// timeouts (hang up on an idle client, exit once the clients are gone). Generous on
+/// purpose: it is a deadline, not a speed test.
+const STOP_LIMIT: Duration = Duration::from_secs(10);
+
+fn start(ctx: &mut Ctx, extra: &[&str]) -> Result<Server, Failure> {
+    ctx.start_server("server", LOCALHOST_V4, extra)
+}
+
+/// Sends `line` and expects exactly it back.
+fn echo(conn: &mut Conn, line: &[u8]) -> Result<(), Failure> {
+    conn.send(line)?;
+    let got = conn.read_line()?;
+    ensure(got == line, || {
+        let hint = if got.starts_with(b"busy") {
+            "this client was refused although there was room: count a client only once it is accepted, and give its place back when it leaves"
+        } else {
+            "send back exactly the line that came in, newline included"
+        };
+        Failure::new("the echo was not the line sent")
+            .sent(show(line))
+            .expected(show(line))
+            .got(show(&got))
+            .hint(hint)
+    })
+}
+
+/// A client that was accepted and answered once, so the server counts it as live.
+fn served_client(addr: SocketAddr, name: &str) -> Result<Conn, Failure> {
+    let mut conn = net::connect(addr).map_err(|f| f.during(name))?;
+    echo(&mut conn, format!("hello from {name}\n").as_bytes()).map_err(|f| f.during(name))?;
+    Ok(conn)
+}
+
+/// Waits for the program to exit and requires status 0.
+fn exits_zero(ctx: &mut Ctx, id: usize, after: &str, limit: Duration) -> Result<(), Failure> {
+    match ctx.proc(id).wait_exit(limit) {
+        Some(status) if status.success() => Ok(()),
+        Some(status) => Err(bad_exit(status, after)),
+        None => Err(Failure::new(format!(
+            "the server was still running {} s {after}",
+            limit.as_secs()
+        ))
+        .hint(
+            "after the signal the server must stop accepting, let its clients finish and exit: \
+             does the accept loop look at a stop flag (poll() with a timeout), and do the \
+             client threads notice it (a read timeout)?",
+        )),
+    }
+}
+
+fn bad_exit(status: ExitStatus, after: &str) -> Failure {
+    let hint = if status.code().is_none() {
+        "the signal killed the program: install a handler with sigaction() that sets a flag, \
+         and exit normally once the clients are done"
+    } else {
+        "a graceful stop is a success: exit with status 0"
+    };
+    Failure::new(format!(
+        "the server ended with {} {after}",
+        describe_status(status)
+    ))
+    .expected("exit status 0")
+    .hint(hint)
+}
+
+fn echoes_lines(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    let mut conn = net::connect(server.addr)?;
+    echo(&mut conn, b"first line\n")?;
+    echo(&mut conn, b"second line, same connection\n")?;
+    // One line in many small pieces: the answer still comes back whole.
+    conn.send_bytewise(b"one byte")?;
+    conn.send(b" at a time\n")?;
+    let got = conn.read_line()?;
+    ensure(got == b"one byte at a time\n", || {
+        Failure::new("a line sent in pieces did not come back whole")
+            .sent(show(b"one byte at a time\n"))
+            .got(show(&got))
+            .hint("keep reading until the newline: one recv() is not one line")
+    })?;
+    // Binary is not text: bytes come back exactly.
+    echo(&mut conn, b"\xff\x00\xfe binary\n")
+        .map_err(|f| f.or_hint("treat the line as bytes, not UTF-8 text"))
+}
+
+fn concurrent_clients(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--max-clients", "100"])?;
+    // The silent client comes first, so a server that serves one client at a time
+    // gets stuck with it.
+    let mut silent = net::connect(server.addr)?;
+    silent.send(b"I am slow")?;
+    let mut others = Vec::new();
+    for n in 1..50 {
+        let conn = net::connect(server.addr).map_err(|f| f.during(format!("client {n} of 49")))?;
+        others.push(conn);
+    }
+    for (n, conn) in others.iter_mut().enumerate() {
+        conn.send(format!("client {}\n", n + 1).as_bytes())?;
+    }
+    for (n, conn) in others.iter_mut().enumerate() {
+        let line = format!("client {}\n", n + 1);
+        let got = conn.read_line().map_err(|f| {
+            f.during(format!(
+                "client {} of 49, while another client sat silent mid-line",
+                n + 1
+            ))
+            .hint(
+                "a silent client must hold up nobody: serve each client on its own thread \
+                 and go straight back to accept()",
+            )
+        })?;
+        ensure(got == line.as_bytes(), || {
+            Failure::new(format!("client {} of 49 got the wrong echo", n + 1))
+                .sent(show(line.as_bytes()))
+                .got(show(&got))
+        })?;
+    }
+    silent.send(b" but here\n")?;
+    let got = silent
+        .read_line()
+        .map_err(|f| f.during("the silent client, once it finished its line"))?;
+    ensure(got == b"I am slow but here\n", || {
+        Failure::new("the silent client's line did not come back whole")
+            .expected(show(b"I am slow but here\n"))
+            .got(show(&got))
+    })?;
+    ctx.ensure_running(server.id, "while serving 50 clients")
+}
+
+fn max_clients(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--max-clients", "3"])?;
+    let mut live = Vec::new();
+    for n in 1..=3 {
+        live.push(served_client(server.addr, &format!("client {n} of 3"))?);
+    }
+    let mut fourth = net::connect(server.addr)?;
+    let got = fourth.read_line().map_err(|f| {
+        f.during("a 4th client with --max-clients 3")
+            .hint("past --max-clients, send one line starting with busy: and close the connection")
+    })?;
+    ensure(got.starts_with(b"busy"), || {
+        Failure::new("the 4th client with --max-clients 3 was not refused")
+            .expected("a line starting with busy:, then the connection closed")
+            .got(show(&got))
+            .hint("count the live clients; past --max-clients, refuse instead of starting a thread")
+    })?;
+    let (more, closed) = fourth.closes_within(Duration::from_secs(5))?;
+    ensure(closed && more.is_empty(), || {
+        Failure::new("after the busy: line the connection was not closed")
+            .expected("end of stream right after the busy: line")
+            .got(if more.is_empty() {
+                "the connection stayed open".to_string()
+            } else {
+                show(&more)
+            })
+            .hint("after refusing, close the socket (and start no thread for it)")
+    })?;
+    for (n, conn) in live.iter_mut().enumerate() {
+        echo(conn, b"still served?\n")
+            .map_err(|f| f.during(format!("client {} of 3, after a 4th was refused", n + 1)))?;
+    }
+    ctx.ensure_running(server.id, "after refusing a client")
+}
+
+fn frees_places(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--max-clients", "2"])?;
+    let first = served_client(server.addr, "client 1 of 2")?;
+    let _second = served_client(server.addr, "client 2 of 2")?;
+    let mut third = net::connect(server.addr)?;
+    let got = third.read_line()?;
+    ensure(got.starts_with(b"busy"), || {
+        Failure::new("a 3rd client with --max-clients 2 was not refused")
+            .expected("a line starting with busy:")
+            .got(show(&got))
+    })?;
+    drop(third);
+    drop(first);
+    // The server learns of the departure and gives the place back: poll for it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut conn = net::connect(server.addr)?;
+        conn.send(b"is there room now?\n")?;
+        let got = conn.read_line()?;
+        if got == b"is there room now?\n" {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(
+                Failure::new("5 s after a client left, newcomers were still refused")
+                    .expected("the departed client's place to go to a newcomer")
+                    .got(show(&got))
+                    .hint("give a client's place back when its thread ends, on every path (end of stream, error): tie it to a value whose Drop does it"),
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn survives_resets(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    // Reset mid-line: the server's recv() fails with ECONNRESET.
+    let mut rude = served_client(server.addr, "a client that will reset")?;
+    rude.send(b"half a li")?;
+    rude.reset();
+    // Reset while the server is busy with a long line (reading it, or blocked sending
+    // its echo back): whichever call it is in fails. The grader writes without blocking
+    // until the buffers are full, so nothing here can wait for ever.
+    let flooder = net::connect(server.addr)?;
+    flooder.stream.set_nonblocking(true).map_err(|e| {
+        Failure::new(format!(
+            "grader could not make its socket non-blocking: {e}"
+        ))
+    })?;
+    let chunk = vec![b'z'; 64 * 1024];
+    let mut flooded = 0;
+    while flooded < 8 * 1024 * 1024 {
+        match (&flooder.stream).write(&chunk) {
+            Ok(n) => flooded += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => return Err(Failure::new(format!("sending a long line failed: {e}"))),
+        }
+    }
+    flooder.reset();
+    let mut polite = net::connect(server.addr)?;
+    echo(&mut polite, b"still there?\n").map_err(|f| f.during("a client after two resets"))?;
+    ctx.ensure_running(server.id, "after clients reset their connections")
+}
+
+fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = ctx.start_server("server", LOCALHOST_V6, &[]).map_err(|f| {
+        f.during("with --host ::1").or_hint(
+            "create the socket with the domain of the address (Domain::for_address), not always IPv4",
+        )
+    })?;
+    let mut conn = net::connect(server.addr)?;
+    echo(&mut conn, b"six\n")
+}
+
+fn prints_clients(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    let conn = served_client(server.addr, "a client")?;
+    let client_port = conn.local_port();
+    let limit = Duration::from_secs(2);
+    let wanted = [
+        (
+            server.addr.port().to_string(),
+            "the port it listens on, e.g. `listening on 127.0.0.1:5000`",
+        ),
+        (
+            format!(":{client_port}"),
+            "each client's address, e.g. `client 127.0.0.1:54012 connected`",
+        ),
+    ];
+    for (needle, what) in wanted {
+        if !expect::stdout_mentions(ctx, server.id, &needle, limit) {
+            return Err(Failure::new(format!("stdout never mentioned {needle:?}"))
+                .got(show(&ctx.proc(server.id).stdout()))
+                .hint(format!("print {what}")));
+        }
+    }
+    Ok(())
+}
+
+fn port_in_use(ctx: &mut Ctx) -> Result<(), Failure> {
+    let holder = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
+    let port = holder
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(0)
+        .to_string();
+    let run = ctx.run(
+        "server",
+        &["server", "--host", "127.0.0.1", "--port", &port],
+        None,
+        Duration::from_secs(5),
+    )?;
+    expect::clean_error(&run, &["in use"], 2)
+        .map_err(|f| f.during(format!("port {port} already taken by the grader")))
+}
+
+fn sigint_exits_cleanly(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--grace-ms", "60000"])?;
+    let mut idle = Vec::new();
+    for n in 1..=3 {
+        idle.push(served_client(
+            server.addr,
+            &format!("idle client {n} of 3"),
+        )?);
+    }
+    let printed_before = ctx.proc(server.id).stdout().len();
+    ctx.proc(server.id).signal(Signal::SIGINT);
+    for (n, conn) in idle.iter_mut().enumerate() {
+        let (got, closed) = conn.closes_within(STOP_LIMIT)?;
+        if closed && got.is_empty() {
+            continue;
+        }
+        if ctx.proc(server.id).exited().is_some_and(|s| !s.success()) {
+            let status = ctx.proc(server.id).exited().unwrap();
+            return Err(bad_exit(status, "after SIGINT"));
+        }
+        return Err(Failure::new(format!(
+            "idle client {} of 3 was not hung up on within {} s of SIGINT",
+            n + 1,
+            STOP_LIMIT.as_secs()
+        ))
+        .expected("end of stream: an idle client has no request to finish")
+        .got(if got.is_empty() {
+            "the connection stayed open".to_string()
+        } else {
+            show(&got)
+        })
+        .hint(
+            "a thread blocked in recv() never sees the stop flag: give each connection a \
+             read timeout (SO_RCVTIMEO) and, when it expires between two requests, look \
+             at the flag and hang up",
+        ));
+    }
+    exits_zero(
+        ctx,
+        server.id,
+        "after SIGINT, with its clients gone",
+        STOP_LIMIT,
+    )?;
+    let stdout = ctx.proc(server.id).stdout();
+    let after = String::from_utf8_lossy(&stdout[printed_before.min(stdout.len())..]).into_owned();
+    ensure(after.to_uppercase().contains("SIGINT"), || {
+        Failure::new("nothing printed after SIGINT names the signal")
+            .expected("a line such as `got SIGINT: no longer accepting ...`")
+            .got(show(after.as_bytes()))
+            .hint("print what happened before exiting, so whoever pressed Ctrl+C knows it worked")
+    })
+}
+
+/// A client whose long line is being echoed while it does not read: the server is
+/// blocked sending the reply when the check sends its signal.
+struct PendingReply {
+    stream: TcpStream,
+    size: usize,
+    sender: JoinHandle<std::io::Result<()>>,
+    received: usize,
+}
+
+/// Bigger than anything the kernels' buffers can hold on both sides, so the server
+/// cannot have finished sending when the signal comes.
+fn long_line_size() -> usize {
+    let max_of = |path: &str| -> usize {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.split_whitespace().nth(2).and_then(|v| v.parse().ok()))
+            .unwrap_or(4 * 1024 * 1024)
+    };
+    let send_buffer = max_of("/proc/sys/net/ipv4/tcp_wmem");
+    (4 * send_buffer).clamp(16 * 1024 * 1024, 256 * 1024 * 1024)
+}
+
+fn clone_stream(stream: &TcpStream) -> Result<TcpStream, Failure> {
+    stream
+        .try_clone()
+        .map_err(|e| Failure::new(format!("grader could not clone its socket: {e}")))
+}
+
+/// Connects with a small receive buffer (set before connect(), so the window stays
+/// small), sends one long line from a thread, and reads the first KiB of its echo.
+fn start_pending_reply(server: &Server) -> Result<PendingReply, Failure> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(server.addr), Type::STREAM, None)
+        .map_err(|e| Failure::new(format!("grader socket() failed: {e}")))?;
+    let _ = socket.set_recv_buffer_size(64 * 1024);
+    socket
+        .connect_timeout(&server.addr.into(), net::IO_LIMIT)
+        .map_err(|e| net::connect_failure(server.addr, &e))?;
+    let stream: TcpStream = socket.into();
+    let size = long_line_size();
+    let mut writer = clone_stream(&stream)?;
+    let _ = writer.set_write_timeout(Some(Duration::from_secs(60)));
+    let sender = thread::spawn(move || {
+        let chunk = vec![b'a'; 1024 * 1024];
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            writer.write_all(&chunk[..n])?;
+            left -= n;
+        }
+        writer.write_all(b"\n")
+    });
+    let mut pending = PendingReply {
+        stream,
+        size: size + 1,
+        sender,
+        received: 0,
+    };
+    pending
+        .read_more(1024, Duration::from_secs(10))
+        .map_err(|f| {
+            f.during(format!(
+                "waiting for the echo of a {} MiB line to start",
+                size >> 20
+            ))
+        })?;
+    Ok(pending)
+}
+
+impl PendingReply {
+    /// Reads (and checks) `want` more bytes of the echo within `limit`.
+    fn read_more(&mut self, want: usize, limit: Duration) -> Result<(), Failure> {
+        let deadline = Instant::now() + limit;
+        let mut buffer = vec![0u8; 256 * 1024];
+        let target = self.received + want;
+        while self.received < target {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.cut_short("nothing more came"));
+            }
+            let _ = self.stream.set_read_timeout(Some(left));
+            let room = (target - self.received).min(buffer.len());
+            match self.stream.read(&mut buffer[..room]) {
+                Ok(0) => return Err(self.cut_short("the server closed the connection")),
+                Ok(n) => {
+                    let last_is_end = self.received + n == self.size;
+                    let expected_ok = buffer[..n].iter().enumerate().all(|(i, &b)| {
+                        if last_is_end && i == n - 1 {
+                            b == b'\n'
+                        } else {
+                            b == b'a'
+                        }
+                    });
+                    if !expected_ok {
+                        return Err(Failure::new(
+                            "the echo of the long line contained bytes that were never sent",
+                        )
+                        .got(show(&buffer[..n.min(64)])));
+                    }
+                    self.received += n;
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return Err(self.cut_short("nothing more came"));
+                }
+                Err(e) => return Err(self.cut_short(&format!("reading failed: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    fn cut_short(&self, what: &str) -> Failure {
+        Failure::new(format!(
+            "the reply was cut short: {what} after {} of {} bytes",
+            self.received, self.size
+        ))
+        .hint(
+            "a reply already being sent must be finished: after the signal, do not exit (or \
+             close client sockets) until each client's thread is done, within --grace-ms",
+        )
+    }
+}
+
+fn finishes_reply(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--grace-ms", "60000"])?;
+    let mut pending = start_pending_reply(&server)?;
+    ctx.proc(server.id).signal(Signal::SIGTERM);
+    let rest = pending.size - pending.received;
+    pending
+        .read_more(rest, Duration::from_secs(60))
+        .map_err(|f| f.during("reading the rest of the reply after SIGTERM"))?;
+    match pending.sender.join() {
+        Ok(Ok(())) => {}
+        _ => {
+            return Err(Failure::new(
+                "the server stopped reading the long line before its end",
+            ));
+        }
+    }
+    drop(pending.stream);
+    exits_zero(
+        ctx,
+        server.id,
+        "after SIGTERM, once its last client had its reply and left",
+        STOP_LIMIT,
+    )
+}
+
+fn stops_accepting(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--grace-ms", "60000"])?;
+    let _pending = start_pending_reply(&server)?;
+    ctx.proc(server.id).signal(Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match TcpStream::connect_timeout(&server.addr, Duration::from_secs(1)) {
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => return Ok(()),
+            _ if Instant::now() >= deadline => {
+                return Err(Failure::new(
+                    "5 s after SIGTERM, new clients could still connect",
+                )
+                .expected("connection refused: the listening socket closed right after the signal")
+                .got("connect() succeeded (the kernel queued us on a listener nobody serves)")
+                .hint(
+                    "close the listening socket as soon as the stop flag is seen, before \
+                     waiting for the connected clients to finish",
+                ));
+            }
+            _ => thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn finishes_request(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--grace-ms", "60000"])?;
+    let mut idle = served_client(server.addr, "an idle client")?;
+    let mut busy = served_client(server.addr, "a client in mid-request")?;
+    busy.send(b"half a li")?;
+    ctx.proc(server.id).signal(Signal::SIGTERM);
+    // Once the idle client is hung up on, the server's threads have seen the stop.
+    let (_, closed) = idle.closes_within(STOP_LIMIT)?;
+    ensure(closed, || {
+        Failure::new(format!(
+            "an idle client was not hung up on within {} s of SIGTERM",
+            STOP_LIMIT.as_secs()
+        ))
+        .hint("give each connection a read timeout and look at the stop flag when it expires")
+    })?;
+    let (got, closed) = busy.closes_within(Duration::from_secs(1))?;
+    ensure(got.is_empty() && !closed, || {
+        Failure::new("the server hung up on a client in the middle of its line")
+            .sent(show(b"half a li"))
+            .expected("the connection kept open until the line is complete")
+            .got(format!(
+                "{}{}",
+                show(&got),
+                if closed { ", then end of stream" } else { "" }
+            ))
+            .hint(
+                "hang up only between requests: when the bytes received so far end with a newline",
+            )
+    })?;
+    busy.send(b"ne\n")?;
+    let got = busy
+        .read_line()
+        .map_err(|f| f.during("after completing the line"))?;
+    ensure(got == b"half a line\n", || {
+        Failure::new("the line started before SIGTERM was not answered")
+            .expected(show(b"half a line\n"))
+            .got(show(&got))
+    })?;
+    drop(busy);
+    exits_zero(
+        ctx,
+        server.id,
+        "after SIGTERM, once its clients left",
+        STOP_LIMIT,
+    )
+}
+
+fn grace_period(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--grace-ms", "1000"])?;
+    let mut stalled = served_client(server.addr, "a client that will stall")?;
+    stalled.send(b"this line never ends")?;
+    ctx.proc(server.id).signal(Signal::SIGTERM);
+    exits_zero(
+        ctx,
+        server.id,
+        "after SIGTERM with --grace-ms 1000, while a client sat mid-line",
+        Duration::from_secs(15),
+    )
+    .map_err(|f| {
+        f.or_hint("wait for the clients with a deadline: once --grace-ms has passed, exit anyway")
+    })
+}
+
+/// The lines the grader's server received, once its thread ends.
+type ReceivedLines = JoinHandle<Vec<Vec<u8>>>;
+
+/// A one-connection server for the client check. It answers each line with
+/// `you said: <line>`; with `refusal`, it sends that line first, closes its sending
+/// side, and only reads the client's first line.
+fn grader_server(refusal: Option<&'static [u8]>) -> Result<(u16, ReceivedLines), Failure> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let handle = thread::spawn(move || {
+        let mut lines = Vec::new();
+        let _ = listener.set_nonblocking(true);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let stream = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+                Err(_) => return lines,
+            }
+        };
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let Ok(mut writer) = stream.try_clone() else {
+            return lines;
+        };
+        if let Some(refusal) = refusal {
+            // One line, then read what the client sends (so closing does not reset).
+            let _ = writer.write_all(refusal);
+            let _ = writer.shutdown(std::net::Shutdown::Write);
+        }
+        let mut reader = BufReader::new(stream);
+        loop {
+            let mut line = Vec::new();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return lines,
+                Ok(_) => {}
+            }
+            lines.push(line.clone());
+            if refusal.is_some() {
+                return lines;
+            }
+            let text = String::from_utf8_lossy(&line);
+            let answer = format!("you said: {}\n", text.trim_end());
+            if writer.write_all(answer.as_bytes()).is_err() {
+                return lines;
+            }
+        }
+    });
+    Ok((port, handle))
+}
+
+fn client(ctx: &mut Ctx) -> Result<(), Failure> {
+    let (port, server) = grader_server(None)?;
+    let port_text = port.to_string();
+    let args = ["client", "--host", "127.0.0.1", "--port", &port_text];
+    let run = ctx.run(
+        "client",
+        &args,
+        Some(b"one\ntwo\n".to_vec()),
+        Duration::from_secs(10),
+    )?;
+    let lines = server.join().unwrap_or_default();
+    let stdout = run.stdout_text();
+    ensure(lines == [b"one\n".to_vec(), b"two\n".to_vec()], || {
+        Failure::new("the grader's server did not receive stdin's lines")
+            .sent("stdin: \"one\\ntwo\\n\"")
+            .expected("\"one\\n\" then \"two\\n\" on one connection")
+            .got(format!(
+                "{:?}",
+                lines.iter().map(|l| show(l)).collect::<Vec<_>>()
+            ))
+            .hint("send each line of stdin, newline included, on the connection")
+    })?;
+    ensure(
+        stdout.contains("you said: one") && stdout.contains("you said: two"),
+        || {
+            Failure::new("the client did not print the server's replies")
+                .expected("stdout with `you said: one` and `you said: two` (the grader's replies)")
+                .got(show(stdout.as_bytes()))
+                .hint("after sending a line, read one reply line and print it")
+        },
+    )?;
+    ensure(run.status.success(), || {
+        Failure::new(format!(
+            "the client ended with {} at the end of its input",
+            describe_status(run.status)
+        ))
+        .expected("exit status 0 when stdin ends")
+    })?;
+
+    let busy_line: &'static [u8] = b"busy: 1 clients already connected, try again later\n";
+    let (port, server) = grader_server(Some(busy_line))?;
+    let port_text = port.to_string();
+    let args = ["client", "--host", "127.0.0.1", "--port", &port_text];
+    let run = ctx
+        .run(
+            "client",
+            &args,
+            Some(b"hello\n".to_vec()),
+            Duration::from_secs(10),
+        )
+        .map_err(|f| f.during("against a server that answers busy:"))?;
+    let _ = server.join();
+    let shown = format!("{}{}", run.stdout_text(), run.stderr);
+    ensure(shown.contains("busy"), || {
+        Failure::new("the client did not show the server's busy: refusal")
+            .sent(show(busy_line))
+            .got(show(shown.as_bytes()))
+            .hint("print the reply line even when it is a refusal")
+    })
+}
+
+fn demo(demo: &mut Demo) -> Result<(), String> {
+    let port = demo.free_port();
+    let port_text = port.to_string();
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    let client_args = ["client", "--host", "127.0.0.1", "--port", &port_text];
+    demo.say(&format!(
+        "The server: socket, setsockopt, bind, listen on port {port}, then sigaction for SIGINT and SIGTERM (at most 2 clients)"
+    ));
+    let server = demo.start(
+        "server",
+        &[
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port_text,
+            "--max-clients",
+            "2",
+            "--grace-ms",
+            "2000",
+        ],
+    )?;
+    demo.wait_listening(port)?;
+
+    demo.say("Two quiet clients connect: each gets a thread of its own, and says nothing");
+    let mut quiet = Vec::new();
+    for n in 1..=2 {
+        let conn = served_client(addr, &format!("quiet client {n}")).map_err(|f| f.problem)?;
+        println!("[quiet client {n}] connected and answered once, now silent");
+        quiet.push(conn);
+        demo.settle();
+    }
+
+    demo.say("A third client: both places are taken, so it hears busy: and is hung up on");
+    demo.run(
+        "client",
+        &client_args,
+        b"anybody there?\n",
+        Duration::from_secs(10),
+    )?;
+
+    demo.say("One quiet client leaves; its place goes to the next caller, served while the other still sits silent");
+    drop(quiet.remove(0));
+    demo.settle();
+    demo.run(
+        "client",
+        &client_args,
+        b"hello\nthreads\n",
+        Duration::from_secs(10),
+    )?;
+
+    demo.say("Ctrl+C (SIGINT): close the listener, hang up on the idle client at its next tick, say bye, exit 0");
+    demo.signal(server, Signal::SIGINT);
+    if !demo.wait_exit(server, Duration::from_secs(10)) {
+        return Err("the server did not exit after SIGINT".into());
+    }
+    drop(quiet);
+    Ok(())
+}
