@@ -154,7 +154,9 @@ fn run_daemon(pidfile: &Path, host: &str, port: u16, backlog: i32) -> Result<(),
     let own_pid = std::process::id() as i32;
 
     // Two daemons sharing one pid file would overwrite each other's. If the file names a
-    // daemon that answers, leave it be; if it is stale (or absent), take it over.
+    // daemon that answers, leave it be; if it is stale (or absent), take it over. This is
+    // the status check itself: steps 2 and 3 (read_pidfile) and, when the file names a
+    // live process, steps 17 to 23.
     match check_status(pidfile, host, STARTUP_PROBE)?.verdict {
         Verdict::Running(record) => {
             return Err(Failure::new(format!(
@@ -170,11 +172,11 @@ fn run_daemon(pidfile: &Path, host: &str, port: u16, backlog: i32) -> Result<(),
     let address = resolve(host, port)?;
     let listener = open_listener(address, backlog)?;
 
-    // Step 7: with port 0, bind() let the kernel choose. getsockname() tells which port
+    // Step 9: with port 0, bind() let the kernel choose. getsockname() tells which port
     // we got: the one number the pid file must hold.
     let bound: SockAddr = {
         // Hint: listener.local_addr() is getsockname()
-        todo!("step 7: ask the kernel which address `listener` is bound to");
+        todo!("step 9: ask the kernel which address `listener` is bound to");
     };
     let bound_text = describe(&bound);
     let Some(bound) = bound.as_socket() else {
@@ -219,51 +221,51 @@ fn watch_shutdown_signals() -> Result<SignalFd, Failure> {
     Ok(signals)
 }
 
-/// Steps 2 to 6: a non-blocking socket listening on `address`.
+/// Steps 4 to 8: a non-blocking socket listening on `address`.
 fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
-    // Step 2: socket(): a TCP endpoint of the address's family.
+    // Step 4: socket(): a TCP endpoint of the address's family.
     let socket: Socket = {
         // Hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
-        todo!("step 2: create a TCP socket whose domain matches `address`");
+        todo!("step 4: create a TCP socket whose domain matches `address`");
     };
     narrate!("socket() -> fd {}", socket.as_raw_fd());
 
-    // Step 3: SO_REUSEADDR, so a restarted daemon can take its old port at once.
+    // Step 5: SO_REUSEADDR, so a restarted daemon can take its old port at once.
     {
         // Hint: socket.set_reuse_address(true)
-        todo!("step 3: set SO_REUSEADDR on the socket");
+        todo!("step 5: set SO_REUSEADDR on the socket");
     }
     narrate!("setsockopt(SO_REUSEADDR, 1)");
 
-    // Step 4: bind() names the socket. Port 0 asks the kernel for any free port.
+    // Step 6: bind() names the socket. Port 0 asks the kernel for any free port.
     {
         // Hint: socket.bind(&address.into())
-        todo!("step 4: bind the socket to `address`");
+        todo!("step 6: bind the socket to `address`");
     }
     narrate!("bind({address})");
 
-    // Step 5: listen(): from now on the kernel completes handshakes for us.
+    // Step 7: listen(): from now on the kernel completes handshakes for us.
     {
         // Hint: socket.listen(backlog)
-        todo!("step 5: start listening with the given backlog");
+        todo!("step 7: start listening with the given backlog");
     }
     narrate!("listen(backlog={backlog})");
 
-    // Step 6: poll() may say "a client is waiting" and that client may give up before
+    // Step 8: poll() may say "a client is waiting" and that client may give up before
     // we accept(). A blocking accept() would then sleep, deaf to signals; a non-blocking
     // one answers EWOULDBLOCK and we go back to poll().
     {
         // Hint: socket.set_nonblocking(true)
-        todo!("step 6: make the listening socket non-blocking");
+        todo!("step 8: make the listening socket non-blocking");
     }
     narrate!("fcntl(fd {}, O_NONBLOCK)", socket.as_raw_fd());
     Ok(socket)
 }
 
-/// Steps 11 to 14, until a shutdown signal arrives.
+/// Steps 13 to 16, until a shutdown signal arrives.
 fn serve_until_signal(listener: &Socket, signals: &SignalFd, own_pid: i32) -> Result<(), Failure> {
     loop {
-        // Step 11: poll() sleeps until a client knocks or a signal arrives, whichever
+        // Step 13: poll() sleeps until a client knocks or a signal arrives, whichever
         // comes first. No timeout: there is nothing to do until then.
         let mut watched = [
             PollFd::new(listener.as_fd(), PollFlags::POLLIN),
@@ -271,7 +273,7 @@ fn serve_until_signal(listener: &Socket, signals: &SignalFd, own_pid: i32) -> Re
         ];
         let ready: nix::Result<i32> = {
             // Hint: poll(&mut watched, PollTimeout::NONE)
-            todo!("step 11: wait, with no timeout, until one of `watched` is readable");
+            todo!("step 13: wait, with no timeout, until one of `watched` is readable");
         };
         match ready {
             Ok(count) => narrate!("poll(listener, signalfd) -> {count} ready"),
@@ -310,12 +312,12 @@ fn serve_until_signal(listener: &Socket, signals: &SignalFd, own_pid: i32) -> Re
     }
 }
 
-/// Step 12: take one waiting client and answer it. Its failures are its own: report
+/// Step 14: take one waiting client and answer it. Its failures are its own: report
 /// them on stderr and keep serving.
 fn accept_one(listener: &Socket, own_pid: i32) {
     let accepted: io::Result<(Socket, SockAddr)> = {
         // Hint: listener.accept() returns (Socket, SockAddr)
-        todo!("step 12: accept the waiting client on `listener`");
+        todo!("step 14: accept the waiting client on `listener`");
     };
     let (connection, peer) = match accepted {
         Ok(pair) => pair,
@@ -334,7 +336,7 @@ fn accept_one(listener: &Socket, own_pid: i32) {
     }
 }
 
-/// Steps 13 and 14: read the client's line and answer it, all within CLIENT_DEADLINE,
+/// Steps 15 and 16: read the client's line and answer it, all within CLIENT_DEADLINE,
 /// so a client that connects and says nothing cannot stall the daemon for long.
 fn answer_probe(mut connection: Socket, own_pid: i32) -> Result<String, Failure> {
     // The accepted socket is blocking (accept() does not pass O_NONBLOCK on); the
@@ -343,7 +345,7 @@ fn answer_probe(mut connection: Socket, own_pid: i32) -> Result<String, Failure>
         .set_write_timeout(Some(CLIENT_DEADLINE))
         .context("setsockopt(SO_SNDTIMEO)")?;
     let deadline = Instant::now() + CLIENT_DEADLINE;
-    // Step 13 (inside read_line): recv() until a whole line has come.
+    // Step 15 (inside read_line): recv() until a whole line has come.
     let request = read_line(&mut connection, deadline).context("recv()")?;
     let (reply, outcome) = match request {
         Line::Complete(line) if line == PROBE_REQUEST.as_bytes() => (
@@ -369,11 +371,11 @@ fn answer_probe(mut connection: Socket, own_pid: i32) -> Result<String, Failure>
         }
     };
 
-    // Step 14: send the answer. write_all() repeats send() until every byte is out (or
+    // Step 16: send the answer. write_all() repeats send() until every byte is out (or
     // SO_SNDTIMEO hits).
     {
         // Hint: connection.write_all(reply.as_bytes())
-        todo!("step 14: send `reply` to the client");
+        todo!("step 16: send `reply` to the client");
     }
     narrate!("send({reply:?})");
     // Our FIN goes out now; dropping `connection` then close()s the descriptor.
@@ -403,83 +405,6 @@ struct PidRecord {
     port: u16,
 }
 
-/// Reads and checks the pid file at `path`; the error is a `not running:` reason.
-fn read_pidfile(path: &Path) -> Result<PidRecord, String> {
-    let shown = path.display();
-    // O_NONBLOCK: if someone put a FIFO there, open() must not wait for a writer.
-    let opened = OpenOptions::new()
-        .read(true)
-        .custom_flags(OFlag::O_NONBLOCK.bits())
-        .open(path);
-    let file = match opened {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return Err(format!("no pid file at {shown}"));
-        }
-        Err(err) => {
-            return Err(format!(
-                "cannot read pid file {shown}: {}",
-                shared::errors::explain(&err)
-            ));
-        }
-    };
-    let unreadable = |err: io::Error| {
-        format!(
-            "cannot read pid file {shown}: {}",
-            shared::errors::explain(&err)
-        )
-    };
-    if !file.metadata().map_err(unreadable)?.is_file() {
-        return Err(format!(
-            "malformed pid file {shown}: it is not a regular file"
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_PIDFILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(unreadable)?;
-    narrate!("read({shown}) -> {}", preview(&bytes));
-    let record = match String::from_utf8(bytes) {
-        Ok(text) if text.len() as u64 > MAX_PIDFILE => {
-            Err(format!("it is longer than {MAX_PIDFILE} bytes"))
-        }
-        Ok(text) => parse_pidfile(&text),
-        Err(_) => Err(String::from("it is not text")),
-    };
-    record.map_err(|why| format!("malformed pid file {shown}: {why} (expected \"pid;port\")"))
-}
-
-/// Parses `pid;port`, with an optional final newline.
-fn parse_pidfile(text: &str) -> Result<PidRecord, String> {
-    let line = text.strip_suffix('\n').unwrap_or(text);
-    let line = line.strip_suffix('\r').unwrap_or(line);
-    if line.is_empty() {
-        return Err(String::from("it is empty"));
-    }
-    if line.contains('\n') {
-        return Err(String::from("it has more than one line"));
-    }
-    let Some((pid_text, port_text)) = line.split_once(';') else {
-        return Err(format!("no ';' between pid and port in {line:?}"));
-    };
-    let pid = number::<i32>(pid_text)
-        .filter(|&pid| pid > 0)
-        // pid 0 or -1 would make kill() signal a whole process group, or everyone.
-        .ok_or_else(|| format!("pid {pid_text:?} is not a number from 1 to {}", i32::MAX))?;
-    let port = number::<u16>(port_text)
-        .filter(|&port| port > 0)
-        .ok_or_else(|| format!("port {port_text:?} is not a number from 1 to 65535"))?;
-    Ok(PidRecord { pid, port })
-}
-
-/// Plain decimal digits only: no sign, no spaces, no `0x`.
-fn number<T: std::str::FromStr>(text: &str) -> Option<T> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
-}
-
 /// Writes `pid;port` to `path` so that readers only ever see a complete file.
 fn write_pidfile_atomically(path: &Path, record: PidRecord) -> Result<(), Failure> {
     let contents = format!("{};{}\n", record.pid, record.port);
@@ -495,21 +420,21 @@ fn write_pidfile_atomically(path: &Path, record: PidRecord) -> Result<(), Failur
     };
     let temporary = directory.join(format!(".{}.{}.tmp", name.to_string_lossy(), record.pid));
 
-    // Step 8: create the temporary file in the SAME directory as the pid file, because
+    // Step 10: create the temporary file in the SAME directory as the pid file, because
     // rename() is atomic only within one file system. O_EXCL (create_new) refuses to
     // follow a symlink someone planted there; a leftover of ours is removed first.
     let _ = fs::remove_file(&temporary);
     let mut file: File = {
         // Hint: OpenOptions::new().write(true).create_new(true).mode(0o644).open(&temporary)
-        todo!("step 8: create `temporary` (it must not exist yet), write-only, mode 0644");
+        todo!("step 10: create `temporary` (it must not exist yet), write-only, mode 0644");
     };
     narrate!("open({}, O_CREAT|O_EXCL, 0644)", temporary.display());
 
-    // Step 9: write the line, then fsync(): without it the rename could reach the disk
+    // Step 11: write the line, then fsync(): without it the rename could reach the disk
     // before the data, and a power cut would leave an empty pid file behind.
     let written: Result<(), Failure> = {
         // Hint: file.write_all(contents.as_bytes()), and_then file.sync_all(); add .context(...)
-        todo!("step 9: write `contents` to `file`, then fsync it");
+        todo!("step 11: write `contents` to `file`, then fsync it");
     };
     if let Err(failure) = written {
         let _ = fs::remove_file(&temporary);
@@ -518,10 +443,10 @@ fn write_pidfile_atomically(path: &Path, record: PidRecord) -> Result<(), Failur
     narrate!("write({:?}); fsync()", contents);
     drop(file);
 
-    // Step 10: rename() replaces the pid file in one atomic step.
+    // Step 12: rename() replaces the pid file in one atomic step.
     let renamed: Result<(), Failure> = {
         // Hint: fs::rename(&temporary, path)
-        todo!("step 10: rename `temporary` over `path`");
+        todo!("step 12: rename `temporary` over `path`");
     };
     if let Err(failure) = renamed {
         let _ = fs::remove_file(&temporary);
@@ -559,6 +484,83 @@ fn remove_pidfile_if_ours(path: &Path, own_pid: i32) {
         ),
         Err(reason) => println!("leaving pid file {shown} alone: {reason}"),
     }
+}
+
+/// Reads and checks the pid file at `path`; the error is a `not running:` reason.
+fn read_pidfile(path: &Path) -> Result<PidRecord, String> {
+    let shown = path.display();
+    // Step 2: open() the pid file, read-only. O_NONBLOCK: if someone put a FIFO there,
+    // open() must not sleep waiting for a writer that never comes.
+    let opened: io::Result<File> = {
+        // Hint: OpenOptions::new().read(true).custom_flags(OFlag::O_NONBLOCK.bits()).open(path)
+        todo!("step 2: open `path` read-only, with O_NONBLOCK");
+    };
+    let file = match opened {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            return Err(format!("no pid file at {shown}"));
+        }
+        Err(err) => {
+            return Err(format!(
+                "cannot read pid file {shown}: {}",
+                file_error(&err)
+            ));
+        }
+    };
+    let unreadable = |err: io::Error| format!("cannot read pid file {shown}: {}", file_error(&err));
+    if !file.metadata().map_err(unreadable)?.is_file() {
+        return Err(format!(
+            "malformed pid file {shown}: it is not a regular file"
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_PIDFILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    narrate!("read({shown}) -> {}", preview(&bytes));
+    let record = match String::from_utf8(bytes) {
+        Ok(text) if text.len() as u64 > MAX_PIDFILE => {
+            Err(format!("it is longer than {MAX_PIDFILE} bytes"))
+        }
+        Ok(text) => parse_pidfile(&text),
+        Err(_) => Err(String::from("it is not text")),
+    };
+    record.map_err(|why| format!("malformed pid file {shown}: {why} (expected \"pid;port\")"))
+}
+
+/// A file error in plain words (shared::errors::explain speaks of ports for EACCES).
+fn file_error(err: &io::Error) -> String {
+    match err.raw_os_error() {
+        Some(code) if code == Errno::EACCES as i32 || code == Errno::EPERM as i32 => {
+            String::from("permission denied")
+        }
+        _ => shared::errors::explain(err),
+    }
+}
+
+/// Parses `pid;port`, with an optional final newline.
+fn parse_pidfile(text: &str) -> Result<PidRecord, String> {
+    let line = text.strip_suffix('\n').unwrap_or(text);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.is_empty() {
+        return Err(String::from("it is empty"));
+    }
+    if line.contains('\n') {
+        return Err(String::from("it has more than one line"));
+    }
+    // Step 3: split the line at ';' and check both numbers before trusting them. A pid
+    // of 0 or -1 is not a process: kill(0, sig) signals our whole process group, and
+    // kill(-1, sig) nearly every process we may signal.
+    // Hint: line.split_once(';'), then number::<i32>(..) and number::<u16>(..), refusing 0 and below
+    todo!("step 3: split `line` at ';' into a pid (1 or more) and a port (1 to 65535)");
+}
+
+/// Plain decimal digits only: no sign, no spaces, no `0x`.
+fn number<T: std::str::FromStr>(text: &str) -> Option<T> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 // ======================================================================================
@@ -624,11 +626,11 @@ fn check_status(pidfile: &Path, host: &str, timeout: Duration) -> Result<Report,
     };
     let PidRecord { pid, port } = record;
 
-    // Step 15: kill() with no signal (the "signal 0" of kill(2)) delivers nothing; the
+    // Step 17: kill() with no signal (the "signal 0" of kill(2)) delivers nothing; the
     // kernel only checks that the process exists and that we may signal it.
     let existence: nix::Result<()> = {
         // Hint: nix::sys::signal::kill(Pid::from_raw(pid), None)
-        todo!("step 15: ask the kernel whether process `pid` exists, sending no signal");
+        todo!("step 17: ask the kernel whether process `pid` exists, sending no signal");
     };
     let owner = match existence {
         Ok(()) => {
@@ -725,30 +727,30 @@ enum Probe {
     Failed(String),
 }
 
-/// Steps 16 to 21, then 13 again: connect to `address`, ask, and read the answer, all
+/// Steps 18 to 23, then 15 again: connect to `address`, ask, and read the answer, all
 /// before `deadline`.
 fn probe(address: SocketAddr, deadline: Instant) -> Result<Probe, Failure> {
-    // Step 16: a TCP socket of the address's family, as for any client.
+    // Step 18: a TCP socket of the address's family, as for any client.
     let mut socket: Socket = {
         // Hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
-        todo!("step 16: create a TCP socket whose domain matches `address`");
+        todo!("step 18: create a TCP socket whose domain matches `address`");
     };
     narrate!("socket() -> fd {}", socket.as_raw_fd());
 
-    // Step 17: a blocking connect() waits as long as the kernel likes (minutes, if the
+    // Step 19: a blocking connect() waits as long as the kernel likes (minutes, if the
     // SYNs vanish). In non-blocking mode it returns at once, and we do the waiting, with
     // our own deadline.
     {
         // Hint: socket.set_nonblocking(true)
-        todo!("step 17: make the socket non-blocking");
+        todo!("step 19: make the socket non-blocking");
     }
     narrate!("fcntl(fd {}, O_NONBLOCK)", socket.as_raw_fd());
 
-    // Step 18: connect() sends the SYN. Non-blocking, it usually answers EINPROGRESS:
+    // Step 20: connect() sends the SYN. Non-blocking, it usually answers EINPROGRESS:
     // "started, not finished". On loopback it may also finish or fail right away.
     let started: io::Result<()> = {
         // Hint: socket.connect(&address.into())
-        todo!("step 18: start connecting to `address`");
+        todo!("step 20: start connecting to `address`");
     };
     match started {
         Ok(()) => narrate!("connect({address}) -> connected at once"),
@@ -777,7 +779,7 @@ fn probe(address: SocketAddr, deadline: Instant) -> Result<Probe, Failure> {
         .set_nonblocking(false)
         .context("fcntl(~O_NONBLOCK)")?;
 
-    // Step 21: ask the question. write_all() repeats send() until every byte is out.
+    // Step 23: ask the question. write_all() repeats send() until every byte is out.
     let Some(left) = time_left(deadline) else {
         return Ok(Probe::Silent("accepted the connection"));
     };
@@ -787,7 +789,7 @@ fn probe(address: SocketAddr, deadline: Instant) -> Result<Probe, Failure> {
     let request = format!("{}\n", PROBE_REQUEST);
     let sent: io::Result<()> = {
         // Hint: socket.write_all(request.as_bytes())
-        todo!("step 21: send the probe `request` to the port");
+        todo!("step 23: send the probe `request` to the port");
     };
     match sent {
         Ok(()) => narrate!("send({request:?})"),
@@ -805,7 +807,7 @@ fn probe(address: SocketAddr, deadline: Instant) -> Result<Probe, Failure> {
         Err(err) => narrate!("send({request:?}) -> {err}; reading what the peer said"),
     }
 
-    // Step 13 again: read one whole line, however many recv() calls it takes (read_line).
+    // Step 15 again: read one whole line, however many recv() calls it takes (read_line).
     let answer = match read_line(&mut socket, deadline) {
         Ok(answer) => answer,
         Err(err) if err.kind() == io::ErrorKind::ConnectionReset => {
@@ -833,7 +835,7 @@ fn probe(address: SocketAddr, deadline: Instant) -> Result<Probe, Failure> {
     })
 }
 
-/// Steps 19 and 20: wait for a non-blocking connect() to finish, and learn how it ended.
+/// Steps 21 and 22: wait for a non-blocking connect() to finish, and learn how it ended.
 /// None means connected; Some is the probe's outcome already.
 fn wait_for_connect(socket: &Socket, deadline: Instant) -> Result<Option<Probe>, Failure> {
     loop {
@@ -842,12 +844,12 @@ fn wait_for_connect(socket: &Socket, deadline: Instant) -> Result<Option<Probe>,
         };
         let wait = PollTimeout::try_from(left.as_millis().max(1)).unwrap_or(PollTimeout::MAX);
 
-        // Step 19: poll() sleeps until the socket is writable (the handshake finished,
+        // Step 21: poll() sleeps until the socket is writable (the handshake finished,
         // well or badly) or the time is up.
         let mut watched = [PollFd::new(socket.as_fd(), PollFlags::POLLOUT)];
         let ready: nix::Result<i32> = {
             // Hint: nix::poll::poll(&mut watched, wait) returns how many fds are ready
-            todo!("step 19: wait until `watched` is writable, at most `wait`");
+            todo!("step 21: wait until `watched` is writable, at most `wait`");
         };
         match ready {
             Err(Errno::EINTR) => continue,
@@ -859,11 +861,11 @@ fn wait_for_connect(socket: &Socket, deadline: Instant) -> Result<Option<Probe>,
             Ok(_) => narrate!("poll(POLLOUT, {} ms) -> ready", left.as_millis()),
         }
 
-        // Step 20: "writable" means only that connect() is over. getsockopt(SO_ERROR)
+        // Step 22: "writable" means only that connect() is over. getsockopt(SO_ERROR)
         // tells how: no error is success, ECONNREFUSED means nobody listens, and so on.
         let outcome: Option<io::Error> = {
             // Hint: socket.take_error() returns io::Result<Option<io::Error>>
-            todo!("step 20: read (and clear) the socket's pending error");
+            todo!("step 22: read (and clear) the socket's pending error");
         };
         return Ok(match outcome {
             None => {
@@ -949,12 +951,12 @@ fn read_line(socket: &mut Socket, deadline: Instant) -> io::Result<Line> {
         socket.set_read_timeout(Some(left))?;
         narrate!("setsockopt(SO_RCVTIMEO, {} ms)", left.as_millis());
 
-        // Step 13: recv() returns whatever has arrived, at least 1 byte, or 0 once the
+        // Step 15: recv() returns whatever has arrived, at least 1 byte, or 0 once the
         // peer has closed its side. Ask only for what may still fit in one line.
         let room = MAX_LINE - line.len();
         let received: io::Result<usize> = {
             // Hint: socket2's Socket implements std::io::Read: socket.read(&mut chunk[..room])
-            todo!("step 13: recv up to `room` bytes of the line into `chunk`");
+            todo!("step 15: recv up to `room` bytes of the line into `chunk`");
         };
         let count = match received {
             Ok(count) => count,
@@ -1023,41 +1025,6 @@ fn preview(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn good_lines_parse_pidfile() {
-        let want = PidRecord {
-            pid: 4242,
-            port: 5000,
-        };
-        assert_eq!(parse_pidfile("4242;5000"), Ok(want));
-        assert_eq!(parse_pidfile("4242;5000\n"), Ok(want));
-        assert_eq!(parse_pidfile("4242;5000\r\n"), Ok(want));
-    }
-
-    #[test]
-    fn bad_lines_are_refused() {
-        for text in [
-            "",
-            "\n",
-            "4242",
-            "4242;",
-            ";5000",
-            "0;5000",
-            "-1;5000",
-            "+4242;5000",
-            "4242;0",
-            "4242;65536",
-            " 4242;5000",
-            "4242; 5000",
-            "4242;5000;7",
-            "4242;5000\n4243;5001\n",
-            "99999999999;5000",
-            "abc;def",
-        ] {
-            assert!(parse_pidfile(text).is_err(), "{text:?} should be refused");
-        }
-    }
 
     #[test]
     fn answers_round_trip() {

@@ -9,6 +9,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,8 @@ type LastOutput = Arc<Mutex<Instant>>;
 pub struct Demo {
     program: Vec<String>,
     children: Vec<(String, Child)>,
+    /// One flag per program: set when its output pipe reached end-of-file.
+    drained: Vec<(u32, Arc<AtomicBool>)>,
     last_output: LastOutput,
     scratch: tempfile::TempDir,
 }
@@ -39,6 +42,7 @@ impl Demo {
         Ok(Demo {
             program: program.to_vec(),
             children: Vec::new(),
+            drained: Vec::new(),
             last_output: Arc::new(Mutex::new(Instant::now())),
             scratch,
         })
@@ -76,6 +80,7 @@ impl Demo {
         let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(_)) = self.children[index].1.try_wait() {
+                self.wait_drained(pid);
                 break;
             }
             if Instant::now() >= deadline {
@@ -102,12 +107,24 @@ impl Demo {
             if let Some((_, child)) = self.children.iter_mut().find(|(_, c)| c.id() == pid)
                 && let Ok(Some(_)) = child.try_wait()
             {
+                self.wait_drained(pid);
                 self.settle();
                 return true;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         false
+    }
+
+    /// Waits (at most 2 s) until everything an exited program printed is on screen.
+    fn wait_drained(&self, pid: u32) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let Some((_, flag)) = self.drained.iter().find(|(p, _)| *p == pid) else {
+            return;
+        };
+        while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// A free loopback port for a server.
@@ -172,14 +189,21 @@ impl Demo {
         }
         // Our copies of the write end must go, or the reader never sees EOF.
         drop(command);
-        forward(reader, role, self.last_output.clone());
+        let drained = Arc::new(AtomicBool::new(false));
+        forward(reader, role, self.last_output.clone(), drained.clone());
+        self.drained.push((pid, drained));
         self.children.push((role.to_string(), child));
         Ok(pid)
     }
 }
 
 /// Prints each line of `pipe`, labelled with `role` unless it already carries a label.
-fn forward(pipe: impl Read + Send + 'static, role: &str, last_output: LastOutput) {
+fn forward(
+    pipe: impl Read + Send + 'static,
+    role: &str,
+    last_output: LastOutput,
+    drained: Arc<AtomicBool>,
+) {
     let role = role.to_string();
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines() {
@@ -191,6 +215,7 @@ fn forward(pipe: impl Read + Send + 'static, role: &str, last_output: LastOutput
                 println!("[{role}] {line}");
             }
         }
+        drained.store(true, Ordering::SeqCst);
     });
 }
 

@@ -21,6 +21,11 @@ pub fn clean_error(run: &Finished, words: &[&str], max_lines: usize) -> Result<(
             .hint("return an error from main (or call std::process::exit(1)) when you cannot go on"));
     }
     let text = run.stderr.to_lowercase();
+    if text.contains("not implemented yet") || text.contains("not yet implemented") {
+        return Err(Failure::new("the program stopped at an unfinished step")
+            .got(shown)
+            .hint("finish the todo!() steps first"));
+    }
     if text.contains("panicked") || text.contains("backtrace") || text.contains("traceback") {
         return Err(Failure::new("the program crashed instead of reporting the error")
             .expected(format!("a one-line error mentioning {}", words.join(" or ")))

@@ -325,8 +325,12 @@ fn bad_host(ctx: &mut Ctx) -> Result<(), Failure> {
         None,
         Duration::from_secs(5),
     )?;
-    expect::clean_error(&run, &["not available", "address", "host"], 2)
-        .map_err(|f| f.during("--host 192.0.2.1, an address this machine does not have"))
+    expect::clean_error(
+        &run,
+        &["not available", "cannot assign", "not an address"],
+        2,
+    )
+    .map_err(|f| f.during("--host 192.0.2.1, an address this machine does not have"))
 }
 
 fn demo(demo: &mut Demo) -> Result<(), String> {

@@ -1,11 +1,1114 @@
-//! Lab 8 (probe): its check table and classroom demo (placeholder until written).
+//! Lab 8 (probe): its check table and classroom demo.
+//!
+//! `lab8 daemon --pidfile F [--host H] [--port P]` must listen, write `pid;port` to F
+//! atomically once it listens, answer the handshake (`socklab-probe?\n` ->
+//! `socklab-daemon <pid>\n`), survive clients that misbehave, and remove F (only if F
+//! still names it) on SIGINT or SIGTERM, exiting 0.
+//!
+//! `lab8 status --pidfile F [--host H] [--timeout-ms N]` must print
+//! `running (pid N, port P)` (exit 0) or `not running: <reason>` (exit 1) as its last
+//! line. The checks build every case with real processes and sockets: no file, a
+//! malformed file, a dead pid, a live pid whose port refuses, a port where the grader
+//! answers garbage or says nothing, a port whose accept queue is full (connect must
+//! time out), a daemon whose pid differs from the file's, and a process of another
+//! user (EPERM: as root, a process of uid 65534 whose port the grader answers for, and
+//! status run as uid 65533; as another user, process 1).
 
-use crate::grade::Lab;
+use std::ffi::CString;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::grade::ctx::{START_LIMIT, running_as_root};
+use crate::grade::demo::Demo;
+use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
+use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect};
 
 pub static LAB: Lab = Lab {
     id: "lab8",
     slug: "probe",
-    title: "probe",
-    checks: &[],
-    demo: None,
+    title: "is the daemon running? a pid file, kill(pid, 0) and a probe connection",
+    checks: &[
+        Check {
+            name: "daemon-writes-pidfile",
+            points: 2,
+            verifies: "with no --port, writes pid;port (its pid, the port the kernel picked) once it listens",
+            run: daemon_writes_pidfile,
+        },
+        Check {
+            name: "daemon-fixed-port",
+            points: 1,
+            verifies: "with --port P, listens on P and writes P to the pid file",
+            run: daemon_fixed_port,
+        },
+        Check {
+            name: "handshake",
+            points: 2,
+            verifies: "answers socklab-probe?\\n with socklab-daemon <pid>\\n",
+            run: handshake,
+        },
+        Check {
+            name: "handshake-in-pieces",
+            points: 1,
+            verifies: "reads the probe line whole even when it arrives in pieces",
+            run: handshake_in_pieces,
+        },
+        Check {
+            name: "survives-bad-clients",
+            points: 1,
+            verifies: "keeps answering after clients that hang up, send garbage or reset",
+            run: survives_bad_clients,
+        },
+        Check {
+            name: "silent-client",
+            points: 1,
+            verifies: "a client that connects and says nothing does not block the next one for ever",
+            run: silent_client,
+        },
+        Check {
+            name: "atomic-pidfile",
+            points: 1,
+            verifies: "the pid file appears by rename() of a complete file, never written in place",
+            run: atomic_pidfile,
+        },
+        Check {
+            name: "removes-pidfile-sigterm",
+            points: 1,
+            verifies: "on SIGTERM, removes its pid file and exits 0",
+            run: removes_pidfile_sigterm,
+        },
+        Check {
+            name: "removes-pidfile-sigint",
+            points: 1,
+            verifies: "on SIGINT (Ctrl+C), removes its pid file and exits 0",
+            run: removes_pidfile_sigint,
+        },
+        Check {
+            name: "keeps-foreign-pidfile",
+            points: 1,
+            verifies: "on exit, leaves a pid file alone that now names another process",
+            run: keeps_foreign_pidfile,
+        },
+        Check {
+            name: "daemon-port-in-use",
+            points: 1,
+            verifies: "one-line error, non-zero exit and no pid file when the port is taken",
+            run: daemon_port_in_use,
+        },
+        Check {
+            name: "status-running",
+            points: 2,
+            verifies: "prints running (pid N, port P) and exits 0 for a live daemon",
+            run: status_running,
+        },
+        Check {
+            name: "status-ipv6",
+            points: 1,
+            verifies: "daemon and status work over IPv6 with --host ::1",
+            run: status_ipv6,
+        },
+        Check {
+            name: "status-no-file",
+            points: 1,
+            verifies: "not running (exit 1) when there is no pid file",
+            run: status_no_file,
+        },
+        Check {
+            name: "status-malformed",
+            points: 1,
+            verifies: "not running (exit 1) for malformed pid files, pid 0 and -1 included",
+            run: status_malformed,
+        },
+        Check {
+            name: "status-dead-pid",
+            points: 1,
+            verifies: "not running when kill(pid, 0) says the process is gone (ESRCH)",
+            run: status_dead_pid,
+        },
+        Check {
+            name: "status-refused",
+            points: 1,
+            verifies: "not running when the process lives but its port refuses connections",
+            run: status_refused,
+        },
+        Check {
+            name: "status-garbage",
+            points: 1,
+            verifies: "not running when the port answers something else than the handshake",
+            run: status_garbage,
+        },
+        Check {
+            name: "status-silent-port",
+            points: 1,
+            verifies: "gives up within --timeout-ms when the port accepts but never answers",
+            run: status_silent_port,
+        },
+        Check {
+            name: "status-connect-deadline",
+            points: 1,
+            verifies: "gives up within --timeout-ms when connect() cannot complete (full accept queue)",
+            run: status_connect_deadline,
+        },
+        Check {
+            name: "status-pid-mismatch",
+            points: 1,
+            verifies: "not running when a socklab daemon with another pid answers the port",
+            run: status_pid_mismatch,
+        },
+        Check {
+            name: "status-eperm",
+            points: 1,
+            verifies: "EPERM from kill(pid, 0) means the process exists: probes the port and says so",
+            run: status_eperm,
+        },
+    ],
+    demo: Some(demo),
 };
+
+const PROBE: &[u8] = b"socklab-probe?\n";
+/// How long status may take in the grader's hands, whatever --timeout-ms says.
+const STATUS_LIMIT: Duration = Duration::from_secs(10);
+/// The --timeout-ms the deadline checks give status.
+const SHORT_TIMEOUT_MS: &str = "500";
+
+// ---------------------------------------------------------------------------------------
+// The daemon under test
+// ---------------------------------------------------------------------------------------
+
+/// A daemon the check started and whose pid file appeared.
+struct Daemon {
+    id: usize,
+    pid: u32,
+    port: u16,
+    pidfile: PathBuf,
+}
+
+/// The expected handshake answer of process `pid`.
+fn answer_of(pid: u32) -> Vec<u8> {
+    format!("socklab-daemon {pid}\n").into_bytes()
+}
+
+/// `pid;port` with an optional final newline.
+fn parse_record(text: &str) -> Option<(u32, u16)> {
+    let line = text.strip_suffix('\n').unwrap_or(text);
+    let (pid, port) = line.split_once(';')?;
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(pid) || !all_digits(port) {
+        return None;
+    }
+    Some((pid.parse().ok()?, port.parse().ok()?))
+}
+
+/// Polls until `path` holds a well-formed `pid;port`, failing early if the program exits.
+fn wait_for_pidfile(ctx: &mut Ctx, id: usize, path: &Path) -> Result<(u32, u16), Failure> {
+    let deadline = Instant::now() + START_LIMIT;
+    loop {
+        let text = fs::read_to_string(path).ok();
+        if let Some(record) = text.as_deref().and_then(parse_record) {
+            return Ok(record);
+        }
+        if ctx.proc(id).exited().is_some() {
+            return Err(ctx.exited_failure(id, "before writing its pid file"));
+        }
+        if Instant::now() >= deadline {
+            let got = match text {
+                Some(text) => format!("the file holds {}", show(text.as_bytes())),
+                None => String::from("no file"),
+            };
+            return Err(Failure::new(format!(
+                "no well-formed pid file at {} within {} s of starting",
+                path.display(),
+                START_LIMIT.as_secs()
+            ))
+            .expected("one line pid;port, e.g. \"4242;38117\\n\"")
+            .got(got)
+            .hint("write the file once the socket listens: your pid, ';', the port getsockname() returned"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Starts `daemon --pidfile <scratch>/daemon.pid --host IP --port P` and waits until it
+/// listens on P and its pid file is there.
+fn start_daemon(ctx: &mut Ctx, ip: IpAddr) -> Result<Daemon, Failure> {
+    let pidfile = ctx.scratch().join("daemon.pid");
+    start_daemon_at(ctx, ip, &pidfile)
+}
+
+/// Like [`start_daemon`], with the pid file at `pidfile`.
+fn start_daemon_at(ctx: &mut Ctx, ip: IpAddr, pidfile: &Path) -> Result<Daemon, Failure> {
+    let port = net::free_port(ip);
+    let (host, port_text) = (ip.to_string(), port.to_string());
+    let path_text = pidfile.display().to_string();
+    let args = [
+        "daemon",
+        "--pidfile",
+        &path_text,
+        "--host",
+        &host,
+        "--port",
+        &port_text,
+    ];
+    let id = ctx.spawn("daemon", &args, None)?;
+    ctx.wait_listening(id, port)?;
+    wait_for_pidfile(ctx, id, pidfile)?;
+    Ok(Daemon {
+        id,
+        pid: ctx.proc(id).pid(),
+        port,
+        pidfile: pidfile.to_path_buf(),
+    })
+}
+
+/// Sends the probe on a fresh connection and checks the answer names `daemon`.
+fn probe_ok(daemon: &Daemon, ip: IpAddr) -> Result<(), Failure> {
+    let mut conn = net::connect(SocketAddr::new(ip, daemon.port))?;
+    conn.send(PROBE)?;
+    let got = conn.read_line()?;
+    let expected = answer_of(daemon.pid);
+    ensure(got == expected, || {
+        Failure::new("wrong answer to the probe")
+            .sent(show(PROBE))
+            .expected(show(&expected))
+            .got(show(&got))
+            .hint("answer exactly `socklab-daemon <your pid>` and a newline")
+    })
+}
+
+/// Writes `text` to `path` the safe way (temporary file, then rename).
+fn replace_file(path: &Path, text: &str) -> Result<(), Failure> {
+    let temporary = path.with_extension("grader-tmp");
+    fs::write(&temporary, text)
+        .and_then(|()| fs::rename(&temporary, path))
+        .map_err(|e| Failure::new(format!("grader could not write {}: {e}", path.display())))
+}
+
+fn daemon_writes_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
+    let pidfile = ctx.scratch().join("daemon.pid");
+    let path_text = pidfile.display().to_string();
+    let id = ctx.spawn(
+        "daemon",
+        &["daemon", "--pidfile", &path_text, "--host", "127.0.0.1"],
+        None,
+    )?;
+    let (pid, port) = wait_for_pidfile(ctx, id, &pidfile)?;
+    // The file appears only once the daemon listens: the port must listen right now.
+    let listening = net::is_listening(port);
+    let text = fs::read_to_string(&pidfile).unwrap_or_default();
+    let own_pid = ctx.proc(id).pid();
+    ensure(pid == own_pid, || {
+        Failure::new("the pid in the pid file is not the daemon's")
+            .expected(format!("{own_pid};<port>"))
+            .got(show(text.as_bytes()))
+            .hint("write std::process::id(), the daemon's own pid")
+    })?;
+    ensure(port != 0 && listening, || {
+        Failure::new(format!(
+            "the pid file names port {port}, but nothing listens there"
+        ))
+        .got(show(text.as_bytes()))
+        .hint("without --port, bind port 0, then ask getsockname() (local_addr) which port the kernel picked, and write that; and write the file only after listen()")
+    })?;
+    probe_ok(
+        &Daemon {
+            id,
+            pid,
+            port,
+            pidfile,
+        },
+        LOCALHOST_V4,
+    )
+    .map_err(|f| f.during("probing the port from the pid file"))
+}
+
+fn daemon_fixed_port(ctx: &mut Ctx) -> Result<(), Failure> {
+    let daemon = start_daemon(ctx, LOCALHOST_V4)?;
+    let text = fs::read_to_string(&daemon.pidfile).unwrap_or_default();
+    let (pid, port) = parse_record(&text).unwrap_or((0, 0));
+    let expected = format!("{};{}", daemon.pid, daemon.port);
+    ensure(pid == daemon.pid && port == daemon.port, || {
+        Failure::new("the pid file does not name the daemon and the port it was given")
+            .sent(format!("--port {}", daemon.port))
+            .expected(show(expected.as_bytes()))
+            .got(show(text.as_bytes()))
+    })
+}
+
+fn handshake(ctx: &mut Ctx) -> Result<(), Failure> {
+    let daemon = start_daemon(ctx, LOCALHOST_V4)?;
+    probe_ok(&daemon, LOCALHOST_V4)?;
+    probe_ok(&daemon, LOCALHOST_V4).map_err(|f| {
+        f.during("a second probe")
+            .or_hint("go back to accept() after each client")
+    })
+}
+
+/// The receive queue of the daemon's end of the connection from `client_port` to
+/// `server_port` (IPv4), or None once that socket is gone.
+fn daemon_rx_queue(server_port: u16, client_port: u16) -> Option<u64> {
+    let table = fs::read_to_string("/proc/net/tcp").ok()?;
+    let local = format!(":{server_port:04X}");
+    let remote = format!(":{client_port:04X}");
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 5 || !fields[1].ends_with(&local) || !fields[2].ends_with(&remote) {
+            return None;
+        }
+        let rx = fields[4].split(':').nth(1)?;
+        u64::from_str_radix(rx, 16).ok()
+    })
+}
+
+fn handshake_in_pieces(ctx: &mut Ctx) -> Result<(), Failure> {
+    let daemon = start_daemon(ctx, LOCALHOST_V4)?;
+    let mut conn = net::connect(SocketAddr::new(LOCALHOST_V4, daemon.port))?;
+    let (first, rest) = PROBE.split_at(8);
+    conn.send(first)?;
+    // Wait until the daemon has read the first piece (its receive queue is empty), so
+    // the rest surely arrives in a later recv().
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while daemon_rx_queue(daemon.port, conn.local_port()).is_some_and(|queued| queued > 0)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The daemon may have closed already (it judged the half line); that shows below.
+    let _ = conn.send(rest);
+    let got = conn.read_line().map_err(|f| {
+        f.sent(format!("{} then {}", show(first), show(rest)))
+            .or_hint("one recv() is not one line: keep reading until the newline arrives")
+    })?;
+    let expected = answer_of(daemon.pid);
+    ensure(got == expected, || {
+        Failure::new("wrong answer to a probe sent in two pieces")
+            .sent(format!("{} then {}", show(first), show(rest)))
+            .expected(show(&expected))
+            .got(show(&got))
+            .hint("one recv() is not one line: keep reading until the newline arrives")
+    })
+}
+
+fn survives_bad_clients(ctx: &mut Ctx) -> Result<(), Failure> {
+    let daemon = start_daemon(ctx, LOCALHOST_V4)?;
+    let addr = SocketAddr::new(LOCALHOST_V4, daemon.port);
+    // 1. Connects and hangs up at once (how Deluge itself checks).
+    drop(net::connect(addr)?);
+    // 2. Sends something else than the probe; whatever it gets back is fine.
+    let mut rude = net::connect(addr)?;
+    rude.send(b"GET / HTTP/1.0\r\n\r\n")?;
+    let _ = rude.read_to_eof(64 * 1024);
+    // 3. Sends half a probe, then resets the connection.
+    let mut aborter = net::connect(addr)?;
+    aborter.send(b"socklab-")?;
+    aborter.reset();
+    probe_ok(&daemon, LOCALHOST_V4).map_err(|f| {
+        f.during("a proper probe after clients that hung up, sent garbage and reset")
+    })?;
+    ctx.ensure_running(daemon.id, "after clients that misbehaved")
+}
+
+fn silent_client(ctx: &mut Ctx) -> Result<(), Failure> {
+    let daemon = start_daemon(ctx, LOCALHOST_V4)?;
+    let addr = SocketAddr::new(LOCALHOST_V4, daemon.port);
+    let _silent = net::connect(addr)?;
+    let mut conn = net::connect(addr)?;
+    conn.limit = Duration::from_secs(10);
+    conn.send(PROBE)?;
+    let got = conn.read_line().map_err(|f| {
+        f.during("probing while another client stays connected and silent")
+            .hint("give each client's recv() a deadline (SO_RCVTIMEO, a few seconds): a client that never sends must not hold the daemon for ever")
+    })?;
+    let expected = answer_of(daemon.pid);
+    ensure(got == expected, || {
+        Failure::new("wrong answer while another client stays silent")
+            .expected(show(&expected))
+            .got(show(&got))
+    })
+}
+
+/// An inotify watch on one directory: which names were created, modified, renamed in.
+struct DirWatch {
+    fd: OwnedFd,
+}
+
+impl DirWatch {
+    fn new(dir: &Path) -> Option<DirWatch> {
+        // SAFETY: plain system calls on a descriptor we own.
+        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if raw < 0 {
+            return None;
+        }
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let path = CString::new(dir.as_os_str().as_bytes()).ok()?;
+        let mask = libc::IN_CREATE | libc::IN_MODIFY | libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO;
+        let watch = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), mask) };
+        (watch >= 0).then_some(DirWatch { fd })
+    }
+
+    /// Every (mask, name) queued so far.
+    fn events(&self) -> Vec<(u32, String)> {
+        let mut events = Vec::new();
+        let mut buffer = [0u8; 8192];
+        loop {
+            // SAFETY: the buffer is valid for its length; the fd is non-blocking.
+            let read = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    buffer.as_mut_ptr().cast(),
+                    buffer.len(),
+                )
+            };
+            if read <= 0 {
+                return events;
+            }
+            let read = read as usize;
+            let mut at = 0;
+            // struct inotify_event { int wd; u32 mask; u32 cookie; u32 len; char name[len]; }
+            while at + 16 <= read {
+                let word = |i: usize| {
+                    u32::from_ne_bytes([buffer[i], buffer[i + 1], buffer[i + 2], buffer[i + 3]])
+                };
+                let mask = word(at + 4);
+                let len = word(at + 12) as usize;
+                let end = (at + 16 + len).min(read);
+                let name = String::from_utf8_lossy(&buffer[at + 16..end])
+                    .trim_end_matches('\0')
+                    .to_string();
+                events.push((mask, name));
+                at += 16 + len;
+            }
+        }
+    }
+}
+
+fn atomic_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
+    let folder = ctx.scratch().join("run");
+    fs::create_dir(&folder)
+        .map_err(|e| Failure::new(format!("grader could not create {}: {e}", folder.display())))?;
+    let Some(watch) = DirWatch::new(&folder) else {
+        return Ok(()); // no inotify on this machine: nothing to observe
+    };
+    let pidfile = folder.join("daemon.pid");
+    start_daemon_at(ctx, LOCALHOST_V4, &pidfile)?;
+    let events = watch.events();
+    let name = "daemon.pid";
+    let written_in_place = events.iter().any(|(mask, n)| {
+        n == name && mask & (libc::IN_CREATE | libc::IN_MODIFY | libc::IN_CLOSE_WRITE) != 0
+    });
+    let renamed_in = events
+        .iter()
+        .any(|(mask, n)| n == name && mask & libc::IN_MOVED_TO != 0);
+    let seen: Vec<String> = events
+        .iter()
+        .map(|(mask, n)| {
+            let what = match *mask {
+                m if m & libc::IN_CREATE != 0 => "create",
+                m if m & libc::IN_MODIFY != 0 => "write",
+                m if m & libc::IN_CLOSE_WRITE != 0 => "close",
+                m if m & libc::IN_MOVED_TO != 0 => "rename-to",
+                _ => "other",
+            };
+            format!("{what} {n}")
+        })
+        .collect();
+    ensure(!written_in_place && renamed_in, || {
+        Failure::new("the pid file was written in place, not renamed into place")
+            .expected("a temporary file in the same folder, written and fsync'ed, then rename()d to daemon.pid")
+            .got(format!("inotify saw: {}", seen.join(", ")))
+            .hint("a reader may open the file while you write it and see it empty or half done; write a temporary file next to it, fsync it, then rename() it over the pid file")
+    })
+}
+
+/// Signals the daemon and expects exit status 0 and its pid file gone.
+fn removes_on(ctx: &mut Ctx, signal: Signal) -> Result<(), Failure> {
+    let daemon = start_daemon(ctx, LOCALHOST_V4)?;
+    ctx.proc(daemon.id).signal(signal);
+    let name = signal.as_str();
+    let Some(status) = ctx.proc(daemon.id).wait_exit(Duration::from_secs(5)) else {
+        return Err(Failure::new(format!("the daemon did not exit within 5 s of {name}"))
+            .hint("watch for the signal while waiting for clients: e.g. block it and poll() a signalfd next to the listener"));
+    };
+    ensure(status.code() == Some(0), || {
+        Failure::new(format!("the daemon did not exit cleanly on {name}"))
+            .expected("exit status 0")
+            .got(crate::grade::process::describe_status(status))
+            .hint(format!("catch {name} (the default action kills the process before it can clean up), remove the pid file, then exit 0"))
+    })?;
+    ensure(!daemon.pidfile.exists(), || {
+        Failure::new(format!("the pid file is still there after {name}"))
+            .got(show(&fs::read(&daemon.pidfile).unwrap_or_default()))
+            .hint("remove the pid file (when it still holds your pid) before exiting")
+    })
+}
+
+fn removes_pidfile_sigterm(ctx: &mut Ctx) -> Result<(), Failure> {
+    removes_on(ctx, Signal::SIGTERM)
+}
+
+fn removes_pidfile_sigint(ctx: &mut Ctx) -> Result<(), Failure> {
+    removes_on(ctx, Signal::SIGINT)
+}
+
+fn keeps_foreign_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
+    let daemon = start_daemon(ctx, LOCALHOST_V4)?;
+    // Another daemon took over the file: it now names the grader.
+    let foreign = format!("{};{}\n", std::process::id(), daemon.port);
+    replace_file(&daemon.pidfile, &foreign)?;
+    ctx.proc(daemon.id).signal(Signal::SIGTERM);
+    let status = ctx.proc(daemon.id).wait_exit(Duration::from_secs(5));
+    ensure(status.is_some_and(|s| s.code() == Some(0)), || {
+        Failure::new("the daemon did not exit 0 within 5 s of SIGTERM").got(
+            status
+                .map(crate::grade::process::describe_status)
+                .unwrap_or_else(|| "still running".into()),
+        )
+    })?;
+    let left = fs::read_to_string(&daemon.pidfile).ok();
+    ensure(left.as_deref() == Some(foreign.as_str()), || {
+        Failure::new("the daemon removed (or changed) a pid file that no longer named it")
+            .sent(format!("replaced the pid file with {} before SIGTERM", show(foreign.as_bytes())))
+            .expected("the file left as it was")
+            .got(match &left {
+                Some(text) => show(text.as_bytes()),
+                None => "no file".into(),
+            })
+            .hint("read the pid file again before removing it, and remove it only if it still holds your own pid")
+    })
+}
+
+fn daemon_port_in_use(ctx: &mut Ctx) -> Result<(), Failure> {
+    let holder = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
+    let port = holder
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(0)
+        .to_string();
+    let pidfile = ctx.scratch().join("daemon.pid");
+    let path_text = pidfile.display().to_string();
+    let run = ctx.run(
+        "daemon",
+        &[
+            "daemon",
+            "--pidfile",
+            &path_text,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+        ],
+        None,
+        Duration::from_secs(5),
+    )?;
+    expect::clean_error(&run, &["in use"], 2)
+        .map_err(|f| f.during(format!("port {port} already taken by the grader")))?;
+    ensure(!pidfile.exists(), || {
+        Failure::new("a daemon that could not listen left a pid file behind")
+            .got(show(&fs::read(&pidfile).unwrap_or_default()))
+            .hint("write the pid file only after listen() succeeded")
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// The status program under test
+// ---------------------------------------------------------------------------------------
+
+/// Runs `status --pidfile F extra...` to its end.
+fn run_status(ctx: &mut Ctx, pidfile: &Path, extra: &[&str]) -> Result<Finished, Failure> {
+    let path_text = pidfile.display().to_string();
+    let mut args = vec!["status", "--pidfile", &path_text];
+    args.extend_from_slice(extra);
+    ctx.run("status", &args, None, STATUS_LIMIT)
+        .map_err(|f| f.hint("every probe step needs a deadline: a non-blocking connect() with poll(), and SO_RCVTIMEO/SO_SNDTIMEO for send and recv"))
+}
+
+/// The last non-empty line of stdout: the verdict.
+fn verdict(run: &Finished) -> String {
+    run.stdout_text()
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim_end()
+        .to_string()
+}
+
+/// Exit 0 and `running (pid N, port P)` as the last line.
+fn expect_running(run: &Finished, pid: u32, port: u16) -> Result<(), Failure> {
+    let wanted = format!("running (pid {pid}, port {port})");
+    let got = verdict(run);
+    ensure(run.status.code() == Some(0) && got == wanted, || {
+        Failure::new("status did not report the daemon as running")
+            .expected(format!("exit status 0 and the last line {wanted:?}"))
+            .got(format!(
+                "{}, stdout {}",
+                crate::grade::process::describe_status(run.status),
+                show(&run.stdout)
+            ))
+    })
+}
+
+/// Exit 1 and `not running: <reason>` as the last line, the reason mentioning one of
+/// `words` (any case).
+fn expect_not_running(run: &Finished, words: &[&str], case: &str) -> Result<(), Failure> {
+    let got = verdict(run);
+    let described = format!(
+        "{}, stdout {}",
+        crate::grade::process::describe_status(run.status),
+        show(&run.stdout)
+    );
+    ensure(
+        run.status.code() == Some(1) && got.starts_with("not running: "),
+        || {
+            Failure::new(format!("status did not say \"not running\" for {case}"))
+                .expected("exit status 1 and a last line \"not running: <reason>\"")
+                .got(described.clone())
+        },
+    )?;
+    let reason = got.to_lowercase();
+    ensure(
+        words.is_empty() || words.iter().any(|w| reason.contains(w)),
+        || {
+            Failure::new(format!("the reason does not say what is wrong: {case}"))
+                .expected(format!("a reason mentioning {}", words.join(" or ")))
+                .got(described)
+        },
+    )
+}
+
+fn status_running(ctx: &mut Ctx) -> Result<(), Failure> {
+    let daemon = start_daemon(ctx, LOCALHOST_V4)?;
+    let run = run_status(ctx, &daemon.pidfile, &[])?;
+    expect_running(&run, daemon.pid, daemon.port)
+}
+
+fn status_ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
+    let daemon = start_daemon(ctx, LOCALHOST_V6)
+        .map_err(|f| f.during("daemon --host ::1").or_hint("create each socket with the domain of its address (Domain::for_address), not always IPv4"))?;
+    let run = run_status(ctx, &daemon.pidfile, &["--host", "::1"])?;
+    expect_running(&run, daemon.pid, daemon.port)
+        .map_err(|f| f.during("status --host ::1").or_hint("create each socket with the domain of its address (Domain::for_address), not always IPv4"))
+}
+
+fn status_no_file(ctx: &mut Ctx) -> Result<(), Failure> {
+    let pidfile = ctx.scratch().join("nobody-wrote-this.pid");
+    let run = run_status(ctx, &pidfile, &[])?;
+    expect_not_running(
+        &run,
+        &[
+            "no pid file",
+            "no such file",
+            "not found",
+            "missing",
+            "does not exist",
+            "no file",
+        ],
+        "a pid file that does not exist",
+    )
+}
+
+fn status_malformed(ctx: &mut Ctx) -> Result<(), Failure> {
+    let pidfile = ctx.scratch().join("daemon.pid");
+    let cases = [
+        "",
+        "hello\n",
+        "4242\n",
+        "4242;\n",
+        ";5000\n",
+        "abc;def\n",
+        "0;5000\n",
+        "-1;5000\n",
+        "4242;0\n",
+        "4242;70000\n",
+        "1;2;3\n",
+    ];
+    for text in cases {
+        replace_file(&pidfile, text)?;
+        let run = run_status(ctx, &pidfile, &[])?;
+        expect_not_running(
+            &run,
+            &["malformed", "invalid", "bad", "corrupt", "not a number", "parse", "format"],
+            &format!("a pid file holding {}", show(text.as_bytes())),
+        )
+        .map_err(|f| {
+            f.or_hint("check the file before using it: exactly two decimal numbers, pid 1 or more (kill(0, ...) and kill(-1, ...) signal whole groups), port 1 to 65535")
+        })?;
+    }
+    Ok(())
+}
+
+/// A pid that no process has: a child that has exited and been reaped.
+fn dead_pid() -> Result<u32, Failure> {
+    for _ in 0..5 {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .map_err(|e| Failure::new(format!("grader could not run `true`: {e}")))?;
+        let pid = child.id();
+        let _ = child.wait();
+        if kill(Pid::from_raw(pid as i32), None) == Err(Errno::ESRCH) {
+            return Ok(pid);
+        }
+    }
+    Err(Failure::new("grader could not find a free pid")
+        .hint("this is a grader problem, not yours"))
+}
+
+fn status_dead_pid(ctx: &mut Ctx) -> Result<(), Failure> {
+    let pid = dead_pid()?;
+    let port = net::free_port(LOCALHOST_V4);
+    let pidfile = ctx.scratch().join("daemon.pid");
+    replace_file(&pidfile, &format!("{pid};{port}\n"))?;
+    let run = run_status(ctx, &pidfile, &[])?;
+    expect_not_running(
+        &run,
+        &[
+            "gone",
+            "no such process",
+            "esrch",
+            "dead",
+            "not alive",
+            "exited",
+            "stale",
+            "does not exist",
+        ],
+        &format!("pid {pid}, a process that has exited"),
+    )
+    .map_err(|f| {
+        f.or_hint(
+            "kill(pid, 0) sends no signal but fails with ESRCH when no such process exists: say so",
+        )
+    })
+}
+
+fn status_refused(ctx: &mut Ctx) -> Result<(), Failure> {
+    let port = net::free_port(LOCALHOST_V4);
+    let pidfile = ctx.scratch().join("daemon.pid");
+    // The grader's own pid: certainly alive, and not listening on that port.
+    replace_file(&pidfile, &format!("{};{port}\n", std::process::id()))?;
+    let run = run_status(ctx, &pidfile, &[])?;
+    expect_not_running(
+        &run,
+        &["refused", "nothing listens", "not listening", "no listener", "nobody listens"],
+        &format!("a live pid (the grader's) whose port {port} nobody listens on"),
+    )
+    .map_err(|f| f.or_hint("a live pid proves little: connect to the port; ECONNREFUSED means nothing listens there"))
+}
+
+/// A grader-side server for one probe: reads the probe line, answers `answer`, closes
+/// politely. Stops (and is joined) when dropped.
+struct FakeServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeServer {
+    fn start(ip: IpAddr, answer: Vec<u8>) -> Result<FakeServer, Failure> {
+        let listener = TcpListener::bind((ip, 0))
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => serve_once(stream, &answer),
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Ok(FakeServer {
+            port,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// Reads one line (or gives up after 3 s), answers, then waits for the peer to close.
+fn serve_once(mut stream: TcpStream, answer: &[u8]) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(3)));
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < 256 && !line.ends_with(b"\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => line.push(byte[0]),
+            _ => break,
+        }
+    }
+    let _ = stream.write_all(answer);
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut rest = [0u8; 256];
+    while let Ok(n) = stream.read(&mut rest) {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn status_garbage(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = FakeServer::start(LOCALHOST_V4, b"SSH-2.0-OpenSSH_9.6\r\n".to_vec())?;
+    let pidfile = ctx.scratch().join("daemon.pid");
+    replace_file(
+        &pidfile,
+        &format!("{};{}\n", std::process::id(), server.port),
+    )?;
+    let run = run_status(ctx, &pidfile, &[])?;
+    expect_not_running(
+        &run,
+        &["handshake", "reused", "not the daemon", "another program", "unexpected", "garbage", "wrong answer", "not ours"],
+        "a port where another program answers \"SSH-2.0-OpenSSH_9.6\"",
+    )
+    .map_err(|f| f.or_hint("something listening is not proof: send the probe and accept only `socklab-daemon <pid>` as the answer"))
+}
+
+fn status_silent_port(ctx: &mut Ctx) -> Result<(), Failure> {
+    // A listener that never accepts: the kernel completes the handshake, nobody answers.
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let pidfile = ctx.scratch().join("daemon.pid");
+    replace_file(&pidfile, &format!("{};{port}\n", std::process::id()))?;
+    let run = run_status(ctx, &pidfile, &["--timeout-ms", SHORT_TIMEOUT_MS]).map_err(|f| {
+        f.during(format!(
+            "a port that accepts and never answers, --timeout-ms {SHORT_TIMEOUT_MS}"
+        ))
+        .hint("give recv() a deadline: set SO_RCVTIMEO to the time left before reading")
+    })?;
+    expect_not_running(&run, &[], "a port that accepts and never answers")
+}
+
+fn status_connect_deadline(ctx: &mut Ctx) -> Result<(), Failure> {
+    // Backlog 0 and one connection nobody accepts: the accept queue is full, so the
+    // kernel drops every further SYN and a connect() stays in progress.
+    let listener = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .and_then(|s| {
+            s.bind(&SocketAddr::new(LOCALHOST_V4, 0).into())?;
+            s.listen(0)?;
+            Ok(s)
+        })
+        .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
+    let port = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.port())
+        .unwrap_or(0);
+    let addr = SocketAddr::new(LOCALHOST_V4, port);
+    let _filler = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|e| Failure::new(format!("grader could not fill its accept queue: {e}")))?;
+    let pidfile = ctx.scratch().join("daemon.pid");
+    replace_file(&pidfile, &format!("{};{port}\n", std::process::id()))?;
+    let run = run_status(ctx, &pidfile, &["--timeout-ms", SHORT_TIMEOUT_MS])
+        .map_err(|f| f.during(format!("a port whose accept queue is full, --timeout-ms {SHORT_TIMEOUT_MS}")).hint("a blocking connect() can wait for minutes: connect non-blocking, then poll() for POLLOUT with the time left, then read SO_ERROR"))?;
+    expect_not_running(&run, &[], "a port whose connect() never completes")
+}
+
+fn status_pid_mismatch(ctx: &mut Ctx) -> Result<(), Failure> {
+    let daemon = start_daemon(ctx, LOCALHOST_V4)?;
+    let other = ctx.scratch().join("other.pid");
+    // The file names the grader (alive), but the port is the daemon's, which answers
+    // with its own pid.
+    let grader = std::process::id();
+    replace_file(&other, &format!("{grader};{}\n", daemon.port))?;
+    let run = run_status(ctx, &other, &[])?;
+    expect_not_running(
+        &run,
+        &[],
+        &format!(
+            "a file naming pid {grader} while the daemon on its port answers with pid {}",
+            daemon.pid
+        ),
+    )
+    .map_err(|f| f.or_hint("compare the pid in the handshake with the file's: a different pid means the file is stale"))?;
+    let numbers: Vec<String> = verdict(&run)
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    ensure(numbers.contains(&daemon.pid.to_string()), || {
+        Failure::new("the reason does not name the pid that answered")
+            .expected(format!(
+                "a reason naming pid {} (the daemon that answered on port {})",
+                daemon.pid, daemon.port
+            ))
+            .got(show(&run.stdout))
+            .hint("say which pid the handshake gave and which the file holds, so the reader sees the file is stale")
+    })
+}
+
+/// A process of another user (uid 65534, `nobody`) that sleeps until dropped.
+struct ForeignProcess {
+    child: std::process::Child,
+}
+
+impl ForeignProcess {
+    fn start() -> Result<ForeignProcess, Failure> {
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new("sleep")
+            .arg("60")
+            .uid(65534)
+            .gid(65534)
+            .process_group(0)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                Failure::new(format!("grader could not start `sleep` as uid 65534: {e}"))
+            })?;
+        crate::grade::process::track_group(child.id() as i32);
+        Ok(ForeignProcess { child })
+    }
+}
+
+impl Drop for ForeignProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        crate::grade::process::untrack_group(self.child.id() as i32);
+    }
+}
+
+fn status_eperm(ctx: &mut Ctx) -> Result<(), Failure> {
+    let eperm_words = [
+        "eperm",
+        "permission",
+        "not permitted",
+        "another user",
+        "other user",
+        "belongs to",
+    ];
+    // A process status may not signal: as root, one the grader starts as uid 65534
+    // (status then runs as uid 65533); otherwise process 1, if it is another user's.
+    // The grader answers the handshake for it on a port of its own.
+    let foreign = if running_as_root() {
+        Some(ForeignProcess::start()?)
+    } else if kill(Pid::from_raw(1), None) == Err(Errno::EPERM) {
+        None
+    } else {
+        return Ok(()); // no process of another user to try: nothing to check
+    };
+    let pid = foreign.as_ref().map(|f| f.child.id()).unwrap_or(1);
+    let server = FakeServer::start(LOCALHOST_V4, answer_of(pid))?;
+    let pidfile = ctx.scratch().join("daemon.pid");
+    replace_file(&pidfile, &format!("{pid};{}\n", server.port))?;
+    let run = if foreign.is_some() {
+        let path_text = pidfile.display().to_string();
+        let id = ctx.spawn_as_user("status", &["status", "--pidfile", &path_text], 65533)?;
+        ctx.finish(id, STATUS_LIMIT)?
+    } else {
+        run_status(ctx, &pidfile, &[])?
+    };
+    let during = format!(
+        "pid {pid} belongs to another user (kill(pid, 0) fails with EPERM) and the handshake on its port answers"
+    );
+    expect_running(&run, pid, server.port).map_err(|f| {
+        f.during(&during).hint(
+            "EPERM means the process exists, you just may not signal it: go on and probe the port",
+        )
+    })?;
+    let text = run.stdout_text().to_lowercase();
+    ensure(eperm_words.iter().any(|w| text.contains(w)), || {
+        Failure::new("status did not say that the process belongs to another user")
+            .expected(format!("a line mentioning {}", eperm_words.join(" or ")))
+            .got(show(&run.stdout))
+            .hint("when kill(pid, 0) says EPERM, print a note (before the verdict) that the process exists but is another user's")
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// The classroom demo
+// ---------------------------------------------------------------------------------------
+
+fn demo(demo: &mut Demo) -> Result<(), String> {
+    let pidfile = demo.scratch().join("lab8.pid");
+    let path_text = pidfile.display().to_string();
+    demo.say("The daemon blocks SIGINT/SIGTERM, listens on a port the kernel picks, then writes pid;port atomically");
+    let pid = demo.start("daemon", &["daemon", "--pidfile", &path_text])?;
+    let deadline = Instant::now() + START_LIMIT;
+    while fs::read_to_string(&pidfile)
+        .ok()
+        .and_then(|t| parse_record(&t))
+        .is_none()
+    {
+        if Instant::now() >= deadline {
+            return Err(String::from("the daemon wrote no pid file"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    demo.settle();
+    println!(
+        "[pid file] {}",
+        show(fs::read_to_string(&pidfile).unwrap_or_default().as_bytes())
+    );
+
+    demo.say("status reads the file, asks kill(pid, 0), then connects and asks for the handshake");
+    demo.run(
+        "status",
+        &["status", "--pidfile", &path_text],
+        b"",
+        STATUS_LIMIT,
+    )?;
+
+    demo.say("A stale file: the pid of a process that has exited");
+    let stale = demo.scratch().join("stale.pid");
+    let dead = dead_pid().map_err(|f| f.problem)?;
+    fs::write(&stale, format!("{dead};{}\n", demo.free_port())).map_err(|e| e.to_string())?;
+    let stale_text = stale.display().to_string();
+    demo.run(
+        "status",
+        &["status", "--pidfile", &stale_text],
+        b"",
+        STATUS_LIMIT,
+    )?;
+
+    demo.say("A live pid (this demo's own) whose port nobody listens on");
+    fs::write(
+        &stale,
+        format!("{};{}\n", std::process::id(), demo.free_port()),
+    )
+    .map_err(|e| e.to_string())?;
+    demo.run(
+        "status",
+        &["status", "--pidfile", &stale_text],
+        b"",
+        STATUS_LIMIT,
+    )?;
+
+    demo.say(
+        "SIGTERM: the daemon wakes from poll() through its signalfd, removes its pid file, exits 0",
+    );
+    demo.signal(pid, Signal::SIGTERM);
+    if !demo.wait_exit(pid, Duration::from_secs(5)) {
+        return Err(String::from("the daemon did not exit on SIGTERM"));
+    }
+    demo.run(
+        "status",
+        &["status", "--pidfile", &path_text],
+        b"",
+        STATUS_LIMIT,
+    )?;
+    Ok(())
+}
