@@ -22,9 +22,9 @@ const CHUNK: usize = 64 * 1024;
 
 /// Connects to `address`, sends stdin, half-closes and prints the echo on stdout.
 pub fn run(address: SocketAddr) -> Result<(), Failure> {
-    // Step 1: socket(): a TCP endpoint in the address family of `address`.
+    // Client step 1: socket(): a TCP endpoint in the address family of `address`.
     let socket: Socket = {
-        //- answer: step 1: create a TCP socket whose domain matches `address`
+        //- answer: client step 1: create a TCP socket whose domain matches `address`
         //- hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
         Socket::new(
             Domain::for_address(address),
@@ -36,10 +36,10 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
     };
     narrate!("socket() -> fd {}", socket.as_raw_fd());
 
-    // Step 2: connect(). A blocking connect is fine here: we have nothing else to do
+    // Client step 2: connect(). A blocking connect is fine here: we have nothing else to do
     // until the handshake is over.
     {
-        //- answer: step 2: connect the socket to `address`
+        //- answer: client step 2: connect the socket to `address`
         //- hint: socket.connect(&address.into())
         socket
             .connect(&address.into())
@@ -48,9 +48,9 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
     }
     narrate!("connect({address})");
 
-    // Step 3: O_NONBLOCK from now on: send() and recv() never sleep; only poll() does.
+    // Client step 3: O_NONBLOCK from now on: send() and recv() never sleep; only poll() does.
     {
-        //- answer: step 3: make the socket non-blocking
+        //- answer: client step 3: make the socket non-blocking
         //- hint: socket.set_nonblocking(true)
         socket.set_nonblocking(true).context("fcntl(O_NONBLOCK)")?;
         //- end
@@ -83,9 +83,9 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
         // POLLHUP on a closed pipe whatever we ask for, which would wake us for nothing.
         let watched_count = if want_stdin { 2 } else { 1 };
 
-        // Step 4: poll() sleeps until the socket (or stdin) is ready for what we asked.
+        // Client step 4: poll() sleeps until the socket (or stdin) is ready for what we asked.
         {
-            //- answer: step 4: poll() the first `watched_count` entries of `watched`, no timeout; on EINTR poll again
+            //- answer: client step 4: poll() the first `watched_count` entries of `watched`, no timeout; on EINTR poll again
             //- hint: poll(&mut watched[..watched_count], PollTimeout::NONE); match Err(Errno::EINTR) => continue
             match poll(&mut watched[..watched_count], PollTimeout::NONE) {
                 Ok(_) => {}
@@ -111,10 +111,10 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
             }
         }
 
-        // Step 5: send() as much of the pending chunk as the kernel takes right now.
+        // Client step 5: send() as much of the pending chunk as the kernel takes right now.
         if socket_ready.contains(PollFlags::POLLOUT) && start < end {
             let sent: usize = {
-                //- answer: step 5: send `outgoing[start..end]`; EAGAIN means 0 bytes sent
+                //- answer: client step 5: send `outgoing[start..end]`; EAGAIN means 0 bytes sent
                 //- hint: (&socket).write(&outgoing[start..end]); io::ErrorKind::WouldBlock => 0
                 match (&socket).write(&outgoing[start..end]) {
                     Ok(count) => count,
@@ -135,12 +135,12 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
             sent_total += sent;
         }
 
-        // Step 6: stdin is over and everything is sent: shutdown(SHUT_WR) sends our FIN.
+        // Client step 6: stdin is over and everything is sent: shutdown(SHUT_WR) sends our FIN.
         // The server reads 0, finishes echoing, then closes: that is how we know the
         // echo is complete. (close() would also stop us from reading the echo.)
         if !stdin_open && start == end && write_side_open {
             {
-                //- answer: step 6: half-close: shut down the write side of the socket
+                //- answer: client step 6: half-close: shut down the write side of the socket
                 //- hint: socket.shutdown(Shutdown::Write)
                 socket
                     .shutdown(Shutdown::Write)
@@ -151,10 +151,10 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
             write_side_open = false;
         }
 
-        // Step 7: recv() whatever echo has arrived; 0 means the server closed: done.
+        // Client step 7: recv() whatever echo has arrived; 0 means the server closed: done.
         if socket_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
             let received: usize = {
-                //- answer: step 7: recv() the echo into `echo`; on EAGAIN go back to poll()
+                //- answer: client step 7: recv() the echo into `echo`; on EAGAIN go back to poll()
                 //- hint: (&socket).read(&mut echo); io::ErrorKind::WouldBlock => continue
                 match (&socket).read(&mut echo) {
                     Ok(count) => count,

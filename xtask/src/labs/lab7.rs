@@ -1,11 +1,980 @@
-//! Lab 7 (event-loop): its check table and classroom demo (placeholder until written).
+//! Lab 7 (event-loop): the check table and the classroom demo.
+//!
+//! The server is one thread on non-blocking sockets and epoll. It must: echo every
+//! byte and close once the client has half-closed and has its echo, hold 2,000 clients
+//! at once, keep serving everyone while one client sends without reading, stop reading
+//! that client instead of buffering without bound (back-pressure), lose and reorder
+//! nothing when send() takes only part of a buffer, sleep while nothing happens, survive
+//! a stop/continue (EINTR) and clients that reset, not leak descriptors, listen with a
+//! deep backlog, and fail with one clear line when its port is taken. The client role
+//! sends stdin, half-closes and prints exactly the echo.
+//!
+//! The long streams of the slow-reader checks follow a pattern (byte `i` is `i % 251`,
+//! a prime cycle), so any lost, repeated or reordered chunk shows up as a wrong byte.
 
-use crate::grade::Lab;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+
+use crate::grade::demo::Demo;
+use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
+use crate::grade::{Check, Ctx, Failure, Lab, Server, ensure, expect};
 
 pub static LAB: Lab = Lab {
     id: "lab7",
     slug: "event-loop",
-    title: "event-loop",
-    checks: &[],
-    demo: None,
+    title: "one thread, ten thousand callers: an echo server on epoll",
+    checks: &[
+        Check {
+            name: "echoes",
+            points: 2,
+            verifies: "echoes a client's bytes, then closes once the client half-closed",
+            run: echoes,
+        },
+        Check {
+            name: "ipv6",
+            points: 1,
+            verifies: "works over IPv6 with --host ::1",
+            run: ipv6,
+        },
+        Check {
+            name: "many-clients",
+            points: 3,
+            verifies: "2,000 clients connected at once each get their own bytes back",
+            run: many_clients,
+        },
+        Check {
+            name: "slow-reader-no-stall",
+            points: 2,
+            verifies: "a client that sends but never reads does not stall the others",
+            run: slow_reader_no_stall,
+        },
+        Check {
+            name: "back-pressure",
+            points: 2,
+            verifies: "stops reading a client that does not read: memory stays bounded",
+            run: back_pressure,
+        },
+        Check {
+            name: "slow-reader-intact",
+            points: 2,
+            verifies: "a slow reader gets every byte in order despite partial sends",
+            run: slow_reader_intact,
+        },
+        Check {
+            name: "idle-sleeps",
+            points: 2,
+            verifies: "uses no CPU while its clients are quiet (no busy loop)",
+            run: idle_sleeps,
+        },
+        Check {
+            name: "stop-continue",
+            points: 1,
+            verifies: "keeps serving after kill -STOP / kill -CONT (EINTR)",
+            run: stop_continue,
+        },
+        Check {
+            name: "survives-resets",
+            points: 1,
+            verifies: "keeps serving after clients reset their connections",
+            run: survives_resets,
+        },
+        Check {
+            name: "no-fd-leak",
+            points: 1,
+            verifies: "open file descriptors do not grow with clients served or reset",
+            run: no_fd_leak,
+        },
+        Check {
+            name: "backlog",
+            points: 1,
+            verifies: "listen() uses --backlog, and the default is at least 1024",
+            run: backlog,
+        },
+        Check {
+            name: "port-in-use",
+            points: 1,
+            verifies: "one-line error and non-zero exit when the port is taken",
+            run: port_in_use,
+        },
+        Check {
+            name: "client",
+            points: 2,
+            verifies: "the client sends stdin, half-closes and prints exactly the echo",
+            run: client,
+        },
+    ],
+    demo: Some(demo),
 };
+
+/// The back-pressure bound the slow-reader checks give the server.
+const MAX_BUFFER: &str = "65536";
+/// Clients of the `many-clients` check, all connected at once.
+const MANY: usize = 2000;
+/// Bytes each of them sends.
+const MANY_MESSAGE: usize = 1000;
+/// A sender that makes no progress for this long is stalled: the server stopped taking
+/// its bytes (with correct back-pressure, it stays stalled for ever).
+const STALL: Duration = Duration::from_secs(1);
+/// What a client that never reads offers the server in `back-pressure`. A server with
+/// back-pressure stalls it after a few MiB (the kernel's socket buffers).
+const PRESSURE_LIMIT: usize = 128 << 20;
+/// How much the server's VmRSS may grow while that client does not read.
+const RSS_GROWTH_LIMIT_KIB: u64 = 32 * 1024;
+/// The stream the slow reader of `slow-reader-intact` sends: more than the kernel's
+/// buffers and the server's bound together, so the server's queue surely fills up.
+const INTACT_BYTES: usize = 32 << 20;
+/// The bound `slow-reader-intact` gives the server: bigger than the room a socket's send
+/// buffer reports when it wakes a writer (about a third of it, at most 4 MiB in all), so
+/// sending a full queue surely takes several partial send()s.
+const INTACT_MAX_BUFFER: &str = "4194304";
+/// The prime cycle of the pattern streams.
+const CYCLE: usize = 251;
+/// Bytes per write of a pattern stream.
+const CHUNK: usize = 64 * 1024;
+
+fn start(ctx: &mut Ctx, extra: &[&str]) -> Result<Server, Failure> {
+    ctx.start_server("server", LOCALHOST_V4, extra)
+}
+
+/// One whole visit: connect, send `message`, half-close, read until the server closes.
+fn visit(addr: SocketAddr, message: &[u8]) -> Result<Vec<u8>, Failure> {
+    let mut conn = net::connect(addr)?;
+    conn.send(message)?;
+    conn.half_close()?;
+    conn.read_to_eof(message.len() + 1024)
+}
+
+/// A visit whose echo must be exactly `message`.
+fn expect_echo(addr: SocketAddr, message: &[u8], who: &str) -> Result<(), Failure> {
+    let got = visit(addr, message).map_err(|f| f.during(who))?;
+    ensure(got == message, || {
+        Failure::new(format!("{who}: the echo differs from what was sent"))
+            .sent(show(message))
+            .got(show(&got))
+            .hint(
+                "send back exactly the bytes received, all of them, and close only after \
+                 recv() returned 0 and every byte went out",
+            )
+    })
+}
+
+/// The pattern stream's bytes from position 0 to `CHUNK + CYCLE`: the bytes from any
+/// position `p` on are `&buffer[p % CYCLE..]`.
+fn pattern_buffer() -> Vec<u8> {
+    (0..CHUNK + CYCLE).map(|i| (i % CYCLE) as u8).collect()
+}
+
+/// Raises our soft open-file limit to the hard one (the server we start inherits it),
+/// and returns the limit now in force.
+fn raise_open_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes into `limit`, which lives on our stack.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 0;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max.min(1 << 20),
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads `raised`.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return raised.rlim_cur;
+        }
+    }
+    limit.rlim_cur
+}
+
+/// The fields of /proc/PID/stat after the command name: [0] is the state, [11] utime,
+/// [12] stime (in clock ticks).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    Some(after_name.split_whitespace().map(str::to_string).collect())
+}
+
+/// CPU time the process has used so far (user + system), in seconds.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let fields = stat_fields(pid)?;
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let per_second = if per_second > 0 {
+        per_second as f64
+    } else {
+        100.0
+    };
+    Some(ticks as f64 / per_second)
+}
+
+/// The process's resident memory (VmRSS), in KiB.
+fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    line.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// Polls until the process's state letter satisfies `wanted` (or `limit` passes).
+fn wait_state(pid: u32, wanted: impl Fn(char) -> bool, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let state = stat_fields(pid).and_then(|f| f.first().and_then(|s| s.chars().next()));
+        match state {
+            Some(letter) if wanted(letter) => return true,
+            None => return false,
+            _ if Instant::now() >= deadline => return false,
+            _ => thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+/// A client that sent without ever reading, until the server stopped taking its bytes.
+struct Stuffed {
+    /// Kept open (and unread) for as long as the check needs the pressure.
+    _stream: TcpStream,
+    pushed: usize,
+    /// True when its sends stalled; false when it reached the limit still sending.
+    stalled: bool,
+}
+
+/// Sends the pattern stream without reading until no byte goes out for [`STALL`], or
+/// `limit` bytes went out, or a minute passed.
+fn stuff(addr: SocketAddr, limit: usize) -> Result<Stuffed, Failure> {
+    stuff_stream(net::connect(addr)?.stream, limit)
+}
+
+/// [`stuff`] on a connection the caller made.
+fn stuff_stream(stream: TcpStream, limit: usize) -> Result<Stuffed, Failure> {
+    stream
+        .set_nonblocking(true)
+        .map_err(|e| Failure::new(format!("grader: cannot make its socket non-blocking: {e}")))?;
+    let pattern = pattern_buffer();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut pushed = 0;
+    let mut last_progress = Instant::now();
+    loop {
+        if pushed >= limit || Instant::now() >= deadline {
+            return Ok(Stuffed {
+                _stream: stream,
+                pushed,
+                stalled: false,
+            });
+        }
+        let from = pushed % CYCLE;
+        match (&stream).write(&pattern[from..from + CHUNK]) {
+            Ok(count) => {
+                pushed += count;
+                last_progress = Instant::now();
+            }
+            Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                if last_progress.elapsed() >= STALL {
+                    return Ok(Stuffed {
+                        _stream: stream,
+                        pushed,
+                        stalled: true,
+                    });
+                }
+                let mut watched = [PollFd::new(stream.as_fd(), PollFlags::POLLOUT)];
+                let _ = poll(&mut watched, PollTimeout::from(50u16));
+            }
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) => {
+                return Err(Failure::new(format!(
+                    "error while sending to the server without reading: {err}"
+                ))
+                .got(format!("{pushed} bytes sent before the error"))
+                .hint(
+                    "the server dropped a client that was only slow to read: it must keep \
+                     such a client, stop reading from it for a while, and resume later",
+                ));
+            }
+        }
+    }
+}
+
+fn echoes(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    expect_echo(server.addr, b"hello, event loop\n", "one client")?;
+    // Bytes that are not text, in many small pieces, must come back just the same.
+    let binary: Vec<u8> = (0..=255u8).rev().chain(0..=255u8).collect();
+    let mut conn = net::connect(server.addr)?;
+    conn.send_bytewise(&binary[..64])?;
+    conn.send(&binary[64..])?;
+    conn.half_close()?;
+    let got = conn
+        .read_to_eof(binary.len() + 1024)
+        .map_err(|f| f.during("a client that sent 512 binary bytes, the first 64 one by one"))?;
+    ensure(got == binary, || {
+        Failure::new("the echo of 512 binary bytes differs from what was sent")
+            .sent(show(&binary))
+            .got(show(&got))
+            .hint("echo raw bytes: no text conversion, nothing added, nothing dropped")
+    })
+}
+
+fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = ctx.start_server("server", LOCALHOST_V6, &[]).map_err(|f| {
+        f.during("with --host ::1").or_hint(
+            "create the socket with the domain of the address (Domain::for_address), not always IPv4",
+        )
+    })?;
+    expect_echo(server.addr, b"over IPv6\n", "a client over IPv6")
+}
+
+/// Client `i`'s own message: its number, repeated, so mixed-up echoes show.
+fn many_message(i: usize) -> Vec<u8> {
+    let mut message: Vec<u8> = format!("client {i:04}; ")
+        .into_bytes()
+        .into_iter()
+        .cycle()
+        .take(MANY_MESSAGE - 1)
+        .collect();
+    message.push(b'\n');
+    message
+}
+
+fn many_clients(ctx: &mut Ctx) -> Result<(), Failure> {
+    let limit = raise_open_file_limit();
+    if limit < (MANY + 100) as u64 {
+        return Err(Failure::new(format!(
+            "the grader may open only {limit} files, too few for {MANY} connections"
+        ))
+        .hint("raise the open-file limit before grading (ulimit -n 4096)"));
+    }
+    // A backlog as deep as the crowd, so that this check needs no particular default.
+    let server = start(ctx, &["--backlog", "2048"])?;
+
+    // Everybody connects first, so that all of them are open at the same time.
+    let mut streams = Vec::with_capacity(MANY);
+    for i in 0..MANY {
+        let conn = net::connect(server.addr).map_err(|f| {
+            f.during(format!("opening connection {} of {MANY}", i + 1))
+                .or_hint("accept every queued caller each time the listener is ready")
+        })?;
+        streams.push(conn.stream);
+    }
+    // Then each sends its own message and half-closes.
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let sent = stream
+            .set_write_timeout(Some(net::IO_LIMIT))
+            .and_then(|()| stream.write_all(&many_message(i)))
+            .and_then(|()| stream.shutdown(Shutdown::Write));
+        if let Err(err) = sent {
+            return Err(Failure::new(format!(
+                "client {i}: error while sending its message: {err}"
+            ))
+            .hint("keep every connection open until its client is done"));
+        }
+    }
+    // Then every echo is read as it comes, all connections watched at once with poll().
+    let mut echoes: Vec<Vec<u8>> = vec![Vec::new(); MANY];
+    let mut waiting: Vec<usize> = (0..MANY).collect();
+    for stream in &streams {
+        let _ = stream.set_nonblocking(true);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut buffer = vec![0u8; 4096];
+    while !waiting.is_empty() {
+        if Instant::now() >= deadline {
+            let example = waiting[0];
+            return Err(Failure::new(format!(
+                "{} of {MANY} clients were still waiting for the end of their echo after 60 s",
+                waiting.len()
+            ))
+            .got(format!(
+                "client {example} received {}",
+                show(&echoes[example])
+            ))
+            .hint(
+                "every ready client must be served: recv(), send() what it takes, and \
+                 close after the client's FIN once all is sent",
+            ));
+        }
+        let ready: Vec<usize> = {
+            let mut watched: Vec<PollFd> = waiting
+                .iter()
+                .map(|&i| PollFd::new(streams[i].as_fd(), PollFlags::POLLIN))
+                .collect();
+            let _ = poll(&mut watched, PollTimeout::from(200u16));
+            watched
+                .iter()
+                .zip(&waiting)
+                .filter(|(fd, _)| fd.revents().is_some_and(|r| !r.is_empty()))
+                .map(|(_, &i)| i)
+                .collect()
+        };
+        for i in ready {
+            loop {
+                match (&streams[i]).read(&mut buffer) {
+                    Ok(0) => {
+                        waiting.retain(|&w| w != i);
+                        break;
+                    }
+                    Ok(count) => echoes[i].extend_from_slice(&buffer[..count]),
+                    Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                    Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                    Err(err) => {
+                        return Err(Failure::new(format!(
+                            "client {i} of {MANY}: error while reading its echo: {err}"
+                        ))
+                        .got(show(&echoes[i]))
+                        .hint(
+                            "the server reset a client: does it fail when many are \
+                             connected (descriptor limit, a full event array)?",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let wrong: Vec<usize> = (0..MANY)
+        .filter(|&i| echoes[i] != many_message(i))
+        .collect();
+    match wrong.first() {
+        None => Ok(()),
+        Some(&first) => Err(Failure::new(format!(
+            "{} of {MANY} clients got a wrong echo",
+            wrong.len()
+        ))
+        .sent(format!("client {first}: {}", show(&many_message(first))))
+        .got(format!("client {first}: {}", show(&echoes[first])))
+        .hint("keep one state per connection (indexed by the epoll token) and echo each client's own bytes")),
+    }
+}
+
+fn slow_reader_no_stall(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--max-buffer", MAX_BUFFER])?;
+    let stuffed = stuff(server.addr, 64 << 20)?;
+    for n in 1..=5 {
+        let who = format!(
+            "client {n} of 5, while another client sent {} bytes and read none",
+            stuffed.pushed
+        );
+        let message = format!("client {n} is not stuck\n");
+        expect_echo(server.addr, message.as_bytes(), &who).map_err(|f| {
+            f.hint(
+                "one client that does not read must not stop the server: make every client \
+                 socket non-blocking (accept4 with SOCK_NONBLOCK), keep what send() did not \
+                 take, and go back to epoll_wait()",
+            )
+        })?;
+    }
+    ctx.ensure_running(server.id, "while a client sent without reading")
+}
+
+fn back_pressure(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--max-buffer", MAX_BUFFER])?;
+    expect_echo(server.addr, b"warming up\n", "a first client")?;
+    let before = vm_rss_kib(server.pid).unwrap_or(0);
+    let stuffed = stuff(server.addr, PRESSURE_LIMIT)?;
+    let after = vm_rss_kib(server.pid).unwrap_or(0);
+    ctx.ensure_running(server.id, "while a client sent without reading")?;
+    let memory = format!("the server's VmRSS went from {} to {} KiB", before, after);
+    ensure(stuffed.stalled, || {
+        Failure::new(format!(
+            "a client that never reads sent {} MiB and the server still took more",
+            stuffed.pushed >> 20
+        ))
+        .expected(format!(
+            "with --max-buffer {MAX_BUFFER}, the server stops reading that client, so its \
+             sends stall after a few MiB (what the kernel's socket buffers hold)"
+        ))
+        .got(memory.clone())
+        .hint(
+            "back-pressure: once a client's unsent echo reaches --max-buffer, drop EPOLLIN \
+             from its interest (epoll_ctl MOD) and add it back when the bytes have gone out",
+        )
+    })?;
+    ensure(after.saturating_sub(before) <= RSS_GROWTH_LIMIT_KIB, || {
+        Failure::new("the server's memory grew with the bytes of a client that does not read")
+            .expected(format!(
+                "VmRSS growth well under {} MiB (--max-buffer {MAX_BUFFER})",
+                RSS_GROWTH_LIMIT_KIB / 1024
+            ))
+            .got(memory.clone())
+            .hint("stop reading a client whose unsent bytes reached --max-buffer")
+    })
+}
+
+fn slow_reader_intact(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--max-buffer", INTACT_MAX_BUFFER])?;
+    let stream = net::connect(server.addr)?.stream;
+    let writer_stream = stream
+        .try_clone()
+        .map_err(|e| Failure::new(format!("grader: cannot clone its socket: {e}")))?;
+    let progress = Arc::new(AtomicUsize::new(0));
+    let writer_progress = Arc::clone(&progress);
+    let writer = thread::spawn(move || -> Result<(), String> {
+        let _ = writer_stream.set_write_timeout(Some(Duration::from_secs(30)));
+        let pattern = pattern_buffer();
+        let mut sent = 0;
+        while sent < INTACT_BYTES {
+            let from = sent % CYCLE;
+            let len = (INTACT_BYTES - sent).min(CHUNK);
+            match (&writer_stream).write(&pattern[from..from + len]) {
+                Ok(count) => {
+                    sent += count;
+                    writer_progress.store(sent, Ordering::Relaxed);
+                }
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) => return Err(format!("after {sent} bytes: {err}")),
+            }
+        }
+        writer_stream
+            .shutdown(Shutdown::Write)
+            .map_err(|e| format!("half-closing: {e}"))
+    });
+    // Phase 1, the slow part: read nothing until the sender stalls or is done, so the
+    // server's send()s surely meet full buffers (EAGAIN, partial writes).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut seen, mut since) = (0, Instant::now());
+    while !writer.is_finished() && since.elapsed() < STALL && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+        let now = progress.load(Ordering::Relaxed);
+        if now != seen {
+            (seen, since) = (now, Instant::now());
+        }
+    }
+    // Phase 2: read everything back, comparing every byte with the pattern.
+    let outcome = read_pattern_back(&stream);
+    let _ = stream.shutdown(Shutdown::Both); // frees the writer if it is still blocked
+    let written = writer.join().unwrap_or_else(|_| Err("panicked".into()));
+    let received = outcome?;
+    if let Err(err) = written {
+        return Err(
+            Failure::new(format!("error while sending the stream: {err}"))
+                .hint("the server must keep a slow client and read from it again later"),
+        );
+    }
+    ensure(received == INTACT_BYTES, || {
+        Failure::new(format!(
+            "the echo ended after {received} of {INTACT_BYTES} bytes: {} bytes were lost",
+            INTACT_BYTES - received
+        ))
+        .hint(
+            "when send() takes only part of the bytes, or fails with EAGAIN, keep the rest \
+             and send it when EPOLLOUT says there is room; never drop it",
+        )
+    })
+}
+
+/// Reads the pattern stream until EOF, failing at the first wrong byte. Returns how
+/// many bytes came back.
+fn read_pattern_back(stream: &TcpStream) -> Result<usize, Failure> {
+    let _ = stream.set_read_timeout(Some(net::IO_LIMIT));
+    let pattern = pattern_buffer();
+    let mut buffer = vec![0u8; CHUNK];
+    let mut position = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if Instant::now() >= deadline {
+            return Err(Failure::new(format!(
+                "the echo was still coming after 60 s ({position} of {INTACT_BYTES} bytes)"
+            )));
+        }
+        let count = match (&*stream).read(&mut buffer) {
+            Ok(0) => return Ok(position),
+            Ok(count) => count,
+            Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(Failure::new(format!(
+                    "the echo stopped after {position} of {INTACT_BYTES} bytes"
+                ))
+                .hint(
+                    "a client that reads again must get the rest: when its unsent bytes \
+                     drain, send the queue on EPOLLOUT and read from it again",
+                ));
+            }
+            Err(err) => {
+                return Err(Failure::new(format!(
+                    "error after {position} bytes of the echo: {err}"
+                )));
+            }
+        };
+        let from = position % CYCLE;
+        let expected = &pattern[from..from + count];
+        if buffer[..count] != *expected {
+            let at = (0..count).find(|&k| buffer[k] != expected[k]).unwrap_or(0);
+            return Err(Failure::new(format!(
+                "byte {} of the echo is wrong: bytes were lost, repeated or reordered",
+                position + at
+            ))
+            .expected(format!(
+                "{} (the stream's byte {})",
+                expected[at],
+                position + at
+            ))
+            .got(format!("{}", buffer[at]))
+            .hint(
+                "keep every unsent byte, in order: what a partial send() did not take stays \
+                 at the front of the queue, and newly read bytes go behind it",
+            ));
+        }
+        position += count;
+        if position > INTACT_BYTES {
+            return Err(Failure::new(format!(
+                "the echo is longer ({position} bytes) than what was sent ({INTACT_BYTES})"
+            )));
+        }
+    }
+}
+
+fn idle_sleeps(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    // A few clients talk once and then stay connected, silent.
+    let mut quiet = Vec::new();
+    for n in 1..=5 {
+        let message = format!("quiet client {n}\n");
+        let mut conn = net::connect(server.addr)?;
+        conn.send(message.as_bytes())?;
+        let got = conn
+            .read_exact_bytes(message.len())
+            .map_err(|f| f.during(format!("quiet client {n}")))?;
+        ensure(got == message.as_bytes(), || {
+            Failure::new("wrong echo")
+                .sent(show(message.as_bytes()))
+                .got(show(&got))
+        })?;
+        quiet.push(conn);
+    }
+    let started = Instant::now();
+    let before = cpu_seconds(server.pid);
+    // The measurement itself: one second in which nothing happens.
+    thread::sleep(Duration::from_secs(1));
+    let after = cpu_seconds(server.pid);
+    let elapsed = started.elapsed().as_secs_f64();
+    ctx.ensure_running(server.id, "while its clients were quiet")?;
+    let (Some(before), Some(after)) = (before, after) else {
+        return Err(Failure::new(
+            "could not read the server's CPU time from /proc",
+        ));
+    };
+    let used = after - before;
+    ensure(used <= 0.1 * elapsed, || {
+        Failure::new("the server used CPU while nothing happened")
+            .expected(format!(
+                "about 0 s of CPU time in {elapsed:.1} s with 5 quiet clients (asleep in epoll_wait)"
+            ))
+            .got(format!("{used:.2} s of CPU time (/proc/PID/stat utime + stime)"))
+            .hint(
+                "a busy loop: wait with no timeout (-1, not 0), and ask for EPOLLOUT only \
+                 while bytes are unsent: a socket is writable almost always, so a watched \
+                 EPOLLOUT wakes you again at once",
+            )
+    })?;
+    drop(quiet);
+    Ok(())
+}
+
+fn stop_continue(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    expect_echo(
+        server.addr,
+        b"before the stop\n",
+        "a client before kill -STOP",
+    )?;
+    ctx.proc(server.id).signal(Signal::SIGSTOP);
+    if !wait_state(server.pid, |s| s == 'T', Duration::from_secs(5)) {
+        return Err(Failure::new(
+            "the server did not stop on SIGSTOP (grader problem?)",
+        ));
+    }
+    ctx.proc(server.id).signal(Signal::SIGCONT);
+    wait_state(server.pid, |s| s != 'T', Duration::from_secs(5));
+    let after = expect_echo(
+        server.addr,
+        b"after the continue\n",
+        "a client after kill -CONT",
+    );
+    if ctx
+        .proc(server.id)
+        .wait_exit(Duration::from_millis(200))
+        .is_some()
+    {
+        return Err(ctx
+            .exited_failure(server.id, "after kill -STOP then kill -CONT")
+            .hint(
+                "epoll_wait() fails with EINTR when the process is stopped and continued \
+                 (or a signal handler runs): that is no error, just wait again",
+            ));
+    }
+    after
+}
+
+fn survives_resets(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    for _ in 0..10 {
+        // Sends 64 KiB, then resets without reading the echo.
+        let mut rude = net::connect(server.addr)?;
+        rude.send(&[b'r'; 64 * 1024])?;
+        rude.reset();
+        // Connects and resets at once.
+        net::connect(server.addr)?.reset();
+        // Sends a line and closes without reading: the echo then meets a reset.
+        let mut hasty = net::connect(server.addr)?;
+        hasty.send(b"bye\n")?;
+        drop(hasty);
+    }
+    expect_echo(
+        server.addr,
+        b"still there?\n",
+        "a client after 30 rude ones",
+    )?;
+    ctx.ensure_running(server.id, "after clients reset their connections")
+}
+
+fn no_fd_leak(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    expect_echo(server.addr, b"warming up\n", "a first client")?;
+    let baseline = expect::fds_settle(server.pid, 0, Duration::from_millis(200)).unwrap_or(0);
+    for n in 0..20 {
+        expect_echo(
+            server.addr,
+            format!("visit {n}\n").as_bytes(),
+            "a polite client",
+        )?;
+        // This one gets its echo, so the server surely has it, then resets.
+        let mut rude = net::connect(server.addr)?;
+        rude.send(b"about to reset\n")?;
+        rude.read_exact_bytes(15)?;
+        rude.reset();
+    }
+    let after = expect::fds_settle(server.pid, baseline, Duration::from_secs(3)).unwrap_or(0);
+    ensure(after <= baseline, || {
+        Failure::new("open file descriptors grew while clients came and went")
+            .expected(format!(
+                "about {baseline} open fds after 20 polite and 20 resetting clients"
+            ))
+            .got(format!("{after} open fds (ls /proc/{}/fd)", server.pid))
+            .hint("close every client's socket when it leaves, on the error paths too")
+    })
+}
+
+fn backlog(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--backlog", "700"])?;
+    match net::listen_backlog(server.addr.port()) {
+        Some(700) => {}
+        Some(other) => {
+            return Err(
+                Failure::new("the listening socket's backlog is not the one asked for")
+                    .sent("--backlog 700")
+                    .expected("backlog 700 (ss -ltn, Send-Q column)")
+                    .got(format!("backlog {other}"))
+                    .hint("pass --backlog to listen(); don't hard-code it"),
+            );
+        }
+        None => return Err(no_ss()),
+    }
+    let default = start(ctx, &[])?;
+    // The kernel caps any backlog at net.core.somaxconn.
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(4096);
+    let wanted = somaxconn.min(1024);
+    match net::listen_backlog(default.addr.port()) {
+        Some(found) if found >= wanted => Ok(()),
+        Some(found) => Err(Failure::new("the default backlog is too short for a crowd")
+            .sent("no --backlog")
+            .expected(format!("a backlog of at least {wanted}"))
+            .got(format!("backlog {found}"))
+            .hint(
+                "thousands of callers arriving together queue up before accept(): make the \
+                 default --backlog 1024 or more",
+            )),
+        None => Err(no_ss()),
+    }
+}
+
+fn no_ss() -> Failure {
+    Failure::new("could not read the backlog with `ss -ltn`")
+        .hint("is iproute2 (ss) installed? the listener may also have gone")
+}
+
+fn port_in_use(ctx: &mut Ctx) -> Result<(), Failure> {
+    let holder = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
+    let port = holder
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(0)
+        .to_string();
+    let run = ctx.run(
+        "server",
+        &["server", "--host", "127.0.0.1", "--port", &port],
+        None,
+        Duration::from_secs(5),
+    )?;
+    expect::clean_error(&run, &["in use"], 2)
+        .map_err(|f| f.during(format!("port {port} already taken by the grader")))
+}
+
+/// What the grader's echo server saw of the client.
+struct Seen {
+    received: Vec<u8>,
+    half_closed: bool,
+}
+
+/// The grader's echo server for the client check: accepts one connection, echoes what
+/// it reads, notes whether the client half-closed, then closes.
+fn serve_one_echo(
+    listener: TcpListener,
+    expected: usize,
+    client_gone: Arc<AtomicBool>,
+) -> Result<Seen, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let mut stream = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break stream,
+            Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                if client_gone.load(Ordering::Relaxed) || Instant::now() >= deadline {
+                    return Err("the client never connected".into());
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(err) => return Err(format!("accept: {err}")),
+        }
+    };
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+    let mut received = Vec::new();
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        // Once everything has come, a correct client half-closes at once.
+        let patience = if received.len() >= expected { 3 } else { 10 };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(patience)));
+        match stream.read(&mut buffer) {
+            Ok(0) => {
+                return Ok(Seen {
+                    received,
+                    half_closed: true,
+                });
+            }
+            Ok(count) => {
+                received.extend_from_slice(&buffer[..count]);
+                if stream.write_all(&buffer[..count]).is_err() {
+                    return Ok(Seen {
+                        received,
+                        half_closed: false,
+                    });
+                }
+            }
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            // Silence: the client is waiting for something; closing lets it finish.
+            Err(_) => {
+                return Ok(Seen {
+                    received,
+                    half_closed: false,
+                });
+            }
+        }
+    }
+}
+
+fn client(ctx: &mut Ctx) -> Result<(), Failure> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
+    let port = listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(0)
+        .to_string();
+    // 64 KiB of every byte value: more than one send() and recv(), and not text.
+    let data: Vec<u8> = (0..64 * 1024)
+        .map(|i: usize| (i * 7 + i / 256) as u8)
+        .collect();
+    let expected = data.len();
+    let client_gone = Arc::new(AtomicBool::new(false));
+    let gone = Arc::clone(&client_gone);
+    let server = thread::spawn(move || serve_one_echo(listener, expected, gone));
+    let run = ctx.run(
+        "client",
+        &["client", "--host", "127.0.0.1", "--port", &port],
+        Some(data.clone()),
+        Duration::from_secs(20),
+    );
+    client_gone.store(true, Ordering::Relaxed);
+    let seen = server
+        .join()
+        .unwrap_or_else(|_| Err("the grader's echo server panicked".into()));
+    let run = run?;
+    let seen = seen.map_err(|e| {
+        Failure::new(format!("the grader's echo server: {e}"))
+            .hint("the client must connect to --host/--port")
+    })?;
+    ensure(seen.received == data, || {
+        Failure::new("the server did not receive exactly the client's stdin")
+            .sent(format!("stdin: {}", show(&data)))
+            .got(format!("the server received {}", show(&seen.received)))
+            .hint("send all of stdin (a send() may take only part of a buffer)")
+    })?;
+    ensure(seen.half_closed, || {
+        Failure::new("the client never half-closed after sending stdin")
+            .expected("a FIN (the server's recv() returns 0) once stdin is all sent")
+            .hint("after the last byte, shutdown(Shutdown::Write); keep reading the echo until EOF")
+    })?;
+    ensure(run.status.success(), || {
+        Failure::new(format!("the client exited with {}", run.status))
+            .got(run.stderr_lines().join(" / "))
+    })?;
+    ensure(run.stdout == data, || {
+        Failure::new("the client's stdout is not exactly the echo")
+            .expected(show(&data))
+            .got(show(&run.stdout))
+            .hint("print the raw echo and nothing else on stdout, until the server closes")
+    })
+}
+
+fn demo(demo: &mut Demo) -> Result<(), String> {
+    let port = demo.free_port();
+    let port_text = port.to_string();
+    demo.say(&format!(
+        "One thread for every client: a non-blocking listener, then epoll (port {port})"
+    ));
+    demo.start(
+        "server",
+        &["server", "--host", "127.0.0.1", "--port", &port_text],
+    )?;
+    demo.wait_listening(port)?;
+    let client_args = ["client", "--host", "127.0.0.1", "--port", &port_text];
+    demo.say("A client sends a line and half-closes: epoll wakes the server for the listener, then for the client");
+    demo.run(
+        "client",
+        &client_args,
+        b"hello, event loop\n",
+        Duration::from_secs(10),
+    )?;
+    demo.say(
+        "A client connects and stays silent: it gets a slot, and the server goes back to sleep",
+    );
+    let silent =
+        net::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).map_err(|f| f.problem)?;
+    // settle() waits only while output flows: give the server a moment to start talking.
+    thread::sleep(Duration::from_millis(300));
+    demo.settle();
+    demo.say("Meanwhile another client is served at once, by the same thread: its events carry its own token");
+    demo.run(
+        "client",
+        &client_args,
+        b"I am not kept waiting\n",
+        Duration::from_secs(10),
+    )?;
+    demo.say("The silent client leaves without a word: recv() returns 0 and its slot is freed");
+    drop(silent);
+    thread::sleep(Duration::from_millis(300));
+    demo.settle();
+    demo.say("Everyone has left: the server sleeps in epoll_wait() with no timeout, using no CPU");
+    Ok(())
+}
