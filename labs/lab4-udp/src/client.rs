@@ -1,1 +1,215 @@
+//! The UDP client: each line of stdin becomes one datagram, and each reply one line.
+//!
+//! ```text
+//! socket(DGRAM) -> per line { sendto(server) -> setsockopt(SO_RCVTIMEO) -> recvfrom() }
+//!                             no reply in time? sendto() again, at most --retries times
+//! ```
+//!
+//! UDP does not promise delivery: our datagram or the server's reply may be lost, and
+//! nobody tells us. So we never wait forever: every `recvfrom()` has a deadline, a lost
+//! exchange is tried again a bounded number of times, and then we give up out loud.
 
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use shared::{Context, Failure, narrate};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::{RECEIVE_BUFFER, as_uninit, describe, max_payload};
+
+/// How patient the client is with one line.
+struct Patience {
+    timeout: Duration,
+    retries: u32,
+}
+
+/// Step 1, then steps 2 to 4 for every line of stdin.
+pub fn run(server: SocketAddr, timeout_ms: u64, retries: u32) -> Result<(), Failure> {
+    let patience = Patience {
+        timeout: Duration::from_millis(timeout_ms),
+        retries,
+    };
+    let socket = open_socket(server)?;
+    let server_address = SockAddr::from(server);
+    let limit = max_payload(server);
+    let mut reply_buffer = vec![0u8; RECEIVE_BUFFER];
+
+    let mut stdin = io::stdin().lock();
+    let interactive = stdin.is_terminal();
+    let mut stdout = io::stdout().lock();
+    let mut line = Vec::new();
+    loop {
+        if interactive {
+            print!("> ");
+            stdout.flush().context("write(stdout)")?;
+        }
+        line.clear();
+        // Lines are read as bytes: a datagram need not be text.
+        if stdin.read_until(b'\n', &mut line).context("read(stdin)")? == 0 {
+            return Ok(()); // end of input: nothing left to send
+        }
+        if line.ends_with(b"\n") {
+            line.pop();
+            if line.ends_with(b"\r") {
+                line.pop();
+            }
+        }
+        if line.len() > limit {
+            return Err(Failure::new(format!(
+                "a line of {} bytes does not fit in one UDP datagram to {server} \
+                 (at most {limit} bytes)",
+                line.len()
+            )));
+        }
+
+        let received = exchange(
+            &socket,
+            &server_address,
+            &line,
+            &patience,
+            &mut reply_buffer,
+        )?;
+        stdout
+            .write_all(&reply_buffer[..received])
+            .and_then(|()| stdout.write_all(b"\n"))
+            .and_then(|()| stdout.flush())
+            .context("write(stdout)")?;
+    }
+}
+
+/// Step 1: an unnamed datagram socket. No bind() and no connect(): the kernel gives it
+/// an ephemeral port with the first sendto(), and the server replies to that port.
+fn open_socket(server: SocketAddr) -> Result<Socket, Failure> {
+    let socket: Socket = {
+        // Hint: Socket::new(Domain::for_address(server), Type::DGRAM, Some(Protocol::UDP))
+        todo!("step 1: create a UDP socket whose domain matches `server`");
+    };
+    narrate!("socket(DGRAM, UDP) -> fd {}", socket.as_raw_fd());
+    Ok(socket)
+}
+
+/// Steps 2 to 4 for one line: send it, wait for the reply, send again if none came.
+/// Returns the length of the reply now at the start of `reply_buffer`.
+fn exchange(
+    socket: &Socket,
+    server: &SockAddr,
+    request: &[u8],
+    patience: &Patience,
+    reply_buffer: &mut [u8],
+) -> Result<usize, Failure> {
+    let server_text = describe(server);
+    discard_late_replies(socket, reply_buffer);
+    let attempts = patience.retries.saturating_add(1);
+    for attempt in 1..=attempts {
+        // Step 2: sendto() names the destination on every call: the socket itself is
+        // not tied to the server. The datagram goes out whole or not at all; that it
+        // left our machine says nothing about whether it will arrive.
+        let sent: usize = {
+            // Hint: socket.send_to(request, server) returns the bytes sent
+            todo!("step 2: send `request` as one datagram to `server`");
+        };
+        narrate!("sendto({server_text}, {sent} bytes), attempt {attempt} of {attempts}");
+
+        if let Some(received) = wait_for_reply(socket, server, patience.timeout, reply_buffer)? {
+            return Ok(received);
+        }
+        eprintln!(
+            "lab4: no reply from {server_text} within {} ms (attempt {attempt} of {attempts})",
+            patience.timeout.as_millis()
+        );
+    }
+    Err(Failure::new(format!(
+        "no reply from {server_text} after {attempts} attempt{} of {} ms each: giving up \
+         (the datagrams or the replies were lost, or no server is there: UDP cannot tell which)",
+        if attempts == 1 { "" } else { "s" },
+        patience.timeout.as_millis()
+    )))
+}
+
+/// Steps 3 and 4: the reply from `server` within `timeout`, or `None`.
+fn wait_for_reply(
+    socket: &Socket,
+    server: &SockAddr,
+    timeout: Duration,
+    reply_buffer: &mut [u8],
+) -> Result<Option<usize>, Failure> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Ok(None);
+        }
+        // Step 3: SO_RCVTIMEO bounds how long recvfrom() may sleep. Without it, a lost
+        // datagram would leave the client blocked forever: UDP never reports a loss.
+        {
+            // Hint: socket.set_read_timeout(Some(remaining))
+            todo!("step 3: make recvfrom() give up after `remaining`");
+        }
+        narrate!(
+            "setsockopt(SO_RCVTIMEO, {} ms)",
+            remaining.as_micros().div_ceil(1000)
+        );
+
+        // Step 4: recvfrom() returns one whole datagram and who sent it, or fails with
+        // EAGAIN once the timeout has passed.
+        let outcome: io::Result<(usize, SockAddr)> = {
+            // Hint: socket.recv_from(as_uninit(reply_buffer))
+            todo!("step 4: receive one datagram into `reply_buffer` (keep the io::Result)");
+        };
+        match outcome {
+            // An unconnected socket accepts datagrams from anyone who knows our port;
+            // only the server's count as the reply.
+            Ok((received, from)) if from.as_socket() == server.as_socket() => {
+                narrate!("recvfrom() -> {received} bytes from {}", describe(&from));
+                return Ok(Some(received));
+            }
+            Ok((received, from)) => {
+                eprintln!(
+                    "lab4: ignoring {received} bytes from {}: not the server",
+                    describe(&from)
+                );
+            }
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                narrate!("recvfrom() -> timed out");
+                return Ok(None);
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                return Err(Failure::new(format!(
+                    "recvfrom() failed: {}",
+                    shared::errors::explain(&err)
+                )));
+            }
+        }
+    }
+}
+
+/// Drops replies that are already waiting before a new line is sent.
+///
+/// When we sent a line twice because its first reply was slow, that slow reply can
+/// still arrive after we moved on. Left in the queue, it would pass for the answer to
+/// the next line. UDP gives no way to match a reply to its request; real protocols add
+/// a request number to each datagram (DNS does). This lab keeps the data plain, so it
+/// clears what is already queued and accepts that a very late reply can still slip in.
+fn discard_late_replies(socket: &Socket, buffer: &mut [u8]) {
+    // MSG_DONTWAIT: return at once (EAGAIN) when nothing is queued.
+    while let Ok((received, from)) =
+        socket.recv_from_with_flags(as_uninit(buffer), libc::MSG_DONTWAIT)
+    {
+        narrate!(
+            "recvfrom(MSG_DONTWAIT) -> {received} late bytes from {}",
+            describe(&from)
+        );
+        eprintln!(
+            "lab4: discarding a late reply of {received} bytes from {}",
+            describe(&from)
+        );
+    }
+}

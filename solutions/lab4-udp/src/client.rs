@@ -162,7 +162,10 @@ fn wait_for_reply(
                 .context("setsockopt(SO_RCVTIMEO)")?;
             //- end
         }
-        narrate!("setsockopt(SO_RCVTIMEO, {} ms)", remaining.as_millis());
+        narrate!(
+            "setsockopt(SO_RCVTIMEO, {} ms)",
+            remaining.as_micros().div_ceil(1000)
+        );
 
         // Step 4: recvfrom() returns one whole datagram and who sent it, or fails with
         // EAGAIN once the timeout has passed.

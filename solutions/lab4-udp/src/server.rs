@@ -59,6 +59,7 @@ fn open_socket(address: SocketAddr) -> Result<Socket, Failure> {
         .context("getsockname()")?
         .as_socket()
         .unwrap_or(address);
+    narrate!("getsockname() -> {bound}");
     println!("bound to {bound} (udp): waiting for datagrams");
     Ok(socket)
 }

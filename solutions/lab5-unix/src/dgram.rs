@@ -26,7 +26,7 @@ use std::time::Duration;
 use shared::{Context, Failure, narrate};
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::socket_file::{self, OnSignal, RemoveOnDrop};
+use crate::socket_file::{self, OnSignal, PathContext, RemoveOnDrop};
 
 /// The largest datagram the server echoes. A Unix datagram can be bigger (up to the
 /// socket's send buffer); recvfrom() would then silently cut it, so we ask with
@@ -107,7 +107,7 @@ pub fn server(path: &Path, mode: u32) -> Result<(), Failure> {
                 Err(err) => {
                     eprintln!(
                         "lab5: sendto({shown}) failed: {}",
-                        shared::errors::explain(&err)
+                        socket_file::explain(&err)
                     );
                     continue;
                 }
@@ -187,7 +187,7 @@ pub fn client(
             //- hint: socket.send_to(&line, &server)
             socket
                 .send_to(&line, &server)
-                .context(format!("sendto({})", server_path.display()))?
+                .path_context(format!("sendto({})", server_path.display()))?
             //- end
         };
         narrate!("sendto({}, {sent} bytes)", server_path.display());

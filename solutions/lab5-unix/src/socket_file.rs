@@ -9,8 +9,10 @@
 //!   ours: on a normal exit (the [`RemoveOnDrop`] guard) and on SIGINT/SIGTERM
 //!   ([`remove_on_signals`]).
 
+use std::fmt;
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -202,6 +204,10 @@ fn remove_if_stale(path: &Path, address: &SockAddr, kind: Type) -> Result<(), Fa
         probe
         //- end
     };
+    narrate!(
+        "socket(AF_UNIX) -> fd {} (probe, non-blocking)",
+        probe.as_raw_fd()
+    );
     let answer: io::Result<()> = {
         //- answer: stale check: connect the probe to `address` (keep the io::Result)
         //- hint: probe.connect(address)
@@ -230,7 +236,7 @@ fn remove_if_stale(path: &Path, address: &SockAddr, kind: Type) -> Result<(), Fa
         Err(err) => Err(Failure::new(format!(
             "bind({shown}) failed: address already in use, and probing it with connect() \
              failed too: {}; the file was left alone",
-            shared::errors::explain(&err)
+            explain(&err)
         ))),
     }
 }
@@ -243,6 +249,45 @@ fn in_use(path: &Path) -> Failure {
          {0}; stop it first, or pick another --path",
         path.display()
     ))
+}
+
+/// Explains an error of connect() or sendto() to a socket path.
+///
+/// shared's explanations speak of hosts and ports; for a path, a few errors mean
+/// something of their own.
+pub fn explain(err: &io::Error) -> String {
+    let why = match err.raw_os_error() {
+        Some(libc::ENOENT) => {
+            "no such file: nothing has been bound at that path (is the server running, \
+             with the same --path?)"
+        }
+        Some(libc::ECONNREFUSED) => {
+            "connection refused: the socket file exists but no socket is bound to it any \
+             more (a stale file: the server that made it is gone)"
+        }
+        Some(libc::EACCES) => {
+            "permission denied: talking to a Unix socket needs write permission on its \
+             file (and search permission on its directories): check them with ls -l"
+        }
+        Some(libc::EPROTOTYPE) => {
+            "wrong socket type: the socket at that path is of the other type (stream \
+             versus datagram)"
+        }
+        _ => return shared::errors::explain(err),
+    };
+    why.to_string()
+}
+
+/// `.path_context("connect(/tmp/x.sock)")`: like shared's `Context`, with [`explain`].
+pub trait PathContext<T> {
+    /// Turns the error into a [`Failure`] that reads `<what> failed: <explanation>`.
+    fn path_context(self, what: impl fmt::Display) -> Result<T, Failure>;
+}
+
+impl<T> PathContext<T> for io::Result<T> {
+    fn path_context(self, what: impl fmt::Display) -> Result<T, Failure> {
+        self.map_err(|err| Failure::new(format!("{what} failed: {}", explain(&err))))
+    }
 }
 
 /// How the process exits after SIGINT or SIGTERM has removed its socket file.

@@ -21,7 +21,7 @@ use nix::sys::socket::{UnixCredentials, getsockopt, sockopt};
 use shared::{Context, Failure, narrate};
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::socket_file::{self, OnSignal, RemoveOnDrop};
+use crate::socket_file::{self, OnSignal, PathContext, RemoveOnDrop};
 
 /// How much we move per recv()/send() call; any size works, a stream has no messages.
 const CHUNK: usize = 4096;
@@ -72,6 +72,9 @@ pub fn server(path: &Path, mode: u32, backlog: i32) -> Result<(), Failure> {
             //- hint: listener.accept() returns (Socket, SockAddr)
             match listener.accept() {
                 Ok(pair) => pair,
+                // The listener itself is broken (not listening, closed): give up.
+                Err(err) if listener_is_broken(&err) => return Err(err).context("accept()"),
+                // A client that gave up while queued is its problem, not ours.
                 Err(err) => {
                     eprintln!("lab5: accept() failed: {}", shared::errors::explain(&err));
                     continue;
@@ -116,6 +119,14 @@ pub fn server(path: &Path, mode: u32, backlog: i32) -> Result<(), Failure> {
             Err(failure) => eprintln!("lab5: client {who}: {failure}"),
         });
     }
+}
+
+/// Errors of accept() that will repeat for ever: retrying them would only spin.
+fn listener_is_broken(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK | libc::EOPNOTSUPP)
+    )
 }
 
 /// Step 6: echo until the client half-closes, then half-close in turn.
@@ -178,10 +189,10 @@ pub fn client(path: &Path) -> Result<(), Failure> {
     // file's permissions keep us out: we need write permission on it).
     {
         //- answer: step 2: connect to the server's `address`
-        //- hint: socket.connect(&address)
+        //- hint: socket.connect(&address); `.path_context(...)` explains path errors
         socket
             .connect(&address)
-            .context(format!("connect({})", path.display()))?;
+            .path_context(format!("connect({})", path.display()))?;
         //- end
     }
     narrate!("connect({})", path.display());

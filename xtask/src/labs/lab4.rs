@@ -1,11 +1,878 @@
-//! Lab 4 (udp): its check table and classroom demo (placeholder until written).
+//! Lab 4 (udp): the check table and the classroom demo.
+//!
+//! The server under test binds a UDP port and answers each datagram to its sender:
+//! `[<ctime>] <data>`, or the data unchanged with `--echo`. The grader plays its
+//! clients with UDP sockets of its own and checks that each reply goes to the right
+//! sender with clients interleaved, that message boundaries are kept, and that empty,
+//! non-UTF-8 and maximum-size (65,507-byte) datagrams are answered, never a crash.
+//!
+//! The client under test sends each stdin line as one datagram. The grader plays its
+//! server (a UDP socket in a thread) that can drop datagrams or send a stranger's
+//! datagram first: the client must print each reply on a line, retry when a datagram is
+//! lost, give up cleanly (non-zero exit, a clear line) when every one is lost, and take
+//! its reply only from the server.
 
-use crate::grade::Lab;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use regex::bytes::Regex;
+
+use crate::grade::ctx::START_LIMIT;
+use crate::grade::demo::Demo;
+use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
+use crate::grade::process::describe_status;
+use crate::grade::{Check, Ctx, Failure, Lab, Server, ensure, expect};
 
 pub static LAB: Lab = Lab {
     id: "lab4",
     slug: "udp",
-    title: "udp",
-    checks: &[],
-    demo: None,
+    title: "UDP datagrams with sendto() and recvfrom()",
+    checks: &[
+        Check {
+            name: "binds",
+            points: 1,
+            verifies: "binds a UDP socket on the --host/--port it is given",
+            run: binds,
+        },
+        Check {
+            name: "stamps",
+            points: 2,
+            verifies: "answers a datagram with [<ctime>] <data>, to its sender",
+            run: stamps,
+        },
+        Check {
+            name: "echo-mode",
+            points: 1,
+            verifies: "with --echo, answers each datagram with the same bytes",
+            run: echo_mode,
+        },
+        Check {
+            name: "replies-to-sender",
+            points: 2,
+            verifies: "three clients interleaved: each reply goes to the socket that sent it",
+            run: replies_to_sender,
+        },
+        Check {
+            name: "keeps-boundaries",
+            points: 2,
+            verifies: "three datagrams sent back to back come back as three whole datagrams",
+            run: keeps_boundaries,
+        },
+        Check {
+            name: "empty-datagram",
+            points: 1,
+            verifies: "an empty datagram is answered (the stamp alone; empty with --echo)",
+            run: empty_datagram,
+        },
+        Check {
+            name: "max-datagram",
+            points: 2,
+            verifies: "65,507-byte datagrams: echoed whole; too long to stamp: a clear error reply",
+            run: max_datagram,
+        },
+        Check {
+            name: "non-utf8",
+            points: 1,
+            verifies: "a datagram that is not UTF-8 is stamped byte for byte",
+            run: non_utf8,
+        },
+        Check {
+            name: "ipv6",
+            points: 1,
+            verifies: "works over IPv6 with --host ::1",
+            run: ipv6,
+        },
+        Check {
+            name: "prints-senders",
+            points: 1,
+            verifies: "prints each sender's address:port on stdout",
+            run: prints_senders,
+        },
+        Check {
+            name: "port-in-use",
+            points: 1,
+            verifies: "one-line error and non-zero exit when the UDP port is taken",
+            run: port_in_use,
+        },
+        Check {
+            name: "client-sends-lines",
+            points: 2,
+            verifies: "client: each stdin line is one datagram (no newline); each reply one stdout line",
+            run: client_sends_lines,
+        },
+        Check {
+            name: "client-prints-max",
+            points: 1,
+            verifies: "client: a 65,505-byte line goes out whole and its 65,507-byte reply is printed whole",
+            run: client_prints_max,
+        },
+        Check {
+            name: "client-retries",
+            points: 2,
+            verifies: "client: when the first datagram is lost, it sends again and prints the reply",
+            run: client_retries,
+        },
+        Check {
+            name: "client-gives-up",
+            points: 2,
+            verifies: "client: when every datagram is lost, 1 + --retries sends, then a clear error and non-zero exit",
+            run: client_gives_up,
+        },
+        Check {
+            name: "client-checks-sender",
+            points: 1,
+            verifies: "client: a datagram from a stranger is not taken for the server's reply",
+            run: client_checks_sender,
+        },
+    ],
+    demo: Some(demo),
 };
+
+/// The largest UDP payload over IPv4.
+const MAX_V4: usize = 65_507;
+/// `[` + 24-character ctime + `] `.
+const STAMP_LEN: usize = 27;
+/// How long the grader waits for one reply.
+const REPLY_LIMIT: Duration = Duration::from_secs(5);
+/// How long a client run may take before the grader stops it.
+const RUN_LIMIT: Duration = Duration::from_secs(15);
+
+// ---------------------------------------------------------------------------------
+// The server under test, and the grader's clients
+// ---------------------------------------------------------------------------------
+
+/// Whether a UDP socket is bound to `port` on this machine (IPv4 or IPv6).
+fn udp_bound(port: u16) -> bool {
+    let wanted = format!(":{port:04X}");
+    ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .any(|table| {
+            table.lines().skip(1).any(|line| {
+                line.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|local| local.ends_with(&wanted))
+            })
+        })
+}
+
+/// A port free for both TCP and UDP on `ip` right now.
+fn free_udp_port(ip: IpAddr) -> u16 {
+    for _ in 0..20 {
+        let port = net::free_port(ip);
+        if port != 0 && UdpSocket::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+    0
+}
+
+/// Starts `server --host IP --port P extra...` and waits until its UDP port is bound.
+fn start_server(ctx: &mut Ctx, ip: IpAddr, extra: &[&str]) -> Result<Server, Failure> {
+    let port = free_udp_port(ip);
+    let host = ip.to_string();
+    let port_text = port.to_string();
+    let mut args = vec!["server", "--host", &host, "--port", &port_text];
+    args.extend_from_slice(extra);
+    let id = ctx.spawn("server", &args, None)?;
+    let deadline = Instant::now() + START_LIMIT;
+    loop {
+        if udp_bound(port) {
+            break;
+        }
+        if let Some(status) = ctx.proc(id).exited() {
+            return Err(Failure::new(format!(
+                "the server exited ({}) before binding UDP port {port}",
+                describe_status(status)
+            ))
+            .hint("it stopped during start-up: its stderr below says why"));
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure::new(format!(
+                "no UDP socket was bound to port {port} within {} s of starting",
+                START_LIMIT.as_secs()
+            ))
+            .hint("create a SOCK_DGRAM socket and bind() it to the --host/--port given"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(Server {
+        id,
+        addr: SocketAddr::new(ip, port),
+        pid: ctx.proc(id).pid(),
+    })
+}
+
+/// One of the grader's client sockets, talking to the server under test.
+struct Peer {
+    socket: UdpSocket,
+    server: SocketAddr,
+    name: &'static str,
+}
+
+impl Peer {
+    fn new(server: SocketAddr, name: &'static str) -> Result<Peer, Failure> {
+        let local: SocketAddr = match server {
+            SocketAddr::V4(_) => (LOCALHOST_V4, 0).into(),
+            SocketAddr::V6(_) => (LOCALHOST_V6, 0).into(),
+        };
+        let socket = UdpSocket::bind(local)
+            .map_err(|e| Failure::new(format!("the grader could not bind a UDP socket: {e}")))?;
+        Ok(Peer {
+            socket,
+            server,
+            name,
+        })
+    }
+
+    fn port(&self) -> u16 {
+        self.socket.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    fn send(&self, data: &[u8]) -> Result<(), Failure> {
+        self.socket
+            .send_to(data, self.server)
+            .map(|_| ())
+            .map_err(|e| {
+                Failure::new(format!(
+                    "the grader could not send {} bytes: {e}",
+                    data.len()
+                ))
+            })
+    }
+
+    /// The next datagram for this socket; a failure naming what was sent if none comes.
+    fn receive(&self, sent: &[u8]) -> Result<(Vec<u8>, SocketAddr), Failure> {
+        let _ = self.socket.set_read_timeout(Some(REPLY_LIMIT));
+        let mut buffer = vec![0u8; 70_000];
+        match self.socket.recv_from(&mut buffer) {
+            Ok((n, from)) => Ok((buffer[..n].to_vec(), from)),
+            Err(e) => Err(Failure::new(format!(
+                "{}: no reply within {} s ({e})",
+                self.name,
+                REPLY_LIMIT.as_secs()
+            ))
+            .sent(show(sent))
+            .hint(
+                "recvfrom() gives the sender's address with the data: sendto() the reply to \
+                 that address. A datagram that is empty, huge or not text must be answered too",
+            )),
+        }
+    }
+
+    /// Sends `data` and returns the one reply, which must come from the server.
+    fn exchange(&self, data: &[u8]) -> Result<Vec<u8>, Failure> {
+        self.send(data)?;
+        let (reply, from) = self.receive(data)?;
+        ensure(from == self.server, || {
+            Failure::new(format!(
+                "the reply came from {from}, not from {}",
+                self.server
+            ))
+            .hint("reply from the socket you bound, so the client knows who answers")
+        })?;
+        Ok(reply)
+    }
+}
+
+/// Whether `reply` is `[<ctime>] ` followed by exactly `data`.
+fn stamped(reply: &[u8], data: &[u8]) -> bool {
+    reply.len() == STAMP_LEN + data.len()
+        && stamp_pattern().is_match(&reply[..STAMP_LEN])
+        && &reply[STAMP_LEN..] == data
+}
+
+fn stamp_pattern() -> Regex {
+    Regex::new(
+        r"^\[(Sun|Mon|Tue|Wed|Thu|Fri|Sat) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 123]\d \d\d:\d\d:\d\d \d{4}\] $",
+    )
+    .expect("the stamp pattern is valid")
+}
+
+fn expect_stamped(reply: &[u8], data: &[u8]) -> Result<(), Failure> {
+    ensure(stamped(reply, data), || {
+        Failure::new("the reply is not the stamp followed by the datagram")
+            .sent(show(data))
+            .expected(format!(
+                "[<ctime>] {}  e.g. \"[Sun Nov 22 17:39:27 2026] \" then the data, byte for byte",
+                show(data)
+            ))
+            .got(show(reply))
+            .hint("reply '[' + ctime + '] ' + the datagram's bytes, as they are (no newline added)")
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// Server checks
+// ---------------------------------------------------------------------------------
+
+fn binds(ctx: &mut Ctx) -> Result<(), Failure> {
+    start_server(ctx, LOCALHOST_V4, &[]).map(|_| ())
+}
+
+fn stamps(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start_server(ctx, LOCALHOST_V4, &[])?;
+    let peer = Peer::new(server.addr, "client")?;
+    for data in [&b"hello"[..], b"what time is it?"] {
+        let reply = peer.exchange(data)?;
+        expect_stamped(&reply, data)?;
+    }
+    Ok(())
+}
+
+fn echo_mode(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start_server(ctx, LOCALHOST_V4, &["--echo"])?;
+    let peer = Peer::new(server.addr, "client")?;
+    let data = b"echo me, exactly\n";
+    let reply = peer.exchange(data)?;
+    ensure(reply == data, || {
+        Failure::new("with --echo the reply is not the datagram itself")
+            .sent(show(data))
+            .expected(show(data))
+            .got(show(&reply))
+            .hint("--echo: sendto() the received bytes unchanged")
+    })
+}
+
+fn replies_to_sender(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start_server(ctx, LOCALHOST_V4, &["--echo"])?;
+    let a = Peer::new(server.addr, "client A")?;
+    let b = Peer::new(server.addr, "client B")?;
+    let c = Peer::new(server.addr, "client C")?;
+    // Every datagram is sent before any reply is read: the server sees them interleaved.
+    a.send(b"A first")?;
+    b.send(b"B only")?;
+    c.send(b"C only")?;
+    a.send(b"A second")?;
+    let mut got_a = [a.receive(b"A first")?, a.receive(b"A second")?];
+    let got_b = b.receive(b"B only")?;
+    let got_c = c.receive(b"C only")?;
+    got_a.sort();
+    let wrong = |who: &str, expected: &str, got: &[u8]| {
+        Failure::new(format!("{who} got a reply meant for another client"))
+            .sent("A first, B only, C only, A second (from three sockets, before reading)")
+            .expected(expected.to_string())
+            .got(show(got))
+            .hint(
+                "answer each datagram to the address recvfrom() returned with it, not to the \
+                 first client, the last one or a fixed address",
+            )
+    };
+    for (reply, from) in got_a.iter().chain([&got_b, &got_c]) {
+        ensure(*from == server.addr, || {
+            Failure::new(format!(
+                "a reply came from {from}, not from {}",
+                server.addr
+            ))
+        })?;
+        let _ = reply;
+    }
+    let a_texts: Vec<&[u8]> = got_a.iter().map(|(r, _)| r.as_slice()).collect();
+    ensure(a_texts == [&b"A first"[..], b"A second"], || {
+        wrong(
+            "client A",
+            "\"A first\" and \"A second\"",
+            &a_texts.concat(),
+        )
+    })?;
+    ensure(got_b.0 == b"B only", || {
+        wrong("client B", "\"B only\"", &got_b.0)
+    })?;
+    ensure(got_c.0 == b"C only", || {
+        wrong("client C", "\"C only\"", &got_c.0)
+    })
+}
+
+fn keeps_boundaries(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start_server(ctx, LOCALHOST_V4, &["--echo"])?;
+    let peer = Peer::new(server.addr, "client")?;
+    let datagrams: [Vec<u8>; 3] = [b"1".to_vec(), vec![b'b'; 3000], b"ten bytes!".to_vec()];
+    for datagram in &datagrams {
+        peer.send(datagram)?;
+    }
+    let mut got = Vec::new();
+    for datagram in &datagrams {
+        got.push(peer.receive(datagram)?.0);
+    }
+    let mut expected = datagrams.to_vec();
+    expected.sort();
+    let mut sorted = got.clone();
+    sorted.sort();
+    ensure(sorted == expected, || {
+        let sizes = |list: &[Vec<u8>]| {
+            list.iter()
+                .map(|d| d.len().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Failure::new("the replies do not match the datagrams one for one")
+            .sent(format!(
+                "3 datagrams of {} bytes, back to back",
+                sizes(&datagrams)
+            ))
+            .expected(format!("3 replies of {} bytes", sizes(&datagrams)))
+            .got(format!("replies of {} bytes", sizes(&got)))
+            .hint(
+                "one recvfrom() is one whole datagram and one sendto() is one whole reply: \
+                 never split a reply into pieces nor join datagrams together",
+            )
+    })
+}
+
+fn empty_datagram(ctx: &mut Ctx) -> Result<(), Failure> {
+    let hint = "a zero-byte datagram is a real message in UDP (not end-of-file): answer it";
+    let stamping = start_server(ctx, LOCALHOST_V4, &[])?;
+    let reply = Peer::new(stamping.addr, "client")?
+        .exchange(b"")
+        .map_err(|f| f.during("an empty datagram").or_hint(hint))?;
+    expect_stamped(&reply, b"").map_err(|f| f.during("an empty datagram"))?;
+    ctx.ensure_running(stamping.id, "after an empty datagram")?;
+
+    let echoing = start_server(ctx, LOCALHOST_V4, &["--echo"])?;
+    let reply = Peer::new(echoing.addr, "client")?
+        .exchange(b"")
+        .map_err(|f| f.during("an empty datagram, --echo").or_hint(hint))?;
+    ensure(reply.is_empty(), || {
+        Failure::new("with --echo, an empty datagram must get an empty reply").got(show(&reply))
+    })
+}
+
+fn max_datagram(ctx: &mut Ctx) -> Result<(), Failure> {
+    let big = vec![b'm'; MAX_V4];
+    let echoing = start_server(ctx, LOCALHOST_V4, &["--echo"])?;
+    let reply = Peer::new(echoing.addr, "client")?
+        .exchange(&big)
+        .map_err(|f| f.during("a 65,507-byte datagram, --echo"))?;
+    ensure(reply == big, || {
+        Failure::new("with --echo, a 65,507-byte datagram did not come back whole")
+            .expected("65507 bytes")
+            .got(format!("{} bytes", reply.len()))
+            .hint(
+                "receive into a buffer of at least 65,507 bytes (a smaller one silently cuts \
+                 the datagram), and send it back in one sendto()",
+            )
+    })?;
+
+    let stamping = start_server(ctx, LOCALHOST_V4, &[])?;
+    let peer = Peer::new(stamping.addr, "client")?;
+    // The longest datagram whose stamped reply still fits: exactly 65,507 bytes back.
+    let fits = vec![b'f'; MAX_V4 - STAMP_LEN];
+    let reply = peer
+        .exchange(&fits)
+        .map_err(|f| f.during("a 65,480-byte datagram (its stamped reply is 65,507 bytes)"))?;
+    ensure(stamped(&reply, &fits), || {
+        Failure::new("a 65,480-byte datagram was not stamped whole")
+            .expected("a 65,507-byte reply: the 27-byte stamp and all the data")
+            .got(format!("{} bytes: {}", reply.len(), show(&reply)))
+    })?;
+    let reply = peer.exchange(&big).map_err(|f| {
+        f.during("a 65,507-byte datagram (too long to stamp)").hint(
+            "the stamped reply would exceed the UDP limit, so sendto() fails (EMSGSIZE): \
+             answer with a short error datagram instead (see the README)",
+        )
+    })?;
+    let lower = String::from_utf8_lossy(&reply[..reply.len().min(400)]).to_lowercase();
+    ensure(
+        reply.len() <= MAX_V4 && (lower.starts_with("error") || lower.contains("truncat")),
+        || {
+            Failure::new("the reply to a datagram too long to stamp is not a clear error")
+                .expected("a datagram starting \"error: ...\" (or one that says it was truncated)")
+                .got(show(&reply))
+        },
+    )?;
+    let reply = peer
+        .exchange(b"still there?")
+        .map_err(|f| f.during("a small datagram after the too-long one"))?;
+    expect_stamped(&reply, b"still there?")
+}
+
+fn non_utf8(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start_server(ctx, LOCALHOST_V4, &[])?;
+    let peer = Peer::new(server.addr, "client")?;
+    let data = b"\xff\xfe not text \x00\x80";
+    let reply = peer.exchange(data)?;
+    expect_stamped(&reply, data).map_err(|f| {
+        f.hint("a datagram is bytes: don't decode it as UTF-8 (a lossy decode changes it); prepend the stamp to the raw bytes")
+    })?;
+    ctx.ensure_running(server.id, "after a datagram that is not UTF-8")
+}
+
+fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start_server(ctx, LOCALHOST_V6, &[]).map_err(|f| {
+        f.during("with --host ::1")
+            .or_hint("create the socket with the domain of the address (Domain::for_address)")
+    })?;
+    let peer = Peer::new(server.addr, "client")?;
+    let reply = peer.exchange(b"six")?;
+    expect_stamped(&reply, b"six")
+}
+
+fn prints_senders(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start_server(ctx, LOCALHOST_V4, &[])?;
+    let peer = Peer::new(server.addr, "client")?;
+    peer.exchange(b"who am I?")?;
+    let needle = format!(":{}", peer.port());
+    if !expect::stdout_mentions(ctx, server.id, &needle, Duration::from_secs(2)) {
+        return Err(Failure::new(format!("stdout never mentioned {needle:?}"))
+            .got(show(&ctx.proc(server.id).stdout()))
+            .hint("print the address recvfrom() returned, e.g. `127.0.0.1:54012: got 9 bytes`"));
+    }
+    Ok(())
+}
+
+fn port_in_use(ctx: &mut Ctx) -> Result<(), Failure> {
+    let holder = UdpSocket::bind((LOCALHOST_V4, 0))
+        .map_err(|e| Failure::new(format!("the grader could not bind: {e}")))?;
+    let port = holder
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(0)
+        .to_string();
+    let run = ctx.run(
+        "server",
+        &["server", "--host", "127.0.0.1", "--port", &port],
+        None,
+        Duration::from_secs(5),
+    )?;
+    expect::clean_error(&run, &["in use"], 2)
+        .map_err(|f| f.during(format!("UDP port {port} already taken by the grader")))
+}
+
+// ---------------------------------------------------------------------------------
+// The grader's server, for the client checks
+// ---------------------------------------------------------------------------------
+
+/// How the grader's UDP server treats the datagrams it receives.
+#[derive(Clone, Copy, Default)]
+struct Script {
+    /// Drop this many datagrams before answering (usize::MAX: drop them all).
+    drop_first: usize,
+    /// Before the first reply, send the client a datagram from another socket.
+    stranger_first: bool,
+}
+
+/// What the grader's server answers to `data`.
+fn answer(data: &[u8]) -> Vec<u8> {
+    [b"R:", data].concat()
+}
+
+/// Every datagram the grader's server received, with its sender.
+type Received = Vec<(Vec<u8>, SocketAddr)>;
+
+/// A UDP server in a thread that records every datagram.
+struct GraderServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<Received>>,
+}
+
+impl GraderServer {
+    fn start(script: Script) -> Result<GraderServer, Failure> {
+        let socket = UdpSocket::bind((LOCALHOST_V4, 0))
+            .map_err(|e| Failure::new(format!("the grader could not bind: {e}")))?;
+        let addr = socket
+            .local_addr()
+            .map_err(|e| Failure::new(format!("the grader's socket has no address: {e}")))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || serve(socket, script, &flag));
+        Ok(GraderServer {
+            addr,
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    /// Stops the server and returns every datagram it received, with its sender.
+    fn finish(mut self) -> Received {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for GraderServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn serve(socket: UdpSocket, script: Script, stop: &AtomicBool) -> Received {
+    let mut seen = Vec::new();
+    let stranger = UdpSocket::bind((LOCALHOST_V4, 0)).ok();
+    let mut buffer = vec![0u8; 70_000];
+    // Short waits, so a stop request is noticed quickly; never longer than a check.
+    let _ = socket.set_read_timeout(Some(Duration::from_millis(20)));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut replied = false;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let Ok((n, from)) = socket.recv_from(&mut buffer) else {
+            continue;
+        };
+        let data = buffer[..n].to_vec();
+        seen.push((data.clone(), from));
+        if seen.len() <= script.drop_first {
+            continue; // lost, as UDP may lose any datagram
+        }
+        if script.stranger_first
+            && !replied
+            && let Some(stranger) = &stranger
+        {
+            let _ = stranger.send_to(b"STRANGER", from);
+        }
+        let _ = socket.send_to(&answer(&data), from);
+        replied = true;
+    }
+    // Whatever was queued when the check said stop still counts as received.
+    let _ = socket.set_nonblocking(true);
+    while let Ok((n, from)) = socket.recv_from(&mut buffer) {
+        seen.push((buffer[..n].to_vec(), from));
+    }
+    seen
+}
+
+/// `client --host 127.0.0.1 --port P --timeout-ms T --retries R`, run to its end.
+fn run_client(
+    ctx: &mut Ctx,
+    server: &GraderServer,
+    timeout_ms: &str,
+    retries: &str,
+    stdin: &[u8],
+) -> Result<crate::grade::Finished, Failure> {
+    let port = server.port();
+    ctx.run(
+        "client",
+        &[
+            "client",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--timeout-ms",
+            timeout_ms,
+            "--retries",
+            retries,
+        ],
+        Some(stdin.to_vec()),
+        RUN_LIMIT,
+    )
+}
+
+/// The datagrams' contents, with repeats of the same datagram in a row (retries) folded.
+fn distinct(seen: &[(Vec<u8>, SocketAddr)]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for (data, _) in seen {
+        if out.last() != Some(data) {
+            out.push(data.clone());
+        }
+    }
+    out
+}
+
+fn expect_stdout(run: &crate::grade::Finished, expected: &[u8], hint: &str) -> Result<(), Failure> {
+    ensure(run.status.success() && run.stdout == expected, || {
+        Failure::new(if run.status.success() {
+            "the client's stdout is not the replies, one per line".to_string()
+        } else {
+            format!("the client failed ({})", describe_status(run.status))
+        })
+        .expected(show(expected))
+        .got(show(&run.stdout))
+        .hint(hint.to_string())
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// Client checks
+// ---------------------------------------------------------------------------------
+
+fn client_sends_lines(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = GraderServer::start(Script::default())?;
+    let run = run_client(ctx, &server, "3000", "2", b"one\n\ntwo words\n")?;
+    let seen = server.finish();
+    let datagrams = distinct(&seen);
+    let expected: [&[u8]; 3] = [b"one", b"", b"two words"];
+    ensure(datagrams == expected, || {
+        Failure::new("the datagrams are not the stdin lines, one per line")
+            .sent(show(b"one\n\ntwo words\n"))
+            .expected("3 datagrams: \"one\", \"\" (empty) and \"two words\", without the newline")
+            .got(
+                datagrams
+                    .iter()
+                    .map(|d| show(d))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+            .hint("send each line (newline removed) in its own sendto(); an empty line is an empty datagram")
+    })?;
+    expect_stdout(
+        &run,
+        b"R:one\nR:\nR:two words\n",
+        "print each reply followed by a newline, nothing else on stdout",
+    )
+}
+
+fn client_prints_max(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = GraderServer::start(Script::default())?;
+    let line = vec![b'x'; MAX_V4 - 2];
+    let stdin = [line.as_slice(), b"\n"].concat();
+    let run = run_client(ctx, &server, "3000", "2", &stdin)?;
+    let seen = server.finish();
+    let sizes: Vec<usize> = distinct(&seen).iter().map(Vec::len).collect();
+    ensure(sizes == [MAX_V4 - 2], || {
+        Failure::new("the long line did not arrive as one whole datagram")
+            .expected(format!("one datagram of {} bytes", MAX_V4 - 2))
+            .got(format!("datagrams of {sizes:?} bytes"))
+    })?;
+    let expected = [answer(&line).as_slice(), b"\n"].concat();
+    expect_stdout(
+        &run,
+        &expected,
+        "the reply is 65,507 bytes: receive into a buffer at least that big, or it is cut short",
+    )
+}
+
+fn client_retries(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = GraderServer::start(Script {
+        drop_first: 1,
+        ..Script::default()
+    })?;
+    let run = run_client(ctx, &server, "300", "3", b"again?\n")?;
+    let seen = server.finish();
+    ensure(seen.len() >= 2, || {
+        Failure::new("the grader dropped the first datagram and the client never sent it again")
+            .expected("a second datagram after --timeout-ms (300 ms)")
+            .got(format!("{} datagram(s)", seen.len()))
+            .hint("wait for the reply with a timeout (SO_RCVTIMEO); when it passes, send again")
+    })?;
+    expect_stdout(
+        &run,
+        b"R:again?\n",
+        "after the retry, print the reply the second datagram got",
+    )
+}
+
+fn client_gives_up(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = GraderServer::start(Script {
+        drop_first: usize::MAX,
+        ..Script::default()
+    })?;
+    let run = run_client(ctx, &server, "200", "2", b"anyone?\n")?;
+    let seen = server.finish();
+    ensure(seen.len() == 3, || {
+        Failure::new("the number of sends is not 1 + --retries")
+            .sent("--retries 2, every datagram dropped")
+            .expected("3 datagrams (the first send and 2 retries)")
+            .got(format!("{} datagram(s)", seen.len()))
+            .hint("bound the retries by --retries: one send, then at most that many more")
+    })?;
+    expect::clean_error(
+        &run,
+        &[
+            "no reply",
+            "give up",
+            "giving up",
+            "gave up",
+            "timed out",
+            "timeout",
+        ],
+        4,
+    )
+    .map_err(|f| f.during("every datagram dropped"))?;
+    ensure(run.stdout.is_empty(), || {
+        Failure::new("the client printed something although no reply came").got(show(&run.stdout))
+    })
+}
+
+fn client_checks_sender(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = GraderServer::start(Script {
+        stranger_first: true,
+        ..Script::default()
+    })?;
+    let run = run_client(ctx, &server, "3000", "2", b"who?\n")?;
+    drop(server);
+    expect_stdout(
+        &run,
+        b"R:who?\n",
+        "an unconnected UDP socket receives from anyone: compare the address recvfrom() \
+         returns with the server's, and keep waiting when it is someone else",
+    )
+    .map_err(|f| f.during("a stranger's datagram arrived just before the server's reply"))
+}
+
+// ---------------------------------------------------------------------------------
+// Demo
+// ---------------------------------------------------------------------------------
+
+fn demo(demo: &mut Demo) -> Result<(), String> {
+    let port = free_udp_port(LOCALHOST_V4);
+    let port_text = port.to_string();
+    let limit = Duration::from_secs(15);
+    demo.say(&format!(
+        "The server: socket(DGRAM), bind(127.0.0.1:{port}), then recvfrom()/sendto() for ever. \
+         No listen(), no accept()"
+    ));
+    demo.start(
+        "server",
+        &["server", "--host", "127.0.0.1", "--port", &port_text],
+    )?;
+    let deadline = Instant::now() + START_LIMIT;
+    while !udp_bound(port) {
+        if Instant::now() >= deadline {
+            return Err(format!("nothing bound UDP port {port}"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    demo.settle();
+
+    demo.say(
+        "A client sends each line as one datagram: boundaries are kept, even for an empty line",
+    );
+    demo.run(
+        "client",
+        &["client", "--port", &port_text],
+        b"first line\n\nthird line\n",
+        limit,
+    )?;
+
+    demo.say("A second client: same server socket, the replies go to whoever sent each datagram");
+    demo.run(
+        "client",
+        &["client", "--port", &port_text],
+        b"from another client\n",
+        limit,
+    )?;
+
+    let nobody = free_udp_port(LOCALHOST_V4).to_string();
+    demo.say(&format!(
+        "Nobody at port {nobody}: sendto() still succeeds (UDP cannot tell); the client times \
+         out, sends again, and gives up"
+    ));
+    demo.run(
+        "client",
+        &[
+            "client",
+            "--port",
+            &nobody,
+            "--timeout-ms",
+            "300",
+            "--retries",
+            "2",
+        ],
+        b"hello?\n",
+        limit,
+    )?;
+    Ok(())
+}

@@ -1,11 +1,1008 @@
-//! Lab 5 (unix): its check table and classroom demo (placeholder until written).
+//! Lab 5 (unix): the check table and the classroom demo.
+//!
+//! Unix domain sockets: the address is a file. Programs take `--path P` instead of
+//! `--host/--port`, and every path the grader gives lives in the check's scratch folder
+//! (removed when the check ends).
+//!
+//! The stream server must create a socket file at the path (owner-only by default,
+//! `--mode` to change), echo each client until it half-closes, print each peer's pid,
+//! uid and gid (SO_PEERCRED), remove its file on SIGINT and SIGTERM, replace a stale
+//! file, refuse a live server's path ("in use") and a regular file (never deleted), and
+//! refuse a path longer than `sun_path` holds. The stream client sends stdin,
+//! half-closes and prints the reply. The datagram pair echoes datagram by datagram; the
+//! datagram client binds a path of its own (or it could get no reply) and removes it.
 
-use crate::grade::Lab;
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use regex::Regex;
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use crate::grade::ctx::START_LIMIT;
+use crate::grade::demo::Demo;
+use crate::grade::net::show;
+use crate::grade::process::describe_status;
+use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect};
 
 pub static LAB: Lab = Lab {
     id: "lab5",
     slug: "unix",
-    title: "unix",
-    checks: &[],
-    demo: None,
+    title: "Unix domain sockets, where the address is a file",
+    checks: &[
+        Check {
+            name: "listens-on-path",
+            points: 1,
+            verifies: "server: a socket file appears at --path (ls -l shows s) and listens",
+            run: listens_on_path,
+        },
+        Check {
+            name: "echoes",
+            points: 2,
+            verifies: "server: echoes a client's bytes (binary safe) and closes after its half-close",
+            run: echoes,
+        },
+        Check {
+            name: "echoes-large",
+            points: 1,
+            verifies: "server: echoes 1 MiB whole (a recv()/send() loop, not one read)",
+            run: echoes_large,
+        },
+        Check {
+            name: "serves-in-turn",
+            points: 1,
+            verifies: "server: serves client after client",
+            run: serves_in_turn,
+        },
+        Check {
+            name: "owner-only",
+            points: 1,
+            verifies: "server: the socket file's mode is 0600 by default (only its owner may connect)",
+            run: owner_only,
+        },
+        Check {
+            name: "mode-option",
+            points: 1,
+            verifies: "server: --mode 0660 gives the socket file exactly mode 0660",
+            run: mode_option,
+        },
+        Check {
+            name: "peer-credentials",
+            points: 2,
+            verifies: "server: prints each client's pid, uid and gid (SO_PEERCRED)",
+            run: peer_credentials,
+        },
+        Check {
+            name: "removes-on-sigint",
+            points: 1,
+            verifies: "server: on SIGINT, removes its socket file and exits",
+            run: removes_on_sigint,
+        },
+        Check {
+            name: "removes-on-sigterm",
+            points: 1,
+            verifies: "server: on SIGTERM, removes its socket file and exits",
+            run: removes_on_sigterm,
+        },
+        Check {
+            name: "removes-stale",
+            points: 2,
+            verifies: "server: a stale socket file (nothing answers on it) is replaced",
+            run: removes_stale,
+        },
+        Check {
+            name: "live-in-use",
+            points: 1,
+            verifies: "server: a live server's path gives a one-line 'in use' error; the live one keeps working",
+            run: live_in_use,
+        },
+        Check {
+            name: "keeps-regular-file",
+            points: 1,
+            verifies: "server: a regular file at --path is never deleted: one-line error",
+            run: keeps_regular_file,
+        },
+        Check {
+            name: "path-too-long",
+            points: 1,
+            verifies: "server: a 107-byte path works; a 108-byte one (over sun_path) gets a one-line error",
+            run: path_too_long,
+        },
+        Check {
+            name: "client-sends-stdin",
+            points: 2,
+            verifies: "client: sends stdin, half-closes, prints exactly the reply",
+            run: client_sends_stdin,
+        },
+        Check {
+            name: "client-no-server",
+            points: 1,
+            verifies: "client: no socket file at --path: one-line error, non-zero exit",
+            run: client_no_server,
+        },
+        Check {
+            name: "dgram-echo",
+            points: 2,
+            verifies: "dgram-server: three datagrams back to back (one empty) come back as three",
+            run: dgram_echo,
+        },
+        Check {
+            name: "dgram-unnamed-sender",
+            points: 1,
+            verifies: "dgram-server: survives a datagram from an unnamed socket (no reply address)",
+            run: dgram_unnamed_sender,
+        },
+        Check {
+            name: "dgram-removes-on-signal",
+            points: 1,
+            verifies: "dgram-server: on SIGTERM, removes its socket file and exits",
+            run: dgram_removes_on_signal,
+        },
+        Check {
+            name: "dgram-client",
+            points: 2,
+            verifies: "dgram-client: each line one datagram from a path of its own; each reply one line",
+            run: dgram_client,
+        },
+        Check {
+            name: "dgram-client-cleanup",
+            points: 1,
+            verifies: "dgram-client: removes its own socket file when it is done",
+            run: dgram_client_cleanup,
+        },
+    ],
+    demo: Some(demo),
 };
+
+/// Size of Linux's `sun_path`: paths must be shorter, for the closing NUL.
+const SUN_PATH_BYTES: usize = 108;
+/// How long the grader waits for one connect, read or write.
+const IO_LIMIT: Duration = Duration::from_secs(5);
+/// How long a client run may take before the grader stops it.
+const RUN_LIMIT: Duration = Duration::from_secs(15);
+
+// ---------------------------------------------------------------------------------
+// The programs under test, and the grader's side of the socket
+// ---------------------------------------------------------------------------------
+
+/// What `/proc/net/unix` says about a socket bound to `path`: (type, listening).
+/// Type 1 is SOCK_STREAM, 2 SOCK_DGRAM; only a live socket is listed, not a stale file.
+fn bound_socket(path: &Path) -> Option<(u32, bool)> {
+    let wanted = path.to_str()?;
+    let table = std::fs::read_to_string("/proc/net/unix").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 8 || fields[7] != wanted {
+            return None;
+        }
+        let flags = u32::from_str_radix(fields[3], 16).ok()?;
+        let kind = u32::from_str_radix(fields[4], 16).ok()?;
+        Some((kind, flags & 0x10000 != 0))
+    })
+}
+
+/// Starts `role --path PATH extra...` and waits until a socket of the right kind is
+/// bound there (listening, for the stream server).
+fn start(ctx: &mut Ctx, role: &str, path: &Path, extra: &[&str]) -> Result<usize, Failure> {
+    let path_text = path.to_string_lossy().into_owned();
+    let mut args = vec![role, "--path", &path_text];
+    args.extend_from_slice(extra);
+    let id = ctx.spawn(role, &args, None)?;
+    let stream = role == "server";
+    let deadline = Instant::now() + START_LIMIT;
+    loop {
+        let ready = match bound_socket(path) {
+            Some((1, listening)) if stream => listening,
+            Some((2, _)) if !stream => true,
+            _ => false,
+        };
+        if ready {
+            return Ok(id);
+        }
+        if let Some(status) = ctx.proc(id).exited() {
+            return Err(Failure::new(format!(
+                "the {role} exited ({}) before its socket was ready at {path_text}",
+                describe_status(status)
+            ))
+            .hint("it stopped during start-up: its stderr below says why"));
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure::new(format!(
+                "no {} socket was bound at {path_text} within {} s of starting",
+                if stream {
+                    "listening stream"
+                } else {
+                    "datagram"
+                },
+                START_LIMIT.as_secs()
+            ))
+            .hint(if stream {
+                "socket(AF_UNIX, SOCK_STREAM), bind() to --path, then listen()"
+            } else {
+                "socket(AF_UNIX, SOCK_DGRAM), then bind() to --path"
+            }));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Connects to the stream socket at `path` within [`IO_LIMIT`].
+fn connect(path: &Path) -> Result<UnixStream, Failure> {
+    let fail = |err: std::io::Error| {
+        let failure = Failure::new(format!("could not connect to {}: {err}", path.display()));
+        match err.raw_os_error() {
+            Some(libc::ENOENT) => failure.hint("there is no file at that path: bind() creates it"),
+            Some(libc::ECONNREFUSED) => {
+                failure.hint("the file is there but nothing listens on it: call listen()")
+            }
+            _ => failure,
+        }
+    };
+    let address = SockAddr::unix(path).map_err(fail)?;
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(fail)?;
+    socket.set_nonblocking(true).map_err(fail)?;
+    let deadline = Instant::now() + IO_LIMIT;
+    loop {
+        match socket.connect(&address) {
+            Ok(()) => break,
+            // A Unix listener's queue is full: it is not accept()ing.
+            Err(err) if err.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                return Err(
+                    fail(err).hint("the server's accept queue stays full: does it accept()?")
+                );
+            }
+            Err(err) => return Err(fail(err)),
+        }
+    }
+    socket.set_nonblocking(false).map_err(fail)?;
+    Ok(socket.into())
+}
+
+/// One client's visit: connect, send `data` (from a second thread, so a large echo
+/// cannot deadlock), half-close, read everything until end-of-file.
+fn visit(path: &Path, data: &[u8]) -> Result<Vec<u8>, Failure> {
+    let stream = connect(path)?;
+    let mut sender = stream
+        .try_clone()
+        .map_err(|e| Failure::new(format!("the grader could not dup its socket: {e}")))?;
+    let data_owned = data.to_vec();
+    let sending = std::thread::spawn(move || {
+        let _ = sender.set_write_timeout(Some(IO_LIMIT));
+        let outcome = sender.write_all(&data_owned);
+        let _ = sender.shutdown(std::net::Shutdown::Write);
+        outcome
+    });
+    let mut reader = stream;
+    let _ = reader.set_read_timeout(Some(IO_LIMIT));
+    let mut received = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let deadline = Instant::now() + IO_LIMIT * 4;
+    loop {
+        match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) => {
+                let silent = matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut);
+                let _ = reader.shutdown(std::net::Shutdown::Both);
+                let _ = sending.join();
+                return Err(Failure::new(if silent {
+                    format!(
+                        "no more bytes and no end-of-file within {} s",
+                        IO_LIMIT.as_secs()
+                    )
+                } else {
+                    format!("error while reading the echo: {err}")
+                })
+                .sent(show(data))
+                .got(show(&received))
+                .hint(
+                    "read until recv() returns 0 (the client's half-close), sending back \
+                     everything read; then shut down or close the connection",
+                ));
+            }
+        }
+        if Instant::now() >= deadline {
+            let _ = reader.shutdown(std::net::Shutdown::Both);
+            let _ = sending.join();
+            return Err(Failure::new("the echo never ended").got(show(&received)));
+        }
+    }
+    if let Ok(Err(err)) = sending.join() {
+        return Err(Failure::new(format!("sending to the server failed: {err}"))
+            .got(show(&received))
+            .hint("keep reading the whole time the client sends, until it half-closes"));
+    }
+    Ok(received)
+}
+
+/// [`visit`] and require the exact echo.
+fn expect_echo(path: &Path, data: &[u8]) -> Result<(), Failure> {
+    let got = visit(path, data)?;
+    ensure(got == data, || {
+        Failure::new("the reply is not the bytes the client sent")
+            .sent(show(data))
+            .expected(show(data))
+            .got(show(&got))
+            .hint("send back every byte received, unchanged, until the client's end-of-stream")
+    })
+}
+
+/// A path in the check's scratch folder.
+fn scratch_path(ctx: &Ctx, name: &str) -> PathBuf {
+    ctx.scratch().join(name)
+}
+
+/// Sends `signal` to the program and requires it to exit and its file to be gone.
+fn expect_removed_on(ctx: &mut Ctx, id: usize, path: &Path, signal: Signal) -> Result<(), Failure> {
+    ctx.proc(id).signal(signal);
+    let Some(status) = ctx.proc(id).wait_exit(IO_LIMIT) else {
+        return Err(Failure::new(format!(
+            "the program did not exit within {} s of {signal}",
+            IO_LIMIT.as_secs()
+        ))
+        .hint("after the signal, remove the socket file and end the process"));
+    };
+    let left = std::fs::symlink_metadata(path).is_ok();
+    ensure(!left, || {
+        Failure::new(format!(
+            "the socket file is still there after {signal} ({})",
+            describe_status(status)
+        ))
+        .expected(format!("{} removed", path.display()))
+        .hint(format!(
+            "the default action of {signal} kills the process before it can unlink(): \
+             catch the signal (a thread in sigwait(), or a flag checked by the accept loop) \
+             and remove the file before exiting"
+        ))
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// Stream server checks
+// ---------------------------------------------------------------------------------
+
+fn listens_on_path(ctx: &mut Ctx) -> Result<(), Failure> {
+    let path = scratch_path(ctx, "server.sock");
+    start(ctx, "server", &path, &[])?;
+    let metadata = std::fs::symlink_metadata(&path)
+        .map_err(|e| Failure::new(format!("no file at {}: {e}", path.display())))?;
+    ensure(metadata.file_type().is_socket(), || {
+        Failure::new("the file at --path is not a socket")
+            .hint("bind() creates the socket file itself: don't create the file first")
+    })
+}
+
+fn echoes(ctx: &mut Ctx) -> Result<(), Failure> {
+    let path = scratch_path(ctx, "server.sock");
+    start(ctx, "server", &path, &[])?;
+    expect_echo(&path, b"hello over a path\n\x00\xff not text\n")
+}
+
+fn echoes_large(ctx: &mut Ctx) -> Result<(), Failure> {
+    let path = scratch_path(ctx, "server.sock");
+    start(ctx, "server", &path, &[])?;
+    let data: Vec<u8> = (0..1024 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let got = visit(&path, &data)?;
+    ensure(got == data, || {
+        Failure::new("1 MiB did not come back whole")
+            .expected(format!("{} bytes, the same", data.len()))
+            .got(format!("{} bytes", got.len()))
+            .hint("one recv() returns whatever has arrived: loop recv() and send-all until recv() returns 0")
+    })
+}
+
+fn serves_in_turn(ctx: &mut Ctx) -> Result<(), Failure> {
+    let path = scratch_path(ctx, "server.sock");
+    start(ctx, "server", &path, &[])?;
+    for n in 1..=3 {
+        expect_echo(&path, format!("client {n} of 3\n").as_bytes()).map_err(|f| {
+            f.during(format!("client {n} of 3"))
+                .or_hint("after one client, go back to accept() the next")
+        })?;
+    }
+    Ok(())
+}
+
+fn expect_mode(path: &Path, wanted: u32, hint: &str) -> Result<(), Failure> {
+    let mode = std::fs::symlink_metadata(path)
+        .map_err(|e| Failure::new(format!("no file at {}: {e}", path.display())))?
+        .permissions()
+        .mode()
+        & 0o777;
+    ensure(mode == wanted, || {
+        Failure::new("the socket file has the wrong permissions")
+            .expected(format!("mode {wanted:04o}"))
+            .got(format!("mode {mode:04o}"))
+            .hint(hint.to_string())
+    })
+}
+
+fn owner_only(ctx: &mut Ctx) -> Result<(), Failure> {
+    let path = scratch_path(ctx, "server.sock");
+    start(ctx, "server", &path, &[])?;
+    expect_mode(
+        &path,
+        0o600,
+        "bind() creates the file with 0777 minus the umask: set a umask first (and/or chmod \
+         after bind) so that only the owner may connect by default",
+    )
+}
+
+fn mode_option(ctx: &mut Ctx) -> Result<(), Failure> {
+    let path = scratch_path(ctx, "server.sock");
+    start(ctx, "server", &path, &["--mode", "0660"])?;
+    expect_mode(
+        &path,
+        0o660,
+        "parse --mode as octal and give the file exactly those bits (chmod after bind)",
+    )
+}
+
+fn peer_credentials(ctx: &mut Ctx) -> Result<(), Failure> {
+    let path = scratch_path(ctx, "server.sock");
+    let id = start(ctx, "server", &path, &[])?;
+    expect_echo(&path, b"who am I?\n")?;
+    let pid = std::process::id();
+    let uid = nix::unistd::getuid().as_raw();
+    let gid = nix::unistd::getgid().as_raw();
+    let wanted = [("pid", pid), ("uid", uid), ("gid", gid)];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let stdout = ctx.proc(id).stdout_text();
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter(|(name, value)| {
+                !Regex::new(&format!(r"(?i)\b{name}\D{{0,3}}{value}\b"))
+                    .is_ok_and(|pattern| pattern.is_match(&stdout))
+            })
+            .map(|(name, value)| format!("{name} {value}"))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure::new(format!(
+                "stdout never mentioned the client's {}",
+                missing.join(", ")
+            ))
+            .expected(format!(
+                "a line like `client pid {pid} (uid {uid}, gid {gid}) connected`"
+            ))
+            .got(show(stdout.as_bytes()))
+            .hint(
+                "getsockopt(SO_PEERCRED) on the accepted socket gives the peer's pid, uid and \
+                 gid (nix: sockopt::PeerCredentials): print them, not your own",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn removes_on_sigint(ctx: &mut Ctx) -> Result<(), Failure> {
+    let path = scratch_path(ctx, "server.sock");
+    let id = start(ctx, "server", &path, &[])?;
+    expect_removed_on(ctx, id, &path, Signal::SIGINT)
+}
+
+fn removes_on_sigterm(ctx: &mut Ctx) -> Result<(), Failure> {
+    let path = scratch_path(ctx, "server.sock");
+    let id = start(ctx, "server", &path, &[])?;
+    expect_removed_on(ctx, id, &path, Signal::SIGTERM)
+}
+
+fn removes_stale(ctx: &mut Ctx) -> Result<(), Failure> {
+    let path = scratch_path(ctx, "server.sock");
+    // A server that died without unlink(): its file stays, with nothing behind it.
+    drop(
+        UnixListener::bind(&path)
+            .map_err(|e| Failure::new(format!("the grader could not bind: {e}")))?,
+    );
+    start(ctx, "server", &path, &[]).map_err(|f| {
+        f.during("a stale socket file was at --path").or_hint(
+            "bind() fails with EADDRINUSE: connect() to the path, and if that is refused \
+             (ECONNREFUSED) nobody is there: unlink() the file and bind() again",
+        )
+    })?;
+    expect_echo(&path, b"after the stale file\n")
+}
+
+fn live_in_use(ctx: &mut Ctx) -> Result<(), Failure> {
+    let path = scratch_path(ctx, "server.sock");
+    let first = start(ctx, "server", &path, &[])?;
+    let path_text = path.to_string_lossy().into_owned();
+    let second = ctx.run(
+        "second server",
+        &["server", "--path", &path_text],
+        None,
+        Duration::from_secs(10),
+    )?;
+    expect::clean_error(&second, &["in use"], 2)
+        .map_err(|f| f.during("a second server on the path of a live one"))?;
+    ctx.ensure_running(first, "when a second server tried its path")?;
+    expect_echo(&path, b"still the first server\n").map_err(|f| {
+        f.during("the first server, after the second one gave up")
+            .or_hint(
+                "the second server must not delete a live server's file: only a file that \
+             refuses connect() is stale",
+            )
+    })
+}
+
+/// A server on a fresh path must work, so the error checks below cannot pass by
+/// failing for every path.
+fn working_server(ctx: &mut Ctx) -> Result<(), Failure> {
+    let path = scratch_path(ctx, "working.sock");
+    start(ctx, "server", &path, &[]).map_err(|f| f.during("on a free path"))?;
+    expect_echo(&path, b"ok\n").map_err(|f| f.during("on a free path"))
+}
+
+fn keeps_regular_file(ctx: &mut Ctx) -> Result<(), Failure> {
+    working_server(ctx)?;
+    let path = scratch_path(ctx, "precious.txt");
+    let contents = b"precious data, not a socket\n";
+    std::fs::write(&path, contents)
+        .map_err(|e| Failure::new(format!("the grader could not write a file: {e}")))?;
+    let path_text = path.to_string_lossy().into_owned();
+    let run = ctx.run(
+        "server",
+        &["server", "--path", &path_text],
+        None,
+        Duration::from_secs(10),
+    )?;
+    let now = std::fs::read(&path).unwrap_or_default();
+    ensure(now == contents, || {
+        Failure::new("the regular file at --path was deleted or changed")
+            .expected(format!("{} left alone", path.display()))
+            .hint(
+                "only a socket file that refuses connect() is stale: never unlink() any other file",
+            )
+    })?;
+    expect::clean_error(
+        &run,
+        &["not a socket", "regular file", "exists", "is a file"],
+        2,
+    )
+    .map_err(|f| f.during("a regular file at --path"))
+}
+
+fn path_too_long(ctx: &mut Ctx) -> Result<(), Failure> {
+    let scratch_len = ctx.scratch().as_os_str().len();
+    ensure(scratch_len + 2 < SUN_PATH_BYTES - 1, || {
+        Failure::new("the grader's scratch folder path is too long for this check")
+            .hint("set TMPDIR to a shorter folder")
+    })?;
+    let name_len = SUN_PATH_BYTES - 1 - scratch_len - 1;
+    let longest = scratch_path(ctx, &"L".repeat(name_len));
+    start(ctx, "server", &longest, &[]).map_err(|f| {
+        f.during("with a 107-byte path, the longest sun_path holds")
+            .or_hint("107 bytes plus the closing NUL fit in sun_path's 108")
+    })?;
+    expect_echo(&longest, b"long but legal\n")?;
+
+    let too_long = scratch_path(ctx, &"X".repeat(name_len + 1));
+    let path_text = too_long.to_string_lossy().into_owned();
+    let run = ctx.run(
+        "server",
+        &["server", "--path", &path_text],
+        None,
+        Duration::from_secs(10),
+    )?;
+    expect::clean_error(&run, &["too long", "long"], 2)
+        .map_err(|f| f.during("a 108-byte path (sun_path holds 107 and a NUL)"))
+}
+
+// ---------------------------------------------------------------------------------
+// Stream client checks
+// ---------------------------------------------------------------------------------
+
+fn client_sends_stdin(ctx: &mut Ctx) -> Result<(), Failure> {
+    let path = scratch_path(ctx, "grader.sock");
+    let listener = UnixListener::bind(&path)
+        .map_err(|e| Failure::new(format!("the grader could not bind: {e}")))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    // The grader's server answers only after the client's end-of-file.
+    let server: JoinHandle<Result<Vec<u8>, String>> = std::thread::spawn(move || {
+        let _ = listener.set_nonblocking(true);
+        let deadline = Instant::now() + RUN_LIMIT;
+        let mut stream = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(_) if flag.load(Ordering::Relaxed) || Instant::now() >= deadline => {
+                    return Err("no client connected".into());
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        };
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(20)));
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => request.extend_from_slice(&buffer[..n]),
+                Err(_) if flag.load(Ordering::Relaxed) || Instant::now() >= deadline => {
+                    return Err(format!(
+                        "no end-of-file from the client after {}",
+                        show(&request)
+                    ));
+                }
+                Err(_) => {}
+            }
+        }
+        let reply = [b"you sent: ".as_slice(), &request].concat();
+        let _ = stream.write_all(&reply);
+        Ok(request)
+    });
+    let stdin = b"first line\nsecond \xff line\n".to_vec();
+    let run = ctx.run(
+        "client",
+        &["client", "--path", &path.to_string_lossy()],
+        Some(stdin.clone()),
+        RUN_LIMIT,
+    );
+    stop.store(true, Ordering::Relaxed);
+    let seen = server
+        .join()
+        .unwrap_or_else(|_| Err("the grader's server failed".into()));
+    let run = run?;
+    let request = seen.map_err(|problem| {
+        Failure::new(format!("the grader's server: {problem}")).hint(
+            "after sending stdin, shutdown(SHUT_WR): the server reads until end-of-file \
+             before it answers",
+        )
+    })?;
+    ensure(request == stdin, || {
+        Failure::new("the client did not send stdin byte for byte")
+            .expected(show(&stdin))
+            .got(show(&request))
+    })?;
+    let expected = [b"you sent: ".as_slice(), &stdin].concat();
+    ensure(run.status.success() && run.stdout == expected, || {
+        Failure::new(format!(
+            "the client's stdout is not exactly the reply ({})",
+            describe_status(run.status)
+        ))
+        .expected(show(&expected))
+        .got(show(&run.stdout))
+        .hint("read until end-of-file and write exactly those bytes to stdout, then exit 0")
+    })
+}
+
+fn client_no_server(ctx: &mut Ctx) -> Result<(), Failure> {
+    let path = scratch_path(ctx, "nobody-here.sock");
+    let run = ctx.run(
+        "client",
+        &["client", "--path", &path.to_string_lossy()],
+        Some(b"hello?\n".to_vec()),
+        RUN_LIMIT,
+    )?;
+    expect::clean_error(&run, &["no such file", "not exist", "not found"], 2)
+        .map_err(|f| f.during("no socket file at --path"))
+}
+
+// ---------------------------------------------------------------------------------
+// Datagram checks
+// ---------------------------------------------------------------------------------
+
+/// The grader's datagram socket, bound to a path of its own so replies can reach it.
+fn grader_dgram(path: &Path) -> Result<UnixDatagram, Failure> {
+    let socket = UnixDatagram::bind(path)
+        .map_err(|e| Failure::new(format!("the grader could not bind {}: {e}", path.display())))?;
+    let _ = socket.set_read_timeout(Some(IO_LIMIT));
+    let _ = socket.set_write_timeout(Some(IO_LIMIT));
+    Ok(socket)
+}
+
+fn receive(socket: &UnixDatagram, after: &str) -> Result<(Vec<u8>, Option<PathBuf>), Failure> {
+    let mut buffer = vec![0u8; 70_000];
+    match socket.recv_from(&mut buffer) {
+        Ok((n, from)) => Ok((
+            buffer[..n].to_vec(),
+            from.as_pathname().map(Path::to_path_buf),
+        )),
+        Err(e) => Err(Failure::new(format!(
+            "no reply within {} s after {after} ({e})",
+            IO_LIMIT.as_secs()
+        ))
+        .hint(
+            "recvfrom() returns the sender's path: sendto() the reply to it (every datagram, \
+             the empty one too)",
+        )),
+    }
+}
+
+fn dgram_echo(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server_path = scratch_path(ctx, "dgram.sock");
+    start(ctx, "dgram-server", &server_path, &[])?;
+    let me = grader_dgram(&scratch_path(ctx, "grader.sock"))?;
+    let datagrams: [&[u8]; 3] = [b"first", b"", b"the third one"];
+    for datagram in datagrams {
+        me.send_to(datagram, &server_path)
+            .map_err(|e| Failure::new(format!("the grader could not send: {e}")))?;
+    }
+    let mut got = Vec::new();
+    for datagram in datagrams {
+        let (reply, from) = receive(&me, &format!("sending {}", show(datagram)))?;
+        ensure(from.as_deref() == Some(server_path.as_path()), || {
+            Failure::new("a reply did not come from the server's path")
+                .expected(server_path.display().to_string())
+                .got(format!("{from:?}"))
+        })?;
+        got.push(reply);
+    }
+    ensure(got == datagrams, || {
+        Failure::new("the replies do not match the datagrams one for one")
+            .sent("\"first\", \"\" (empty), \"the third one\", back to back")
+            .got(got.iter().map(|g| show(g)).collect::<Vec<_>>().join(", "))
+            .hint("one recvfrom(), one sendto() of exactly those bytes: never join or split datagrams")
+    })
+}
+
+fn dgram_unnamed_sender(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server_path = scratch_path(ctx, "dgram.sock");
+    let id = start(ctx, "dgram-server", &server_path, &[])?;
+    let unnamed = UnixDatagram::unbound()
+        .map_err(|e| Failure::new(format!("the grader could not make a socket: {e}")))?;
+    unnamed
+        .send_to(b"no return address", &server_path)
+        .map_err(|e| Failure::new(format!("the grader could not send: {e}")))?;
+    let me = grader_dgram(&scratch_path(ctx, "grader.sock"))?;
+    me.send_to(b"and now?", &server_path)
+        .map_err(|e| Failure::new(format!("the grader could not send: {e}")))?;
+    let (reply, _) = receive(
+        &me,
+        "a datagram from an unnamed socket, then one from a named one",
+    )
+    .map_err(|f| {
+        f.hint(
+            "a sender that never bound a path has no address: recvfrom() returns an \
+                 unnamed one and sendto() it fails. Report it and go on serving",
+        )
+    })?;
+    ctx.ensure_running(id, "after a datagram from an unnamed socket")?;
+    ensure(reply == b"and now?", || {
+        Failure::new("the reply to the named socket is wrong")
+            .expected(show(b"and now?"))
+            .got(show(&reply))
+    })
+}
+
+fn dgram_removes_on_signal(ctx: &mut Ctx) -> Result<(), Failure> {
+    let path = scratch_path(ctx, "dgram.sock");
+    let id = start(ctx, "dgram-server", &path, &[])?;
+    expect_removed_on(ctx, id, &path, Signal::SIGTERM)
+}
+
+/// Every datagram the grader's datagram server received, with the sender's path
+/// (None for an unnamed sender).
+type Received = Vec<(Vec<u8>, Option<PathBuf>)>;
+
+/// A datagram server in a thread: replies `R:<data>` to each sender that has a path,
+/// and records (data, sender path).
+struct GraderDgramServer {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<Received>>,
+}
+
+impl GraderDgramServer {
+    fn start(path: PathBuf) -> Result<GraderDgramServer, Failure> {
+        let socket = grader_dgram(&path)?;
+        let _ = socket.set_read_timeout(Some(Duration::from_millis(20)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut buffer = vec![0u8; 70_000];
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let Ok((n, from)) = socket.recv_from(&mut buffer) else {
+                    continue;
+                };
+                let sender = from.as_pathname().map(Path::to_path_buf);
+                if let Some(sender) = &sender {
+                    let reply = [b"R:".as_slice(), &buffer[..n]].concat();
+                    let _ = socket.send_to(&reply, sender);
+                }
+                seen.push((buffer[..n].to_vec(), sender));
+            }
+            // Whatever was queued when the check said stop still counts as received.
+            let _ = socket.set_nonblocking(true);
+            while let Ok((n, from)) = socket.recv_from(&mut buffer) {
+                seen.push((
+                    buffer[..n].to_vec(),
+                    from.as_pathname().map(Path::to_path_buf),
+                ));
+            }
+            seen
+        });
+        Ok(GraderDgramServer {
+            path,
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    fn finish(mut self) -> Received {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for GraderDgramServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Runs `dgram-client --path <grader's server>` with `stdin`; returns the run and what
+/// the grader's server saw.
+fn run_dgram_client(ctx: &mut Ctx, stdin: &[u8]) -> Result<(Finished, Received), Failure> {
+    let server = GraderDgramServer::start(scratch_path(ctx, "grader.sock"))?;
+    let path_text = server.path.to_string_lossy().into_owned();
+    let run = ctx.run(
+        "dgram-client",
+        &["dgram-client", "--path", &path_text],
+        Some(stdin.to_vec()),
+        RUN_LIMIT,
+    );
+    let seen = server.finish();
+    // Whatever the client left behind is the grader's to tidy (outside the scratch
+    // folder too), once the check has looked.
+    Ok((run?, seen))
+}
+
+/// Removes the socket files a datagram client left (after the check looked at them).
+fn tidy(seen: &Received) {
+    for path in seen.iter().filter_map(|(_, p)| p.as_ref()) {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn dgram_client(ctx: &mut Ctx) -> Result<(), Failure> {
+    let (run, seen) = run_dgram_client(ctx, b"x\ny y\n")?;
+    tidy(&seen);
+    ensure(
+        !seen.is_empty() && seen.iter().all(|(_, p)| p.is_some()),
+        || {
+            Failure::new("the client's datagrams came from an unnamed socket")
+                .got(format!(
+                    "{} datagram(s), none with a return address",
+                    seen.len()
+                ))
+                .hint(
+                    "a Unix datagram socket has no address until it binds one: bind() a path of \
+                 your own before sendto(), or the server cannot reply",
+                )
+        },
+    )?;
+    let data: Vec<&[u8]> = seen.iter().map(|(d, _)| d.as_slice()).collect();
+    ensure(data == [&b"x"[..], b"y y"], || {
+        Failure::new("the datagrams are not the stdin lines")
+            .expected("\"x\" then \"y y\" (one datagram per line, newline removed)")
+            .got(data.iter().map(|d| show(d)).collect::<Vec<_>>().join(", "))
+    })?;
+    ensure(
+        run.status.success() && run.stdout == b"R:x\nR:y y\n",
+        || {
+            Failure::new(format!(
+                "the client's stdout is not the replies, one per line ({})",
+                describe_status(run.status)
+            ))
+            .expected(show(b"R:x\nR:y y\n"))
+            .got(show(&run.stdout))
+        },
+    )
+}
+
+fn dgram_client_cleanup(ctx: &mut Ctx) -> Result<(), Failure> {
+    let (run, seen) = run_dgram_client(ctx, b"bye\n")?;
+    let own: Vec<PathBuf> = seen.iter().filter_map(|(_, p)| p.clone()).collect();
+    let left: Vec<&PathBuf> = own
+        .iter()
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .collect();
+    tidy(&seen);
+    ensure(run.status.success() && !own.is_empty(), || {
+        Failure::new(format!(
+            "the client did not finish its exchange from a path of its own ({})",
+            describe_status(run.status)
+        ))
+        .got(format!("{} datagram(s) with a return address", own.len()))
+        .hint("bind() a path, send, receive the reply, then unlink() the path")
+    })?;
+    ensure(left.is_empty(), || {
+        Failure::new("the client's own socket file is still there after it exited")
+            .got(left[0].display().to_string())
+            .hint("unlink() the path you bound before exiting (on errors too)")
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// Demo
+// ---------------------------------------------------------------------------------
+
+fn wait_for_socket(path: &Path) -> Result<(), String> {
+    let deadline = Instant::now() + START_LIMIT;
+    while bound_socket(path).is_none() {
+        if Instant::now() >= deadline {
+            return Err(format!("nothing was bound at {}", path.display()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+fn describe_file(path: &Path) -> String {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => format!(
+            "{} is a socket file, mode {:04o} (ls -l shows srw-------)",
+            path.display(),
+            m.permissions().mode() & 0o777
+        ),
+        Ok(_) => format!("{} exists but is not a socket", path.display()),
+        Err(_) => format!("{} does not exist", path.display()),
+    }
+}
+
+fn demo(demo: &mut Demo) -> Result<(), String> {
+    let limit = Duration::from_secs(15);
+    let path = demo.scratch().join("lab5.sock");
+    let path_text = path.to_string_lossy().into_owned();
+    demo.say(&format!(
+        "The stream server: socket(AF_UNIX), bind({path_text}), chmod, listen()"
+    ));
+    let server = demo.start("server", &["server", "--path", &path_text])?;
+    wait_for_socket(&path)?;
+    demo.settle();
+    demo.say(&describe_file(&path));
+
+    demo.say("A client connects to the path, sends stdin, half-closes and prints the echo; the server learns its pid, uid and gid from the kernel");
+    demo.run(
+        "client",
+        &["client", "--path", &path_text],
+        b"hello over a Unix socket\n",
+        limit,
+    )?;
+
+    demo.say("Ctrl+C (SIGINT): the server's signal thread removes the file, then exits");
+    demo.signal(server, Signal::SIGINT);
+    demo.wait_exit(server, limit);
+    demo.say(&describe_file(&path));
+
+    let dgram_path = demo.scratch().join("lab5-dgram.sock");
+    let dgram_text = dgram_path.to_string_lossy().into_owned();
+    demo.say("The datagram pair: the client binds a path of its own, so the server can reply");
+    let dgram_server = demo.start("dgram-server", &["dgram-server", "--path", &dgram_text])?;
+    wait_for_socket(&dgram_path)?;
+    demo.settle();
+    demo.run(
+        "dgram-client",
+        &["dgram-client", "--path", &dgram_text],
+        b"one datagram\nanother\n",
+        limit,
+    )?;
+    demo.signal(dgram_server, Signal::SIGTERM);
+    demo.wait_exit(dgram_server, limit);
+    Ok(())
+}
