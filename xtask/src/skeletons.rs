@@ -63,6 +63,8 @@ pub fn generate(root: &Path) -> Result<Vec<Generated>, String> {
             let is_crate_root = relative == Path::new("src/main.rs");
             let contents = skeleton_source(&text, is_crate_root)
                 .map_err(|e| format!("{}: {e}", source.display()))?;
+            // Formatted as `cargo fmt` would, so the generated file passes `fmt --check`.
+            let contents = rustfmt(&contents).map_err(|e| format!("{}: {e}", source.display()))?;
             out.push(Generated {
                 path: lab_dir.join(relative),
                 contents,
@@ -168,6 +170,31 @@ fn finish<'a>(out: &mut String, lines: impl Iterator<Item = &'a str>) -> Result<
         return Err(format!("line {line}: answer without //- end"));
     }
     Ok(std::mem::take(out))
+}
+
+/// Formats Rust source with rustfmt (edition 2024), as `cargo fmt` does.
+fn rustfmt(source: &str) -> Result<String, String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("rustfmt")
+        .args(["--edition", "2024", "--emit", "stdout"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run rustfmt (rustup component add rustfmt): {e}"))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let input = source.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    let _ = writer.join();
+    if !output.status.success() {
+        return Err(format!(
+            "rustfmt rejected the generated skeleton: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    String::from_utf8(output.stdout).map_err(|e| e.to_string())
 }
 
 fn rust_files(dir: &Path) -> Result<Vec<PathBuf>, String> {

@@ -432,7 +432,9 @@ impl LiveClients {
         let mut live = self.lock();
         {
             // Hint: compare *live with self.max_clients, then *live += 1
-            todo!("step 8: refuse with Err(*live) when all max_clients places are taken; else count one more");
+            todo!(
+                "step 8: refuse with Err(*live) when all max_clients places are taken; else count one more"
+            );
         }
         Ok(Place {
             clients: Arc::clone(self),
