@@ -53,8 +53,9 @@ impl Settings {
             ),
         ];
         lines.push(
-            "open: connections opened; served: connections that got at least one echo; \
-             MB/s counts the payload once (10^6 bytes); peak RSS is the server's VmHWM; \
+            "open: connections established before the measuring window; served: \
+             connections that completed at least one round trip in it; MB/s counts the \
+             echoed payload once (10^6 bytes); peak RSS is the server's VmHWM; \
              KiB/conn = (VmRSS under load - VmRSS idle) / open connections"
                 .into(),
         );
@@ -108,7 +109,7 @@ pub fn measure(
     })?;
     let open = generator.open();
     let opened = open.count();
-    print!("{opened} open in {:.1} s, ", open.elapsed.as_secs_f64());
+    print!("{opened} open in {:.2} s, ", open.elapsed.as_secs_f64());
     let _ = std::io::stdout().flush();
     let mut notes = Vec::new();
     if opened < connections {
@@ -149,7 +150,7 @@ pub fn measure(
         exchange.elapsed,
     );
     println!(
-        "{round_trips} round trips in {:.1} s, {} connections served",
+        "{round_trips} round trips in {:.2} s, {} connections served",
         exchange.elapsed.as_secs_f64(),
         exchange.served
     );

@@ -3,10 +3,13 @@
 //! again until the measuring window closes.
 //!
 //! It runs on tokio (epoll underneath), so one process on one or two cores can keep
-//! 10,000 connections busy. Nothing in it can hang: every connect has its own
-//! deadline, opening as a whole has one, and every write and read of the measuring
-//! window is cut off when the window ends. A server that never answers (the iterative
-//! lab 3 server is busy with another client) simply completes fewer round trips.
+//! 10,000 connections busy. Connections are opened gradually: a bounded number of
+//! attempts at a time, each holding its slot until its first message has come back.
+//!
+//! Nothing in it can hang: every connect and warm-up has its own deadline, opening as
+//! a whole has one, and every write and read of the measuring window is cut off when
+//! the window ends. A server that never answers (the iterative lab 3 server is busy
+//! with another client) simply completes fewer round trips.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,7 +36,7 @@ pub struct LoadPlan {
     pub duration: Duration,
     /// Stop early once this many round trips (over all connections) were started.
     pub max_messages: Option<u64>,
-    /// Connection attempts in flight at once.
+    /// Connection attempts (connect plus first round trip) in flight at once.
     pub connect_concurrency: usize,
     /// Deadline of a single connection attempt.
     pub connect_timeout: Duration,
@@ -45,7 +48,7 @@ pub struct LoadPlan {
 
 /// The connections that the opening phase got.
 pub struct OpenConnections {
-    streams: Vec<TcpStream>,
+    streams: Vec<Opened>,
     /// Attempts that failed or ran out of time.
     pub failed: usize,
     /// Connections never attempted because the opening phase ran out of time.
@@ -122,10 +125,27 @@ pub fn make_message(size: usize) -> Vec<u8> {
     message
 }
 
+/// How long a new connection waits for the echo of its first message before it is
+/// counted as open anyway (an iterative server may not get to it for a long time).
+const WARM_UP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A connection that the opening phase got.
+struct Opened {
+    stream: TcpStream,
+    /// Echo bytes of the warm-up message still on their way (0 when it came back).
+    echo_pending: usize,
+}
+
+/// Opens the connections. An attempt holds one of `connect_concurrency` slots until
+/// its warm-up message has come back, which proves the server accepted it; so the
+/// server's accept queue never holds more than that many of our connections. (Counting
+/// only connect() would flood a slow accept loop: past its backlog the kernel drops
+/// SYNs, and each dropped SYN costs the client a 1 s retransmission.)
 async fn open_connections(plan: LoadPlan) -> OpenConnections {
     let started = Instant::now();
     let opening_deadline = started + plan.opening_timeout;
     let permits = Arc::new(Semaphore::new(plan.connect_concurrency.max(1)));
+    let message: Arc<[u8]> = make_message(plan.message_size).into();
     let mut attempts = JoinSet::new();
     let mut launched = 0;
     while launched < plan.connections {
@@ -135,10 +155,11 @@ async fn open_connections(plan: LoadPlan) -> OpenConnections {
             Ok(Ok(permit)) => permit,
             _ => break,
         };
-        let deadline = opening_deadline.min(Instant::now() + plan.connect_timeout);
+        let connect_deadline = opening_deadline.min(Instant::now() + plan.connect_timeout);
         let address = plan.address;
+        let message = Arc::clone(&message);
         attempts.spawn(async move {
-            let result = connect(address, deadline).await;
+            let result = connect(address, connect_deadline, &message).await;
             drop(permit);
             result
         });
@@ -149,7 +170,7 @@ async fn open_connections(plan: LoadPlan) -> OpenConnections {
     let mut first_error = None;
     while let Some(joined) = attempts.join_next().await {
         match joined {
-            Ok(Ok(stream)) => streams.push(stream),
+            Ok(Ok(opened)) => streams.push(opened),
             Ok(Err(error)) => {
                 failed += 1;
                 first_error.get_or_insert(error);
@@ -169,9 +190,9 @@ async fn open_connections(plan: LoadPlan) -> OpenConnections {
     }
 }
 
-/// One connection attempt, given up at `deadline`.
-async fn connect(address: SocketAddr, deadline: Instant) -> Result<TcpStream, String> {
-    let stream = match timeout_at(deadline, TcpStream::connect(address)).await {
+/// One connection attempt (given up at `deadline`) and its warm-up round trip.
+async fn connect(address: SocketAddr, deadline: Instant, message: &[u8]) -> Result<Opened, String> {
+    let mut stream = match timeout_at(deadline, TcpStream::connect(address)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => return Err(format!("connect(): {error}")),
         Err(_) => return Err("connect() timed out".into()),
@@ -180,7 +201,31 @@ async fn connect(address: SocketAddr, deadline: Instant) -> Result<TcpStream, St
     stream
         .set_nodelay(true)
         .map_err(|e| format!("setsockopt(TCP_NODELAY): {e}"))?;
-    Ok(stream)
+    let warm_up_deadline = Instant::now() + WARM_UP_TIMEOUT;
+    match timeout_at(warm_up_deadline, stream.write_all(message)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(format!("send() of the first message: {e}")),
+        Err(_) => return Err("send() of the first message timed out".into()),
+    }
+    // Read the echo piece by piece, so that a timeout knows how much is still due.
+    let mut echo = vec![0u8; message.len()];
+    let mut received = 0;
+    while received < echo.len() {
+        match timeout_at(warm_up_deadline, stream.read(&mut echo[received..])).await {
+            Ok(Ok(0)) => return Err("the server closed the connection at once".into()),
+            Ok(Ok(count)) => received += count,
+            Ok(Err(e)) => return Err(format!("recv() of the first echo: {e}")),
+            // Not served yet (or the server is slow): open all the same.
+            Err(_) => break,
+        }
+    }
+    if echo[..received] != message[..received] {
+        return Err("the first echo differs from the message sent".into());
+    }
+    Ok(Opened {
+        stream,
+        echo_pending: message.len() - received,
+    })
 }
 
 /// How one connection's measuring window went.
@@ -189,7 +234,7 @@ struct ConnectionReport {
     error: Option<String>,
 }
 
-async fn exchange(plan: LoadPlan, streams: Vec<TcpStream>) -> Exchange {
+async fn exchange(plan: LoadPlan, streams: Vec<Opened>) -> Exchange {
     let message: Arc<[u8]> = make_message(plan.message_size).into();
     let budget = plan
         .max_messages
@@ -197,9 +242,9 @@ async fn exchange(plan: LoadPlan, streams: Vec<TcpStream>) -> Exchange {
     let started = Instant::now();
     let window_end = started + plan.duration;
     let mut connections = JoinSet::new();
-    for stream in streams {
+    for opened in streams {
         connections.spawn(ping_pong(
-            stream,
+            opened,
             Arc::clone(&message),
             window_end,
             budget.clone(),
@@ -247,14 +292,37 @@ fn take_one(budget: &Option<Arc<AtomicU64>>) -> bool {
 /// Round trips on one connection until the window ends or the budget is spent.
 /// The stream is closed when this returns.
 async fn ping_pong(
-    mut stream: TcpStream,
+    opened: Opened,
     message: Arc<[u8]>,
     window_end: Instant,
     budget: Option<Arc<AtomicU64>>,
 ) -> ConnectionReport {
+    let Opened {
+        mut stream,
+        echo_pending,
+    } = opened;
     let mut echo = vec![0u8; message.len()];
     let mut latencies_ns = Vec::new();
     let mut error = None;
+    // First the rest of the warm-up echo, if the server had not sent it yet: it is
+    // not a round trip of this window.
+    if echo_pending > 0 {
+        let rest = &mut echo[..echo_pending];
+        match timeout_at(window_end, stream.read_exact(rest)).await {
+            Err(_) => {} // still not served when the window closed
+            Ok(Err(e)) => error = Some(format!("recv() of the first echo: {e}")),
+            Ok(Ok(_)) if rest[..] != message[message.len() - echo_pending..] => {
+                error = Some("the first echo differs from the message sent".into());
+            }
+            Ok(Ok(_)) => {}
+        }
+        if error.is_some() || Instant::now() >= window_end {
+            return ConnectionReport {
+                latencies_ns,
+                error,
+            };
+        }
+    }
     while take_one(&budget) {
         let sent_at = Instant::now();
         // write_all: a large message may need several send() calls.

@@ -67,7 +67,7 @@ pub struct BenchArgs {
     #[arg(long)]
     out: Option<PathBuf>,
 
-    /// Connection attempts in flight at once while the connections are being opened.
+    /// Connections being opened at once (each until its first echo, at most 1 s).
     #[arg(long, default_value_t = 64)]
     connect_concurrency: usize,
 
@@ -105,10 +105,17 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<(), String> {
     }
 
     let limit = limits::raise_open_file_limit()?;
-    println!(
-        "open-file limit: {} (raised from {}; hard limit {})",
-        limit.now, limit.before, limit.hard
-    );
+    if limit.now > limit.before {
+        println!(
+            "open-file limit raised from {} to {} (the hard limit is {})",
+            limit.before, limit.now, limit.hard
+        );
+    } else {
+        println!(
+            "open-file limit: {} (the hard limit is {})",
+            limit.now, limit.hard
+        );
+    }
     let capped = cap_connections(&mut settings.connections, limit.max_connections());
     if let Some(note) = capped {
         println!("{note}");
@@ -120,6 +127,13 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<(), String> {
         print_notes(&notes);
         return Err("no server could be benchmarked (see the notes above)".into());
     }
+
+    notes.extend(
+        programs
+            .iter()
+            .filter_map(|(kind, _)| kind.remark())
+            .map(String::from),
+    );
 
     std::fs::create_dir_all(settings.out.join("logs"))
         .map_err(|e| format!("cannot create {}: {e}", settings.out.display()))?;

@@ -1,9 +1,11 @@
 //! `bench.svg`: throughput and p99 latency against the number of connections, one line
-//! per server, both axes logarithmic (the values span several orders of magnitude).
+//! per server. Connections and latencies span orders of magnitude, so their axes are
+//! logarithmic; throughput is linear from zero.
 
 use std::path::Path;
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
 use super::report::Row;
@@ -23,9 +25,24 @@ pub fn write_svg(path: &Path, rows: &[Row]) -> Result<(), String> {
     area.fill(&WHITE).map_err(|e| e.to_string())?;
     let (left, right) = area.split_horizontally(SIZE.0 / 2);
     let throughput = series(rows, |row| Some(row.summary.messages_per_sec));
-    draw_panel(&left, "Throughput", "round trips per second", &throughput)?;
+    let most = throughput
+        .iter()
+        .flat_map(|line| line.points.iter().map(|point| point.1))
+        .fold(1.0_f64, f64::max);
+    // Throughputs differ by a few times at most: a linear axis from 0 reads best.
+    let throughput_axis = 0.0..most * 1.15;
+    // Each legend goes where the lines are not: below them for throughput, above
+    // them for latency (which starts low at few connections).
+    let labels = ("Throughput", "round trips per second");
+    let legend = SeriesLabelPosition::LowerRight;
+    draw_panel(&left, labels, &throughput, throughput_axis, legend)?;
     let p99 = series(rows, |row| row.summary.p99_us);
-    draw_panel(&right, "p99 round-trip latency", "microseconds", &p99)?;
+    // Latencies span orders of magnitude (tens of µs to seconds): logarithmic.
+    let (low, high) = log_range(p99.iter().flat_map(|line| line.points.iter().map(|p| p.1)));
+    let latency_axis = (low..high).log_scale();
+    let labels = ("p99 round-trip latency", "microseconds");
+    let legend = SeriesLabelPosition::UpperLeft;
+    draw_panel(&right, labels, &p99, latency_axis, legend)?;
     area.present()
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
@@ -77,27 +94,37 @@ fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (low / 2.0, high * 2.0)
 }
 
-fn draw_panel(
+/// One chart: connections on a log x axis, `lines` against `y_axis`.
+fn draw_panel<Y>(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
-    title: &str,
-    unit: &str,
+    (title, unit): (&str, &str),
     lines: &[Series],
-) -> Result<(), String> {
-    let points = || lines.iter().flat_map(|line| line.points.iter());
-    let (x_low, x_high) = log_range(points().map(|p| p.0));
-    let (y_low, y_high) = log_range(points().map(|p| p.1));
+    y_axis: Y,
+    legend: SeriesLabelPosition,
+) -> Result<(), String>
+where
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let (x_low, x_high) = log_range(
+        lines
+            .iter()
+            .flat_map(|line| line.points.iter().map(|p| p.0)),
+    );
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 22))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(80)
-        .build_cartesian_2d((x_low..x_high).log_scale(), (y_low..y_high).log_scale())
+        .build_cartesian_2d((x_low..x_high).log_scale(), y_axis)
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
         .x_desc("concurrent connections")
         .y_desc(unit)
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        // A log axis gets a tick at 10, 20, ..., 90, 100, ...: label the powers of ten only.
+        .x_label_formatter(&|x| power_of_ten_label(*x))
+        .light_line_style(TRANSPARENT)
         .y_label_formatter(&|y| short_number(*y))
         .draw()
         .map_err(|e| e.to_string())?;
@@ -123,10 +150,20 @@ fn draw_panel(
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(legend)
         .draw()
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// "1000" for a power of ten, "" for the ticks in between.
+fn power_of_ten_label(value: f64) -> String {
+    let exponent = value.log10();
+    if value > 0.0 && (exponent - exponent.round()).abs() < 1e-9 {
+        format!("{value:.0}")
+    } else {
+        String::new()
+    }
 }
 
 /// 1500 -> "1.5k", 2000000 -> "2M": axis labels that stay short.
@@ -144,4 +181,18 @@ fn short_number(value: f64) -> String {
 fn trim(value: f64) -> String {
     let text = format!("{value:.1}");
     text.strip_suffix(".0").map(str::to_string).unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_labels_stay_short() {
+        assert_eq!(short_number(1500.0), "1.5k");
+        assert_eq!(short_number(2_000_000.0), "2M");
+        assert_eq!(short_number(42.0), "42");
+        assert_eq!(power_of_ten_label(1000.0), "1000");
+        assert_eq!(power_of_ten_label(20.0), "");
+    }
 }

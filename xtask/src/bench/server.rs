@@ -58,6 +58,19 @@ impl ServerKind {
         }
     }
 
+    /// What a reader of the table should know about this server, if anything.
+    pub fn remark(self) -> Option<&'static str> {
+        match self {
+            ServerKind::Lab3 => Some(
+                "lab3 is iterative: it serves one client at a time, the kernel completes \
+                 handshakes for only its listen backlog (5) more, later connects time out, \
+                 and the queued clients wait through the whole window; its rates are those \
+                 of a single connection",
+            ),
+            _ => None,
+        }
+    }
+
     /// The command line that starts this server on `port`, able to hold `connections`.
     pub fn command(self, program: &Path, port: u16, connections: usize) -> Command {
         let mut command = Command::new(program);

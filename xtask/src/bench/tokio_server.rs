@@ -20,7 +20,13 @@ pub fn serve(port: u16) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the tokio runtime: {e}"))?;
-    runtime.block_on(accept_forever(port))
+    // The accept loop runs as a task on the worker threads, like every `#[tokio::main]`
+    // server's spawned work, not on the thread that only waits in block_on().
+    runtime.block_on(async move {
+        tokio::spawn(accept_forever(port))
+            .await
+            .map_err(|e| format!("the accept loop failed: {e}"))?
+    })
 }
 
 /// Accepts connections and hands each one to its own task.
