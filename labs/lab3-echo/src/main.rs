@@ -42,10 +42,6 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 /// How many bytes one recv() may hand us. Any size is correct, because we keep reading
 /// until the end of the stream; a bigger buffer only means fewer system calls.
 const RECV_BUFFER_SIZE: usize = 4096;
-/// How long one send() may wait for room in a client's buffers before it gives up.
-/// Generous, so that slow clients are served; finite, so that a client that stops reading
-/// for ever cannot freeze a server that serves one client at a time.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// With `--timestamp`, the longest line we wait for. A client that sends more bytes
 /// without any `\n` is cut off rather than allowed to eat all the server's memory.
 const MAX_LINE_LENGTH: usize = 64 * 1024 * 1024;
@@ -74,6 +70,12 @@ enum Role {
         /// How many finished handshakes the kernel may queue while we serve one client.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i32).range(0..))]
         backlog: i32,
+        /// How many seconds one send() may wait for room in a client's buffers before
+        /// that client is dropped. Generous, so that slow clients are served; finite, so
+        /// that a client that stops reading for ever cannot freeze a server that serves
+        /// one client at a time.
+        #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
+        send_timeout: f64,
     },
     /// Read lines at a `> ` prompt; send each over a new connection and print the answer.
     Client {
@@ -88,11 +90,12 @@ fn main() -> ExitCode {
             endpoint,
             timestamp,
             backlog,
+            send_timeout,
         } => {
             shared::narrate::set_role("server");
             let address = endpoint.first_address()?;
             let listener = open_listener(address, backlog)?;
-            serve_forever(&listener, timestamp)
+            serve_forever(&listener, timestamp, Duration::from_secs_f64(send_timeout))
         }
         Role::Client { endpoint } => {
             shared::narrate::set_role("client");
@@ -143,14 +146,35 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
 }
 
 /// Steps 5 to 11, forever: one client at a time, each until it closes.
-fn serve_forever(listener: &Socket, timestamp: bool) -> Result<(), Failure> {
+fn serve_forever(
+    listener: &Socket,
+    timestamp: bool,
+    send_timeout: Duration,
+) -> Result<(), Failure> {
     loop {
         // Step 5: accept() sleeps until a client has connected, then returns a new
         // socket for that one conversation; `listener` goes on listening.
         narrate!("accept() ... sleeping until a client connects");
-        let (mut connection, peer): (Socket, SockAddr) = {
-            // Hint: listener.accept() returns (Socket, SockAddr); on Err, report it and `continue`
+        let accepted: io::Result<(Socket, SockAddr)> = {
+            // Hint: listener.accept() gives the new connection's Socket and the client's address
             todo!("step 5: accept the next client on `listener`");
+        };
+        let (mut connection, peer) = match accepted {
+            Ok(pair) => pair,
+            // EINVAL: the socket is not listening. That is our bug, and retrying cannot
+            // fix it, so stop with a clear message.
+            Err(err) if err.kind() == io::ErrorKind::InvalidInput => {
+                return Err(Failure::new(format!(
+                    "accept() failed: {} (did listen() succeed?)",
+                    shared::errors::explain(&err)
+                )));
+            }
+            // Anything else (a client that gave up while queued, ...) concerns one
+            // client only: report it and wait for the next.
+            Err(err) => {
+                eprintln!("lab3: accept() failed: {}", shared::errors::explain(&err));
+                continue;
+            }
         };
         let fd = connection.as_raw_fd();
         let peer_text = describe(&peer);
@@ -159,7 +183,7 @@ fn serve_forever(listener: &Socket, timestamp: bool) -> Result<(), Failure> {
 
         // Steps 6 to 10. A client that resets the connection or stops reading ends its
         // own conversation only: we report it and go on with the next client.
-        match serve_client(&mut connection, timestamp) {
+        match serve_client(&mut connection, timestamp, send_timeout) {
             Ok(answered) => println!("client {peer_text} done ({answered} bytes sent back)"),
             Err(failure) => eprintln!("lab3: client {peer_text}: {failure}"),
         }
@@ -173,15 +197,21 @@ fn serve_forever(listener: &Socket, timestamp: bool) -> Result<(), Failure> {
 }
 
 /// Steps 6 to 10 for one client: returns how many bytes we sent back.
-fn serve_client(connection: &mut Socket, timestamp: bool) -> Result<u64, Failure> {
+fn serve_client(
+    connection: &mut Socket,
+    timestamp: bool,
+    send_timeout: Duration,
+) -> Result<u64, Failure> {
     // Step 6: SO_SNDTIMEO bounds how long one send() may block. send() blocks while
     // the client's receive buffer and our send buffer are full, which lasts for ever
     // if the client never reads; the timeout turns that into an error for this client.
+    // The clock runs per send() call: one that moved a few bytes before the time ran
+    // out returns that short count, and the next call starts a new `send_timeout`.
     {
-        // Hint: connection.set_write_timeout(Some(SEND_TIMEOUT))
-        todo!("step 6: give send() on `connection` a timeout of SEND_TIMEOUT");
+        // Hint: connection.set_write_timeout(Some(send_timeout))
+        todo!("step 6: give send() on `connection` a timeout of `send_timeout`");
     }
-    narrate!("setsockopt(SO_SNDTIMEO, {SEND_TIMEOUT:?})");
+    narrate!("setsockopt(SO_SNDTIMEO, {send_timeout:?})");
 
     let mut buffer = [0u8; RECV_BUFFER_SIZE];
     // With --timestamp, the start of a line whose `\n` has not arrived yet waits here.
@@ -229,7 +259,7 @@ fn send_all(connection: &mut Socket, answer: &[u8]) -> Result<u64, Failure> {
     // Step 9: send() may accept only part of the bytes (it returns how many it took)
     // when the buffers fill up; the rest would silently be lost. write_all() is the
     // send-all loop: after a partial send() it calls send() again with what is left,
-    // until nothing is. If one send() waits longer than SEND_TIMEOUT, it fails with
+    // until nothing is. If one send() waits longer than the send timeout, it fails with
     // EAGAIN and write_all() stops: that ends this client, never the server.
     let sent: io::Result<()> = {
         // Hint: socket2's Socket implements std::io::Write: connection.write_all(answer)
@@ -244,7 +274,7 @@ fn send_all(connection: &mut Socket, answer: &[u8]) -> Result<u64, Failure> {
 fn send_failure(err: &io::Error) -> Failure {
     match err.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Failure::new(format!(
-            "send() failed: timed out after {SEND_TIMEOUT:?}: the client stopped reading"
+            "send() failed: timed out: the client stopped reading"
         )),
         _ => Failure::new(format!("send() failed: {}", shared::errors::explain(err))),
     }
@@ -456,4 +486,12 @@ fn preview(data: &[u8]) -> String {
     let shown = &data[..data.len().min(SHOWN)];
     let more = if data.len() > SHOWN { "..." } else { "" };
     format!("\"{}\"{more}", shown.escape_ascii())
+}
+
+/// Parses a positive number of seconds, like `10` or `0.5`.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds.is_finite() => Ok(seconds),
+        _ => Err(format!("{text:?} is not a positive number of seconds")),
+    }
 }

@@ -1,11 +1,1303 @@
-//! Lab 3 (echo): its check table and classroom demo (placeholder until written).
+//! Lab 3 (echo): the check table and the classroom demo.
+//!
+//! The server must send back every byte until the client half-closes, however the bytes
+//! are split, whatever they are (binary), however large, to a reader that is slow; with
+//! `--timestamp` answer each line (not each recv()) with `[<ctime>] <line>`, the last one
+//! even without its `\n`; serve client after client, survive a reset and a client that
+//! never reads, not leak descriptors, restart at once (SO_REUSEADDR), honour --backlog,
+//! work over IPv6, print addresses and fail with one line when the port is taken.
+//!
+//! The client must show a flushed `> ` prompt, send each line over a new connection,
+//! half-close, print the whole answer (read until EOF), stop at an empty line or the end
+//! of its input, and fail with one line when nothing listens.
 
-use crate::grade::Lab;
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+use regex::bytes::Regex;
+use socket2::{Domain, Socket, Type};
+
+use crate::grade::demo::Demo;
+use crate::grade::net::{self, Conn, LOCALHOST_V4, LOCALHOST_V6, show};
+use crate::grade::process::{self as programs, describe_status};
+use crate::grade::{Check, Ctx, Failure, Lab, Server, ensure, expect};
 
 pub static LAB: Lab = Lab {
     id: "lab3",
     slug: "echo",
-    title: "echo",
-    checks: &[],
-    demo: None,
+    title: "an iterative echo server and its client, safe for any byte stream",
+    checks: &[
+        Check {
+            name: "listens",
+            points: 1,
+            verifies: "server listens on the --host/--port it is given",
+            run: listens,
+        },
+        Check {
+            name: "echoes",
+            points: 1,
+            verifies: "sends back a short message, then closes after the client half-closes",
+            run: echoes,
+        },
+        Check {
+            name: "keeps-reading",
+            points: 2,
+            verifies: "echoes a message that arrives in several pieces (recv until 0)",
+            run: keeps_reading,
+        },
+        Check {
+            name: "binary-safe",
+            points: 1,
+            verifies: "echoes all 256 byte values unchanged (not UTF-8 text)",
+            run: binary_safe,
+        },
+        Check {
+            name: "large-binary",
+            points: 2,
+            verifies: "echoes megabytes of binary data to a slow reader, every byte (send all)",
+            run: large_binary,
+        },
+        Check {
+            name: "timestamp-lines",
+            points: 1,
+            verifies: "--timestamp answers each line of one send with its own [<ctime>] stamp",
+            run: timestamp_lines,
+        },
+        Check {
+            name: "timestamp-framing",
+            points: 2,
+            verifies: "--timestamp stamps whole lines, however the stream splits them",
+            run: timestamp_framing,
+        },
+        Check {
+            name: "timestamp-last-line",
+            points: 1,
+            verifies: "--timestamp answers a last line without \\n (and adds the \\n)",
+            run: timestamp_last_line,
+        },
+        Check {
+            name: "serves-in-turn",
+            points: 1,
+            verifies: "serves client after client (accept in a loop)",
+            run: serves_in_turn,
+        },
+        Check {
+            name: "survives-reset",
+            points: 1,
+            verifies: "keeps serving after a client resets the connection mid-stream",
+            run: survives_reset,
+        },
+        Check {
+            name: "stuck-reader",
+            points: 1,
+            verifies: "drops a client that never reads (send timeout) and serves the next",
+            run: stuck_reader,
+        },
+        Check {
+            name: "no-fd-leak",
+            points: 1,
+            verifies: "open file descriptors do not grow with clients served",
+            run: no_fd_leak,
+        },
+        Check {
+            name: "reuse-address",
+            points: 1,
+            verifies: "restarts on the same port at once (SO_REUSEADDR)",
+            run: reuse_address,
+        },
+        Check {
+            name: "backlog",
+            points: 1,
+            verifies: "listen() uses --backlog (read back from the kernel with ss)",
+            run: backlog,
+        },
+        Check {
+            name: "ipv6",
+            points: 1,
+            verifies: "works over IPv6 with --host ::1",
+            run: ipv6,
+        },
+        Check {
+            name: "prints-addresses",
+            points: 1,
+            verifies: "server prints its port and each client's address:port",
+            run: prints_addresses,
+        },
+        Check {
+            name: "port-in-use",
+            points: 1,
+            verifies: "one-line error and non-zero exit when the port is taken",
+            run: port_in_use,
+        },
+        Check {
+            name: "client-prompt",
+            points: 1,
+            verifies: "client shows `> ` before each line, flushed before it reads",
+            run: client_prompt,
+        },
+        Check {
+            name: "client-connection-per-line",
+            points: 2,
+            verifies: "client sends each line over a new connection, then half-closes",
+            run: client_connection_per_line,
+        },
+        Check {
+            name: "client-reads-to-eof",
+            points: 1,
+            verifies: "client prints an answer that comes in several pieces (recv until 0)",
+            run: client_reads_to_eof,
+        },
+        Check {
+            name: "client-stops",
+            points: 1,
+            verifies: "client ends (status 0) at an empty line, sending nothing more",
+            run: client_stops,
+        },
+        Check {
+            name: "client-refused",
+            points: 1,
+            verifies: "client fails with one line when nothing listens",
+            run: client_refused,
+        },
+    ],
+    demo: Some(demo),
 };
+
+/// The gap the grader leaves between the pieces of one message, so that each piece
+/// reaches the other side in a recv() of its own. Nothing is judged by how long the
+/// program takes: a correct program passes whatever the gap.
+const PIECE_GAP: Duration = Duration::from_millis(300);
+/// A writer whose progress stops for this long has filled every buffer on its way.
+const STALL: Duration = Duration::from_millis(300);
+/// The send timeout the grader asks for with `--send-timeout` in `stuck-reader`.
+const STUCK_SEND_TIMEOUT: &str = "1";
+/// How long the second client may wait behind one that never reads. Each partial
+/// send() restarts the server's 1 s send timeout (the kernel frees a little room now
+/// and then), so dropping the stuck client takes a few seconds.
+const STUCK_LIMIT: Duration = Duration::from_secs(20);
+/// How long a client run may take in the client checks.
+const CLIENT_LIMIT: Duration = Duration::from_secs(20);
+
+/// `[Sun Nov 22 17:39:27 2026] <line>\n`: one stamped answer, the line captured.
+static STAMPED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?s-u)^\[(?:Sun|Mon|Tue|Wed|Thu|Fri|Sat) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 123][0-9] [0-2][0-9]:[0-5][0-9]:[0-6][0-9] [0-9]{4}\] (.*)\n$",
+    )
+    .expect("the stamp pattern is valid")
+});
+
+// ---------------------------------------------------------------------------------
+// Helpers: the server side
+// ---------------------------------------------------------------------------------
+
+fn start(ctx: &mut Ctx, extra: &[&str]) -> Result<Server, Failure> {
+    ctx.start_server("server", LOCALHOST_V4, extra)
+}
+
+/// One whole conversation: connect, send `message`, half-close, read until EOF.
+fn converse(addr: SocketAddr, message: &[u8]) -> Result<Vec<u8>, Failure> {
+    let mut conn = net::connect(addr)?;
+    conn.send(message)?;
+    conn.half_close()?;
+    conn.read_to_eof(message.len() * 4 + 1024)
+}
+
+/// Like [`converse`], and the answer must be the message itself.
+fn expect_echo(addr: SocketAddr, message: &[u8]) -> Result<(), Failure> {
+    let got = converse(addr, message)?;
+    ensure(got == message, || {
+        Failure::new("the answer was not the message sent")
+            .sent(show(message))
+            .expected(show(message))
+            .got(show(&got))
+            .hint("send back exactly the bytes recv() gave you, then close when recv() returns 0")
+    })
+}
+
+/// Waits up to `gap` until everything sent so far has come back (an echo server that
+/// answers each recv() at once), so that the next piece is surely a new recv().
+/// Returns whether the program closed the connection meanwhile.
+fn await_echo(conn: &mut Conn, gap: Duration) -> Result<bool, Failure> {
+    let deadline = Instant::now() + gap;
+    let mut buffer = vec![0u8; 64 * 1024];
+    while conn.received.len() < conn.sent.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let _ = conn.stream.set_read_timeout(Some(left));
+        match conn.stream.read(&mut buffer) {
+            Ok(0) => return Ok(true),
+            Ok(n) => conn.received.extend_from_slice(&buffer[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Ok(false);
+            }
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok(true),
+            Err(e) => return Err(Failure::new(format!("error while reading: {e}"))),
+        }
+    }
+    Ok(false)
+}
+
+/// The failure of a server that closed (or reset) before the message was complete.
+fn closed_early(conn: &Conn, piece: usize, pieces: usize) -> Failure {
+    Failure::new(format!(
+        "the server closed the connection before the message was complete (seen after \
+         piece {piece} of {pieces} was sent)"
+    ))
+    .sent(show(&conn.sent))
+    .got(show(&conn.received))
+    .hint(
+        "one recv() is not the whole message: keep calling recv() (and sending back what it \
+         gives) until it returns 0, which means the client has half-closed",
+    )
+}
+
+/// Connects with a small receive buffer (set before connect(), so the window stays
+/// small): the program's send() then has to wait as soon as the grader stops reading.
+fn connect_small_window(addr: SocketAddr) -> Result<Conn, Failure> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+        .map_err(|e| Failure::new(format!("grader socket() failed: {e}")))?;
+    let _ = socket.set_recv_buffer_size(64 * 1024);
+    socket
+        .connect_timeout(&addr.into(), net::IO_LIMIT)
+        .map_err(|e| net::connect_failure(addr, &e))?;
+    Ok(Conn::new(socket.into(), addr))
+}
+
+/// Bigger than what the program's send buffer can park while the grader does not read,
+/// so that its send() must wait (and a send() that gives up loses bytes).
+fn large_size() -> usize {
+    let send_buffer_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|t| t.split_whitespace().nth(2).and_then(|v| v.parse().ok()))
+        .unwrap_or(4 * 1024 * 1024usize);
+    (send_buffer_max + 4 * 1024 * 1024).clamp(8 * 1024 * 1024, 64 * 1024 * 1024)
+}
+
+/// Bytes that look random (every value, in no order), the same on every run.
+fn pseudo_random(len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A thread that writes to a connection while the check does something else.
+struct Pusher {
+    written: Arc<AtomicUsize>,
+    done: Arc<AtomicBool>,
+    handle: JoinHandle<std::io::Result<()>>,
+}
+
+impl Pusher {
+    /// Writes all of `data`, then half-closes.
+    fn all(stream: &TcpStream, data: Arc<Vec<u8>>) -> Result<Pusher, Failure> {
+        Pusher::spawn(stream, move |writer, written| {
+            for chunk in data.chunks(64 * 1024) {
+                writer.write_all(chunk)?;
+                written.fetch_add(chunk.len(), Ordering::Relaxed);
+            }
+            writer.shutdown(Shutdown::Write)
+        })
+    }
+
+    /// Writes and writes (up to 1 GiB), until the other side stops it with an error.
+    fn endless(stream: &TcpStream) -> Result<Pusher, Failure> {
+        Pusher::spawn(stream, |writer, written| {
+            let chunk = vec![b'z'; 64 * 1024];
+            while written.load(Ordering::Relaxed) < 1 << 30 {
+                writer.write_all(&chunk)?;
+                written.fetch_add(chunk.len(), Ordering::Relaxed);
+            }
+            Ok(())
+        })
+    }
+
+    fn spawn(
+        stream: &TcpStream,
+        work: impl FnOnce(&mut TcpStream, &AtomicUsize) -> std::io::Result<()> + Send + 'static,
+    ) -> Result<Pusher, Failure> {
+        let mut writer = stream
+            .try_clone()
+            .map_err(|e| Failure::new(format!("grader could not clone its socket: {e}")))?;
+        // Ends the thread even if the program neither reads nor closes.
+        let _ = writer.set_write_timeout(Some(Duration::from_secs(90)));
+        let written = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let (written_there, done_there) = (written.clone(), done.clone());
+        let handle = thread::spawn(move || {
+            let outcome = work(&mut writer, &written_there);
+            done_there.store(true, Ordering::Relaxed);
+            outcome
+        });
+        Ok(Pusher {
+            written,
+            done,
+            handle,
+        })
+    }
+
+    /// Polls until the writer has made no progress for [`STALL`] (every buffer between
+    /// us and the program is full: it has stopped reading), or is done, or `limit` passes.
+    fn wait_stalled(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut last = self.written.load(Ordering::Relaxed);
+        let mut since = Instant::now();
+        while Instant::now() < deadline && !self.done.load(Ordering::Relaxed) {
+            thread::sleep(Duration::from_millis(20));
+            let now = self.written.load(Ordering::Relaxed);
+            if now != last {
+                last = now;
+                since = Instant::now();
+            } else if since.elapsed() >= STALL {
+                return;
+            }
+        }
+    }
+
+    fn finish(self) -> std::io::Result<()> {
+        self.handle
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")))
+    }
+}
+
+/// Splits a stamped answer into its lines, checking each stamp; returns the lines.
+fn unstamp(answer: &[u8]) -> Result<Vec<Vec<u8>>, Failure> {
+    let mut lines = Vec::new();
+    for piece in answer.split_inclusive(|&b| b == b'\n') {
+        let Some(found) = STAMPED.captures(piece) else {
+            let hint = if piece.ends_with(b"\n") {
+                "each answer line is `[` + the ctime date (like `Sun Nov 22 17:39:27 2026`) + `] ` + the line + `\\n`"
+            } else {
+                "every answer line must end with \\n (add one to a last line that had none)"
+            };
+            return Err(Failure::new("an answer line is not a stamped line")
+                .expected("[<ctime>] <line>\\n, e.g. \"[Sun Nov 22 17:39:27 2026] hello\\n\"")
+                .got(show(piece))
+                .hint(hint));
+        };
+        lines.push(found[1].to_vec());
+    }
+    Ok(lines)
+}
+
+/// The answer must be exactly one stamped line per line in `lines`, in order.
+fn expect_stamped(answer: &[u8], lines: &[&[u8]], sent: &[u8]) -> Result<(), Failure> {
+    let got = unstamp(answer).map_err(|f| f.sent(show(sent)))?;
+    let wanted: Vec<Vec<u8>> = lines.iter().map(|l| l.to_vec()).collect();
+    ensure(got == wanted, || {
+        let hint = if got.len() < wanted.len() {
+            "stamp every line: one recv() may bring several lines, find each \\n in the stream"
+        } else if got.len() > wanted.len() {
+            "stamp whole lines only: a recv() may end in the middle of a line; keep the start \
+             until its \\n arrives"
+        } else {
+            "the text after the stamp must be the line exactly as sent (bytes, not text)"
+        };
+        Failure::new(format!(
+            "expected {} stamped line(s), got {} that do not match",
+            wanted.len(),
+            got.len()
+        ))
+        .sent(show(sent))
+        .expected(
+            wanted
+                .iter()
+                .map(|l| format!("[<ctime>] {}", show(l)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+        .got(show(answer))
+        .hint(hint)
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// The server checks
+// ---------------------------------------------------------------------------------
+
+fn listens(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    let _conn = net::connect(server.addr)?;
+    ctx.ensure_running(server.id, "after a client connected")
+}
+
+fn echoes(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    expect_echo(server.addr, b"hello, echo\n")
+}
+
+fn keeps_reading(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    let pieces: [&[u8]; 3] = [b"the first piece, ", b"then a second, ", b"and the last\n"];
+    let mut conn = net::connect(server.addr)?;
+    for (n, piece) in pieces.iter().enumerate() {
+        conn.send(piece)
+            .map_err(|f| f.during(format!("sending piece {} of 3", n + 1)))?;
+        if n + 1 < pieces.len() && await_echo(&mut conn, PIECE_GAP)? {
+            return Err(closed_early(&conn, n + 1, pieces.len()));
+        }
+    }
+    conn.half_close()?;
+    conn.read_to_eof(4096)
+        .map_err(|f| f.during("after the client half-closed"))?;
+    let all = pieces.concat();
+    ensure(conn.received == all, || {
+        Failure::new("the answer was not the whole message")
+            .sent(format!(
+                "{} in 3 pieces, {} ms apart",
+                show(&all),
+                PIECE_GAP.as_millis()
+            ))
+            .expected(show(&all))
+            .got(show(&conn.received))
+            .hint("keep calling recv() until it returns 0, sending back each piece it gives")
+    })
+}
+
+fn binary_safe(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    // Every byte value, then sequences that are not UTF-8 (a lone continuation byte, a
+    // cut-off multi-byte character, an overlong encoding).
+    let mut message: Vec<u8> = (0..=255u8).collect();
+    message.extend_from_slice(&[0x80, b'x', 0xe2, 0x82, b'y', 0xc0, 0xaf, b'\n']);
+    expect_echo(server.addr, &message).map_err(|f| {
+        f.hint(
+            "echo the raw bytes: converting them to a String (or .decode(\"utf-8\")) rejects \
+             or changes bytes that are not UTF-8",
+        )
+    })
+}
+
+fn large_binary(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    let payload = Arc::new(pseudo_random(large_size()));
+    let size = payload.len();
+    let mut conn = connect_small_window(server.addr)?;
+    let pusher = Pusher::all(&conn.stream, payload.clone())?;
+    // A slow reader: the grader reads nothing until its own writing stalls. By then the
+    // buffers towards the grader are full and the server's send() has had to wait.
+    pusher.wait_stalled(Duration::from_secs(30));
+    conn.limit = Duration::from_secs(60);
+    let read = conn.read_to_eof(size + 64 * 1024);
+    let pushed = pusher.finish();
+    let got = read.map_err(|f| {
+        f.during(format!("reading back {} MiB", size >> 20)).hint(
+            "the server must echo everything until recv() returns 0, sending every byte \
+             (a send-all loop such as write_all/sendall) even when the client reads slowly",
+        )
+    })?;
+    if let Err(e) = pushed {
+        return Err(
+            Failure::new(format!("the grader could not send all {size} bytes: {e}"))
+                .got(format!("{} bytes came back", got.len()))
+                .hint("the server stopped reading or closed before the client half-closed"),
+        );
+    }
+    if got == *payload {
+        return Ok(());
+    }
+    let first_difference = got
+        .iter()
+        .zip(payload.iter())
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(size));
+    let (problem, hint) = if got.len() < size && first_difference == got.len() {
+        (
+            "bytes went missing at the end",
+            "send() may take only part of what you give it, and returns how many bytes it \
+             took: send the rest too (write_all/sendall), and read until recv() returns 0",
+        )
+    } else if got.len() < size {
+        (
+            "bytes went missing in the middle",
+            "send() may take only part of what you give it (a short send): send the rest \
+             before the next recv() (write_all/sendall), and never convert bytes to text",
+        )
+    } else {
+        (
+            "the bytes came back changed",
+            "echo the raw bytes: no text conversion (UTF-8 decoding replaces invalid bytes)",
+        )
+    };
+    Err(Failure::new(format!(
+        "{problem}: sent {size} bytes of binary data, got {} back, first difference at byte {first_difference}",
+        got.len()
+    ))
+    .sent(show(&payload))
+    .got(show(&got))
+    .hint(hint))
+}
+
+fn timestamp_lines(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--timestamp"])?;
+    let lines: [&[u8]; 3] = [b"one", b"two \xff\xfe (not UTF-8)", b"three"];
+    let message = [lines[0], b"\n", lines[1], b"\n", lines[2], b"\n"].concat();
+    let answer = converse(server.addr, &message)?;
+    expect_stamped(&answer, &lines, &message)
+}
+
+fn timestamp_framing(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--timestamp"])?;
+    let mut conn = net::connect(server.addr)?;
+    let sent_note = "\"hel\", then \"lo\\nwor\", then \"ld\\n\" (300 ms apart)";
+
+    // A line in pieces: nothing may come back before its `\n`.
+    conn.send(b"hel")?;
+    let (early, closed) = conn.closes_within(PIECE_GAP)?;
+    if !early.is_empty() || closed {
+        return Err(
+            Failure::new("the server answered (or closed) before the line was complete")
+                .sent("\"hel\" (no \\n yet)")
+                .expected("nothing yet: the line is not finished")
+                .got(if early.is_empty() {
+                    "the connection closed".to_string()
+                } else {
+                    show(&early)
+                })
+                .hint(
+                    "stamp lines, not recv()s: keep the bytes after the last \\n until the \
+                     rest of the line arrives",
+                ),
+        );
+    }
+
+    // The end of the first line and the start of the next: exactly one answer.
+    conn.send(b"lo\nwor")?;
+    let first = conn
+        .read_line()
+        .map_err(|f| f.during("waiting for the answer to \"hello\""))?;
+    expect_stamped(&first, &[b"hello"], b"hello\n").map_err(|f| f.sent(sent_note))?;
+    let (extra, closed) = conn.closes_within(PIECE_GAP)?;
+    if !extra.is_empty() || closed {
+        return Err(Failure::new(
+            "after the answer to \"hello\", more came (or the connection closed)",
+        )
+        .sent(sent_note)
+        .expected("nothing until \"world\" is complete")
+        .got(if extra.is_empty() {
+            "the connection closed".to_string()
+        } else {
+            show(&extra)
+        })
+        .hint("\"wor\" is the start of a line, not a line: keep it until its \\n arrives"));
+    }
+
+    conn.send(b"ld\n")?;
+    conn.half_close()?;
+    let rest = conn.read_to_eof(4096)?;
+    expect_stamped(&rest, &[b"world"], b"world\n").map_err(|f| f.sent(sent_note))
+}
+
+fn timestamp_last_line(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--timestamp"])?;
+    let message = b"first\nno newline at the end";
+    let answer = converse(server.addr, message)?;
+    expect_stamped(&answer, &[b"first", b"no newline at the end"], message).map_err(|f| {
+        f.or_hint(
+            "when recv() returns 0, a non-empty unfinished line is still a line: stamp it \
+             and add the \\n",
+        )
+    })
+}
+
+fn serves_in_turn(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    for n in 1..=3 {
+        let message = format!("client {n} of 3\n");
+        expect_echo(server.addr, message.as_bytes()).map_err(|f| {
+            f.during(format!("client {n} of 3"))
+                .or_hint("after one client the server must go back to accept() the next")
+        })?;
+    }
+    ctx.ensure_running(server.id, "after three clients")
+}
+
+fn survives_reset(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    let hint = "a reset (ECONNRESET from recv(), EPIPE from send()) ends that client only: \
+                report it, close that connection and accept the next";
+    // The first rude client resets once some of its echo is back: the server is then
+    // waiting in recv() for more, and that recv() fails.
+    let mut rude = net::connect(server.addr)?;
+    rude.send(&[b'r'; 1024])?;
+    rude.read_exact_bytes(1)?;
+    rude.reset();
+    expect_echo(server.addr, b"still there?\n").map_err(|f| {
+        f.during("the client after a reset during recv()")
+            .or_hint(hint)
+    })?;
+    // The second one resets right after sending, without reading: the server's send()
+    // of the echo (or its next recv()) fails.
+    let mut ruder = net::connect(server.addr)?;
+    ruder.send(&[b'R'; 1024])?;
+    ruder.reset();
+    expect_echo(server.addr, b"and now?\n").map_err(|f| {
+        f.during("the client after a reset before the echo")
+            .or_hint(hint)
+    })?;
+    ctx.ensure_running(server.id, "after two clients reset their connections")
+}
+
+fn stuck_reader(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--send-timeout", STUCK_SEND_TIMEOUT])?;
+    let stuck = connect_small_window(server.addr)?;
+    let pusher = Pusher::endless(&stuck.stream)?;
+    // The stuck client sends and never reads: soon the server waits in send().
+    pusher.wait_stalled(Duration::from_secs(30));
+    let mut next = net::connect(server.addr)?;
+    next.limit = STUCK_LIMIT;
+    let message = b"next in line\n";
+    let outcome = next
+        .send(message)
+        .and_then(|()| next.half_close())
+        .and_then(|()| next.read_to_eof(1024));
+    let got = outcome.map_err(|f| {
+        f.during("a second client, while the first sends but never reads")
+            .hint(format!(
+                "send() to a client that never reads waits for ever: give each accepted \
+             connection a send timeout (SO_SNDTIMEO, --send-timeout {STUCK_SEND_TIMEOUT} s \
+             here), drop that client when a send() times out, and serve the next (the \
+             grader waited {} s)",
+                STUCK_LIMIT.as_secs()
+            ))
+    })?;
+    drop(stuck);
+    ensure(got == message, || {
+        Failure::new("the second client got the wrong echo")
+            .sent(show(message))
+            .got(show(&got))
+    })?;
+    ctx.ensure_running(server.id, "after dropping a client that never reads")
+}
+
+fn no_fd_leak(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    expect_echo(server.addr, b"warm up\n")?;
+    let baseline = expect::fds_settle(server.pid, 0, Duration::from_millis(200)).unwrap_or(0);
+    for n in 0..20 {
+        expect_echo(server.addr, format!("{n}\n").as_bytes())?;
+    }
+    let after = expect::fds_settle(server.pid, baseline, Duration::from_secs(2)).unwrap_or(0);
+    ensure(after <= baseline, || {
+        Failure::new("open file descriptors grew while serving clients")
+            .expected(format!(
+                "about {baseline} open fds after 20 more clients (as after the first)"
+            ))
+            .got(format!("{after} open fds (ls /proc/{}/fd)", server.pid))
+            .hint("close (drop) each client's socket when you are done with it")
+    })
+}
+
+fn reuse_address(ctx: &mut Ctx) -> Result<(), Failure> {
+    let first = start(ctx, &[])?;
+    // Kill the server in the middle of a conversation: its side closes first, so the
+    // connection lingers on its port (FIN_WAIT, then TIME_WAIT).
+    let mut conn = net::connect(first.addr)?;
+    conn.send(b"x")?;
+    conn.read_exact_bytes(1)?;
+    ctx.proc(first.id).kill();
+    let _ = conn.closes_within(Duration::from_secs(2));
+    drop(conn);
+    let port = first.addr.port().to_string();
+    let id = ctx.spawn(
+        "server",
+        &["server", "--host", "127.0.0.1", "--port", &port],
+        None,
+    )?;
+    ctx.wait_listening(id, first.addr.port()).map_err(|f| {
+        f.during("restarting on the same port while an old connection lingers on it")
+            .hint("set SO_REUSEADDR before bind(): without it the port stays busy while the old connection is in TIME_WAIT")
+    })
+}
+
+fn backlog(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--backlog", "7"])?;
+    match net::listen_backlog(server.addr.port()) {
+        Some(7) => Ok(()),
+        Some(other) => Err(
+            Failure::new("the listening socket's backlog is not the one asked for")
+                .sent("--backlog 7")
+                .expected("backlog 7 (ss -ltn, Send-Q column)")
+                .got(format!("backlog {other}"))
+                .hint("pass --backlog to listen(); don't hard-code it"),
+        ),
+        None => Err(Failure::new("could not read the backlog with `ss -ltn`")
+            .hint("is iproute2 (ss) installed? the listener may also have gone")),
+    }
+}
+
+fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = ctx.start_server("server", LOCALHOST_V6, &[]).map_err(|f| {
+        f.during("with --host ::1")
+            .or_hint("create the socket with the domain of the address (Domain::for_address), not always IPv4")
+    })?;
+    expect_echo(server.addr, b"over IPv6\n")
+}
+
+fn prints_addresses(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    // Connected and quiet: the server has accepted us and waits in recv().
+    let conn = net::connect(server.addr)?;
+    let client_port = conn.local_port();
+    let limit = Duration::from_secs(2);
+    let wanted = [
+        (
+            server.addr.port().to_string(),
+            "the port it listens on, e.g. `listening on 127.0.0.1:5000`",
+        ),
+        (
+            format!(":{client_port}"),
+            "each client's address as accept() returns it, e.g. `client 127.0.0.1:54012 connected`",
+        ),
+    ];
+    for (needle, what) in wanted {
+        if !expect::stdout_mentions(ctx, server.id, &needle, limit) {
+            return Err(Failure::new(format!("stdout never mentioned {needle:?}"))
+                .got(show(&ctx.proc(server.id).stdout()))
+                .hint(format!("print {what} (and flush stdout)")));
+        }
+    }
+    Ok(())
+}
+
+fn port_in_use(ctx: &mut Ctx) -> Result<(), Failure> {
+    let holder = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
+    let port = holder
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(0)
+        .to_string();
+    let run = ctx.run(
+        "server",
+        &["server", "--host", "127.0.0.1", "--port", &port],
+        None,
+        Duration::from_secs(5),
+    )?;
+    expect::clean_error(&run, &["in use"], 2)
+        .map_err(|f| f.during(format!("port {port} already taken by the grader")))
+}
+
+// ---------------------------------------------------------------------------------
+// Helpers: the client side
+// ---------------------------------------------------------------------------------
+
+/// What the grader's stand-in server saw on one connection.
+#[derive(Clone, Debug)]
+struct Visit {
+    request: Vec<u8>,
+    /// Whether the client half-closed (the stand-in saw EOF) after its request.
+    half_closed: bool,
+}
+
+/// How the stand-in answers the `n`th request (from 1): pieces, sent [`PIECE_GAP`] apart.
+type Answer = fn(usize, &[u8]) -> Vec<Vec<u8>>;
+
+/// The grader's own server for the client checks: for each connection it reads the
+/// request until the client half-closes, sends the answer and closes.
+struct StandIn {
+    addr: SocketAddr,
+    visits: Arc<Mutex<Vec<Visit>>>,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl StandIn {
+    fn start(answer: Answer) -> Result<StandIn, Failure> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
+        let visits = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (visits_there, stop_there) = (visits.clone(), stop.clone());
+        let handle = thread::spawn(move || {
+            while !stop_there.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let n = visits_there.lock().unwrap().len() + 1;
+                        let visit = serve_visit(stream, n, answer);
+                        visits_there.lock().unwrap().push(visit);
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Ok(StandIn {
+            addr,
+            visits,
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    fn visits(&self) -> Vec<Visit> {
+        self.visits.lock().unwrap().clone()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// One connection of the stand-in: read until EOF (at most 5 s), answer, close.
+fn serve_visit(mut stream: TcpStream, n: usize, answer: Answer) -> Visit {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_nodelay(true);
+    let deadline = Instant::now() + net::IO_LIMIT;
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let mut half_closed = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        match stream.read(&mut buffer) {
+            Ok(0) => {
+                half_closed = true;
+                break;
+            }
+            Ok(n) => request.extend_from_slice(&buffer[..n]),
+            Err(_) => break,
+        }
+    }
+    if half_closed {
+        let _ = stream.set_write_timeout(Some(net::IO_LIMIT));
+        let pieces = answer(n, &request);
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0 {
+                thread::sleep(PIECE_GAP);
+            }
+            if stream.write_all(piece).is_err() {
+                break;
+            }
+        }
+    }
+    Visit {
+        request,
+        half_closed,
+    }
+}
+
+/// `answer 2: two\n`: numbered, so the order on the client's stdout shows.
+fn numbered_answer(n: usize, request: &[u8]) -> Vec<Vec<u8>> {
+    let line = request.strip_suffix(b"\n").unwrap_or(request);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    vec![[format!("answer {n}: ").as_bytes(), line, b"\n"].concat()]
+}
+
+const PIECES: [&str; 3] = ["this answer ", "comes in ", "three pieces\n"];
+
+fn answer_in_pieces(_n: usize, _request: &[u8]) -> Vec<Vec<u8>> {
+    PIECES.iter().map(|p| p.as_bytes().to_vec()).collect()
+}
+
+/// Runs the client against the stand-in with `stdin`, to its end.
+fn run_client(
+    ctx: &mut Ctx,
+    stand_in: &StandIn,
+    stdin: &[u8],
+) -> Result<crate::grade::Finished, Failure> {
+    let port = stand_in.port();
+    ctx.run(
+        "client",
+        &["client", "--host", "127.0.0.1", "--port", &port],
+        Some(stdin.to_vec()),
+        CLIENT_LIMIT,
+    )
+}
+
+/// Whether the client sent `line` and its end of line (`\n`, or `\r\n` as in the notes).
+fn is_line(request: &[u8], line: &[u8]) -> bool {
+    request == [line, b"\n"].concat() || request == [line, b"\r\n"].concat()
+}
+
+fn exit_failure(status: ExitStatus, stderr: &str, when: &str) -> Failure {
+    Failure::new(format!(
+        "the client exited ({}) {when}",
+        describe_status(status)
+    ))
+    .got(format!(
+        "stderr: {}",
+        stderr.lines().last().unwrap_or("(nothing)")
+    ))
+    .hint("an empty line or the end of the input ends the client normally, with status 0")
+}
+
+/// A client whose stdin stays open, so that the check can wait for its prompt before
+/// typing. It runs in its own process group, killed when this is dropped.
+struct Typist {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Typist {
+    fn start(ctx: &Ctx, args: &[&str]) -> Result<Typist, Failure> {
+        let stdout = ctx.scratch().join("typist.stdout");
+        let stderr = ctx.scratch().join("typist.stderr");
+        let program = ctx.program();
+        let files =
+            File::create(&stdout).and_then(|out| File::create(&stderr).map(|err| (out, err)));
+        let (out, err) =
+            files.map_err(|e| Failure::new(format!("grader could not create files: {e}")))?;
+        let mut child = Command::new(&program[0])
+            .args(&program[1..])
+            .args(args)
+            .current_dir(ctx.scratch())
+            .process_group(0)
+            .env_remove("SOCKLAB_NARRATE")
+            .env_remove("RUST_BACKTRACE")
+            .stdin(Stdio::piped())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| {
+                Failure::new(format!("could not start {:?}: {e}", program.join(" ")))
+                    .hint("is the program built, and is the --cmd path right?")
+            })?;
+        programs::track_group(child.id() as i32);
+        let stdin = child.stdin.take();
+        Ok(Typist {
+            child,
+            stdin,
+            stdout,
+            stderr,
+        })
+    }
+
+    fn stdout(&self) -> Vec<u8> {
+        std::fs::read(&self.stdout).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.stderr).unwrap_or_default()).into_owned()
+    }
+
+    /// Polls stdout until it is `wanted` (false if the client exits or `limit` passes).
+    fn wait_stdout(&mut self, wanted: &[u8], limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.stdout() == wanted {
+                return true;
+            }
+            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() >= deadline {
+                return self.stdout() == wanted;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn type_line(&mut self, line: &[u8]) -> Result<(), Failure> {
+        let stdin = self.stdin.as_mut().expect("stdin is open until closed");
+        stdin
+            .write_all(line)
+            .and_then(|()| stdin.flush())
+            .map_err(|e| {
+                Failure::new(format!("could not type into the client's stdin: {e}"))
+                    .hint("the client exited before reading its input")
+            })
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        self.stdin = None; // end of input
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The failure for a prompt that is not (yet) on stdout.
+    fn prompt_failure(&self, problem: &str, expected: &[u8]) -> Failure {
+        let stderr = self.stderr();
+        if let Some(at) = stderr.find(shared::run::NOT_IMPLEMENTED) {
+            let step = stderr[at + shared::run::NOT_IMPLEMENTED.len()..]
+                .lines()
+                .next()
+                .unwrap_or("");
+            return Failure::new(format!("not implemented yet: {step}"));
+        }
+        Failure::new(problem.to_string())
+            .expected(format!("stdout: {}", show(expected)))
+            .got(format!(
+                "stdout: {}; stderr: {}",
+                show(&self.stdout()),
+                stderr.lines().last().unwrap_or("(nothing)")
+            ))
+    }
+}
+
+impl Drop for Typist {
+    fn drop(&mut self) {
+        let group = self.child.id() as i32;
+        let _ = signal::killpg(Pid::from_raw(group), Signal::SIGKILL);
+        let _ = self.child.wait();
+        programs::untrack_group(group);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The client checks
+// ---------------------------------------------------------------------------------
+
+fn client_prompt(ctx: &mut Ctx) -> Result<(), Failure> {
+    let stand_in = StandIn::start(numbered_answer)?;
+    let port = stand_in.port();
+    let mut typist = Typist::start(ctx, &["client", "--host", "127.0.0.1", "--port", &port])?;
+    let limit = Duration::from_secs(5);
+    if !typist.wait_stdout(b"> ", limit) {
+        return Err(typist
+            .prompt_failure("no `> ` prompt while the client waits for a line", b"> ")
+            .hint(
+                "print \"> \" before reading each line, and flush stdout: without a newline \
+                 the prompt stays in the buffer and the user types blind",
+            ));
+    }
+    typist.type_line(b"hi\n")?;
+    let wanted = b"> answer 1: hi\n> ";
+    if !typist.wait_stdout(wanted, limit) {
+        return Err(typist
+            .prompt_failure("after one line, no answer and new `> ` prompt", wanted)
+            .hint(
+                "print the whole answer, then \"> \" again (flushed) before reading the next line",
+            ));
+    }
+    match typist.wait_exit(limit) {
+        Some(status) if status.success() => Ok(()),
+        Some(status) => Err(exit_failure(
+            status,
+            &typist.stderr(),
+            "at the end of its input",
+        )),
+        None => Err(
+            Failure::new("the client did not end at the end of its input")
+                .hint("when reading stdin returns nothing (EOF, Ctrl+D), end the client"),
+        ),
+    }
+}
+
+fn client_connection_per_line(ctx: &mut Ctx) -> Result<(), Failure> {
+    let stand_in = StandIn::start(numbered_answer)?;
+    let lines: [&[u8]; 3] = [b"one", b"two", b"three"];
+    let run = run_client(ctx, &stand_in, b"one\ntwo\nthree\n")?;
+    let visits = stand_in.visits();
+    let requests: Vec<String> = visits.iter().map(|v| show(&v.request)).collect();
+    if let Some(visit) = visits.iter().find(|v| !v.half_closed) {
+        return Err(Failure::new("the client never half-closed after its line")
+            .got(format!("request {} and then nothing for 5 s", show(&visit.request)))
+            .hint("after sending the line, shutdown(SHUT_WR): the server reads until that end-of-stream before it answers"));
+    }
+    ensure(visits.len() == lines.len(), || {
+        Failure::new(format!(
+            "the grader's server saw {} connection(s) for 3 lines",
+            visits.len()
+        ))
+        .sent("stdin \"one\\ntwo\\nthree\\n\"")
+        .expected("3 connections, one line each")
+        .got(format!("requests: {}", requests.join(", ")))
+        .hint(
+            "open a new connection (socket + connect) for every line: after shutdown(SHUT_WR) \
+             a connection cannot carry another line, and the server has closed it anyway",
+        )
+    })?;
+    for (visit, line) in visits.iter().zip(lines) {
+        ensure(is_line(&visit.request, line), || {
+            Failure::new("a request was not the line typed")
+                .expected(show(&[line, b"\n"].concat()))
+                .got(show(&visit.request))
+                .hint("send the line and its \\n, nothing else, on its own connection")
+        })?;
+    }
+    if !run.status.success() {
+        return Err(exit_failure(
+            run.status,
+            &run.stderr,
+            "at the end of its input",
+        ));
+    }
+    let stdout = run.stdout_text();
+    let mut rest = stdout.as_str();
+    for (n, line) in ["one", "two", "three"].iter().enumerate() {
+        let answer = format!("answer {}: {line}\n", n + 1);
+        match rest.find(&answer) {
+            Some(at) => rest = &rest[at + answer.len()..],
+            None => {
+                return Err(Failure::new("the answers are not all on stdout, in order")
+                    .expected(format!("{answer:?} (after the earlier answers)"))
+                    .got(show(stdout.as_bytes()))
+                    .hint("print each answer as it came, in full"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn client_reads_to_eof(ctx: &mut Ctx) -> Result<(), Failure> {
+    let stand_in = StandIn::start(answer_in_pieces)?;
+    let run = run_client(ctx, &stand_in, b"tell me more\n")?;
+    let whole = PIECES.concat();
+    let stdout = run.stdout_text();
+    ensure(stdout.contains(&whole), || {
+        Failure::new("the client did not print the whole answer")
+            .sent(format!(
+                "an answer in 3 pieces, {} ms apart, then close: {whole:?}",
+                PIECE_GAP.as_millis()
+            ))
+            .expected(format!("stdout containing {whole:?}"))
+            .got(show(stdout.as_bytes()))
+            .hint("one recv() is not the whole answer: keep calling recv() until it returns 0 (the server closed)")
+    })?;
+    if !run.status.success() {
+        return Err(exit_failure(
+            run.status,
+            &run.stderr,
+            "at the end of its input",
+        ));
+    }
+    Ok(())
+}
+
+fn client_stops(ctx: &mut Ctx) -> Result<(), Failure> {
+    let stand_in = StandIn::start(numbered_answer)?;
+    let run = run_client(ctx, &stand_in, b"first\n\nnever sent\n")?;
+    if !run.status.success() {
+        return Err(exit_failure(run.status, &run.stderr, "at an empty line"));
+    }
+    let visits = stand_in.visits();
+    ensure(visits.len() == 1, || {
+        let requests: Vec<String> = visits.iter().map(|v| show(&v.request)).collect();
+        Failure::new(format!(
+            "the grader's server saw {} connection(s)",
+            visits.len()
+        ))
+        .sent("stdin \"first\\n\\nnever sent\\n\"")
+        .expected("1 connection (\"first\"); the empty line ends the client")
+        .got(format!("requests: {}", requests.join(", ")))
+        .hint("an empty line ends the client: stop before connecting")
+    })
+}
+
+fn client_refused(ctx: &mut Ctx) -> Result<(), Failure> {
+    let port = net::free_port(LOCALHOST_V4).to_string();
+    let run = ctx.run(
+        "client",
+        &["client", "--host", "127.0.0.1", "--port", &port],
+        Some(b"hello\n".to_vec()),
+        CLIENT_LIMIT,
+    )?;
+    expect::clean_error(&run, &["refused"], 2)
+        .map_err(|f| f.during(format!("nothing listens on port {port}")))
+}
+
+// ---------------------------------------------------------------------------------
+// The classroom demo
+// ---------------------------------------------------------------------------------
+
+fn demo(demo: &mut Demo) -> Result<(), String> {
+    let port = demo.free_port();
+    let port_text = port.to_string();
+    demo.say(&format!(
+        "The echo server takes its steps: socket, setsockopt, bind, listen (port {port})"
+    ));
+    demo.start(
+        "server",
+        &["server", "--host", "127.0.0.1", "--port", &port_text],
+    )?;
+    demo.wait_listening(port)?;
+    demo.say(
+        "The client sends each line over a new connection: connect, send, shutdown(SHUT_WR), \
+         recv until 0, close",
+    );
+    demo.run(
+        "client",
+        &["client", "--host", "127.0.0.1", "--port", &port_text],
+        b"hello\nis anybody there?\n",
+        Duration::from_secs(10),
+    )?;
+
+    let stamp_port = demo.free_port();
+    let stamp_text = stamp_port.to_string();
+    demo.say(&format!(
+        "With --timestamp (port {stamp_port}) the server answers whole lines: [<ctime>] <line>"
+    ));
+    demo.start(
+        "server",
+        &[
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &stamp_text,
+            "--timestamp",
+        ],
+    )?;
+    demo.wait_listening(stamp_port)?;
+    demo.run(
+        "client",
+        &["client", "--host", "127.0.0.1", "--port", &stamp_text],
+        b"what time is it?\n",
+        Duration::from_secs(10),
+    )?;
+
+    demo.say(
+        "Lines in pieces: TCP keeps no message boundaries, so a line is stamped only once \
+         its \\n has come",
+    );
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), stamp_port);
+    let mut conn = net::connect(addr).map_err(|f| f.problem)?;
+    for piece in [&b"hel"[..], b"lo\nwor", b"ld\n"] {
+        println!("[grader] send({})", show(piece));
+        conn.send(piece).map_err(|f| f.problem)?;
+        // A visible pause, so that each piece reaches the server in a recv() of its own.
+        thread::sleep(PIECE_GAP);
+        demo.settle();
+    }
+    println!("[grader] shutdown(SHUT_WR)");
+    conn.half_close().map_err(|f| f.problem)?;
+    let answer = conn.read_to_eof(4096).map_err(|f| f.problem)?;
+    thread::sleep(PIECE_GAP);
+    demo.settle();
+    println!("[grader] received {}", show(&answer));
+    demo.say("Both servers are back in accept(), asleep until the next client calls");
+    Ok(())
+}
