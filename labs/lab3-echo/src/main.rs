@@ -273,9 +273,9 @@ fn send_all(connection: &mut Socket, answer: &[u8]) -> Result<u64, Failure> {
 /// The one-line story of a failed send().
 fn send_failure(err: &io::Error) -> Failure {
     match err.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Failure::new(format!(
-            "send() failed: timed out: the client stopped reading"
-        )),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            Failure::new("send() failed: timed out: the client stopped reading")
+        }
         _ => Failure::new(format!("send() failed: {}", shared::errors::explain(err))),
     }
 }
