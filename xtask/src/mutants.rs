@@ -88,28 +88,38 @@ pub fn run(root: &Path, args: MutantArgs) -> Result<bool, String> {
             .map(|id| labs::find(id).ok_or_else(|| format!("unknown lab {id:?}")))
             .collect::<Result<_, _>>()?
     };
-    let mut planned = Vec::new();
+    // The mutant workspace always holds every mutant of every lab, so that runs for
+    // different labs (even at the same time) agree on it; only the selection is built.
+    let mut everything = Vec::new();
     let mut problems = Vec::new();
-    for lab in &selected {
+    for lab in labs::all().into_iter().filter(|lab| !lab.checks.is_empty()) {
         let table = load_table(root, lab)?;
-        problems.extend(coverage_problems(lab, &table));
+        if selected.iter().any(|chosen| chosen.id == lab.id) {
+            problems.extend(coverage_problems(lab, &table));
+        }
         for mutant in table {
-            if args.only.as_ref().is_some_and(|only| *only != mutant.name) {
-                continue;
-            }
-            planned.push(Planned {
+            everything.push(Planned {
                 lab,
                 package: format!("{}-mutant-{}", lab.id, mutant.name),
                 mutant,
             });
         }
     }
+    let planned: Vec<&Planned> = everything
+        .iter()
+        .filter(|plan| selected.iter().any(|chosen| chosen.id == plan.lab.id))
+        .filter(|plan| {
+            args.only
+                .as_ref()
+                .is_none_or(|only| *only == plan.mutant.name)
+        })
+        .collect();
     let workspace = target_workspace(root);
-    write_workspace(root, &workspace, &planned)?;
+    write_workspace(root, &workspace, &everything)?;
     build(&workspace, &planned)?;
 
     let results = Mutex::new(Vec::new());
-    let queue = Mutex::new(planned.iter().collect::<Vec<_>>());
+    let queue = Mutex::new(planned.clone());
     std::thread::scope(|scope| {
         for _ in 0..args.jobs.max(1) {
             scope.spawn(|| {
@@ -259,7 +269,7 @@ fn write_if_changed(path: &Path, contents: &str) -> Result<(), String> {
     fs::write(path, contents).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn build(workspace: &Path, planned: &[Planned]) -> Result<(), String> {
+fn build(workspace: &Path, planned: &[&Planned]) -> Result<(), String> {
     if planned.is_empty() {
         return Ok(());
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::Failure;
 use super::net;
-use super::process::{self, Running, describe_status};
+use super::process::{self, Input, Running, describe_status};
 
 /// How long a program may take to start listening.
 pub const START_LIMIT: Duration = Duration::from_secs(5);
@@ -105,7 +105,35 @@ impl Ctx {
         stdin: Option<Vec<u8>>,
         envs: &[(&str, &str)],
     ) -> Result<usize, Failure> {
-        self.launch(label, args, stdin, envs, None)
+        let input = stdin.map_or(Input::Empty, Input::Bytes);
+        self.launch(label, args, input, envs, None)
+    }
+
+    /// Starts the program with a stdin the check types into as it goes
+    /// (`ctx.proc(id).type_input(b"line\n")`, then `close_input()`).
+    pub fn spawn_interactive(&mut self, label: &str, args: &[&str]) -> Result<usize, Failure> {
+        self.launch(label, args, Input::Open, &[], None)
+    }
+
+    /// Starts some other program (`argv`, not the one under test), e.g. a process of
+    /// another user for a permission check. It is killed when the check ends like any.
+    pub fn spawn_other(
+        &mut self,
+        label: &str,
+        argv: &[&str],
+        uid: Option<u32>,
+    ) -> Result<usize, Failure> {
+        let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
+        let label = format!("{label} #{}", self.procs.len() + 1);
+        let running = Running::start(&argv, &label, self.scratch.path(), Input::Empty, &[], uid)
+            .map_err(|e| {
+                Failure::new(format!(
+                    "the grader could not start {:?}: {e}",
+                    argv.join(" ")
+                ))
+            })?;
+        self.procs.push(running);
+        Ok(self.procs.len() - 1)
     }
 
     /// Starts the program as an unprivileged user (`uid`, which is also the gid).
@@ -116,21 +144,21 @@ impl Ctx {
         args: &[&str],
         uid: u32,
     ) -> Result<usize, Failure> {
-        self.launch(label, args, None, &[], Some(uid))
+        self.launch(label, args, Input::Empty, &[], Some(uid))
     }
 
     fn launch(
         &mut self,
         label: &str,
         args: &[&str],
-        stdin: Option<Vec<u8>>,
+        input: Input,
         envs: &[(&str, &str)],
         uid: Option<u32>,
     ) -> Result<usize, Failure> {
         let mut argv = self.program.clone();
         argv.extend(args.iter().map(|a| a.to_string()));
         let label = format!("{label} #{}", self.procs.len() + 1);
-        let running = Running::start(&argv, &label, self.scratch.path(), stdin, envs, uid)
+        let running = Running::start(&argv, &label, self.scratch.path(), input, envs, uid)
             .map_err(|e| {
                 Failure::new(format!("could not start {:?}: {e}", argv.join(" ")))
                     .hint("is the program built, and is the --cmd path right?")

@@ -76,10 +76,23 @@ pub fn forget_folder(path: &Path) {
     registry().folders.retain(|p| p != path);
 }
 
+/// What a started program reads on stdin.
+pub enum Input {
+    /// Nothing: stdin is /dev/null.
+    Empty,
+    /// These bytes, then end-of-file (a thread writes them).
+    Bytes(Vec<u8>),
+    /// A pipe the check writes to as it goes ([`Running::type_input`]), like a person
+    /// typing; [`Running::close_input`] ends it.
+    Open,
+}
+
 /// A program under test, started in its own process group.
 pub struct Running {
     /// A short label for reports: `server`, `client #2`.
     pub label: String,
+    /// The open stdin of a program started with [`Input::Open`].
+    typing: Option<std::process::ChildStdin>,
     child: Child,
     stdout_path: PathBuf,
     stderr_path: PathBuf,
@@ -89,13 +102,12 @@ pub struct Running {
 impl Running {
     /// Starts `argv` with output captured to files named after `label` in `folder`.
     ///
-    /// With `stdin` given, a thread writes it and then closes the pipe (EOF); without,
-    /// stdin is empty.
+    /// `input` says what its stdin holds.
     pub fn start(
         argv: &[String],
         label: &str,
         folder: &Path,
-        stdin: Option<Vec<u8>>,
+        input: Input,
         envs: &[(&str, &str)],
         uid: Option<u32>,
     ) -> std::io::Result<Running> {
@@ -111,10 +123,9 @@ impl Running {
             .env_remove("RUST_BACKTRACE")
             .stdout(File::create(&stdout_path)?)
             .stderr(File::create(&stderr_path)?)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
+            .stdin(match input {
+                Input::Empty => Stdio::null(),
+                Input::Bytes(_) | Input::Open => Stdio::piped(),
             });
         for (key, value) in envs {
             command.env(key, value);
@@ -129,19 +140,42 @@ impl Running {
         let mut child = command.spawn()?;
         reg.groups.insert(child.id() as i32);
         drop(reg);
-        if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            std::thread::spawn(move || {
-                // A program that exits without reading all of it is not our error.
-                let _ = pipe.write_all(&bytes);
-            });
+        let mut typing = None;
+        match input {
+            Input::Bytes(bytes) => {
+                let mut pipe = child.stdin.take().expect("stdin is piped");
+                std::thread::spawn(move || {
+                    // A program that exits without reading all of it is not our error.
+                    let _ = pipe.write_all(&bytes);
+                });
+            }
+            Input::Open => typing = child.stdin.take(),
+            Input::Empty => {}
         }
         Ok(Running {
             label: label.to_string(),
+            typing,
             child,
             stdout_path,
             stderr_path,
             exit: None,
         })
+    }
+
+    /// Writes `bytes` to the stdin of a program started with [`Input::Open`].
+    pub fn type_input(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self.typing.as_mut() {
+            Some(pipe) => pipe.write_all(bytes).and_then(|()| pipe.flush()),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "stdin is closed",
+            )),
+        }
+    }
+
+    /// Closes the stdin of a program started with [`Input::Open`]: end of input.
+    pub fn close_input(&mut self) {
+        self.typing = None;
     }
 
     /// The process id (also its process group id).

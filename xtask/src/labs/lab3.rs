@@ -11,25 +11,20 @@
 //! half-close, print the whole answer (read until EOF), stop at an empty line or the end
 //! of its input, and fail with one line when nothing listens.
 
-use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{self, Signal};
-use nix::unistd::Pid;
 use regex::bytes::Regex;
 use socket2::{Domain, Socket, Type};
 
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, Conn, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::process::{self as programs, describe_status};
+use crate::grade::process::describe_status;
 use crate::grade::{Check, Ctx, Failure, Lab, Server, ensure, expect};
 
 pub static LAB: Lab = Lab {
@@ -956,124 +951,28 @@ fn exit_failure(status: ExitStatus, stderr: &str, when: &str) -> Failure {
     .hint("an empty line or the end of the input ends the client normally, with status 0")
 }
 
-/// A client whose stdin stays open, so that the check can wait for its prompt before
-/// typing. It runs in its own process group, killed when this is dropped.
-struct Typist {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-impl Typist {
-    fn start(ctx: &Ctx, args: &[&str]) -> Result<Typist, Failure> {
-        let stdout = ctx.scratch().join("typist.stdout");
-        let stderr = ctx.scratch().join("typist.stderr");
-        let program = ctx.program();
-        let files =
-            File::create(&stdout).and_then(|out| File::create(&stderr).map(|err| (out, err)));
-        let (out, err) =
-            files.map_err(|e| Failure::new(format!("grader could not create files: {e}")))?;
-        let mut child = Command::new(&program[0])
-            .args(&program[1..])
-            .args(args)
-            .current_dir(ctx.scratch())
-            .process_group(0)
-            .env_remove("SOCKLAB_NARRATE")
-            .env_remove("RUST_BACKTRACE")
-            .stdin(Stdio::piped())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| {
-                Failure::new(format!("could not start {:?}: {e}", program.join(" ")))
-                    .hint("is the program built, and is the --cmd path right?")
-            })?;
-        programs::track_group(child.id() as i32);
-        let stdin = child.stdin.take();
-        Ok(Typist {
-            child,
-            stdin,
-            stdout,
-            stderr,
-        })
-    }
-
-    fn stdout(&self) -> Vec<u8> {
-        std::fs::read(&self.stdout).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.stderr).unwrap_or_default()).into_owned()
-    }
-
-    /// Polls stdout until it is `wanted` (false if the client exits or `limit` passes).
-    fn wait_stdout(&mut self, wanted: &[u8], limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            if self.stdout() == wanted {
-                return true;
-            }
-            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
-            if exited || Instant::now() >= deadline {
-                return self.stdout() == wanted;
-            }
-            thread::sleep(Duration::from_millis(10));
+/// Polls the client's stdout until it is exactly `wanted` (false if the client exits
+/// or `limit` passes first).
+fn stdout_becomes(ctx: &mut Ctx, id: usize, wanted: &[u8], limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let client = ctx.proc(id);
+        if client.stdout() == wanted {
+            return true;
         }
-    }
-
-    fn type_line(&mut self, line: &[u8]) -> Result<(), Failure> {
-        let stdin = self.stdin.as_mut().expect("stdin is open until closed");
-        stdin
-            .write_all(line)
-            .and_then(|()| stdin.flush())
-            .map_err(|e| {
-                Failure::new(format!("could not type into the client's stdin: {e}"))
-                    .hint("the client exited before reading its input")
-            })
-    }
-
-    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        self.stdin = None; // end of input
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(10));
+        if client.exited().is_some() || Instant::now() >= deadline {
+            return client.stdout() == wanted;
         }
-    }
-
-    /// The failure for a prompt that is not (yet) on stdout.
-    fn prompt_failure(&self, problem: &str, expected: &[u8]) -> Failure {
-        let stderr = self.stderr();
-        if let Some(at) = stderr.find(shared::run::NOT_IMPLEMENTED) {
-            let step = stderr[at + shared::run::NOT_IMPLEMENTED.len()..]
-                .lines()
-                .next()
-                .unwrap_or("");
-            return Failure::new(format!("not implemented yet: {step}"));
-        }
-        Failure::new(problem.to_string())
-            .expected(format!("stdout: {}", show(expected)))
-            .got(format!(
-                "stdout: {}; stderr: {}",
-                show(&self.stdout()),
-                stderr.lines().last().unwrap_or("(nothing)")
-            ))
+        thread::sleep(Duration::from_millis(10));
     }
 }
 
-impl Drop for Typist {
-    fn drop(&mut self) {
-        let group = self.child.id() as i32;
-        let _ = signal::killpg(Pid::from_raw(group), Signal::SIGKILL);
-        let _ = self.child.wait();
-        programs::untrack_group(group);
-    }
+/// The failure for a prompt that is not (yet) on stdout.
+fn prompt_failure(ctx: &mut Ctx, id: usize, problem: &str, expected: &[u8]) -> Failure {
+    let client = ctx.proc(id);
+    Failure::new(problem.to_string())
+        .expected(format!("stdout: {}", show(expected)))
+        .got(format!("stdout: {}", show(&client.stdout())))
 }
 
 // ---------------------------------------------------------------------------------
@@ -1083,30 +982,44 @@ impl Drop for Typist {
 fn client_prompt(ctx: &mut Ctx) -> Result<(), Failure> {
     let stand_in = StandIn::start(numbered_answer)?;
     let port = stand_in.port();
-    let mut typist = Typist::start(ctx, &["client", "--host", "127.0.0.1", "--port", &port])?;
+    // stdin stays open, as when a person types: a prompt that is not flushed never shows.
+    let id = ctx.spawn_interactive(
+        "client",
+        &["client", "--host", "127.0.0.1", "--port", &port],
+    )?;
     let limit = Duration::from_secs(5);
-    if !typist.wait_stdout(b"> ", limit) {
-        return Err(typist
-            .prompt_failure("no `> ` prompt while the client waits for a line", b"> ")
-            .hint(
-                "print \"> \" before reading each line, and flush stdout: without a newline \
+    if !stdout_becomes(ctx, id, b"> ", limit) {
+        return Err(prompt_failure(
+            ctx,
+            id,
+            "no `> ` prompt while the client waits for a line",
+            b"> ",
+        )
+        .hint(
+            "print \"> \" before reading each line, and flush stdout: without a newline \
                  the prompt stays in the buffer and the user types blind",
-            ));
+        ));
     }
-    typist.type_line(b"hi\n")?;
+    ctx.proc(id).type_input(b"hi\n").map_err(|e| {
+        Failure::new(format!("could not type into the client's stdin: {e}"))
+            .hint("the client exited before reading its input")
+    })?;
     let wanted = b"> answer 1: hi\n> ";
-    if !typist.wait_stdout(wanted, limit) {
-        return Err(typist
-            .prompt_failure("after one line, no answer and new `> ` prompt", wanted)
-            .hint(
-                "print the whole answer, then \"> \" again (flushed) before reading the next line",
-            ));
+    if !stdout_becomes(ctx, id, wanted, limit) {
+        return Err(prompt_failure(
+            ctx,
+            id,
+            "after one line, no answer and new `> ` prompt",
+            wanted,
+        )
+        .hint("print the whole answer, then \"> \" again (flushed) before reading the next line"));
     }
-    match typist.wait_exit(limit) {
+    ctx.proc(id).close_input();
+    match ctx.proc(id).wait_exit(limit) {
         Some(status) if status.success() => Ok(()),
         Some(status) => Err(exit_failure(
             status,
-            &typist.stderr(),
+            &ctx.proc(id).stderr_text(),
             "at the end of its input",
         )),
         None => Err(

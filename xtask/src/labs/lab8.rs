@@ -960,37 +960,6 @@ fn status_pid_mismatch(ctx: &mut Ctx) -> Result<(), Failure> {
     })
 }
 
-/// A process of another user (uid 65534, `nobody`) that sleeps until dropped.
-struct ForeignProcess {
-    child: std::process::Child,
-}
-
-impl ForeignProcess {
-    fn start() -> Result<ForeignProcess, Failure> {
-        use std::os::unix::process::CommandExt;
-        let child = std::process::Command::new("sleep")
-            .arg("60")
-            .uid(65534)
-            .gid(65534)
-            .process_group(0)
-            .stdin(std::process::Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                Failure::new(format!("grader could not start `sleep` as uid 65534: {e}"))
-            })?;
-        crate::grade::process::track_group(child.id() as i32);
-        Ok(ForeignProcess { child })
-    }
-}
-
-impl Drop for ForeignProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        crate::grade::process::untrack_group(self.child.id() as i32);
-    }
-}
-
 fn status_eperm(ctx: &mut Ctx) -> Result<(), Failure> {
     let eperm_words = [
         "eperm",
@@ -1004,13 +973,17 @@ fn status_eperm(ctx: &mut Ctx) -> Result<(), Failure> {
     // (status then runs as uid 65533); otherwise process 1, if it is another user's.
     // The grader answers the handshake for it on a port of its own.
     let foreign = if running_as_root() {
-        Some(ForeignProcess::start()?)
+        // A process of uid 65534 (`nobody`) that sleeps until the check ends.
+        Some(ctx.spawn_other("sleeper", &["sleep", "60"], Some(65534))?)
     } else if kill(Pid::from_raw(1), None) == Err(Errno::EPERM) {
         None
     } else {
         return Ok(()); // no process of another user to try: nothing to check
     };
-    let pid = foreign.as_ref().map(|f| f.child.id()).unwrap_or(1);
+    let pid = match foreign {
+        Some(id) => ctx.proc(id).pid(),
+        None => 1,
+    };
     let server = FakeServer::start(LOCALHOST_V4, answer_of(pid))?;
     let pidfile = ctx.scratch().join("daemon.pid");
     replace_file(&pidfile, &format!("{pid};{}\n", server.port))?;
