@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// Pids of live processes whose command line contains `needle`.
+/// Pids of live Python processes whose command line contains `needle` (not the
+/// grader, whose own command line names the script too).
 fn processes_running(needle: &str) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -20,7 +21,9 @@ fn processes_running(needle: &str) -> Vec<u32> {
             .rsplit(')')
             .next()
             .is_some_and(|rest| rest.trim_start().starts_with('Z'));
-        if !zombie && String::from_utf8_lossy(&cmdline).contains(needle) {
+        let text = String::from_utf8_lossy(&cmdline);
+        let program = text.split('\0').next().unwrap_or("");
+        if !zombie && program.contains("python") && text.contains(needle) {
             found.push(pid);
         }
     }
