@@ -209,10 +209,20 @@ fn forward(
         for line in BufReader::new(pipe).lines() {
             let Ok(line) = line else { break };
             *last_output.lock().unwrap() = Instant::now();
-            if line.starts_with('[') {
-                println!("{line}");
+            // A prompt printed without a newline (`> `) runs into the next narration
+            // line: show it as a line of its own.
+            let label = format!("[{role}]");
+            let (before, rest) = match line.find(&label) {
+                Some(at) if at > 0 => (&line[..at], &line[at..]),
+                _ => ("", line.as_str()),
+            };
+            if !before.is_empty() {
+                println!("{label} {before}");
+            }
+            if rest.starts_with('[') {
+                println!("{rest}");
             } else {
-                println!("[{role}] {line}");
+                println!("{label} {rest}");
             }
         }
         drained.store(true, Ordering::SeqCst);
