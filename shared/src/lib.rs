@@ -8,13 +8,15 @@
 //! - [`narrate`]: the instructor's live commentary of each socket call,
 //! - [`errors`]: one-line, friendly explanations of socket errors,
 //! - [`ctime`]: the `Sun Nov 22 17:39:27 2026` time format of the notes,
-//! - [`run`]: a `main` wrapper that turns errors and `todo!()`s into one clear line.
+//! - [`run`]: a `main` wrapper that turns errors and `todo!()`s into one clear line,
+//! - [`sockaddr`]: addresses as people write them, and buffers for `recv_from`.
 
 pub mod cli;
 pub mod ctime;
 pub mod errors;
 pub mod narrate;
 pub mod run;
+pub mod sockaddr;
 
 pub use errors::{Context, Failure};
 pub use run::run;

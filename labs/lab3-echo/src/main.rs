@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use shared::cli::Endpoint;
+use shared::sockaddr::describe;
 use shared::{Context, Failure, narrate};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -471,14 +472,6 @@ fn exchange(connection: &mut Socket, line: &[u8]) -> Result<Vec<u8>, Failure> {
 // ---------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------
-
-/// `127.0.0.1:54012` or `[::1]:54012`, for logs and narration.
-fn describe(peer: &SockAddr) -> String {
-    match peer.as_socket() {
-        Some(address) => address.to_string(),
-        None => String::from("(unknown address)"),
-    }
-}
 
 /// The first bytes of `data`, escaped for a narration line: `"hello\n"`.
 fn preview(data: &[u8]) -> String {

@@ -26,7 +26,6 @@
 mod client;
 mod server;
 
-use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -100,23 +99,5 @@ pub fn max_payload(address: SocketAddr) -> usize {
         SocketAddr::V4(_) => IPV4_LIMIT,
         SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_some() => IPV4_LIMIT,
         SocketAddr::V6(_) => IPV6_LIMIT,
-    }
-}
-
-/// Lets `recv_from()` fill an ordinary, already zeroed byte buffer.
-///
-/// socket2 takes `&mut [MaybeUninit<u8>]` so that callers may skip zeroing; our
-/// buffers are plain `[u8]`, which is always allowed (see socket2's `Socket::recv`).
-pub fn as_uninit(buffer: &mut [u8]) -> &mut [MaybeUninit<u8>] {
-    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and recvfrom() only ever
-    // writes initialised bytes, so the slice stays fully initialised.
-    unsafe { &mut *(buffer as *mut [u8] as *mut [MaybeUninit<u8>]) }
-}
-
-/// `127.0.0.1:54012` or `[::1]:54012`, for logs and narration.
-pub fn describe(peer: &socket2::SockAddr) -> String {
-    match peer.as_socket() {
-        Some(address) => address.to_string(),
-        None => String::from("(unknown address)"),
     }
 }

@@ -15,7 +15,8 @@ use std::os::fd::AsRawFd;
 use shared::{Context, Failure, narrate};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::{RECEIVE_BUFFER, as_uninit, describe, max_payload};
+use crate::{RECEIVE_BUFFER, max_payload};
+use shared::sockaddr::{as_uninit, describe};
 
 /// Steps 1 and 2, then the endless loop of steps 3 and 4.
 pub fn run(address: SocketAddr, echo: bool) -> Result<(), Failure> {

@@ -18,11 +18,11 @@
 //! server may be busy or gone.
 
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::mem::MaybeUninit;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use shared::sockaddr::as_uninit;
 use shared::{Context, Failure, narrate};
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -239,14 +239,4 @@ fn is_server(from: &SockAddr, server_path: &Path) -> bool {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,
     }
-}
-
-/// Lets `recv_from()` fill an ordinary, already zeroed byte buffer.
-///
-/// socket2 takes `&mut [MaybeUninit<u8>]` so that callers may skip zeroing; our
-/// buffers are plain `[u8]`, which is always allowed (see socket2's `Socket::recv`).
-fn as_uninit(buffer: &mut [u8]) -> &mut [MaybeUninit<u8>] {
-    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and recvfrom() only ever
-    // writes initialised bytes, so the slice stays fully initialised.
-    unsafe { &mut *(buffer as *mut [u8] as *mut [MaybeUninit<u8>]) }
 }

@@ -40,6 +40,7 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use shared::errors::explain;
+use shared::sockaddr::describe;
 use shared::{Context, Failure, narrate};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -469,12 +470,4 @@ fn os_failure(what: impl std::fmt::Display, errno: Errno) -> Failure {
         "{what} failed: {}",
         explain(&io::Error::from(errno))
     ))
-}
-
-/// `127.0.0.1:54012` or `[::1]:54012`, for logs and narration.
-fn describe(peer: &SockAddr) -> String {
-    match peer.as_socket() {
-        Some(address) => address.to_string(),
-        None => String::from("(unknown address)"),
-    }
 }

@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use shared::cli::Endpoint;
+use shared::sockaddr::describe;
 use shared::{Context, Failure, narrate};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -175,12 +176,4 @@ fn greet_and_echo(mut connection: Socket) -> Result<(), Failure> {
     }
     narrate!("send({received} bytes); close()");
     Ok(())
-}
-
-/// `127.0.0.1:54012` or `[::1]:54012`, for logs and narration.
-fn describe(peer: &SockAddr) -> String {
-    match peer.as_socket() {
-        Some(address) => address.to_string(),
-        None => String::from("(unknown address)"),
-    }
 }

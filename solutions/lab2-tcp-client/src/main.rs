@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use shared::cli::Endpoint;
+use shared::sockaddr::describe;
 use shared::{Context, Failure, narrate};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -357,12 +358,4 @@ fn seconds(duration: Duration) -> String {
 fn list(addresses: &[SocketAddr]) -> String {
     let texts: Vec<String> = addresses.iter().map(ToString::to_string).collect();
     texts.join(", ")
-}
-
-/// `127.0.0.1:54012` or `[::1]:54012`, for logs and narration.
-fn describe(address: &SockAddr) -> String {
-    match address.as_socket() {
-        Some(address) => address.to_string(),
-        None => String::from("(unknown address)"),
-    }
 }

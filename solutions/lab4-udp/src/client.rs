@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use shared::{Context, Failure, narrate};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::{RECEIVE_BUFFER, as_uninit, describe, max_payload};
+use crate::{RECEIVE_BUFFER, max_payload};
+use shared::sockaddr::{as_uninit, describe};
 
 /// How patient the client is with one line.
 struct Patience {

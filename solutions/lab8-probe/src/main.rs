@@ -41,6 +41,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::signalfd::SignalFd;
 use nix::unistd::Pid;
+use shared::sockaddr::describe;
 use shared::{Context, Failure, narrate};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -1090,14 +1091,6 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, Failure> {
         .map_err(|e| Failure::new(format!("bad host {host:?}: cannot resolve it ({e})")))?
         .next()
         .ok_or_else(|| Failure::new(format!("bad host {host:?}: it resolves to no address")))
-}
-
-/// `127.0.0.1:54012` or `[::1]:54012`, for logs and narration.
-fn describe(address: &SockAddr) -> String {
-    match address.as_socket() {
-        Some(address) => address.to_string(),
-        None => String::from("(unknown address)"),
-    }
 }
 
 /// Bytes from the network, shown safely in one short line.
