@@ -7,6 +7,7 @@
 //! expected, what came back, a hint, and the last lines of the program's stderr.
 
 pub mod check;
+pub mod common;
 pub mod ctx;
 pub mod demo;
 pub mod expect;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::grade::ctx::running_as_root;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Lab, Server, ensure, expect};
+use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect};
 
 pub static LAB: Lab = Lab {
     id: "lab1",
@@ -82,7 +82,7 @@ pub static LAB: Lab = Lab {
             name: "port-in-use",
             points: 1,
             verifies: "one-line error and non-zero exit when the port is taken",
-            run: port_in_use,
+            run: common::port_in_use,
         },
         Check {
             name: "privileged-port",
@@ -212,27 +212,8 @@ fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
 fn prints_addresses(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx)?;
     let mut conn = net::connect(server.addr)?;
-    let client_port = conn.local_port();
     conn.read_exact_bytes(GREETING.len())?;
-    let limit = Duration::from_secs(2);
-    let wanted = [
-        (
-            server.addr.port().to_string(),
-            "the port it listens on, e.g. `listening on 127.0.0.1:5000`",
-        ),
-        (
-            format!(":{client_port}"),
-            "the peer address accept() returns, e.g. `client 127.0.0.1:54012 connected`",
-        ),
-    ];
-    for (needle, what) in wanted {
-        if !expect::stdout_mentions(ctx, server.id, &needle, limit) {
-            return Err(Failure::new(format!("stdout never mentioned {needle:?}"))
-                .got(show(&ctx.proc(server.id).stdout()))
-                .hint(format!("print {what}")));
-        }
-    }
-    Ok(())
+    common::prints_addresses(ctx, server.id, server.addr.port(), conn.local_port())
 }
 
 fn survives_reset(ctx: &mut Ctx) -> Result<(), Failure> {
@@ -265,24 +246,6 @@ fn no_fd_leak(ctx: &mut Ctx) -> Result<(), Failure> {
             .got(format!("{after} open fds (ls /proc/{}/fd)", server.pid))
             .hint("close (drop) each client's socket when you are done with it")
     })
-}
-
-fn port_in_use(ctx: &mut Ctx) -> Result<(), Failure> {
-    let holder = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
-    let port = holder
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or(0)
-        .to_string();
-    let run = ctx.run(
-        "server",
-        &["server", "--host", "127.0.0.1", "--port", &port],
-        None,
-        Duration::from_secs(5),
-    )?;
-    expect::clean_error(&run, &["in use"], 2)
-        .map_err(|f| f.during(format!("port {port} already taken by the grader")))
 }
 
 fn privileged_port(ctx: &mut Ctx) -> Result<(), Failure> {

@@ -678,52 +678,60 @@ fn prints_local_port(ctx: &mut Ctx) -> Result<(), Failure> {
     })
 }
 
-fn resolves_names(ctx: &mut Ctx) -> Result<(), Failure> {
-    let message = b"by name";
-    let reply = b"found me by name\n";
-    let server = GraderServer::start(LOCALHOST_V4, answering(message.len(), reply))?;
+/// The client, run with `--host HOST --message MESSAGE`, must reach the grader's server
+/// on `ip`, print its `reply` and exit 0. `missed` explains a client that never arrived.
+fn reaches_server(
+    ctx: &mut Ctx,
+    ip: IpAddr,
+    host: &str,
+    message: &str,
+    reply: &[u8],
+    missed: Failure,
+) -> Result<(), Failure> {
+    let server = GraderServer::start(ip, answering(message.len(), reply))?;
     let run = run_client(
         ctx,
-        "localhost",
+        host,
         &server.port(),
         CLIENT_TIMEOUT,
-        &["--message", "by name"],
+        &["--message", message],
         None,
     )?;
     let seen = server.finish();
     if seen.peer.is_none() {
-        return Err(Failure::new("with --host localhost the client never connected")
-            .got(format!("stderr: {}", stderr_summary(&run)))
-            .hint("resolve the host name (ToSocketAddrs / getaddrinfo) instead of parsing it as an IP address; try every address it gives"));
+        return Err(missed.got(format!("stderr: {}", stderr_summary(&run))));
     }
     printed(&run, reply, "the reply")?;
-    exited_ok(&run, "with --host localhost")
+    exited_ok(&run, &format!("with --host {host}"))
+}
+
+fn resolves_names(ctx: &mut Ctx) -> Result<(), Failure> {
+    let missed = Failure::new("with --host localhost the client never connected")
+        .hint("resolve the host name (ToSocketAddrs / getaddrinfo) instead of parsing it as an IP address; try every address it gives");
+    reaches_server(
+        ctx,
+        LOCALHOST_V4,
+        "localhost",
+        "by name",
+        b"found me by name\n",
+        missed,
+    )
 }
 
 fn tries_each_address(ctx: &mut Ctx) -> Result<(), Failure> {
     // Nothing listens on 127.0.0.2 (a loopback address too), so the first try is refused.
-    let message = b"second time lucky";
-    let reply = b"reached on the second address\n";
-    let server = GraderServer::start(LOCALHOST_V4, answering(message.len(), reply))?;
-    let run = run_client(
-        ctx,
-        "127.0.0.2,127.0.0.1",
-        &server.port(),
-        CLIENT_TIMEOUT,
-        &["--message", "second time lucky"],
-        None,
-    )?;
-    let seen = server.finish();
-    if seen.peer.is_none() {
-        return Err(Failure::new(
-            "the client never reached the server on the second address",
-        )
+    let missed = Failure::new("the client never reached the server on the second address")
         .sent("--host 127.0.0.2,127.0.0.1 (nothing listens on 127.0.0.2; the server is on 127.0.0.1)")
-        .got(format!("stderr: {}", stderr_summary(&run)))
-        .hint("split --host on commas, resolve each name, and try every address in turn: a new socket and connect() for each, until one succeeds"));
-    }
-    printed(&run, reply, "the reply")?;
-    exited_ok(&run, "with --host 127.0.0.2,127.0.0.1")
+        .hint("split --host on commas, resolve each name, and try every address in turn: a new socket and connect() for each, until one succeeds");
+    let reply = b"reached on the second address\n";
+    reaches_server(
+        ctx,
+        LOCALHOST_V4,
+        "127.0.0.2,127.0.0.1",
+        "second time lucky",
+        reply,
+        missed,
+    )
 }
 
 fn all_addresses_fail(ctx: &mut Ctx) -> Result<(), Failure> {
@@ -756,25 +764,16 @@ fn all_addresses_fail(ctx: &mut Ctx) -> Result<(), Failure> {
 }
 
 fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
-    let message = b"over six";
-    let reply = b"IPv6 works\n";
-    let server = GraderServer::start(LOCALHOST_V6, answering(message.len(), reply))?;
-    let run = run_client(
+    let missed = Failure::new("with --host ::1 the client never connected")
+        .hint("create each socket with the domain of the address it dials (Domain::for_address), not always IPv4");
+    reaches_server(
         ctx,
+        LOCALHOST_V6,
         "::1",
-        &server.port(),
-        CLIENT_TIMEOUT,
-        &["--message", "over six"],
-        None,
-    )?;
-    let seen = server.finish();
-    if seen.peer.is_none() {
-        return Err(Failure::new("with --host ::1 the client never connected")
-            .got(format!("stderr: {}", stderr_summary(&run)))
-            .hint("create each socket with the domain of the address it dials (Domain::for_address), not always IPv4"));
-    }
-    printed(&run, reply, "the reply")?;
-    exited_ok(&run, "with --host ::1")
+        "over six",
+        b"IPv6 works\n",
+        missed,
+    )
 }
 
 fn refused(ctx: &mut Ctx) -> Result<(), Failure> {

@@ -25,7 +25,7 @@ use socket2::{Domain, Socket, Type};
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, Conn, LOCALHOST_V4, LOCALHOST_V6, show};
 use crate::grade::process::describe_status;
-use crate::grade::{Check, Ctx, Failure, Lab, Server, ensure, expect};
+use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect};
 
 pub static LAB: Lab = Lab {
     id: "lab3",
@@ -132,7 +132,7 @@ pub static LAB: Lab = Lab {
             name: "port-in-use",
             points: 1,
             verifies: "one-line error and non-zero exit when the port is taken",
-            run: port_in_use,
+            run: common::port_in_use,
         },
         Check {
             name: "client-prompt",
@@ -752,44 +752,7 @@ fn prints_addresses(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &[])?;
     // Connected and quiet: the server has accepted us and waits in recv().
     let conn = net::connect(server.addr)?;
-    let client_port = conn.local_port();
-    let limit = Duration::from_secs(2);
-    let wanted = [
-        (
-            server.addr.port().to_string(),
-            "the port it listens on, e.g. `listening on 127.0.0.1:5000`",
-        ),
-        (
-            format!(":{client_port}"),
-            "each client's address as accept() returns it, e.g. `client 127.0.0.1:54012 connected`",
-        ),
-    ];
-    for (needle, what) in wanted {
-        if !expect::stdout_mentions(ctx, server.id, &needle, limit) {
-            return Err(Failure::new(format!("stdout never mentioned {needle:?}"))
-                .got(show(&ctx.proc(server.id).stdout()))
-                .hint(format!("print {what} (and flush stdout)")));
-        }
-    }
-    Ok(())
-}
-
-fn port_in_use(ctx: &mut Ctx) -> Result<(), Failure> {
-    let holder = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
-    let port = holder
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or(0)
-        .to_string();
-    let run = ctx.run(
-        "server",
-        &["server", "--host", "127.0.0.1", "--port", &port],
-        None,
-        Duration::from_secs(5),
-    )?;
-    expect::clean_error(&run, &["in use"], 2)
-        .map_err(|f| f.during(format!("port {port} already taken by the grader")))
+    common::prints_addresses(ctx, server.id, server.addr.port(), conn.local_port())
 }
 
 // ---------------------------------------------------------------------------------

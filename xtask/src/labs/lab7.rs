@@ -25,7 +25,7 @@ use nix::sys::signal::Signal;
 
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Lab, Server, ensure, expect};
+use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect};
 
 pub static LAB: Lab = Lab {
     id: "lab7",
@@ -102,7 +102,7 @@ pub static LAB: Lab = Lab {
             name: "port-in-use",
             points: 1,
             verifies: "one-line error and non-zero exit when the port is taken",
-            run: port_in_use,
+            run: common::port_in_use,
         },
         Check {
             name: "client",
@@ -800,24 +800,6 @@ fn backlog(ctx: &mut Ctx) -> Result<(), Failure> {
 fn no_ss() -> Failure {
     Failure::new("could not read the backlog with `ss -ltn`")
         .hint("is iproute2 (ss) installed? the listener may also have gone")
-}
-
-fn port_in_use(ctx: &mut Ctx) -> Result<(), Failure> {
-    let holder = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
-    let port = holder
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or(0)
-        .to_string();
-    let run = ctx.run(
-        "server",
-        &["server", "--host", "127.0.0.1", "--port", &port],
-        None,
-        Duration::from_secs(5),
-    )?;
-    expect::clean_error(&run, &["in use"], 2)
-        .map_err(|f| f.during(format!("port {port} already taken by the grader")))
 }
 
 /// What the grader's echo server saw of the client.

@@ -33,7 +33,7 @@ use nix::unistd::Pid;
 use crate::grade::ctx::{START_LIMIT, running_as_root};
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect};
+use crate::grade::{Check, Ctx, Failure, Finished, Lab, common, ensure, expect};
 
 pub static LAB: Lab = Lab {
     id: "lab8",
@@ -588,13 +588,7 @@ fn keeps_foreign_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
 }
 
 fn daemon_port_in_use(ctx: &mut Ctx) -> Result<(), Failure> {
-    let holder = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
-    let port = holder
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or(0)
-        .to_string();
+    let (_holder, port) = common::hold_tcp_port()?;
     let pidfile = ctx.scratch().join("daemon.pid");
     let path_text = pidfile.display().to_string();
     let run = ctx.run(
