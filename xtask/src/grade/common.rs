@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
 use super::net::show;
-use super::{Ctx, Failure, expect};
+use super::{Ctx, Failure, Server, ensure, expect};
 
 /// A TCP port the grader holds open on 127.0.0.1, and its number as text.
 /// The port stays taken until the listener is dropped.
@@ -63,4 +63,27 @@ pub fn prints_addresses(
         }
     }
     Ok(())
+}
+
+/// Serves one client, counts the server's open descriptors, serves 20 more and requires
+/// the count not to have grown: each client's socket must be closed when it is done.
+/// `serve` runs one whole client conversation with the given message.
+pub fn no_fd_growth(
+    server: &Server,
+    mut serve: impl FnMut(&[u8]) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    serve(b"warm up\n")?;
+    let baseline = expect::fds_settle(server.pid, 0, Duration::from_millis(200)).unwrap_or(0);
+    for n in 0..20 {
+        serve(format!("{n}\n").as_bytes())?;
+    }
+    let after = expect::fds_settle(server.pid, baseline, Duration::from_secs(2)).unwrap_or(0);
+    ensure(after <= baseline, || {
+        Failure::new("open file descriptors grew while serving clients")
+            .expected(format!(
+                "about {baseline} open fds after 20 more clients (as after the first)"
+            ))
+            .got(format!("{after} open fds (ls /proc/{}/fd)", server.pid))
+            .hint("close (drop) each client's socket when you are done with it")
+    })
 }

@@ -232,20 +232,7 @@ fn survives_reset(ctx: &mut Ctx) -> Result<(), Failure> {
 
 fn no_fd_leak(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx)?;
-    visit(server.addr, b"warm up\n")?;
-    let baseline = expect::fds_settle(server.pid, 0, Duration::from_millis(200)).unwrap_or(0);
-    for n in 0..20 {
-        visit(server.addr, format!("{n}\n").as_bytes())?;
-    }
-    let after = expect::fds_settle(server.pid, baseline, Duration::from_secs(2)).unwrap_or(0);
-    ensure(after <= baseline, || {
-        Failure::new("open file descriptors grew while serving clients")
-            .expected(format!(
-                "about {baseline} open fds after 20 more clients (as after the first)"
-            ))
-            .got(format!("{after} open fds (ls /proc/{}/fd)", server.pid))
-            .hint("close (drop) each client's socket when you are done with it")
-    })
+    common::no_fd_growth(&server, |message| visit(server.addr, message).map(|_| ()))
 }
 
 fn privileged_port(ctx: &mut Ctx) -> Result<(), Failure> {
