@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::grade::ctx::running_as_root;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect};
+use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab1",
@@ -23,78 +23,91 @@ pub static LAB: Lab = Lab {
             points: 1,
             verifies: "listens on the --host/--port it is given",
             run: listens,
+            budget: secs(30),
         },
         Check {
             name: "greets",
             points: 1,
             verifies: "sends hello\\n to a client first",
             run: greets,
+            budget: secs(30),
         },
         Check {
             name: "echoes",
             points: 2,
             verifies: "echoes the client's message after the greeting, then closes",
             run: echoes,
+            budget: secs(30),
         },
         Check {
             name: "serves-in-turn",
             points: 1,
             verifies: "serves client after client (accept in a loop)",
             run: serves_in_turn,
+            budget: secs(30),
         },
         Check {
             name: "backlog",
             points: 1,
             verifies: "listen() uses --backlog (read back from the kernel with ss)",
             run: backlog,
+            budget: secs(30),
         },
         Check {
             name: "reuse-address",
             points: 1,
             verifies: "restarts on the same port at once (SO_REUSEADDR)",
             run: reuse_address,
+            budget: secs(30),
         },
         Check {
             name: "ipv6",
             points: 1,
             verifies: "works over IPv6 with --host ::1",
             run: ipv6,
+            budget: secs(30),
         },
         Check {
             name: "prints-addresses",
             points: 1,
             verifies: "prints its port and each client's address:port",
             run: prints_addresses,
+            budget: secs(30),
         },
         Check {
             name: "survives-reset",
             points: 1,
             verifies: "keeps serving after a client resets the connection",
             run: survives_reset,
+            budget: secs(30),
         },
         Check {
             name: "no-fd-leak",
             points: 1,
             verifies: "open file descriptors do not grow with clients served",
             run: no_fd_leak,
+            budget: secs(30),
         },
         Check {
             name: "port-in-use",
             points: 1,
             verifies: "one-line error and non-zero exit when the port is taken",
             run: common::port_in_use,
+            budget: secs(30),
         },
         Check {
             name: "privileged-port",
             points: 1,
             verifies: "one-line error for a privileged port without the right",
             run: privileged_port,
+            budget: secs(30),
         },
         Check {
             name: "bad-host",
             points: 1,
             verifies: "one-line error for an address this machine does not have",
             run: bad_host,
+            budget: secs(30),
         },
     ],
     demo: Some(demo),

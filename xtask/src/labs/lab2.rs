@@ -20,7 +20,7 @@ use socket2::{Domain, Socket, Type};
 
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect};
+use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab2",
@@ -32,78 +32,91 @@ pub static LAB: Lab = Lab {
             points: 1,
             verifies: "connects and sends the --message text, byte for byte",
             run: sends_message,
+            budget: secs(30),
         },
         Check {
             name: "sends-stdin",
             points: 1,
             verifies: "without --message, sends everything on stdin, byte for byte",
             run: sends_stdin,
+            budget: secs(30),
         },
         Check {
             name: "prints-reply",
             points: 2,
             verifies: "stdout is exactly the server's reply (binary safe, nothing added), exit 0",
             run: prints_reply,
+            budget: secs(30),
         },
         Check {
             name: "half-closes",
             points: 2,
             verifies: "shutdown(Write) after sending, so a server that reads until EOF answers",
             run: half_closes,
+            budget: secs(30),
         },
         Check {
             name: "reads-until-eof",
             points: 2,
             verifies: "keeps reading until end-of-file: a reply in two pieces arrives whole",
             run: reads_until_eof,
+            budget: secs(30),
         },
         Check {
             name: "prints-local-port",
             points: 1,
             verifies: "prints its own address:port (getsockname), as the server sees it",
             run: prints_local_port,
+            budget: secs(30),
         },
         Check {
             name: "resolves-names",
             points: 1,
             verifies: "--host localhost works (the name is resolved, not parsed as an IP)",
             run: resolves_names,
+            budget: secs(30),
         },
         Check {
             name: "tries-each-address",
             points: 2,
             verifies: "--host 127.0.0.2,127.0.0.1: after a refusal it tries the next address",
             run: tries_each_address,
+            budget: secs(30),
         },
         Check {
             name: "all-addresses-fail",
             points: 1,
             verifies: "when every address refuses: one clear error naming the addresses tried",
             run: all_addresses_fail,
+            budget: secs(30),
         },
         Check {
             name: "ipv6",
             points: 1,
             verifies: "works over IPv6 with --host ::1",
             run: ipv6,
+            budget: secs(30),
         },
         Check {
             name: "refused",
             points: 1,
             verifies: "nothing listening: one clear line (connection refused), non-zero exit",
             run: refused,
+            budget: secs(30),
         },
         Check {
             name: "connect-timeout",
             points: 1,
             verifies: "a handshake that never completes: gives up after --timeout, one clear line",
             run: connect_timeout,
+            budget: secs(30),
         },
         Check {
             name: "read-timeout",
             points: 2,
             verifies: "a server that never answers: gives up after --timeout, one clear line",
             run: read_timeout,
+            budget: secs(30),
         },
     ],
     demo: Some(demo),

@@ -24,7 +24,7 @@ use crate::grade::ctx::START_LIMIT;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
 use crate::grade::process::describe_status;
-use crate::grade::{Check, Ctx, Failure, Lab, Server, ensure, expect};
+use crate::grade::{Check, Ctx, Failure, Lab, Server, ensure, expect, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab4",
@@ -36,96 +36,112 @@ pub static LAB: Lab = Lab {
             points: 1,
             verifies: "binds a UDP socket on the --host/--port it is given",
             run: binds,
+            budget: secs(30),
         },
         Check {
             name: "stamps",
             points: 2,
             verifies: "answers a datagram with [<ctime>] <data>, to its sender",
             run: stamps,
+            budget: secs(30),
         },
         Check {
             name: "echo-mode",
             points: 1,
             verifies: "with --echo, answers each datagram with the same bytes",
             run: echo_mode,
+            budget: secs(30),
         },
         Check {
             name: "replies-to-sender",
             points: 2,
             verifies: "three clients interleaved: each reply goes to the socket that sent it",
             run: replies_to_sender,
+            budget: secs(30),
         },
         Check {
             name: "keeps-boundaries",
             points: 2,
             verifies: "three datagrams sent back to back come back as three whole datagrams",
             run: keeps_boundaries,
+            budget: secs(30),
         },
         Check {
             name: "empty-datagram",
             points: 1,
             verifies: "an empty datagram is answered (the stamp alone; empty with --echo)",
             run: empty_datagram,
+            budget: secs(30),
         },
         Check {
             name: "max-datagram",
             points: 2,
             verifies: "65,507-byte datagrams: echoed whole; too long to stamp: a clear error reply",
             run: max_datagram,
+            budget: secs(30),
         },
         Check {
             name: "non-utf8",
             points: 1,
             verifies: "a datagram that is not UTF-8 is stamped byte for byte",
             run: non_utf8,
+            budget: secs(30),
         },
         Check {
             name: "ipv6",
             points: 1,
             verifies: "works over IPv6 with --host ::1",
             run: ipv6,
+            budget: secs(30),
         },
         Check {
             name: "prints-senders",
             points: 1,
             verifies: "prints each sender's address:port on stdout",
             run: prints_senders,
+            budget: secs(30),
         },
         Check {
             name: "port-in-use",
             points: 1,
             verifies: "one-line error and non-zero exit when the UDP port is taken",
             run: port_in_use,
+            budget: secs(30),
         },
         Check {
             name: "client-sends-lines",
             points: 2,
             verifies: "client: each stdin line is one datagram (no newline); each reply one stdout line",
             run: client_sends_lines,
+            budget: secs(30),
         },
         Check {
             name: "client-prints-max",
             points: 1,
             verifies: "client: a 65,505-byte line goes out whole and its 65,507-byte reply is printed whole",
             run: client_prints_max,
+            budget: secs(30),
         },
         Check {
             name: "client-retries",
             points: 2,
             verifies: "client: when the first datagram is lost, it sends again and prints the reply",
             run: client_retries,
+            budget: secs(30),
         },
         Check {
             name: "client-gives-up",
             points: 2,
             verifies: "client: when every datagram is lost, 1 + --retries sends, then a clear error and non-zero exit",
             run: client_gives_up,
+            budget: secs(30),
         },
         Check {
             name: "client-checks-sender",
             points: 1,
             verifies: "client: a datagram from a stranger is not taken for the server's reply",
             run: client_checks_sender,
+            budget: secs(30),
         },
     ],
     demo: Some(demo),

@@ -18,7 +18,7 @@ use nix::sys::signal::Signal;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, Conn, LOCALHOST_V4, LOCALHOST_V6, show};
 use crate::grade::process::describe_status;
-use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure};
+use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab6",
@@ -30,84 +30,98 @@ pub static LAB: Lab = Lab {
             points: 1,
             verifies: "echoes each line back on the same connection, line after line",
             run: echoes_lines,
+            budget: secs(30),
         },
         Check {
             name: "concurrent-clients",
             points: 2,
             verifies: "50 clients at once, one of them silent mid-line: all the others are answered",
             run: concurrent_clients,
+            budget: secs(30),
         },
         Check {
             name: "max-clients",
             points: 2,
             verifies: "past --max-clients, a newcomer gets one busy: line and is closed; the others keep their service",
             run: max_clients,
+            budget: secs(30),
         },
         Check {
             name: "frees-places",
             points: 1,
             verifies: "when a client leaves, its place is given to the next one",
             run: frees_places,
+            budget: secs(30),
         },
         Check {
             name: "survives-resets",
             points: 1,
             verifies: "keeps serving after clients reset their connections",
             run: survives_resets,
+            budget: secs(30),
         },
         Check {
             name: "ipv6",
             points: 1,
             verifies: "works over IPv6 with --host ::1",
             run: ipv6,
+            budget: secs(30),
         },
         Check {
             name: "prints-clients",
             points: 1,
             verifies: "prints its port and each client's address:port",
             run: prints_clients,
+            budget: secs(30),
         },
         Check {
             name: "port-in-use",
             points: 1,
             verifies: "one-line error and non-zero exit when the port is taken",
             run: common::port_in_use,
+            budget: secs(30),
         },
         Check {
             name: "sigint-exits-cleanly",
             points: 2,
             verifies: "on SIGINT idle clients are hung up on, a line names the signal, and the exit status is 0",
             run: sigint_exits_cleanly,
+            budget: secs(30),
         },
         Check {
             name: "stops-accepting",
             points: 1,
             verifies: "after SIGTERM the listener is closed at once, even while a client is still being answered",
             run: stops_accepting,
+            budget: secs(30),
         },
         Check {
             name: "finishes-reply",
             points: 2,
             verifies: "a reply being sent when SIGTERM comes is sent in full, then the exit status is 0",
             run: finishes_reply,
+            budget: secs(30),
         },
         Check {
             name: "finishes-request",
             points: 1,
             verifies: "a line half received when SIGTERM comes is still read to its end and answered",
             run: finishes_request,
+            budget: secs(30),
         },
         Check {
             name: "grace-period",
             points: 1,
             verifies: "a client stalled mid-line keeps the server no longer than --grace-ms",
             run: grace_period,
+            budget: secs(30),
         },
         Check {
             name: "client",
             points: 1,
             verifies: "the client sends stdin's lines and prints the replies, busy: included",
             run: client,
+            budget: secs(30),
         },
     ],
     demo: Some(demo),

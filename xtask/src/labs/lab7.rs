@@ -25,7 +25,7 @@ use nix::sys::signal::Signal;
 
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect};
+use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab7",
@@ -37,78 +37,91 @@ pub static LAB: Lab = Lab {
             points: 2,
             verifies: "echoes a client's bytes, then closes once the client half-closed",
             run: echoes,
+            budget: secs(30),
         },
         Check {
             name: "ipv6",
             points: 1,
             verifies: "works over IPv6 with --host ::1",
             run: ipv6,
+            budget: secs(30),
         },
         Check {
             name: "many-clients",
             points: 3,
             verifies: "2,000 clients connected at once each get their own bytes back",
             run: many_clients,
+            budget: secs(30),
         },
         Check {
             name: "slow-reader-no-stall",
             points: 2,
             verifies: "a client that sends but never reads does not stall the others",
             run: slow_reader_no_stall,
+            budget: secs(30),
         },
         Check {
             name: "back-pressure",
             points: 2,
             verifies: "stops reading a client that does not read: memory stays bounded",
             run: back_pressure,
+            budget: secs(30),
         },
         Check {
             name: "slow-reader-intact",
             points: 2,
             verifies: "a slow reader gets every byte in order despite partial sends",
             run: slow_reader_intact,
+            budget: secs(30),
         },
         Check {
             name: "idle-sleeps",
             points: 2,
             verifies: "uses no CPU while its clients are quiet (no busy loop)",
             run: idle_sleeps,
+            budget: secs(30),
         },
         Check {
             name: "stop-continue",
             points: 1,
             verifies: "keeps serving after kill -STOP / kill -CONT (EINTR)",
             run: stop_continue,
+            budget: secs(30),
         },
         Check {
             name: "survives-resets",
             points: 1,
             verifies: "keeps serving after clients reset their connections",
             run: survives_resets,
+            budget: secs(30),
         },
         Check {
             name: "no-fd-leak",
             points: 1,
             verifies: "open file descriptors do not grow with clients served or reset",
             run: no_fd_leak,
+            budget: secs(30),
         },
         Check {
             name: "backlog",
             points: 1,
             verifies: "listen() uses --backlog, and the default is at least 1024",
             run: backlog,
+            budget: secs(30),
         },
         Check {
             name: "port-in-use",
             points: 1,
             verifies: "one-line error and non-zero exit when the port is taken",
             run: common::port_in_use,
+            budget: secs(30),
         },
         Check {
             name: "client",
             points: 2,
             verifies: "the client sends stdin, half-closes and prints exactly the echo",
             run: client,
+            budget: secs(30),
         },
     ],
     demo: Some(demo),
