@@ -172,6 +172,7 @@ impl<W: Write> Human<W> {
                     "(one line each; --verbose shows them in full)"
                 };
                 writeln!(self.out, "Also failing {more}:")?;
+                let width = others.iter().map(|c| c.name.len()).max().unwrap_or(0);
                 for other in others {
                     let problem = other
                         .failure
@@ -181,7 +182,7 @@ impl<W: Write> Human<W> {
                             None => f.problem.clone(),
                         })
                         .unwrap_or_default();
-                    writeln!(self.out, "  {}  {problem}", other.name)?;
+                    writeln!(self.out, "  {:width$}  {problem}", other.name)?;
                 }
             }
         }

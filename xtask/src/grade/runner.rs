@@ -73,6 +73,10 @@ pub fn run(plans: &[Plan], jobs: usize, sink: &mut dyn FnMut(Event)) -> Vec<Repo
         .enumerate()
         .flat_map(|(p, plan)| (0..plan.checks.len()).map(move |r| (p, r)))
         .collect();
+    // The checks with the largest budgets are the slow ones: start them first, so the
+    // run ends soon after its slowest check instead of after a queue of quick ones.
+    let mut order = order;
+    order.sort_by_key(|&(p, r)| std::cmp::Reverse(plans[p].checks[r].budget));
     let mut results: Vec<Vec<Option<CheckResult>>> =
         plans.iter().map(|p| vec![None; p.checks.len()]).collect();
     let (tx, rx) = mpsc::channel::<(usize, usize, CheckResult)>();
