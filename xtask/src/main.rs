@@ -20,7 +20,14 @@ mod mutants;
 mod skeletons;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "socklab's grader and maintainer tools")]
+#[command(
+    name = "cargo xtask",
+    about = "socklab's grader and maintainer tools",
+    after_help = "Maintainers' commands (each has --help):\n  \
+                  skeletons  Regenerate labs/ from solutions/ (refuses to overwrite a student's work)\n  \
+                  mutants    Prove every check can fail, with deliberately buggy programs\n  \
+                  bench      Load-test the lab3, lab6 and lab7 servers against tokio"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,14 +59,13 @@ enum Command {
         lab: String,
     },
     /// Regenerate the student skeletons in labs/ from the reference solutions.
-    Skeletons {
-        /// Only check that labs/ is up to date; change nothing.
-        #[arg(long)]
-        check: bool,
-    },
+    #[command(hide = true)]
+    Skeletons(skeletons::SkeletonArgs),
     /// Build every mutant and check it fails exactly the checks it targets.
+    #[command(hide = true)]
     Mutants(mutants::MutantArgs),
     /// Load-test the lab3, lab6 and lab7 servers and tokio side by side.
+    #[command(hide = true)]
     Bench(bench::BenchArgs),
 }
 
@@ -75,7 +81,7 @@ fn main() -> ExitCode {
             only,
         } => grade_command(&root, &lab, solution, cmd.as_deref(), json, &only),
         Command::Demo { lab } => demo_command(&root, &lab),
-        Command::Skeletons { check } => skeletons::run(&root, check).map(|()| true),
+        Command::Skeletons(args) => skeletons::run(&root, args).map(|()| true),
         Command::Mutants(args) => mutants::run(&root, args),
         Command::Bench(args) => bench::run(&root, args).map(|()| true),
     };
@@ -186,8 +192,12 @@ fn unknown_lab(which: &str) -> String {
     )
 }
 
-/// The workspace root: xtask lives one level below it.
+/// The workspace root: xtask lives one level below it. `SOCKLAB_ROOT` overrides it
+/// (the tests point it at a scratch copy, so they never write to the real labs/).
 fn workspace_root() -> PathBuf {
+    if let Some(root) = std::env::var_os("SOCKLAB_ROOT").filter(|r| !r.is_empty()) {
+        return PathBuf::from(root);
+    }
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask sits inside the workspace")
