@@ -18,6 +18,7 @@ mod grade;
 mod labs;
 mod mutants;
 mod skeletons;
+mod student;
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +54,14 @@ enum Command {
         #[arg(long = "check")]
         only: Vec<String>,
     },
+    /// The hint for the step you are at: the idea first, the API when asked again.
+    Hint(student::hint::HintArgs),
+    /// Every lab with its steps written, last score, and where you are.
+    List(student::list::ListArgs),
+    /// Grade a lab again on every save of its files (q quits, h hint).
+    Watch(student::watch::WatchArgs),
+    /// Put a lab back to its pristine skeleton, keeping a backup of your files.
+    Reset(student::reset::ResetArgs),
     /// Play a lab's session live with the reference programs narrating every call.
     Demo {
         /// lab1 ... lab8.
@@ -81,6 +90,10 @@ fn main() -> ExitCode {
             only,
         } => grade_command(&root, &lab, solution, cmd.as_deref(), json, &only),
         Command::Demo { lab } => demo_command(&root, &lab),
+        Command::Hint(args) => student::hint::run(&root, args),
+        Command::List(args) => student::list::run(&root, args),
+        Command::Watch(args) => student::watch::run(&root, args),
+        Command::Reset(args) => student::reset::run(&root, args),
         Command::Skeletons(args) => skeletons::run(&root, args).map(|()| true),
         Command::Mutants(args) => mutants::run(&root, args),
         Command::Bench(args) => bench::run(&root, args).map(|()| true),
@@ -133,6 +146,16 @@ fn grade_command(
     for lab in &selected {
         let program = program_for(lab)?;
         let report = grade::grade(lab, &program, only)?;
+        if cmd.is_none() && !solution && only.is_empty() {
+            let progress = student::progress::scan(root, lab).ok();
+            student::state::record_grade(
+                root,
+                lab.id,
+                report.score,
+                report.max_score,
+                progress.as_ref(),
+            );
+        }
         all_full &= report.full_marks();
         if !json {
             let shown = shlex::try_join(program.iter().map(String::as_str)).unwrap_or_default();

@@ -356,7 +356,7 @@ fn rustfmt(source: &str) -> Result<String, String> {
     String::from_utf8(output.stdout).map_err(|e| e.to_string())
 }
 
-fn rust_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn rust_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let mut found = Vec::new();
     let entries = fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     for entry in entries {
