@@ -32,6 +32,15 @@ pub fn run(root: &Path, args: HintArgs) -> Result<bool, String> {
 /// The hint text for where the student is in `lab`: tier 1 the first time for a step,
 /// tier 2 when asked again (or with `more`). Counts the ask in the state file.
 pub fn show(root: &Path, lab: &Lab, more: bool) -> Result<String, String> {
+    let again = format!(
+        "Ask again (or add --more) for the API to look at: cargo xtask hint {} --more",
+        lab.id
+    );
+    show_with(root, lab, more, &again)
+}
+
+/// [`show`], telling how to ask for the second tier with `again` (watch: "press h").
+pub fn show_with(root: &Path, lab: &Lab, more: bool, again: &str) -> Result<String, String> {
     let progress = progress::scan(root, lab)?;
     let Some(step) = progress.next else {
         return Ok(format!(
@@ -60,10 +69,7 @@ pub fn show(root: &Path, lab: &Lab, more: bool) -> Result<String, String> {
             "\nThat is all the help there is for this step: the answer is yours to write.\n",
         );
     } else {
-        out.push_str(&format!(
-            "\nAsk again (or add --more) for the API to look at: cargo xtask hint {} --more\n",
-            lab.id
-        ));
+        out.push_str(&format!("\n{again}\n"));
     }
     Ok(out)
 }

@@ -195,7 +195,11 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         for lab in crate::labs::all() {
             let progress = scan(root, lab).unwrap();
-            assert_eq!(progress.written, 0, "{}: a todo! was not recognised", lab.id);
+            assert_eq!(
+                progress.written, 0,
+                "{}: a todo! was not recognised",
+                lab.id
+            );
             assert!(progress.total > 0 && progress.next.is_some(), "{}", lab.id);
         }
         let progress = scan(root, crate::labs::find("lab1").unwrap()).unwrap();

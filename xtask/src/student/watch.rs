@@ -133,7 +133,7 @@ pub fn run(root: &Path, args: WatchArgs) -> Result<bool, String> {
             }
             Ok(Event::Key('q' | 'Q')) | Ok(Event::Quit) => break,
             Ok(Event::Key('h' | 'H')) => {
-                match hint::show(root, lab, false) {
+                match hint::show_with(root, lab, false, "Press h again for the API to look at.") {
                     Ok(text) => println!("\n{text}"),
                     Err(message) => println!("\nno hint: {message}"),
                 }
@@ -214,8 +214,9 @@ fn start_watching(
         }
     }
     let dir = lab_dir.to_path_buf();
+    // Taken before watch starts its first run, so that no save after it is missed.
+    let mut before = snapshot(&dir);
     thread::spawn(move || {
-        let mut before = snapshot(&dir);
         loop {
             thread::sleep(POLL_EVERY);
             let now = snapshot(&dir);
