@@ -1,10 +1,11 @@
 //! `cargo xtask`: socklab's grader and maintainer tools.
 //!
-//! - `grade <lab|all> [--solution | --cmd "PROGRAM ARGS"] [--json]`: the black-box grader.
-//! - `demo <lab>`: the reference programs narrate a whole session, for class.
-//! - `skeletons [--check]`: regenerate `labs/` from `solutions/`.
-//! - `mutants [lab...]`: prove every check can fail, with deliberately buggy programs.
-//! - `bench`: load-test the servers of labs 3, 6 and 7 against tokio.
+//! `main.rs` only parses the command line and dispatches, one module per verb:
+//!
+//! - `grade` ([`verbs::grade`]): the black-box grader, streamed, with one next step.
+//! - `hint`, `list`, `watch`, `reset` ([`student`]): the student's loop.
+//! - `demo` ([`verbs::demo`]): the reference programs narrate a session, for class.
+//! - maintainers: `skeletons`, `mutants`, `bench`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,7 +23,14 @@ mod student;
 mod verbs;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "socklab's grader and maintainer tools")]
+#[command(
+    name = "cargo xtask",
+    about = "socklab's grader and maintainer tools",
+    after_help = "Maintainers' commands (each has --help):\n  \
+                  skeletons  Regenerate labs/ from solutions/ (refuses to overwrite a student's work)\n  \
+                  mutants    Prove every check can fail, with deliberately buggy programs\n  \
+                  bench      Load-test the lab3, lab6 and lab7 servers against tokio"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,20 +40,27 @@ struct Cli {
 enum Command {
     /// Grade a lab (lab1 ... lab8, or `all`): your crate, the reference, or any program.
     Grade(verbs::grade::GradeArgs),
+    /// The hint for the step you are at: the idea first, the API when asked again.
+    Hint(student::hint::HintArgs),
+    /// Every lab with its steps written, last score, and where you are.
+    List(student::list::ListArgs),
+    /// Grade a lab again on every save of its files (q quits, h hint).
+    Watch(student::watch::WatchArgs),
+    /// Put a lab back to its pristine skeleton, keeping a backup of your files.
+    Reset(student::reset::ResetArgs),
     /// Play a lab's session live with the reference programs narrating every call.
     Demo {
         /// lab1 ... lab8.
         lab: String,
     },
     /// Regenerate the student skeletons in labs/ from the reference solutions.
-    Skeletons {
-        /// Only check that labs/ is up to date; change nothing.
-        #[arg(long)]
-        check: bool,
-    },
+    #[command(hide = true)]
+    Skeletons(skeletons::SkeletonArgs),
     /// Build every mutant and check it fails exactly the checks it targets.
+    #[command(hide = true)]
     Mutants(mutants::MutantArgs),
     /// Load-test the lab3, lab6 and lab7 servers and tokio side by side.
+    #[command(hide = true)]
     Bench(bench::BenchArgs),
 }
 
@@ -55,7 +70,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Grade(args) => verbs::grade::run(&root, args),
         Command::Demo { lab } => verbs::demo::run(&root, &lab),
-        Command::Skeletons { check } => skeletons::run(&root, check).map(|()| true),
+        Command::Hint(args) => student::hint::run(&root, args),
+        Command::List(args) => student::list::run(&root, args),
+        Command::Watch(args) => student::watch::run(&root, args),
+        Command::Reset(args) => student::reset::run(&root, args),
+        Command::Skeletons(args) => skeletons::run(&root, args).map(|()| true),
         Command::Mutants(args) => mutants::run(&root, args),
         Command::Bench(args) => bench::run(&root, args).map(|()| true),
     };
@@ -69,8 +88,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// The workspace root: xtask lives one level below it.
+/// The workspace root: xtask lives one level below it. `SOCKLAB_ROOT` overrides it
+/// (the tests point it at a scratch copy, so they never write to the real labs/).
 fn workspace_root() -> PathBuf {
+    if let Some(root) = std::env::var_os("SOCKLAB_ROOT").filter(|r| !r.is_empty()) {
+        return PathBuf::from(root);
+    }
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask sits inside the workspace")

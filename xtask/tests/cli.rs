@@ -64,26 +64,45 @@ fn one_line_error(args: &[&str], needle: &str) {
     let output = common::xtask(args);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: one line, got:\n{stderr}");
-    assert!(stderr.contains(needle), "{args:?}: {needle:?} not in {stderr}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "{args:?}: one line, got:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: {needle:?} not in {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
 }
 
 #[test]
 fn a_missing_program_is_one_line_error_not_one_per_check() {
-    one_line_error(&["grade", "lab1", "--cmd", "/nonexistent/program"], "/nonexistent/program");
-    one_line_error(&["grade", "lab1", "--cmd", "no-such-command-xyz"], "not a command on PATH");
+    one_line_error(
+        &["grade", "lab1", "--cmd", "/nonexistent/program"],
+        "/nonexistent/program",
+    );
+    one_line_error(
+        &["grade", "lab1", "--cmd", "no-such-command-xyz"],
+        "not a command on PATH",
+    );
 }
 
 #[test]
 fn a_program_that_is_not_executable_is_named() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python/lab1_server.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/python/lab1_server.py"
+    );
     one_line_error(&["grade", "lab1", "--cmd", script], "not executable");
 }
 
 #[test]
 fn an_unknown_check_is_an_error_listing_the_checks() {
-    one_line_error(&["grade", "lab1", "--check", "nosuch"], "unknown check \"nosuch\"");
+    one_line_error(
+        &["grade", "lab1", "--check", "nosuch"],
+        "unknown check \"nosuch\"",
+    );
     one_line_error(&["grade", "lab1", "--check", "nosuch"], "greets");
 }
 
@@ -92,7 +111,10 @@ fn demo_names_the_labs_it_accepts() {
     let output = common::xtask(&["demo", "all"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr.contains("lab1") && !stderr.contains("or all"), "{stderr}");
+    assert!(
+        stderr.contains("lab1") && !stderr.contains("or all"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -154,10 +176,22 @@ fn a_program_that_rejects_an_option_is_told_so() {
 
 #[test]
 fn json_has_the_program_durations_and_a_format_version() {
-    let output = common::xtask(&["grade", "lab1", "--solution", "--json", "--check", "listens"]);
+    let output = common::xtask(&[
+        "grade",
+        "lab1",
+        "--solution",
+        "--json",
+        "--check",
+        "listens",
+    ]);
     let report = &common::reports(&output)[0];
     assert_eq!(report["format_version"], 2);
-    assert!(report["program"].as_str().unwrap().contains("lab1-solution"));
+    assert!(
+        report["program"]
+            .as_str()
+            .unwrap()
+            .contains("lab1-solution")
+    );
     assert!(report["duration_ms"].is_u64());
     assert!(report["checks"][0]["duration_ms"].is_u64());
     assert_eq!(report["checks"][0]["status"], "passed");

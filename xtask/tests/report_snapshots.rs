@@ -45,7 +45,9 @@ fn report(args: &[&str]) -> String {
 
 #[test]
 fn every_skeleton_report() {
-    for lab in ["lab1", "lab2", "lab3", "lab4", "lab5", "lab6", "lab7", "lab8"] {
+    for lab in [
+        "lab1", "lab2", "lab3", "lab4", "lab5", "lab6", "lab7", "lab8",
+    ] {
         insta::assert_snapshot!(format!("skeleton_{lab}"), report(&["grade", lab]));
     }
 }

@@ -258,7 +258,10 @@ fn waits_in_epoll(pid: u32, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
-        if ["epoll", "poll", "select"].iter().any(|w| wchan.contains(w)) {
+        if ["epoll", "poll", "select"]
+            .iter()
+            .any(|w| wchan.contains(w))
+        {
             return true;
         }
         if Instant::now() >= deadline {
