@@ -12,7 +12,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod bench;
 // The grader is a toolkit for the lab modules: not every lab uses every helper.
 #[allow(dead_code)]
 mod grade;
@@ -59,9 +58,14 @@ enum Command {
     /// Build every mutant and check it fails exactly the checks it targets.
     #[command(hide = true)]
     Mutants(mutants::MutantArgs),
-    /// Load-test the lab3, lab6 and lab7 servers and tokio side by side.
-    #[command(hide = true)]
-    Bench(bench::BenchArgs),
+    /// Load-test the lab3, lab6 and lab7 servers and tokio side by side (the
+    /// xtask-bench crate, built in release mode; `cargo xtask bench --help` for options).
+    #[command(hide = true, disable_help_flag = true)]
+    Bench {
+        /// Passed to xtask-bench as they are.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,7 +80,7 @@ fn main() -> ExitCode {
         Command::Reset(args) => student::reset::run(&root, args),
         Command::Skeletons(args) => skeletons::run(&root, args).map(|()| true),
         Command::Mutants(args) => mutants::run(&root, args),
-        Command::Bench(args) => bench::run(&root, args).map(|()| true),
+        Command::Bench { args } => verbs::bench::run(&root, &args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
