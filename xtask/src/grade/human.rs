@@ -160,7 +160,7 @@ impl<W: Write> Human<W> {
         } else {
             writeln!(
                 self.out,
-                "Fix {} `{}`: it checks that the program {}",
+                "Fix {} `{}` ({})",
                 report.lab, first.name, first.verifies
             )?;
             self.full(&e, "  ")?;
