@@ -12,10 +12,11 @@
 //! Modules: [`build`] (release builds), [`limits`] (open-file limit), [`server`]
 //! (server processes and their memory), [`tokio_server`] (the baseline), [`load`]
 //! (the load generator), [`stats`] (rates, percentiles), [`report`] (tables),
-//! [`plot`] (the SVG), [`cell`] (one measurement).
+//! [`plot`] (the SVG), [`cell`] (one measurement); [`grader`] times the grader itself.
 
 mod build;
 mod cell;
+mod grader;
 mod limits;
 mod load;
 mod plot;
@@ -81,6 +82,11 @@ struct BenchArgs {
     #[arg(long)]
     no_build: bool,
 
+    /// Measure the grader instead: `grade all --solution` with --jobs 1 and the
+    /// default side by side (same verdicts?), and lab3 against its slowest check.
+    #[arg(long)]
+    grader: bool,
+
     /// The workspace root [default: two folders above this crate].
     #[arg(long, hide = true)]
     root: Option<PathBuf>,
@@ -124,6 +130,9 @@ fn main() -> std::process::ExitCode {
 fn run(root: &Path, args: BenchArgs) -> Result<(), String> {
     if let Some(port) = args.serve_tokio {
         return tokio_server::serve(port);
+    }
+    if args.grader {
+        return grader::run(root);
     }
     let mut settings = validate(root, &args)?;
     let mut notes = Vec::new();
