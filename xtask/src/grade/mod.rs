@@ -12,7 +12,9 @@ pub mod ctx;
 pub mod demo;
 pub mod expect;
 pub mod net;
+pub mod netns;
 pub mod process;
+pub mod tcp_table;
 
 use std::path::Path;
 use std::process::Command;
