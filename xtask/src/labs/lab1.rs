@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::grade::ctx::running_as_root;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect};
+use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect, tcp_table};
 
 pub static LAB: Lab = Lab {
     id: "lab1",
@@ -23,6 +23,12 @@ pub static LAB: Lab = Lab {
             points: 1,
             verifies: "listens on the --host/--port it is given",
             run: listens,
+        },
+        Check {
+            name: "binds-given-host",
+            points: 1,
+            verifies: "binds the --host address itself, not the wildcard 0.0.0.0 (read from /proc/net/tcp)",
+            run: binds_given_host,
         },
         Check {
             name: "greets",
@@ -118,6 +124,48 @@ fn visit(addr: SocketAddr, message: &[u8]) -> Result<Vec<u8>, Failure> {
 
 fn listens(ctx: &mut Ctx) -> Result<(), Failure> {
     start(ctx).map(|_| ())
+}
+
+fn binds_given_host(ctx: &mut Ctx) -> Result<(), Failure> {
+    // 127.0.0.2 is loopback too, but no program binds it by accident: a server that
+    // binds the wildcard or a hard-coded 127.0.0.1 shows here.
+    let given = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+    let server = ctx
+        .start_server("server", given, &[])
+        .map_err(|f| f.during("with --host 127.0.0.2"))?;
+    let port = server.addr.port();
+    let rows: Vec<_> = tcp_table::read_own()
+        .into_iter()
+        .filter(|row| row.is_listen() && row.local.port() == port)
+        .collect();
+    // The server's own listening socket (found by its inode among the program's
+    // descriptors); any listener on the port if the program hands it to a child.
+    let owned = tcp_table::socket_inodes(server.pid);
+    let bound: Vec<SocketAddr> = match rows.iter().filter(|r| owned.contains(&r.inode)).count() {
+        0 => rows.iter().map(|r| r.local).collect(),
+        _ => rows
+            .iter()
+            .filter(|r| owned.contains(&r.inode))
+            .map(|r| r.local)
+            .collect(),
+    };
+    let shown: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
+    ensure(
+        bound.iter().all(|a| a.ip() == given) && !bound.is_empty(),
+        || {
+            let wildcard = bound.iter().any(|a| a.ip().is_unspecified());
+            Failure::new("the listening socket is not bound to the address it was given")
+                .sent(format!("--host 127.0.0.2 --port {port}"))
+                .expected(format!("a listener on 127.0.0.2:{port} (/proc/net/tcp)"))
+                .got(format!("bound to {}", shown.join(", ")))
+                .hint(if wildcard {
+                    "bind() the --host address: the wildcard (0.0.0.0 or ::) accepts calls on \
+                 every interface, from the whole network, when you were asked for one"
+                } else {
+                    "bind() the address --host names, not a fixed one"
+                })
+        },
+    )
 }
 
 fn greets(ctx: &mut Ctx) -> Result<(), Failure> {
