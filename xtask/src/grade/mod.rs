@@ -15,6 +15,7 @@ pub mod net;
 pub mod netns;
 pub mod process;
 pub mod tcp_table;
+pub mod wire;
 
 use std::path::Path;
 use std::process::Command;

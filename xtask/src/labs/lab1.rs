@@ -332,25 +332,88 @@ fn bad_host(ctx: &mut Ctx) -> Result<(), Failure> {
 }
 
 fn demo(demo: &mut Demo) -> Result<(), String> {
+    demo.private_network();
     let port = demo.free_port();
     let port_text = port.to_string();
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
     demo.say(&format!(
-        "The server takes its steps: socket, setsockopt, bind, listen (port {port})"
+        "The server takes its steps: socket, setsockopt, bind, listen (127.0.0.1:{port})"
     ));
     demo.start(
         "server",
         &["server", "--host", "127.0.0.1", "--port", &port_text],
     )?;
     demo.wait_listening(port)?;
-    for n in 1..=2 {
-        demo.say(&format!(
-            "Client {n} connects, reads the greeting, sends a line and reads the echo"
-        ));
-        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-        let got =
-            visit(addr, format!("message from client {n}\n").as_bytes()).map_err(|f| f.problem)?;
-        println!("[client {n}] received {}", show(&got));
-        demo.settle();
+    let filter = format!("sport = :{port}");
+    demo.say("The kernel's view of the listening socket: Send-Q is the backlog");
+    demo.ss(&["-ltn", &filter]);
+
+    demo.say(
+        "Client 1 connects: the kernel completes the handshake (SYN, SYN-ACK, ACK) \
+         before accept() returns",
+    );
+    let mut first = demo.connect(addr)?;
+    let greeting = first
+        .read_exact_bytes(GREETING.len())
+        .map_err(|f| f.problem)?;
+    demo.line("client 1", format!("received {}", show(&greeting)));
+
+    demo.say(
+        "The server now waits in recv() for client 1. Clients 2 and 3 call meanwhile: \
+         their handshakes complete anyway and they wait in the queue (the backlog)",
+    );
+    let second = demo.connect(addr)?;
+    let third = demo.connect(addr)?;
+    demo.line(
+        "client 2",
+        "connect() returned: queued, not accepted yet".into(),
+    );
+    demo.line(
+        "client 3",
+        "connect() returned: queued, not accepted yet".into(),
+    );
+    demo.say("ss shows them: Recv-Q of the listener counts finished handshakes not accepted");
+    demo.ss(&["-ltn", &filter]);
+
+    demo.say("Client 1 sends a line; the server echoes it and closes: a FIN from each side");
+    first
+        .send(b"message from client 1\n")
+        .map_err(|f| f.problem)?;
+    let echo = first.read_to_eof(64 * 1024).map_err(|f| f.problem)?;
+    demo.line(
+        "client 1",
+        format!("received {} then end-of-file", show(&echo)),
+    );
+    drop(first);
+
+    demo.say("The server accepts client 2 from the queue and serves it");
+    let mut second = second;
+    let greeting = second
+        .read_exact_bytes(GREETING.len())
+        .map_err(|f| f.problem)?;
+    second
+        .send(b"message from client 2\n")
+        .map_err(|f| f.problem)?;
+    let echo = second.read_to_eof(64 * 1024).map_err(|f| f.problem)?;
+    demo.line(
+        "client 2",
+        format!("received {}", show(&[greeting, echo].concat())),
+    );
+
+    demo.say(
+        "Client 3 gives up without a goodbye: closing with SO_LINGER 0 sends a reset (RST) \
+         instead of a FIN; the server reports it and carries on",
+    );
+    third.reset();
+    demo.settle();
+    let closed = SocketAddr::new(addr.ip(), demo.free_port());
+    demo.say(&format!(
+        "Nothing listens on port {}: the kernel answers the SYN with a RST, connection refused",
+        closed.port()
+    ));
+    match demo.connect(closed) {
+        Ok(_) => demo.line("client 4", "connected?! something listens there".into()),
+        Err(why) => demo.line("client 4", why),
     }
     demo.say("The server is back in accept(), asleep until the next client calls");
     Ok(())

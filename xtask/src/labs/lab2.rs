@@ -12,13 +12,14 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
-use crate::grade::demo::Demo;
+use crate::grade::demo::{Demo, Voice};
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
 use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect};
 
@@ -331,10 +332,25 @@ fn hold(stop: &Receiver<()>) {
 /// receive queue is empty). True when that happened, or when the client's socket is
 /// gone; false at the deadline or on a stop request.
 fn wait_until_read(server_port: u16, client_port: u16, stop: &Receiver<()>) -> bool {
+    wait_until_read_in(&own_tables(), server_port, client_port, stop)
+}
+
+/// The machine's own TCP tables.
+fn own_tables() -> Vec<PathBuf> {
+    vec!["/proc/net/tcp".into(), "/proc/net/tcp6".into()]
+}
+
+/// [`wait_until_read`] on the connections these `tables` list (a private host's).
+fn wait_until_read_in(
+    tables: &[PathBuf],
+    server_port: u16,
+    client_port: u16,
+    stop: &Receiver<()>,
+) -> bool {
     let deadline = Instant::now() + SERVER_LIMIT;
     loop {
-        let unacked = queues(server_port, client_port).map(|(tx, _)| tx);
-        let unread = queues(client_port, server_port).map(|(_, rx)| rx);
+        let unacked = queues(tables, server_port, client_port).map(|(tx, _)| tx);
+        let unread = queues(tables, client_port, server_port).map(|(_, rx)| rx);
         match (unacked, unread) {
             (Some(0), Some(0)) | (_, None) => return true,
             _ => {}
@@ -347,11 +363,11 @@ fn wait_until_read(server_port: u16, client_port: u16, stop: &Receiver<()>) -> b
 }
 
 /// `(tx_queue, rx_queue)` of the TCP socket whose local port is `local` and remote port
-/// `remote`, from /proc/net/tcp and /proc/net/tcp6.
-fn queues(local: u16, remote: u16) -> Option<(u64, u64)> {
+/// `remote`, from these tables (/proc/net/tcp and /proc/net/tcp6).
+fn queues(tables: &[PathBuf], local: u16, remote: u16) -> Option<(u64, u64)> {
     let local_suffix = format!(":{local:04X}");
     let remote_suffix = format!(":{remote:04X}");
-    ["/proc/net/tcp", "/proc/net/tcp6"]
+    tables
         .iter()
         .filter_map(|path| std::fs::read_to_string(path).ok())
         .find_map(|table| {
@@ -868,9 +884,10 @@ fn read_timeout(ctx: &mut Ctx) -> Result<(), Failure> {
 // ---------------------------------------------------------------------------------
 
 /// The demo's server: for each client, read until end-of-file, then answer in two
-/// pieces (the second once the client has read the first) and close. Prints what it
-/// does as `[server]` lines.
-fn demo_server(listener: TcpListener, stop: Receiver<()>) {
+/// pieces (the second once the client has read the first) and close. Says what it
+/// does as `[server]` lines; `tables` are the TCP tables its connections are in.
+fn demo_server(listener: TcpListener, stop: Receiver<()>, voice: Voice, tables: Vec<PathBuf>) {
+    let say = |text: String| voice.line("server", text);
     let server_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let _ = listener.set_nonblocking(true);
     loop {
@@ -883,43 +900,49 @@ fn demo_server(listener: TcpListener, stop: Receiver<()>) {
         };
         let _ = stream.set_nonblocking(false);
         let _ = stream.set_read_timeout(Some(SERVER_LIMIT));
-        println!("[server] accepted a client from {peer}; reading until its end-of-file");
+        say(format!(
+            "accepted a client from {peer}; reading until its end-of-file"
+        ));
         let mut request = Vec::new();
         if stream.read_to_end(&mut request).is_err() {
-            println!("[server] no end-of-file from {peer}; closing");
+            say(format!("no end-of-file from {peer}; closing"));
             continue;
         }
-        println!(
-            "[server] end-of-file after {} bytes: {}; answering in two pieces",
+        say(format!(
+            "end-of-file after {} bytes: {}; answering in two pieces",
             request.len(),
             show(&request)
-        );
+        ));
         let _ = stream.write_all(b"you said:\n");
-        if wait_until_read(server_port, peer.port(), &stop) {
+        if wait_until_read_in(&tables, server_port, peer.port(), &stop) {
             let mut shout = request.to_ascii_uppercase();
             if !shout.ends_with(b"\n") {
                 shout.push(b'\n');
             }
             let _ = stream.write_all(&shout);
         }
-        println!("[server] closing the connection with {peer}");
+        say(format!("close(): our FIN to {peer}"));
     }
 }
 
 fn demo(demo: &mut Demo) -> Result<(), String> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| format!("the demo server cannot listen: {e}"))?;
+    let wire = demo.private_network();
+    let listener = demo.listen(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let port_text = port.to_string();
     let (stop, stopped) = mpsc::channel::<()>();
-    let server = std::thread::spawn(move || demo_server(listener, stopped));
+    let (voice, tables) = (demo.voice(), demo.tcp_tables());
+    let server = std::thread::spawn(move || demo_server(listener, stopped, voice, tables));
     let limit = Duration::from_secs(15);
 
     demo.say(&format!(
         "A server listens on 127.0.0.1:{port}. It answers only after the client's \
          end-of-file, in two pieces"
     ));
-    demo.say("The client: socket, connect, getsockname, send, shutdown(SHUT_WR), recv until 0");
+    demo.say(
+        "The client: socket, connect (the handshake: SYN, SYN-ACK, ACK), send, \
+         shutdown(SHUT_WR) (its FIN, while it keeps reading), recv until 0",
+    );
     demo.run(
         "client",
         &[
@@ -932,6 +955,12 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
         b"",
         limit,
     )?;
+    let filter = format!("sport = :{port} or dport = :{port}");
+    demo.say(
+        "The close took four segments: the client's FIN, its ACK, the server's FIN, its ACK. \
+         The client closed first, so its side now waits in TIME-WAIT",
+    );
+    demo.ss(&["-tan", &filter]);
 
     demo.say("The message can come from stdin instead of --message");
     demo.run(
@@ -941,7 +970,9 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
         limit,
     )?;
 
-    demo.say("--host 127.0.0.2,localhost: the first address refuses, the client tries the next");
+    demo.say(
+        "--host 127.0.0.2,localhost: the first address refuses (a RST), the client tries the next",
+    );
     demo.run(
         "client",
         &[
@@ -959,9 +990,14 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
 
     drop(stop);
     let _ = server.join();
-    let closed = net::free_port(LOCALHOST_V4).to_string();
+    let closed = if wire {
+        port.to_string()
+    } else {
+        net::free_port(LOCALHOST_V4).to_string()
+    };
     demo.say(&format!(
-        "Nothing listens on port {closed}: connection refused, one clear line, exit 1"
+        "Nothing listens on port {closed} (any more): the SYN is answered with a RST, \
+         connection refused, one clear line, exit 1"
     ));
     demo.run(
         "client",
