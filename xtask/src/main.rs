@@ -5,6 +5,7 @@
 //! - `skeletons [--check]`: regenerate `labs/` from `solutions/`.
 //! - `mutants [lab...]`: prove every check can fail, with deliberately buggy programs.
 //! - `bench`: load-test the servers of labs 3, 6 and 7 against tokio.
+//! - `lan [shell alpha|beta]`: two hosts on a private cable, for trying things by hand.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,6 +17,7 @@ mod bench;
 #[allow(dead_code)]
 mod grade;
 mod labs;
+mod lan;
 mod mutants;
 mod skeletons;
 
@@ -61,6 +63,8 @@ enum Command {
     Mutants(mutants::MutantArgs),
     /// Load-test the lab3, lab6 and lab7 servers and tokio side by side.
     Bench(bench::BenchArgs),
+    /// Two hosts, alpha and beta, on a private cable; `lan shell alpha|beta` enters one.
+    Lan(lan::LanArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Command::Skeletons { check } => skeletons::run(&root, check).map(|()| true),
         Command::Mutants(args) => mutants::run(&root, args),
         Command::Bench(args) => bench::run(&root, args).map(|()| true),
+        Command::Lan(args) => lan::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -375,6 +375,28 @@ fn kill_inside(inode: u64, holder: u32) {
     }
 }
 
+/// A command that runs inside the host whose holder is `pid` (a host another process
+/// made: `cargo xtask lan shell`).
+pub fn command_in(pid: u32, program: &str) -> io::Result<Command> {
+    let open = |kind: &str| File::open(format!("/proc/{pid}/ns/{kind}"));
+    let files = [open("user")?, open("net")?, open("uts")?];
+    let fds = [
+        files[0].as_raw_fd(),
+        files[1].as_raw_fd(),
+        files[2].as_raw_fd(),
+    ];
+    let mut command = Command::new(program);
+    // SAFETY: between fork and exec the child only makes system calls. The closure
+    // owns the files, so their descriptors stay open until the command is dropped.
+    unsafe {
+        command.pre_exec(move || {
+            let _keep = &files;
+            join(fds)
+        });
+    }
+    Ok(command)
+}
+
 /// Whether this machine lets us make the namespaces; the reason and the fix if not.
 pub fn probe() -> Result<(), Unavailable> {
     Host::new("probe").map(drop)
