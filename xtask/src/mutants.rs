@@ -41,6 +41,9 @@ pub struct MutantArgs {
     /// How many mutants to grade at once.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
+    /// How many checks of one mutant run at once.
+    #[arg(long, default_value_t = 2)]
+    checks_jobs: usize,
 }
 
 #[derive(Deserialize)]
@@ -124,7 +127,7 @@ pub fn run(root: &Path, args: MutantArgs) -> Result<bool, String> {
         for _ in 0..args.jobs.max(1) {
             scope.spawn(|| {
                 while let Some(next) = queue.lock().unwrap().pop() {
-                    let verdict = judge(&workspace, next);
+                    let verdict = judge(&workspace, next, args.checks_jobs);
                     println!("{verdict}");
                     results.lock().unwrap().push(verdict);
                 }
@@ -293,13 +296,10 @@ fn build(workspace: &Path, planned: &[&Planned]) -> Result<(), String> {
 }
 
 /// Grades one mutant and says whether it failed exactly the checks it declares.
-fn judge(workspace: &Path, plan: &Planned) -> String {
+fn judge(workspace: &Path, plan: &Planned, jobs: usize) -> String {
     let binary = workspace.join("target/debug").join(&plan.package);
     let label = format!("{} {}", plan.lab.id, plan.mutant.name);
-    let report = match grade::grade(plan.lab, &[binary.display().to_string()], &[]) {
-        Ok(report) => report,
-        Err(e) => return format!("ERROR {label}: {e}"),
-    };
+    let report = grade::grade(plan.lab, &[binary.display().to_string()], &[], jobs);
     let failed: BTreeSet<String> = report.failed().into_iter().collect();
     let declared: BTreeSet<String> = plan.mutant.fails.iter().cloned().collect();
     if failed == declared {

@@ -5,6 +5,8 @@
 //! [`Failure`] that says what was sent, what was expected, what came back, and a hint
 //! keyed to what went wrong.
 
+use std::time::Duration;
+
 use super::Ctx;
 use super::demo::Demo;
 
@@ -49,6 +51,14 @@ pub struct Check {
     /// What the check verifies, in one line a student understands.
     pub verifies: &'static str,
     pub run: fn(&mut Ctx) -> Result<(), Failure>,
+    /// The most this check may take on a slow, loaded machine. Past it the check fails
+    /// with "no answer within N s", its programs are killed and the others go on.
+    pub budget: Duration,
+}
+
+/// A budget of `n` seconds, for check tables.
+pub const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
 }
 
 /// Why a check failed, in the words the report shows.
@@ -59,6 +69,13 @@ pub struct Failure {
     pub expected: Option<String>,
     pub got: Option<String>,
     pub hint: Option<String>,
+    /// The exact bytes sent, when known: the "try it by hand" line replays them.
+    pub sent_raw: Option<Vec<u8>>,
+    /// Expected and got as bytes, when the check compared bytes: the report marks
+    /// the first byte where they differ.
+    pub compared: Option<(Vec<u8>, Vec<u8>)>,
+    /// A command line that shows the same thing by hand (else one is derived).
+    pub by_hand: Option<String>,
 }
 
 impl Failure {
@@ -73,6 +90,28 @@ impl Failure {
     /// What the grader sent (use [`show`](super::net::show) for bytes).
     pub fn sent(mut self, sent: impl Into<String>) -> Self {
         self.sent = Some(sent.into());
+        self
+    }
+
+    /// The bytes the grader sent, shown readably and kept for the by-hand line.
+    pub fn sent_bytes(mut self, bytes: &[u8]) -> Self {
+        self.sent = Some(super::net::show(bytes));
+        self.sent_raw = Some(bytes.to_vec());
+        self
+    }
+
+    /// What a correct program would have answered and what came back, as bytes: the
+    /// report shows both and marks the first byte where they differ.
+    pub fn compare(mut self, expected: &[u8], got: &[u8]) -> Self {
+        self.expected = Some(super::net::show(expected));
+        self.got = Some(super::net::show(got));
+        self.compared = Some((expected.to_vec(), got.to_vec()));
+        self
+    }
+
+    /// A command line a student can paste to see the same thing by hand.
+    pub fn by_hand(mut self, command: impl Into<String>) -> Self {
+        self.by_hand = Some(command.into());
         self
     }
 

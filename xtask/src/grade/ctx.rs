@@ -17,14 +17,22 @@ use super::process::{self, Input, Running, describe_status};
 /// How long a program may take to start listening.
 pub const START_LIMIT: Duration = Duration::from_secs(5);
 
-/// The phrases that mark an unfinished skeleton step: ours, and Rust's own `todo!()`.
-const NOT_IMPLEMENTED: [&str; 2] = [shared::run::NOT_IMPLEMENTED, "not yet implemented"];
-
 /// The per-check context: the program under test, its processes and a scratch folder.
 pub struct Ctx {
     program: Vec<String>,
     procs: Vec<Running>,
     scratch: tempfile::TempDir,
+    /// What each started program was asked to do, for the "try it by hand" line;
+    /// one entry per process, `None` for programs other than the one under test.
+    launches: Vec<Option<Launch>>,
+}
+
+/// One start of the program under test: its arguments after the program itself, and
+/// whether the check then saw it listen (a server) or not (a client, a probe).
+#[derive(Clone, Debug)]
+pub struct Launch {
+    pub args: Vec<String>,
+    pub listened: bool,
 }
 
 /// A server the check started and saw listening.
@@ -74,6 +82,7 @@ impl Ctx {
             program: program.to_vec(),
             procs: Vec::new(),
             scratch,
+            launches: Vec::new(),
         })
     }
 
@@ -133,6 +142,7 @@ impl Ctx {
                 ))
             })?;
         self.procs.push(running);
+        self.launches.push(None);
         Ok(self.procs.len() - 1)
     }
 
@@ -164,7 +174,21 @@ impl Ctx {
                     .hint("is the program built, and is the --cmd path right?")
             })?;
         self.procs.push(running);
+        self.launches.push(Some(Launch {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            listened: false,
+        }));
         Ok(self.procs.len() - 1)
+    }
+
+    /// The starts of the program under test so far, oldest first.
+    pub fn launches(&self) -> impl Iterator<Item = &Launch> {
+        self.launches.iter().flatten()
+    }
+
+    /// The program's processes, for the failure explanation.
+    pub(super) fn procs_mut(&mut self) -> &mut [Running] {
+        &mut self.procs
     }
 
     /// A program this check started.
@@ -199,15 +223,23 @@ impl Ctx {
         let deadline = Instant::now() + START_LIMIT;
         loop {
             if net::is_listening(port) {
+                self.mark_listened(id);
                 return Ok(());
             }
             if let Some(status) = self.procs[id].exited() {
                 let label = &self.procs[id].label;
+                let stderr = self.procs[id].stderr_text().to_lowercase();
+                let hint = if stderr.contains("invalid argument") {
+                    "accept() fails with EINVAL (\"invalid argument\") on a socket that is not \
+                     listening: did the program call listen() after bind()?"
+                } else {
+                    "it stopped during start-up: its stderr below says why"
+                };
                 return Err(Failure::new(format!(
                     "the {label} exited ({}) before listening on port {port}",
                     describe_status(status)
                 ))
-                .hint("it stopped during start-up: its stderr below says why"));
+                .hint(hint));
             }
             if Instant::now() >= deadline {
                 return Err(Failure::new(format!(
@@ -219,6 +251,13 @@ impl Ctx {
                 ));
             }
             std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Remembers that the program started as `id` listened (it is a server).
+    fn mark_listened(&mut self, id: usize) {
+        if let Some(Some(launch)) = self.launches.get_mut(id) {
+            launch.listened = true;
         }
     }
 
@@ -287,20 +326,6 @@ impl Ctx {
             })
             .filter(|(_, tail)| !tail.is_empty())
             .collect()
-    }
-
-    /// The first "not implemented yet" line any program printed, if any.
-    pub fn not_implemented(&self) -> Option<String> {
-        self.procs.iter().find_map(|p| {
-            p.stderr_text().lines().find_map(|line| {
-                NOT_IMPLEMENTED.iter().find_map(|phrase| {
-                    line.find(phrase).map(|at| {
-                        let rest = line[at + phrase.len()..].trim_start_matches(':').trim();
-                        rest.to_string()
-                    })
-                })
-            })
-        })
     }
 }
 

@@ -15,10 +15,14 @@ pub fn clean_error(run: &Finished, words: &[&str], max_lines: usize) -> Result<(
         lines.join(" / ")
     };
     if run.status.success() {
-        return Err(Failure::new("the program exited with status 0 after an error")
-            .expected("a non-zero exit status and a one-line error on stderr")
-            .got(shown)
-            .hint("return an error from main (or call std::process::exit(1)) when you cannot go on"));
+        return Err(
+            Failure::new("the program exited with status 0 after an error")
+                .expected("a non-zero exit status and a one-line error on stderr")
+                .got(shown)
+                .hint(
+                    "when the program cannot go on, print one line and exit with a non-zero status",
+                ),
+        );
     }
     let text = run.stderr.to_lowercase();
     if text.contains("not implemented yet") || text.contains("not yet implemented") {
@@ -30,7 +34,7 @@ pub fn clean_error(run: &Finished, words: &[&str], max_lines: usize) -> Result<(
         return Err(Failure::new("the program crashed instead of reporting the error")
             .expected(format!("a one-line error mentioning {}", words.join(" or ")))
             .got(shown)
-            .hint("don't unwrap() a socket call that can fail for ordinary reasons: turn the error into a message that names the problem"));
+            .hint("a socket call that can fail for ordinary reasons must not crash the program (a Rust unwrap(), an uncaught Python exception): print one line that names the problem instead"));
     }
     if lines.len() > max_lines {
         return Err(

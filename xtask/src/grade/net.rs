@@ -160,6 +160,61 @@ impl Conn {
         Ok(self.received[start..].to_vec())
     }
 
+    /// Reads exactly as many bytes as `expected` holds and compares them with it. A
+    /// failure shows expected and got with the first differing byte marked, and says
+    /// whether the rest never came, the connection closed, or the bytes differ.
+    pub fn expect_bytes(&mut self, expected: &[u8]) -> Result<(), Failure> {
+        let start = self.received.len();
+        let deadline = Instant::now() + self.limit;
+        let mut ended = None;
+        while self.received.len() - start < expected.len() {
+            if !expected.starts_with(&self.received[start..]) {
+                break;
+            }
+            let want = expected.len() - (self.received.len() - start);
+            match self.read_some_until(deadline, want) {
+                Ok(0) => {
+                    ended = Some("then the connection closed");
+                    break;
+                }
+                Ok(_) => {}
+                Err(err) if is_timeout(&err) => {
+                    ended = Some("then nothing more came");
+                    break;
+                }
+                Err(err) => return Err(self.io_failure("reading", &err)),
+            }
+        }
+        let got = self.received[start..].to_vec();
+        if got == expected {
+            return Ok(());
+        }
+        let failure = if expected.starts_with(&got) {
+            let waited = format!("{:.1} s", self.limit.as_secs_f64());
+            let ended = ended.unwrap_or("then nothing more came");
+            Failure::new(format!(
+                "only {} of the {} expected bytes arrived, {ended} (waited {waited})",
+                got.len(),
+                expected.len()
+            ))
+            .hint(
+                "part of the answer is missing: compare expected and got; the end of a line \
+                 (\\n) counts too; and a send() may send less than asked, so send the rest",
+            )
+        } else {
+            Failure::new("the bytes that came back are not the expected ones").hint(
+                "compare expected and got from the marked byte on: an extra or missing \
+                 character, or bytes from an earlier message?",
+            )
+        };
+        let failure = failure.compare(expected, &got);
+        Err(if self.sent.is_empty() {
+            failure
+        } else {
+            failure.sent_bytes(&self.sent)
+        })
+    }
+
     /// Reads until the program closes its side (EOF), at most `max` bytes.
     pub fn read_to_eof(&mut self, max: usize) -> Result<Vec<u8>, Failure> {
         let start = self.received.len();

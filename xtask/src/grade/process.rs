@@ -9,7 +9,7 @@
 //! stdout and stderr go to files in the check's scratch folder, so a chatty program can
 //! never block on a full pipe and the grader can read them at any time.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -23,14 +23,52 @@ use nix::unistd::Pid;
 
 /// Process groups and folders to clean up if the grader is interrupted.
 struct Registry {
-    groups: BTreeSet<i32>,
+    /// Every live group, with the token of the check that started it.
+    groups: BTreeMap<i32, u64>,
     folders: Vec<PathBuf>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-    groups: BTreeSet::new(),
+    groups: BTreeMap::new(),
     folders: Vec::new(),
 });
+
+thread_local! {
+    /// The check this thread is running (0: none), so that the runner can kill
+    /// everything one check started when it runs past its budget.
+    static CHECK_TOKEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the programs this thread starts from now on as belonging to check `token`.
+pub fn set_check_token(token: u64) {
+    CHECK_TOKEN.with(|t| t.set(token));
+}
+
+/// Kills every process group started by check `token` (it ran past its budget).
+/// The check's own thread then sees its programs gone and finishes by itself.
+pub fn kill_token(token: u64) {
+    let groups: Vec<i32> = registry()
+        .groups
+        .iter()
+        .filter(|(_, t)| **t == token)
+        .map(|(g, _)| *g)
+        .collect();
+    for group in groups {
+        let _ = signal::killpg(Pid::from_raw(group), Signal::SIGKILL);
+    }
+}
+
+/// Kills every group still registered and removes every scratch folder: the last
+/// thing the grader does, whichever way it ends.
+pub fn cleanup_all() {
+    let mut reg = registry();
+    for group in std::mem::take(&mut reg.groups).into_keys() {
+        let _ = signal::killpg(Pid::from_raw(group), Signal::SIGKILL);
+    }
+    for folder in reg.folders.drain(..) {
+        let _ = fs::remove_dir_all(folder);
+    }
+}
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
     REGISTRY
@@ -43,13 +81,7 @@ pub fn install_interrupt_cleanup() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = ctrlc::set_handler(|| {
-            let mut reg = registry();
-            for group in std::mem::take(&mut reg.groups) {
-                let _ = signal::killpg(Pid::from_raw(group), Signal::SIGKILL);
-            }
-            for folder in reg.folders.drain(..) {
-                let _ = fs::remove_dir_all(folder);
-            }
+            cleanup_all();
             eprintln!("\ninterrupted: stopped every program under test and cleaned up");
             std::process::exit(130);
         });
@@ -58,7 +90,9 @@ pub fn install_interrupt_cleanup() {
 
 /// Remembers a process group for interrupt cleanup.
 pub fn track_group(group: i32) {
-    registry().groups.insert(group);
+    registry()
+        .groups
+        .insert(group, CHECK_TOKEN.with(|t| t.get()));
 }
 
 /// Forgets a process group (it has been killed normally).
@@ -138,7 +172,8 @@ impl Running {
         // interrupt handler takes, so no group escapes.
         let mut reg = registry();
         let mut child = command.spawn()?;
-        reg.groups.insert(child.id() as i32);
+        reg.groups
+            .insert(child.id() as i32, CHECK_TOKEN.with(|t| t.get()));
         drop(reg);
         let mut typing = None;
         match input {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::grade::ctx::running_as_root;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect, tcp_table};
+use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect, secs, tcp_table};
 
 pub static LAB: Lab = Lab {
     id: "lab1",
@@ -23,84 +23,98 @@ pub static LAB: Lab = Lab {
             points: 1,
             verifies: "listens on the --host/--port it is given",
             run: listens,
+            budget: secs(20),
         },
         Check {
             name: "binds-given-host",
             points: 1,
             verifies: "binds the --host address itself, not the wildcard 0.0.0.0 (read from /proc/net/tcp)",
             run: binds_given_host,
+            budget: secs(20),
         },
         Check {
             name: "greets",
             points: 1,
             verifies: "sends hello\\n to a client first",
             run: greets,
+            budget: secs(20),
         },
         Check {
             name: "echoes",
             points: 2,
             verifies: "echoes the client's message after the greeting, then closes",
             run: echoes,
+            budget: secs(20),
         },
         Check {
             name: "serves-in-turn",
             points: 1,
             verifies: "serves client after client (accept in a loop)",
             run: serves_in_turn,
+            budget: secs(20),
         },
         Check {
             name: "backlog",
             points: 1,
             verifies: "listen() uses --backlog (read back from the kernel with ss)",
             run: backlog,
+            budget: secs(20),
         },
         Check {
             name: "reuse-address",
             points: 1,
             verifies: "restarts on the same port at once (SO_REUSEADDR)",
             run: reuse_address,
+            budget: secs(20),
         },
         Check {
             name: "ipv6",
             points: 1,
             verifies: "works over IPv6 with --host ::1",
             run: ipv6,
+            budget: secs(20),
         },
         Check {
             name: "prints-addresses",
             points: 1,
             verifies: "prints its port and each client's address:port",
             run: prints_addresses,
+            budget: secs(20),
         },
         Check {
             name: "survives-reset",
             points: 1,
             verifies: "keeps serving after a client resets the connection",
             run: survives_reset,
+            budget: secs(20),
         },
         Check {
             name: "no-fd-leak",
             points: 1,
             verifies: "open file descriptors do not grow with clients served",
             run: no_fd_leak,
+            budget: secs(20),
         },
         Check {
             name: "port-in-use",
             points: 1,
             verifies: "one-line error and non-zero exit when the port is taken",
             run: common::port_in_use,
+            budget: secs(20),
         },
         Check {
             name: "privileged-port",
             points: 1,
             verifies: "one-line error for a privileged port without the right",
             run: privileged_port,
+            budget: secs(20),
         },
         Check {
             name: "bad-host",
             points: 1,
             verifies: "one-line error for an address this machine does not have",
             run: bad_host,
+            budget: secs(20),
         },
     ],
     demo: Some(demo),
@@ -115,7 +129,7 @@ fn start(ctx: &mut Ctx) -> Result<Server, Failure> {
 /// One client's whole visit: connect, send `message`, read everything until EOF.
 fn visit(addr: SocketAddr, message: &[u8]) -> Result<Vec<u8>, Failure> {
     let mut conn = net::connect(addr)?;
-    conn.read_exact_bytes(GREETING.len())
+    conn.expect_bytes(GREETING)
         .map_err(|f| f.during("waiting for the greeting"))?;
     conn.send(message)?;
     let rest = conn.read_to_eof(64 * 1024)?;
@@ -171,12 +185,9 @@ fn binds_given_host(ctx: &mut Ctx) -> Result<(), Failure> {
 fn greets(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx)?;
     let mut conn = net::connect(server.addr)?;
-    let got = conn.read_exact_bytes(GREETING.len())?;
-    ensure(got == GREETING, || {
-        Failure::new("the first bytes were not the greeting")
-            .expected(show(GREETING))
-            .got(show(&got))
-            .hint("send exactly b\"hello\\n\" right after accept(), before reading")
+    conn.expect_bytes(GREETING).map_err(|f| {
+        f.during("the greeting")
+            .or_hint("send the greeting right after accept(), before reading")
     })
 }
 
@@ -187,9 +198,8 @@ fn echoes(ctx: &mut Ctx) -> Result<(), Failure> {
     let expected = [GREETING, message].concat();
     ensure(got == expected, || {
         Failure::new("the reply was not the greeting followed by the message")
-            .sent(show(message))
-            .expected(show(&expected))
-            .got(show(&got))
+            .sent_bytes(message)
+            .compare(&expected, &got)
             .hint("recv() the client's bytes and send exactly those back, then close")
     })
 }
@@ -204,7 +214,7 @@ fn serves_in_turn(ctx: &mut Ctx) -> Result<(), Failure> {
         })?;
         ensure(got.ends_with(message.as_bytes()), || {
             Failure::new(format!("client {n} of 3 got the wrong echo"))
-                .sent(show(message.as_bytes()))
+                .sent_bytes(message.as_bytes())
                 .got(show(&got))
         })?;
     }
@@ -251,9 +261,7 @@ fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
     })?;
     let got = visit(server.addr, b"six\n")?;
     ensure(got == b"hello\nsix\n", || {
-        Failure::new("wrong reply over IPv6")
-            .expected(show(b"hello\nsix\n"))
-            .got(show(&got))
+        Failure::new("wrong reply over IPv6").compare(b"hello\nsix\n", &got)
     })
 }
 

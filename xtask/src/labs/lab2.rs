@@ -21,7 +21,7 @@ use socket2::{Domain, Socket, Type};
 
 use crate::grade::demo::{Demo, Voice};
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect};
+use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab2",
@@ -33,78 +33,91 @@ pub static LAB: Lab = Lab {
             points: 1,
             verifies: "connects and sends the --message text, byte for byte",
             run: sends_message,
+            budget: secs(20),
         },
         Check {
             name: "sends-stdin",
             points: 1,
             verifies: "without --message, sends everything on stdin, byte for byte",
             run: sends_stdin,
+            budget: secs(20),
         },
         Check {
             name: "prints-reply",
             points: 2,
             verifies: "stdout is exactly the server's reply (binary safe, nothing added), exit 0",
             run: prints_reply,
+            budget: secs(20),
         },
         Check {
             name: "half-closes",
             points: 2,
             verifies: "shutdown(Write) after sending, so a server that reads until EOF answers",
             run: half_closes,
+            budget: secs(20),
         },
         Check {
             name: "reads-until-eof",
             points: 2,
             verifies: "keeps reading until end-of-file: a reply in two pieces arrives whole",
             run: reads_until_eof,
+            budget: secs(20),
         },
         Check {
             name: "prints-local-port",
             points: 1,
             verifies: "prints its own address:port (getsockname), as the server sees it",
             run: prints_local_port,
+            budget: secs(20),
         },
         Check {
             name: "resolves-names",
             points: 1,
             verifies: "--host localhost works (the name is resolved, not parsed as an IP)",
             run: resolves_names,
+            budget: secs(20),
         },
         Check {
             name: "tries-each-address",
             points: 2,
             verifies: "--host 127.0.0.2,127.0.0.1: after a refusal it tries the next address",
             run: tries_each_address,
+            budget: secs(20),
         },
         Check {
             name: "all-addresses-fail",
             points: 1,
             verifies: "when every address refuses: one clear error naming the addresses tried",
             run: all_addresses_fail,
+            budget: secs(20),
         },
         Check {
             name: "ipv6",
             points: 1,
             verifies: "works over IPv6 with --host ::1",
             run: ipv6,
+            budget: secs(20),
         },
         Check {
             name: "refused",
             points: 1,
             verifies: "nothing listening: one clear line (connection refused), non-zero exit",
             run: refused,
+            budget: secs(20),
         },
         Check {
             name: "connect-timeout",
             points: 1,
             verifies: "a handshake that never completes: gives up after --timeout, one clear line",
             run: connect_timeout,
+            budget: secs(40),
         },
         Check {
             name: "read-timeout",
             points: 2,
             verifies: "a server that never answers: gives up after --timeout, one clear line",
             run: read_timeout,
+            budget: secs(40),
         },
     ],
     demo: Some(demo),
@@ -448,9 +461,8 @@ fn exited_ok(run: &Finished, doing: &str) -> Result<(), Failure> {
 fn printed(run: &Finished, reply: &[u8], what: &str) -> Result<(), Failure> {
     let found = run.stdout.windows(reply.len()).any(|w| w == reply);
     ensure(found, || {
-        let mut failure = Failure::new(format!("stdout did not contain {what}"))
-            .expected(show(reply))
-            .got(show(&run.stdout));
+        let mut failure =
+            Failure::new(format!("stdout did not contain {what}")).compare(reply, &run.stdout);
         if !run.stdout.is_empty() && reply.starts_with(&run.stdout) {
             failure = failure.hint(
                 "only the beginning arrived: one recv() returns whatever has come so far; \
@@ -472,8 +484,7 @@ fn received_exactly(seen: &Seen, message: &[u8], how: &str) -> Result<(), Failur
     ensure(seen.received == message, || {
         let mut failure = Failure::new("the server did not receive the message exactly")
             .sent(how.to_string())
-            .expected(show(message))
-            .got(show(&seen.received));
+            .compare(message, &seen.received);
         if seen.received.len() < message.len() && message.starts_with(&seen.received) {
             failure = failure.hint(
                 "part of the message is missing: one send() may take only part of a buffer; \
@@ -567,9 +578,8 @@ fn prints_reply(ctx: &mut Ctx) -> Result<(), Failure> {
     drop(server.finish());
     exited_ok(&run, "after a complete reply")?;
     ensure(run.stdout == reply, || {
-        let mut failure = Failure::new("stdout was not exactly the server's reply")
-            .expected(show(reply))
-            .got(show(&run.stdout));
+        let mut failure =
+            Failure::new("stdout was not exactly the server's reply").compare(reply, &run.stdout);
         if run.stdout.windows(reply.len()).any(|w| w == reply) {
             failure = failure.hint(
                 "stdout must carry the reply and nothing else: print status lines \
@@ -872,7 +882,7 @@ fn read_timeout(ctx: &mut Ctx) -> Result<(), Failure> {
     )
     .map_err(|f| {
         f.during("a server that accepts but never answers, --timeout 1")
-            .hint("set a read timeout (set_read_timeout) so recv() gives up instead of waiting forever")
+            .hint("give the socket a receive timeout (SO_RCVTIMEO) so recv() gives up instead of waiting forever")
     })?;
     drop(server.finish());
     expect::clean_error(&run, &["timed out", "timeout", "time out"], 2)

@@ -25,7 +25,7 @@ use socket2::{Domain, Socket, Type};
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, Conn, LOCALHOST_V4, LOCALHOST_V6, show};
 use crate::grade::process::describe_status;
-use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect};
+use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab3",
@@ -37,132 +37,154 @@ pub static LAB: Lab = Lab {
             points: 1,
             verifies: "server listens on the --host/--port it is given",
             run: listens,
+            budget: secs(20),
         },
         Check {
             name: "echoes",
             points: 1,
             verifies: "sends back a short message, then closes after the client half-closes",
             run: echoes,
+            budget: secs(20),
         },
         Check {
             name: "keeps-reading",
             points: 2,
             verifies: "echoes a message that arrives in several pieces (recv until 0)",
             run: keeps_reading,
+            budget: secs(20),
         },
         Check {
             name: "binary-safe",
             points: 1,
             verifies: "echoes all 256 byte values unchanged (not UTF-8 text)",
             run: binary_safe,
+            budget: secs(20),
         },
         Check {
             name: "large-binary",
             points: 2,
             verifies: "echoes megabytes of binary data to a slow reader, every byte (send all)",
             run: large_binary,
+            budget: secs(20),
         },
         Check {
             name: "timestamp-lines",
             points: 1,
             verifies: "--timestamp answers each line of one send with its own [<ctime>] stamp",
             run: timestamp_lines,
+            budget: secs(20),
         },
         Check {
             name: "timestamp-framing",
             points: 2,
             verifies: "--timestamp stamps whole lines, however the stream splits them",
             run: timestamp_framing,
+            budget: secs(20),
         },
         Check {
             name: "timestamp-last-line",
             points: 1,
             verifies: "--timestamp answers a last line without \\n (and adds the \\n)",
             run: timestamp_last_line,
+            budget: secs(20),
         },
         Check {
             name: "serves-in-turn",
             points: 1,
             verifies: "serves client after client (accept in a loop)",
             run: serves_in_turn,
+            budget: secs(20),
         },
         Check {
             name: "survives-reset",
             points: 1,
             verifies: "keeps serving after a client resets the connection mid-stream",
             run: survives_reset,
+            budget: secs(20),
         },
         Check {
             name: "stuck-reader",
             points: 1,
             verifies: "drops a client that never reads (send timeout) and serves the next",
             run: stuck_reader,
+            budget: secs(40),
         },
         Check {
             name: "no-fd-leak",
             points: 1,
             verifies: "open file descriptors do not grow with clients served",
             run: no_fd_leak,
+            budget: secs(20),
         },
         Check {
             name: "reuse-address",
             points: 1,
             verifies: "restarts on the same port at once (SO_REUSEADDR)",
             run: reuse_address,
+            budget: secs(20),
         },
         Check {
             name: "backlog",
             points: 1,
             verifies: "listen() uses --backlog (read back from the kernel with ss)",
             run: backlog,
+            budget: secs(20),
         },
         Check {
             name: "ipv6",
             points: 1,
             verifies: "works over IPv6 with --host ::1",
             run: ipv6,
+            budget: secs(20),
         },
         Check {
             name: "prints-addresses",
             points: 1,
             verifies: "server prints its port and each client's address:port",
             run: prints_addresses,
+            budget: secs(20),
         },
         Check {
             name: "port-in-use",
             points: 1,
             verifies: "one-line error and non-zero exit when the port is taken",
             run: common::port_in_use,
+            budget: secs(20),
         },
         Check {
             name: "client-prompt",
             points: 1,
             verifies: "client shows `> ` before each line, flushed before it reads",
             run: client_prompt,
+            budget: secs(20),
         },
         Check {
             name: "client-connection-per-line",
             points: 2,
             verifies: "client sends each line over a new connection, then half-closes",
             run: client_connection_per_line,
+            budget: secs(20),
         },
         Check {
             name: "client-reads-to-eof",
             points: 1,
             verifies: "client prints an answer that comes in several pieces (recv until 0)",
             run: client_reads_to_eof,
+            budget: secs(20),
         },
         Check {
             name: "client-stops",
             points: 1,
             verifies: "client ends (status 0) at an empty line, sending nothing more",
             run: client_stops,
+            budget: secs(20),
         },
         Check {
             name: "client-refused",
             points: 1,
             verifies: "client fails with one line when nothing listens",
             run: client_refused,
+            budget: secs(20),
         },
     ],
     demo: Some(demo),
@@ -212,9 +234,8 @@ fn expect_echo(addr: SocketAddr, message: &[u8]) -> Result<(), Failure> {
     let got = converse(addr, message)?;
     ensure(got == message, || {
         Failure::new("the answer was not the message sent")
-            .sent(show(message))
-            .expected(show(message))
-            .got(show(&got))
+            .sent_bytes(message)
+            .compare(message, &got)
             .hint("send back exactly the bytes recv() gave you, then close when recv() returns 0")
     })
 }
@@ -250,7 +271,7 @@ fn closed_early(conn: &Conn, piece: usize, pieces: usize) -> Failure {
         "the server closed the connection before the message was complete (seen after \
          piece {piece} of {pieces} was sent)"
     ))
-    .sent(show(&conn.sent))
+    .sent_bytes(&conn.sent)
     .got(show(&conn.received))
     .hint(
         "one recv() is not the whole message: keep calling recv() (and sending back what it \
@@ -396,7 +417,7 @@ fn unstamp(answer: &[u8]) -> Result<Vec<Vec<u8>>, Failure> {
 
 /// The answer must be exactly one stamped line per line in `lines`, in order.
 fn expect_stamped(answer: &[u8], lines: &[&[u8]], sent: &[u8]) -> Result<(), Failure> {
-    let got = unstamp(answer).map_err(|f| f.sent(show(sent)))?;
+    let got = unstamp(answer).map_err(|f| f.sent_bytes(sent))?;
     let wanted: Vec<Vec<u8>> = lines.iter().map(|l| l.to_vec()).collect();
     ensure(got == wanted, || {
         let hint = if got.len() < wanted.len() {
@@ -412,7 +433,7 @@ fn expect_stamped(answer: &[u8], lines: &[&[u8]], sent: &[u8]) -> Result<(), Fai
             wanted.len(),
             got.len()
         ))
-        .sent(show(sent))
+        .sent_bytes(sent)
         .expected(
             wanted
                 .iter()
@@ -462,8 +483,7 @@ fn keeps_reading(ctx: &mut Ctx) -> Result<(), Failure> {
                 show(&all),
                 PIECE_GAP.as_millis()
             ))
-            .expected(show(&all))
-            .got(show(&conn.received))
+            .compare(&all, &conn.received)
             .hint("keep calling recv() until it returns 0, sending back each piece it gives")
     })
 }
@@ -537,7 +557,7 @@ fn large_binary(ctx: &mut Ctx) -> Result<(), Failure> {
         "{problem}: sent {size} bytes of binary data, got {} back, first difference at byte {first_difference}",
         got.len()
     ))
-    .sent(show(&payload))
+    .sent_bytes(&payload)
     .got(show(&got))
     .hint(hint))
 }
@@ -678,7 +698,7 @@ fn stuck_reader(ctx: &mut Ctx) -> Result<(), Failure> {
     drop(stuck);
     ensure(got == message, || {
         Failure::new("the second client got the wrong echo")
-            .sent(show(message))
+            .sent_bytes(message)
             .got(show(&got))
     })?;
     ctx.ensure_running(server.id, "after dropping a client that never reads")
@@ -1006,8 +1026,7 @@ fn client_connection_per_line(ctx: &mut Ctx) -> Result<(), Failure> {
     for (visit, line) in visits.iter().zip(lines) {
         ensure(is_line(&visit.request, line), || {
             Failure::new("a request was not the line typed")
-                .expected(show(&[line, b"\n"].concat()))
-                .got(show(&visit.request))
+                .compare(&[line, b"\n"].concat(), &visit.request)
                 .hint("send the line and its \\n, nothing else, on its own connection")
         })?;
     }

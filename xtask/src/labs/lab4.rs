@@ -24,7 +24,7 @@ use crate::grade::ctx::START_LIMIT;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
 use crate::grade::process::describe_status;
-use crate::grade::{Check, Ctx, Failure, Lab, Server, ensure, expect};
+use crate::grade::{Check, Ctx, Failure, Lab, Server, ensure, expect, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab4",
@@ -36,96 +36,112 @@ pub static LAB: Lab = Lab {
             points: 1,
             verifies: "binds a UDP socket on the --host/--port it is given",
             run: binds,
+            budget: secs(20),
         },
         Check {
             name: "stamps",
             points: 2,
             verifies: "answers a datagram with [<ctime>] <data>, to its sender",
             run: stamps,
+            budget: secs(20),
         },
         Check {
             name: "echo-mode",
             points: 1,
             verifies: "with --echo, answers each datagram with the same bytes",
             run: echo_mode,
+            budget: secs(20),
         },
         Check {
             name: "replies-to-sender",
             points: 2,
             verifies: "three clients interleaved: each reply goes to the socket that sent it",
             run: replies_to_sender,
+            budget: secs(20),
         },
         Check {
             name: "keeps-boundaries",
             points: 2,
             verifies: "three datagrams sent back to back come back as three whole datagrams",
             run: keeps_boundaries,
+            budget: secs(20),
         },
         Check {
             name: "empty-datagram",
             points: 1,
             verifies: "an empty datagram is answered (the stamp alone; empty with --echo)",
             run: empty_datagram,
+            budget: secs(20),
         },
         Check {
             name: "max-datagram",
             points: 2,
             verifies: "65,507-byte datagrams: echoed whole; too long to stamp: a clear error reply",
             run: max_datagram,
+            budget: secs(20),
         },
         Check {
             name: "non-utf8",
             points: 1,
             verifies: "a datagram that is not UTF-8 is stamped byte for byte",
             run: non_utf8,
+            budget: secs(20),
         },
         Check {
             name: "ipv6",
             points: 1,
             verifies: "works over IPv6 with --host ::1",
             run: ipv6,
+            budget: secs(20),
         },
         Check {
             name: "prints-senders",
             points: 1,
             verifies: "prints each sender's address:port on stdout",
             run: prints_senders,
+            budget: secs(20),
         },
         Check {
             name: "port-in-use",
             points: 1,
             verifies: "one-line error and non-zero exit when the UDP port is taken",
             run: port_in_use,
+            budget: secs(20),
         },
         Check {
             name: "client-sends-lines",
             points: 2,
             verifies: "client: each stdin line is one datagram (no newline); each reply one stdout line",
             run: client_sends_lines,
+            budget: secs(20),
         },
         Check {
             name: "client-prints-max",
             points: 1,
             verifies: "client: a 65,505-byte line goes out whole and its 65,507-byte reply is printed whole",
             run: client_prints_max,
+            budget: secs(20),
         },
         Check {
             name: "client-retries",
             points: 2,
             verifies: "client: when the first datagram is lost, it sends again and prints the reply",
             run: client_retries,
+            budget: secs(20),
         },
         Check {
             name: "client-gives-up",
             points: 2,
             verifies: "client: when every datagram is lost, 1 + --retries sends, then a clear error and non-zero exit",
             run: client_gives_up,
+            budget: secs(20),
         },
         Check {
             name: "client-checks-sender",
             points: 1,
             verifies: "client: a datagram from a stranger is not taken for the server's reply",
             run: client_checks_sender,
+            budget: secs(20),
         },
     ],
     demo: Some(demo),
@@ -255,7 +271,7 @@ impl Peer {
                 self.name,
                 REPLY_LIMIT.as_secs()
             ))
-            .sent(show(sent))
+            .sent_bytes(sent)
             .hint(
                 "recvfrom() gives the sender's address with the data: sendto() the reply to \
                  that address. A datagram that is empty, huge or not text must be answered too",
@@ -295,7 +311,7 @@ fn stamp_pattern() -> Regex {
 fn expect_stamped(reply: &[u8], data: &[u8]) -> Result<(), Failure> {
     ensure(stamped(reply, data), || {
         Failure::new("the reply is not the stamp followed by the datagram")
-            .sent(show(data))
+            .sent_bytes(data)
             .expected(format!(
                 "[<ctime>] {}  e.g. \"[Sun Nov 22 17:39:27 2026] \" then the data, byte for byte",
                 show(data)
@@ -330,9 +346,8 @@ fn echo_mode(ctx: &mut Ctx) -> Result<(), Failure> {
     let reply = peer.exchange(data)?;
     ensure(reply == data, || {
         Failure::new("with --echo the reply is not the datagram itself")
-            .sent(show(data))
-            .expected(show(data))
-            .got(show(&reply))
+            .sent_bytes(data)
+            .compare(data, &reply)
             .hint("--echo: sendto() the received bytes unchanged")
     })
 }
@@ -688,8 +703,7 @@ fn expect_stdout(run: &crate::grade::Finished, expected: &[u8], hint: &str) -> R
         } else {
             format!("the client failed ({})", describe_status(run.status))
         })
-        .expected(show(expected))
-        .got(show(&run.stdout))
+        .compare(expected, &run.stdout)
         .hint(hint.to_string())
     })
 }
@@ -706,7 +720,7 @@ fn client_sends_lines(ctx: &mut Ctx) -> Result<(), Failure> {
     let expected: [&[u8]; 3] = [b"one", b"", b"two words"];
     ensure(datagrams == expected, || {
         Failure::new("the datagrams are not the stdin lines, one per line")
-            .sent(show(b"one\n\ntwo words\n"))
+            .sent_bytes(b"one\n\ntwo words\n")
             .expected("3 datagrams: \"one\", \"\" (empty) and \"two words\", without the newline")
             .got(
                 datagrams

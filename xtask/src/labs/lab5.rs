@@ -29,7 +29,7 @@ use crate::grade::ctx::START_LIMIT;
 use crate::grade::demo::Demo;
 use crate::grade::net::show;
 use crate::grade::process::describe_status;
-use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect};
+use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab5",
@@ -41,120 +41,140 @@ pub static LAB: Lab = Lab {
             points: 1,
             verifies: "server: a socket file appears at --path (ls -l shows s) and listens",
             run: listens_on_path,
+            budget: secs(20),
         },
         Check {
             name: "echoes",
             points: 2,
             verifies: "server: echoes a client's bytes (binary safe) and closes after its half-close",
             run: echoes,
+            budget: secs(20),
         },
         Check {
             name: "echoes-large",
             points: 1,
             verifies: "server: echoes 1 MiB whole (a recv()/send() loop, not one read)",
             run: echoes_large,
+            budget: secs(20),
         },
         Check {
             name: "serves-in-turn",
             points: 1,
             verifies: "server: serves client after client",
             run: serves_in_turn,
+            budget: secs(20),
         },
         Check {
             name: "owner-only",
             points: 1,
             verifies: "server: the socket file's mode is 0600 by default (only its owner may connect)",
             run: owner_only,
+            budget: secs(20),
         },
         Check {
             name: "mode-option",
             points: 1,
             verifies: "server: --mode 0660 gives the socket file exactly mode 0660",
             run: mode_option,
+            budget: secs(20),
         },
         Check {
             name: "peer-credentials",
             points: 2,
             verifies: "server: prints each client's pid, uid and gid (SO_PEERCRED)",
             run: peer_credentials,
+            budget: secs(20),
         },
         Check {
             name: "removes-on-sigint",
             points: 1,
             verifies: "server: on SIGINT, removes its socket file and exits",
             run: removes_on_sigint,
+            budget: secs(20),
         },
         Check {
             name: "removes-on-sigterm",
             points: 1,
             verifies: "server: on SIGTERM, removes its socket file and exits",
             run: removes_on_sigterm,
+            budget: secs(20),
         },
         Check {
             name: "removes-stale",
             points: 2,
             verifies: "server: a stale socket file (nothing answers on it) is replaced",
             run: removes_stale,
+            budget: secs(20),
         },
         Check {
             name: "live-in-use",
             points: 1,
             verifies: "server: a live server's path gives a one-line 'in use' error; the live one keeps working",
             run: live_in_use,
+            budget: secs(20),
         },
         Check {
             name: "keeps-regular-file",
             points: 1,
             verifies: "server: a regular file at --path is never deleted: one-line error",
             run: keeps_regular_file,
+            budget: secs(20),
         },
         Check {
             name: "path-too-long",
             points: 1,
             verifies: "server: a 107-byte path works; a 108-byte one (over sun_path) gets a one-line error",
             run: path_too_long,
+            budget: secs(20),
         },
         Check {
             name: "client-sends-stdin",
             points: 2,
             verifies: "client: sends stdin, half-closes, prints exactly the reply",
             run: client_sends_stdin,
+            budget: secs(20),
         },
         Check {
             name: "client-no-server",
             points: 1,
             verifies: "client: no socket file at --path: one-line error, non-zero exit",
             run: client_no_server,
+            budget: secs(20),
         },
         Check {
             name: "dgram-echo",
             points: 2,
             verifies: "dgram-server: three datagrams back to back (one empty) come back as three",
             run: dgram_echo,
+            budget: secs(20),
         },
         Check {
             name: "dgram-unnamed-sender",
             points: 1,
             verifies: "dgram-server: survives a datagram from an unnamed socket (no reply address)",
             run: dgram_unnamed_sender,
+            budget: secs(20),
         },
         Check {
             name: "dgram-removes-on-signal",
             points: 1,
             verifies: "dgram-server: on SIGTERM, removes its socket file and exits",
             run: dgram_removes_on_signal,
+            budget: secs(20),
         },
         Check {
             name: "dgram-client",
             points: 2,
             verifies: "dgram-client: each line one datagram from a path of its own; each reply one line",
             run: dgram_client,
+            budget: secs(20),
         },
         Check {
             name: "dgram-client-cleanup",
             points: 1,
             verifies: "dgram-client: removes its own socket file when it is done",
             run: dgram_client_cleanup,
+            budget: secs(20),
         },
     ],
     demo: Some(demo),
@@ -303,7 +323,7 @@ fn visit(path: &Path, data: &[u8]) -> Result<Vec<u8>, Failure> {
                 } else {
                     format!("error while reading the echo: {err}")
                 })
-                .sent(show(data))
+                .sent_bytes(data)
                 .got(show(&received))
                 .hint(
                     "read until recv() returns 0 (the client's half-close), sending back \
@@ -330,9 +350,8 @@ fn expect_echo(path: &Path, data: &[u8]) -> Result<(), Failure> {
     let got = visit(path, data)?;
     ensure(got == data, || {
         Failure::new("the reply is not the bytes the client sent")
-            .sent(show(data))
-            .expected(show(data))
-            .got(show(&got))
+            .sent_bytes(data)
+            .compare(data, &got)
             .hint("send back every byte received, unchanged, until the client's end-of-stream")
     })
 }
@@ -664,9 +683,7 @@ fn client_sends_stdin(ctx: &mut Ctx) -> Result<(), Failure> {
         )
     })?;
     ensure(request == stdin, || {
-        Failure::new("the client did not send stdin byte for byte")
-            .expected(show(&stdin))
-            .got(show(&request))
+        Failure::new("the client did not send stdin byte for byte").compare(&stdin, &request)
     })?;
     let expected = [b"you sent: ".as_slice(), &stdin].concat();
     ensure(run.status.success() && run.stdout == expected, || {
@@ -674,8 +691,7 @@ fn client_sends_stdin(ctx: &mut Ctx) -> Result<(), Failure> {
             "the client's stdout is not exactly the reply ({})",
             describe_status(run.status)
         ))
-        .expected(show(&expected))
-        .got(show(&run.stdout))
+        .compare(&expected, &run.stdout)
         .hint("read until end-of-file and write exactly those bytes to stdout, then exit 0")
     })
 }
@@ -773,9 +789,7 @@ fn dgram_unnamed_sender(ctx: &mut Ctx) -> Result<(), Failure> {
     })?;
     ctx.ensure_running(id, "after a datagram from an unnamed socket")?;
     ensure(reply == b"and now?", || {
-        Failure::new("the reply to the named socket is wrong")
-            .expected(show(b"and now?"))
-            .got(show(&reply))
+        Failure::new("the reply to the named socket is wrong").compare(b"and now?", &reply)
     })
 }
 
@@ -909,8 +923,7 @@ fn dgram_client(ctx: &mut Ctx) -> Result<(), Failure> {
                 "the client's stdout is not the replies, one per line ({})",
                 describe_status(run.status)
             ))
-            .expected(show(b"R:x\nR:y y\n"))
-            .got(show(&run.stdout))
+            .compare(b"R:x\nR:y y\n", &run.stdout)
         },
     )
 }

@@ -18,7 +18,7 @@ use nix::sys::signal::Signal;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, Conn, LOCALHOST_V4, LOCALHOST_V6, show};
 use crate::grade::process::describe_status;
-use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure};
+use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab6",
@@ -30,84 +30,98 @@ pub static LAB: Lab = Lab {
             points: 1,
             verifies: "echoes each line back on the same connection, line after line",
             run: echoes_lines,
+            budget: secs(20),
         },
         Check {
             name: "concurrent-clients",
             points: 2,
             verifies: "50 clients at once, one of them silent mid-line: all the others are answered",
             run: concurrent_clients,
+            budget: secs(20),
         },
         Check {
             name: "max-clients",
             points: 2,
             verifies: "past --max-clients, a newcomer gets one busy: line and is closed; the others keep their service",
             run: max_clients,
+            budget: secs(20),
         },
         Check {
             name: "frees-places",
             points: 1,
             verifies: "when a client leaves, its place is given to the next one",
             run: frees_places,
+            budget: secs(20),
         },
         Check {
             name: "survives-resets",
             points: 1,
             verifies: "keeps serving after clients reset their connections",
             run: survives_resets,
+            budget: secs(20),
         },
         Check {
             name: "ipv6",
             points: 1,
             verifies: "works over IPv6 with --host ::1",
             run: ipv6,
+            budget: secs(20),
         },
         Check {
             name: "prints-clients",
             points: 1,
             verifies: "prints its port and each client's address:port",
             run: prints_clients,
+            budget: secs(20),
         },
         Check {
             name: "port-in-use",
             points: 1,
             verifies: "one-line error and non-zero exit when the port is taken",
             run: common::port_in_use,
+            budget: secs(20),
         },
         Check {
             name: "sigint-exits-cleanly",
             points: 2,
             verifies: "on SIGINT idle clients are hung up on, a line names the signal, and the exit status is 0",
             run: sigint_exits_cleanly,
+            budget: secs(20),
         },
         Check {
             name: "stops-accepting",
             points: 1,
             verifies: "after SIGTERM the listener is closed at once, even while a client is still being answered",
             run: stops_accepting,
+            budget: secs(20),
         },
         Check {
             name: "finishes-reply",
             points: 2,
             verifies: "a reply being sent when SIGTERM comes is sent in full, then the exit status is 0",
             run: finishes_reply,
+            budget: secs(20),
         },
         Check {
             name: "finishes-request",
             points: 1,
             verifies: "a line half received when SIGTERM comes is still read to its end and answered",
             run: finishes_request,
+            budget: secs(40),
         },
         Check {
             name: "grace-period",
             points: 1,
             verifies: "a client stalled mid-line keeps the server no longer than --grace-ms",
             run: grace_period,
+            budget: secs(40),
         },
         Check {
             name: "client",
             points: 1,
             verifies: "the client sends stdin's lines and prints the replies, busy: included",
             run: client,
+            budget: secs(20),
         },
     ],
     demo: Some(demo),
@@ -133,9 +147,8 @@ fn echo(conn: &mut Conn, line: &[u8]) -> Result<(), Failure> {
             "send back exactly the line that came in, newline included"
         };
         Failure::new("the echo was not the line sent")
-            .sent(show(line))
-            .expected(show(line))
-            .got(show(&got))
+            .sent_bytes(line)
+            .compare(line, &got)
             .hint(hint)
     })
 }
@@ -190,7 +203,7 @@ fn echoes_lines(ctx: &mut Ctx) -> Result<(), Failure> {
     let got = conn.read_line()?;
     ensure(got == b"one byte at a time\n", || {
         Failure::new("a line sent in pieces did not come back whole")
-            .sent(show(b"one byte at a time\n"))
+            .sent_bytes(b"one byte at a time\n")
             .got(show(&got))
             .hint("keep reading until the newline: one recv() is not one line")
     })?;
@@ -227,7 +240,7 @@ fn concurrent_clients(ctx: &mut Ctx) -> Result<(), Failure> {
         })?;
         ensure(got == line.as_bytes(), || {
             Failure::new(format!("client {} of 49 got the wrong echo", n + 1))
-                .sent(show(line.as_bytes()))
+                .sent_bytes(line.as_bytes())
                 .got(show(&got))
         })?;
     }
@@ -237,8 +250,7 @@ fn concurrent_clients(ctx: &mut Ctx) -> Result<(), Failure> {
         .map_err(|f| f.during("the silent client, once it finished its line"))?;
     ensure(got == b"I am slow but here\n", || {
         Failure::new("the silent client's line did not come back whole")
-            .expected(show(b"I am slow but here\n"))
-            .got(show(&got))
+            .compare(b"I am slow but here\n", &got)
     })?;
     ctx.ensure_running(server.id, "while serving 50 clients")
 }
@@ -600,7 +612,7 @@ fn finishes_request(ctx: &mut Ctx) -> Result<(), Failure> {
     let (got, closed) = busy.closes_within(Duration::from_secs(1))?;
     ensure(got.is_empty() && !closed, || {
         Failure::new("the server hung up on a client in the middle of its line")
-            .sent(show(b"half a li"))
+            .sent_bytes(b"half a li")
             .expected("the connection kept open until the line is complete")
             .got(format!(
                 "{}{}",
@@ -617,8 +629,7 @@ fn finishes_request(ctx: &mut Ctx) -> Result<(), Failure> {
         .map_err(|f| f.during("after completing the line"))?;
     ensure(got == b"half a line\n", || {
         Failure::new("the line started before SIGTERM was not answered")
-            .expected(show(b"half a line\n"))
-            .got(show(&got))
+            .compare(b"half a line\n", &got)
     })?;
     drop(busy);
     exits_zero(
@@ -752,7 +763,7 @@ fn client(ctx: &mut Ctx) -> Result<(), Failure> {
     let shown = format!("{}{}", run.stdout_text(), run.stderr);
     ensure(shown.contains("busy"), || {
         Failure::new("the client did not show the server's busy: refusal")
-            .sent(show(busy_line))
+            .sent_bytes(busy_line)
             .got(show(shown.as_bytes()))
             .hint("print the reply line even when it is a refusal")
     })

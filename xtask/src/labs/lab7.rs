@@ -25,7 +25,7 @@ use nix::sys::signal::Signal;
 
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect};
+use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab7",
@@ -37,78 +37,91 @@ pub static LAB: Lab = Lab {
             points: 2,
             verifies: "echoes a client's bytes, then closes once the client half-closed",
             run: echoes,
+            budget: secs(20),
         },
         Check {
             name: "ipv6",
             points: 1,
             verifies: "works over IPv6 with --host ::1",
             run: ipv6,
+            budget: secs(20),
         },
         Check {
             name: "many-clients",
             points: 3,
             verifies: "2,000 clients connected at once each get their own bytes back",
             run: many_clients,
+            budget: secs(20),
         },
         Check {
             name: "slow-reader-no-stall",
             points: 2,
             verifies: "a client that sends but never reads does not stall the others",
             run: slow_reader_no_stall,
+            budget: secs(40),
         },
         Check {
             name: "back-pressure",
             points: 2,
             verifies: "stops reading a client that does not read: memory stays bounded",
             run: back_pressure,
+            budget: secs(40),
         },
         Check {
             name: "slow-reader-intact",
             points: 2,
             verifies: "a slow reader gets every byte in order despite partial sends",
             run: slow_reader_intact,
+            budget: secs(40),
         },
         Check {
             name: "idle-sleeps",
             points: 2,
             verifies: "uses no CPU while its clients are quiet (no busy loop)",
             run: idle_sleeps,
+            budget: secs(40),
         },
         Check {
             name: "stop-continue",
             points: 1,
             verifies: "keeps serving after kill -STOP / kill -CONT (EINTR)",
             run: stop_continue,
+            budget: secs(20),
         },
         Check {
             name: "survives-resets",
             points: 1,
             verifies: "keeps serving after clients reset their connections",
             run: survives_resets,
+            budget: secs(20),
         },
         Check {
             name: "no-fd-leak",
             points: 1,
             verifies: "open file descriptors do not grow with clients served or reset",
             run: no_fd_leak,
+            budget: secs(20),
         },
         Check {
             name: "backlog",
             points: 1,
             verifies: "listen() uses --backlog, and the default is at least 1024",
             run: backlog,
+            budget: secs(20),
         },
         Check {
             name: "port-in-use",
             points: 1,
             verifies: "one-line error and non-zero exit when the port is taken",
             run: common::port_in_use,
+            budget: secs(20),
         },
         Check {
             name: "client",
             points: 2,
             verifies: "the client sends stdin, half-closes and prints exactly the echo",
             run: client,
+            budget: secs(20),
         },
     ],
     demo: Some(demo),
@@ -157,7 +170,7 @@ fn expect_echo(addr: SocketAddr, message: &[u8], who: &str) -> Result<(), Failur
     let got = visit(addr, message).map_err(|f| f.during(who))?;
     ensure(got == message, || {
         Failure::new(format!("{who}: the echo differs from what was sent"))
-            .sent(show(message))
+            .sent_bytes(message)
             .got(show(&got))
             .hint(
                 "send back exactly the bytes received, all of them, and close only after \
@@ -317,7 +330,7 @@ fn echoes(ctx: &mut Ctx) -> Result<(), Failure> {
         .map_err(|f| f.during("a client that sent 512 binary bytes, the first 64 one by one"))?;
     ensure(got == binary, || {
         Failure::new("the echo of 512 binary bytes differs from what was sent")
-            .sent(show(&binary))
+            .sent_bytes(&binary)
             .got(show(&got))
             .hint("echo raw bytes: no text conversion, nothing added, nothing dropped")
     })
@@ -643,7 +656,7 @@ fn idle_sleeps(ctx: &mut Ctx) -> Result<(), Failure> {
             .map_err(|f| f.during(format!("quiet client {n}")))?;
         ensure(got == message.as_bytes(), || {
             Failure::new("wrong echo")
-                .sent(show(message.as_bytes()))
+                .sent_bytes(message.as_bytes())
                 .got(show(&got))
         })?;
         quiet.push(conn);
@@ -913,8 +926,7 @@ fn client(ctx: &mut Ctx) -> Result<(), Failure> {
     })?;
     ensure(run.stdout == data, || {
         Failure::new("the client's stdout is not exactly the echo")
-            .expected(show(&data))
-            .got(show(&run.stdout))
+            .compare(&data, &run.stdout)
             .hint("print the raw echo and nothing else on stdout, until the server closes")
     })
 }

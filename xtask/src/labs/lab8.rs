@@ -33,7 +33,7 @@ use nix::unistd::Pid;
 use crate::grade::ctx::{START_LIMIT, running_as_root};
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Finished, Lab, common, ensure, expect};
+use crate::grade::{Check, Ctx, Failure, Finished, Lab, common, ensure, expect, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab8",
@@ -45,132 +45,154 @@ pub static LAB: Lab = Lab {
             points: 2,
             verifies: "with no --port, writes pid;port (its pid, the port the kernel picked) once it listens",
             run: daemon_writes_pidfile,
+            budget: secs(20),
         },
         Check {
             name: "daemon-fixed-port",
             points: 1,
             verifies: "with --port P, listens on P and writes P to the pid file",
             run: daemon_fixed_port,
+            budget: secs(20),
         },
         Check {
             name: "handshake",
             points: 2,
             verifies: "answers socklab-probe?\\n with socklab-daemon <pid>\\n",
             run: handshake,
+            budget: secs(20),
         },
         Check {
             name: "handshake-in-pieces",
             points: 1,
             verifies: "reads the probe line whole even when it arrives in pieces",
             run: handshake_in_pieces,
+            budget: secs(20),
         },
         Check {
             name: "survives-bad-clients",
             points: 1,
             verifies: "keeps answering after clients that hang up, send garbage or reset",
             run: survives_bad_clients,
+            budget: secs(20),
         },
         Check {
             name: "silent-client",
             points: 1,
             verifies: "a client that connects and says nothing does not block the next one for ever",
             run: silent_client,
+            budget: secs(40),
         },
         Check {
             name: "atomic-pidfile",
             points: 1,
             verifies: "the pid file appears by rename() of a complete file, never written in place",
             run: atomic_pidfile,
+            budget: secs(20),
         },
         Check {
             name: "removes-pidfile-sigterm",
             points: 1,
             verifies: "on SIGTERM, removes its pid file and exits 0",
             run: removes_pidfile_sigterm,
+            budget: secs(20),
         },
         Check {
             name: "removes-pidfile-sigint",
             points: 1,
             verifies: "on SIGINT (Ctrl+C), removes its pid file and exits 0",
             run: removes_pidfile_sigint,
+            budget: secs(20),
         },
         Check {
             name: "keeps-foreign-pidfile",
             points: 1,
             verifies: "on exit, leaves a pid file alone that now names another process",
             run: keeps_foreign_pidfile,
+            budget: secs(20),
         },
         Check {
             name: "daemon-port-in-use",
             points: 1,
             verifies: "one-line error, non-zero exit and no pid file when the port is taken",
             run: daemon_port_in_use,
+            budget: secs(20),
         },
         Check {
             name: "status-running",
             points: 2,
             verifies: "prints running (pid N, port P) and exits 0 for a live daemon",
             run: status_running,
+            budget: secs(20),
         },
         Check {
             name: "status-ipv6",
             points: 1,
             verifies: "daemon and status work over IPv6 with --host ::1",
             run: status_ipv6,
+            budget: secs(20),
         },
         Check {
             name: "status-no-file",
             points: 1,
             verifies: "not running (exit 1) when there is no pid file",
             run: status_no_file,
+            budget: secs(20),
         },
         Check {
             name: "status-malformed",
             points: 1,
             verifies: "not running (exit 1) for malformed pid files, pid 0 and -1 included",
             run: status_malformed,
+            budget: secs(20),
         },
         Check {
             name: "status-dead-pid",
             points: 1,
             verifies: "not running when kill(pid, 0) says the process is gone (ESRCH)",
             run: status_dead_pid,
+            budget: secs(20),
         },
         Check {
             name: "status-refused",
             points: 1,
             verifies: "not running when the process lives but its port refuses connections",
             run: status_refused,
+            budget: secs(20),
         },
         Check {
             name: "status-garbage",
             points: 1,
             verifies: "not running when the port answers something else than the handshake",
             run: status_garbage,
+            budget: secs(20),
         },
         Check {
             name: "status-silent-port",
             points: 1,
             verifies: "gives up within --timeout-ms when the port accepts but never answers",
             run: status_silent_port,
+            budget: secs(20),
         },
         Check {
             name: "status-connect-deadline",
             points: 1,
             verifies: "gives up within --timeout-ms when connect() cannot complete (full accept queue)",
             run: status_connect_deadline,
+            budget: secs(20),
         },
         Check {
             name: "status-pid-mismatch",
             points: 1,
             verifies: "not running when a socklab daemon with another pid answers the port",
             run: status_pid_mismatch,
+            budget: secs(20),
         },
         Check {
             name: "status-eperm",
             points: 1,
             verifies: "EPERM from kill(pid, 0) means the process exists: probes the port and says so",
             run: status_eperm,
+            budget: secs(20),
         },
     ],
     demo: Some(demo),
@@ -279,9 +301,8 @@ fn probe_ok(daemon: &Daemon, ip: IpAddr) -> Result<(), Failure> {
     let expected = answer_of(daemon.pid);
     ensure(got == expected, || {
         Failure::new("wrong answer to the probe")
-            .sent(show(PROBE))
-            .expected(show(&expected))
-            .got(show(&got))
+            .sent_bytes(PROBE)
+            .compare(&expected, &got)
             .hint("answer exactly `socklab-daemon <your pid>` and a newline")
     })
 }
@@ -311,7 +332,7 @@ fn daemon_writes_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
         Failure::new("the pid in the pid file is not the daemon's")
             .expected(format!("{own_pid};<port>"))
             .got(show(text.as_bytes()))
-            .hint("write std::process::id(), the daemon's own pid")
+            .hint("write the daemon's own pid (getpid()), the process that keeps running")
     })?;
     ensure(port != 0 && listening, || {
         Failure::new(format!(
@@ -340,8 +361,7 @@ fn daemon_fixed_port(ctx: &mut Ctx) -> Result<(), Failure> {
     ensure(pid == daemon.pid && port == daemon.port, || {
         Failure::new("the pid file does not name the daemon and the port it was given")
             .sent(format!("--port {}", daemon.port))
-            .expected(show(expected.as_bytes()))
-            .got(show(text.as_bytes()))
+            .compare(expected.as_bytes(), text.as_bytes())
     })
 }
 
@@ -393,8 +413,7 @@ fn handshake_in_pieces(ctx: &mut Ctx) -> Result<(), Failure> {
     ensure(got == expected, || {
         Failure::new("wrong answer to a probe sent in two pieces")
             .sent(format!("{} then {}", show(first), show(rest)))
-            .expected(show(&expected))
-            .got(show(&got))
+            .compare(&expected, &got)
             .hint("one recv() is not one line: keep reading until the newline arrives")
     })
 }
@@ -431,9 +450,7 @@ fn silent_client(ctx: &mut Ctx) -> Result<(), Failure> {
     })?;
     let expected = answer_of(daemon.pid);
     ensure(got == expected, || {
-        Failure::new("wrong answer while another client stays silent")
-            .expected(show(&expected))
-            .got(show(&got))
+        Failure::new("wrong answer while another client stays silent").compare(&expected, &got)
     })
 }
 

@@ -1,0 +1,144 @@
+//! The grader's result model: what every output (human, JSON, class formats) renders.
+//!
+//! A run is a stream of [`Event`]s: a lab starts, each check starts and finishes with
+//! its [`CheckResult`], the lab finishes with its [`Report`]. Renderers never run checks;
+//! the runner never formats text. `--json` prints [`Report`]s as they are.
+
+use serde::Serialize;
+
+use super::Lab;
+
+/// Bumped whenever a field of the JSON report changes meaning or goes away.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// How a check ended.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Passed,
+    /// The program did something wrong (see the failure).
+    Failed,
+    /// The program stopped at a skeleton step that is not written yet.
+    NotImplemented,
+    /// The check ran past its budget; its programs were killed.
+    TimedOut,
+}
+
+/// Why a check failed, structured, for renderers that show parts of it.
+#[derive(Serialize, Debug, Clone, Default)]
+pub struct Explanation {
+    /// What went wrong, in one line.
+    pub problem: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub got: Option<String>,
+    /// Where expected and got first differ, in words, with a caret line when it fits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub difference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// A command line a student can paste to see the same thing by hand.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by_hand: Option<String>,
+    /// The unwritten skeleton step the program stopped at (`step 5: accept ...`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// The last lines each program printed on stderr: (label, lines).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stderr: Vec<(String, Vec<String>)>,
+    /// Expected and got as bytes, when the check compared bytes (for the caret).
+    #[serde(skip)]
+    pub compared: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The result of one check.
+#[derive(Serialize, Debug, Clone)]
+pub struct CheckResult {
+    pub name: String,
+    pub score: u32,
+    pub max_score: u32,
+    pub passed: bool,
+    pub status: Status,
+    /// Empty when passed; otherwise the whole explanation as plain text, one item per line.
+    pub message: String,
+    /// What the check verifies, in one line.
+    pub verifies: String,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Explanation>,
+}
+
+/// How far a student's skeleton is: steps written out of all steps, and the next one.
+#[derive(Serialize, Debug, Clone)]
+pub struct Steps {
+    pub written: usize,
+    pub total: usize,
+    /// `step 5: accept the next client` at `labs/lab1-tcp-server/src/main.rs:118`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<NextStep>,
+}
+
+/// The first unwritten step of a skeleton.
+#[derive(Serialize, Debug, Clone)]
+pub struct NextStep {
+    pub number: u32,
+    pub title: String,
+    /// `file:line`, relative to the workspace root.
+    pub place: String,
+}
+
+/// A lab's graded report.
+#[derive(Serialize, Debug, Clone)]
+pub struct Report {
+    pub format_version: u32,
+    pub lab: String,
+    pub title: String,
+    /// The program graded, as a shell would show it.
+    pub program: String,
+    pub score: u32,
+    pub max_score: u32,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Steps>,
+    pub checks: Vec<CheckResult>,
+}
+
+impl Report {
+    pub fn full_marks(&self) -> bool {
+        self.score == self.max_score
+    }
+
+    /// The names of the checks that failed.
+    pub fn failed(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.clone())
+            .collect()
+    }
+}
+
+/// What happens during a run, in order; every output is rendered from these.
+pub enum Event<'a> {
+    /// A lab's checks are about to run.
+    LabStarted {
+        lab: &'static Lab,
+        program: &'a str,
+        steps: Option<&'a Steps>,
+        checks: usize,
+    },
+    /// A check finished (events come in table order, whatever order checks end in).
+    CheckFinished {
+        lab: &'static Lab,
+        index: usize,
+        result: &'a CheckResult,
+    },
+    /// Every check of the lab has finished.
+    LabFinished {
+        lab: &'static Lab,
+        report: &'a Report,
+    },
+}

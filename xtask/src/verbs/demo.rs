@@ -1,0 +1,23 @@
+//! `cargo xtask demo`: the reference programs play a lab's session, narrating each call.
+
+use std::path::Path;
+
+use crate::{grade, labs};
+
+/// Plays `which`'s demo; true when it ran to its end.
+pub fn run(root: &Path, which: &str) -> Result<bool, String> {
+    let lab = labs::find(which).ok_or_else(|| super::grade::unknown_lab(which, false))?;
+    let Some(script) = lab.demo else {
+        return Err(format!("{} has no demo yet", lab.id));
+    };
+    grade::build(root, &[lab.package(true)], false)?;
+    let bin = grade::target_dir(root)
+        .join("debug")
+        .join(lab.package(true));
+    println!("{}: {} (reference programs, narrated)", lab.id, lab.title);
+    let mut demo = grade::demo::Demo::new(&[bin.display().to_string()])?;
+    script(&mut demo)?;
+    drop(demo);
+    println!("\n=== end of the {} demo", lab.id);
+    Ok(true)
+}

@@ -1,0 +1,211 @@
+//! `cargo xtask grade`: grade one lab or all, stream the report, say what to do next.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::grade::human::{Human, Style};
+use crate::grade::result::{NextStep, Report, Steps};
+use crate::grade::runner::{self, Plan};
+use crate::grade::{self, Lab, process};
+use crate::{labs, student};
+
+/// Options of `cargo xtask grade`.
+#[derive(clap::Args, Debug)]
+pub struct GradeArgs {
+    /// lab1 ... lab8, or `all`.
+    lab: String,
+    /// Grade the reference solution instead of your crate in labs/.
+    #[arg(long, conflicts_with = "cmd")]
+    solution: bool,
+    /// Grade any program that honours the CLI contract, in any language, e.g.
+    /// --cmd "python3 my_server.py". It is run as `CMD <role> --host H --port P ...`.
+    #[arg(long)]
+    cmd: Option<String>,
+    /// Print the report as JSON (one object, or a list for `all`) when grading ends.
+    #[arg(long)]
+    json: bool,
+    /// Run only this check (repeatable).
+    #[arg(long = "check", value_name = "NAME")]
+    only: Vec<String>,
+    /// How many checks run at once (default: twice the cores; 1 runs them in turn).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Show every failure in full, not only the first.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+/// Grades; true only at full marks.
+pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
+    let selected = select_labs(&args.lab)?;
+    check_names(&selected, &args.only)?;
+    if args.cmd.is_some() && selected.len() > 1 {
+        return Err("--cmd grades one lab at a time: name the lab (e.g. lab3)".into());
+    }
+    if args.jobs == Some(0) {
+        return Err("--jobs must be at least 1".into());
+    }
+    let mut plans = Vec::new();
+    match &args.cmd {
+        Some(cmd) => {
+            let argv = shlex::split(cmd).filter(|a| !a.is_empty()).ok_or_else(|| {
+                format!("--cmd {cmd:?} is not a valid command line (check the quotes)")
+            })?;
+            preflight(&argv[0])?;
+            plans.push(Plan::new(selected[0], argv, &args.only));
+        }
+        None => {
+            let packages: Vec<String> = selected.iter().map(|l| l.package(args.solution)).collect();
+            grade::build(root, &packages, false)?;
+            for lab in &selected {
+                let bin = grade::target_dir(root)
+                    .join("debug")
+                    .join(lab.package(args.solution));
+                let mut plan = Plan::new(lab, vec![bin.display().to_string()], &args.only);
+                plan.shown = format!("cargo run -q -p {} --", lab.package(args.solution));
+                if !args.solution {
+                    plan.steps = steps(root, lab);
+                }
+                plans.push(plan);
+            }
+        }
+    }
+    let jobs = args.jobs.unwrap_or_else(runner::default_jobs);
+    let reports = if args.json {
+        runner::run(&plans, jobs, &mut |_| {})
+    } else {
+        let mut human = Human::new(io::stdout().lock(), Style::detect(), args.verbose);
+        let reports = runner::run(&plans, jobs, &mut |event| {
+            quiet_on_broken_pipe(human.event(event))
+        });
+        let next_lab = next_lab(&selected);
+        quiet_on_broken_pipe(human.next_step(&reports, next_lab));
+        reports
+    };
+    if args.json {
+        let text = if reports.len() == 1 {
+            serde_json::to_string_pretty(&reports[0])
+        } else {
+            serde_json::to_string_pretty(&reports)
+        };
+        let text = text.map_err(|e| e.to_string())?;
+        quiet_on_broken_pipe(writeln!(io::stdout(), "{text}"));
+    }
+    Ok(reports.iter().all(Report::full_marks))
+}
+
+/// A reader that went away (`grade lab1 | head`) is not an error: clean up, exit quietly.
+fn quiet_on_broken_pipe(result: io::Result<()>) {
+    if let Err(e) = result {
+        process::cleanup_all();
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("xtask: error: cannot write the report: {e}");
+        std::process::exit(2);
+    }
+}
+
+/// The student's progress through the skeleton, if it can be read.
+fn steps(root: &Path, lab: &Lab) -> Option<Steps> {
+    let progress = student::progress::scan(root, lab).ok()?;
+    Some(Steps {
+        written: progress.written,
+        total: progress.total,
+        next: progress.next.map(|step| NextStep {
+            number: step.number,
+            title: step.title,
+            place: format!("{}:{}", step.file.display(), step.line),
+        }),
+    })
+}
+
+/// The lab after the last one graded, for "on to the next lab".
+fn next_lab(selected: &[&'static Lab]) -> Option<&'static str> {
+    let all = labs::all();
+    let last = selected.last()?;
+    let at = all.iter().position(|l| l.id == last.id)?;
+    all.get(at + 1).map(|l| l.id)
+}
+
+/// One clear error for a program that cannot be started at all, instead of one failure
+/// per check.
+fn preflight(program: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let found: Option<PathBuf> = if program.contains('/') {
+        Some(PathBuf::from(program))
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(program))
+                .find(|candidate| candidate.is_file())
+        })
+    };
+    let Some(path) = found else {
+        return Err(format!("--cmd: {program:?} is not a command on PATH"));
+    };
+    let meta = std::fs::metadata(&path)
+        .map_err(|e| format!("--cmd: cannot run {}: {e}", path.display()))?;
+    if meta.is_dir() {
+        return Err(format!(
+            "--cmd: {} is a folder, not a program",
+            path.display()
+        ));
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err(format!(
+            "--cmd: {} is not executable (chmod +x it, or name its interpreter: --cmd \"python3 {}\")",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The labs `which` names: one lab, or `all`.
+pub fn select_labs(which: &str) -> Result<Vec<&'static Lab>, String> {
+    let with_checks = |lab: &&Lab| !lab.checks.is_empty();
+    if which == "all" {
+        return Ok(labs::all().into_iter().filter(with_checks).collect());
+    }
+    let lab = labs::find(which).ok_or_else(|| unknown_lab(which, true))?;
+    if lab.checks.is_empty() {
+        return Err(format!("{} has no checks yet", lab.id));
+    }
+    Ok(vec![lab])
+}
+
+/// Every `--check` name must exist in some selected lab.
+fn check_names(selected: &[&'static Lab], only: &[String]) -> Result<(), String> {
+    for name in only {
+        if !selected
+            .iter()
+            .any(|lab| lab.checks.iter().any(|c| c.name == name))
+        {
+            let known: Vec<&str> = selected
+                .iter()
+                .flat_map(|lab| lab.checks.iter().map(|c| c.name))
+                .collect();
+            let which = if selected.len() == 1 {
+                selected[0].id
+            } else {
+                "any lab"
+            };
+            return Err(format!(
+                "unknown check {name:?} in {which}: choose one of {}",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// "unknown lab": lists the labs (and `all` where it is accepted).
+pub fn unknown_lab(which: &str, all_allowed: bool) -> String {
+    let known: Vec<&str> = labs::all().iter().map(|l| l.id).collect();
+    let all = if all_allowed { " or all" } else { "" };
+    format!(
+        "unknown lab {which:?}: choose one of {}{all}",
+        known.join(", ")
+    )
+}

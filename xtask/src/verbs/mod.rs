@@ -1,0 +1,4 @@
+//! One module per `cargo xtask` verb that has more to do than call a library function.
+
+pub mod demo;
+pub mod grade;
