@@ -49,6 +49,7 @@ impl Style {
             Status::Failed => self.paint("31", "FAIL"),
             Status::NotImplemented => self.paint("33", "TODO"),
             Status::TimedOut => self.paint("31", "TIME"),
+            Status::CannotTest => self.paint("36", "SKIP"),
         }
     }
 }

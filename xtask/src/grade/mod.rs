@@ -21,6 +21,7 @@ pub mod explain;
 pub mod human;
 pub mod net;
 pub mod netns;
+pub mod onlan;
 pub mod process;
 pub mod result;
 pub mod runner;

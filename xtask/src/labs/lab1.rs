@@ -11,7 +11,9 @@ use std::time::Duration;
 use crate::grade::ctx::running_as_root;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect, secs, tcp_table};
+use crate::grade::{
+    Check, Ctx, Failure, Lab, Server, common, ensure, expect, netns, onlan, secs, tcp_table,
+};
 
 pub static LAB: Lab = Lab {
     id: "lab1",
@@ -31,6 +33,13 @@ pub static LAB: Lab = Lab {
             verifies: "binds the --host address itself, not the wildcard 0.0.0.0 (read from /proc/net/tcp)",
             run: binds_given_host,
             budget: secs(20),
+        },
+        Check {
+            name: "reachable-from-another-host",
+            points: 1,
+            verifies: "with --host 0.0.0.0 another host reaches it; with 127.0.0.1 it cannot",
+            run: reachable_from_another_host,
+            budget: secs(30),
         },
         Check {
             name: "greets",
@@ -180,6 +189,49 @@ fn binds_given_host(ctx: &mut Ctx) -> Result<(), Failure> {
                 })
         },
     )
+}
+
+fn reachable_from_another_host(ctx: &mut Ctx) -> Result<(), Failure> {
+    let lan = onlan::lan()?;
+    let alpha = SocketAddr::new(IpAddr::V4(netns::ALPHA_IP), 5000);
+    // Every interface: beta calls alpha's address over the cable.
+    onlan::start_server_inside(ctx, &lan.alpha, "0.0.0.0", 5000)
+        .map_err(|f| f.during("on host alpha with --host 0.0.0.0"))?;
+    let mut conn = lan
+        .beta
+        .connect(alpha, net::IO_LIMIT)
+        .map(|stream| net::Conn::new(stream, alpha))
+        .map_err(|e| {
+            net::connect_failure(alpha, &e)
+                .during("from host beta, to the server started on alpha with --host 0.0.0.0")
+                .hint("bind() the address --host gives: 0.0.0.0 is every interface of the machine")
+        })?;
+    let got = conn
+        .read_exact_bytes(GREETING.len())
+        .map_err(|f| f.during("from host beta"))?;
+    ensure(got == GREETING, || {
+        Failure::new("beta's first bytes from the server were not the greeting")
+            .compare(GREETING, &got)
+    })?;
+    drop(conn);
+    // Loopback only: alpha itself can call, beta cannot.
+    onlan::start_server_inside(ctx, &lan.alpha, "127.0.0.1", 5001)
+        .map_err(|f| f.during("on host alpha with --host 127.0.0.1"))?;
+    let reached = lan.beta.connect(
+        SocketAddr::new(IpAddr::V4(netns::ALPHA_IP), 5001),
+        net::IO_LIMIT,
+    );
+    ensure(reached.is_err(), || {
+        Failure::new("started with --host 127.0.0.1, the server still answered another host")
+            .sent(format!(
+                "a connection from beta ({}) to alpha's {}:5001",
+                netns::BETA_IP,
+                netns::ALPHA_IP
+            ))
+            .expected("connection refused: loopback is reachable from the machine itself only")
+            .got("connected")
+            .hint("bind() the --host address; binding 0.0.0.0 exposes the server to the whole network")
+    })
 }
 
 fn greets(ctx: &mut Ctx) -> Result<(), Failure> {

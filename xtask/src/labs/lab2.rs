@@ -21,7 +21,7 @@ use socket2::{Domain, Socket, Type};
 
 use crate::grade::demo::{Demo, Voice};
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect, secs};
+use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect, netns, onlan, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab2",
@@ -69,6 +69,13 @@ pub static LAB: Lab = Lab {
             verifies: "prints its own address:port (getsockname), as the server sees it",
             run: prints_local_port,
             budget: secs(20),
+        },
+        Check {
+            name: "reaches-another-host",
+            points: 1,
+            verifies: "run on host alpha, reaches a server on host beta by its address",
+            run: reaches_another_host,
+            budget: secs(30),
         },
         Check {
             name: "resolves-names",
@@ -181,6 +188,11 @@ impl GraderServer {
     fn start(ip: IpAddr, script: Script) -> Result<GraderServer, Failure> {
         let listener = TcpListener::bind((ip, 0))
             .map_err(|e| Failure::new(format!("the grader could not listen on {ip}: {e}")))?;
+        GraderServer::start_on(listener, script)
+    }
+
+    /// Serves one client of `listener` (say, one inside a private host) by `script`.
+    fn start_on(listener: TcpListener, script: Script) -> Result<GraderServer, Failure> {
         let addr = listener
             .local_addr()
             .map_err(|e| Failure::new(format!("the grader's listener has no address: {e}")))?;
@@ -729,6 +741,46 @@ fn reaches_server(
     }
     printed(&run, reply, "the reply")?;
     exited_ok(&run, &format!("with --host {host}"))
+}
+
+fn reaches_another_host(ctx: &mut Ctx) -> Result<(), Failure> {
+    let lan = onlan::lan()?;
+    let beta = SocketAddr::new(IpAddr::V4(netns::BETA_IP), 5000);
+    let listener = lan
+        .beta
+        .listen(beta, 8)
+        .map_err(|e| Failure::new(format!("the grader could not listen on beta's {beta}: {e}")))?;
+    let message = "hello beta";
+    let reply = b"beta here\n";
+    let server = GraderServer::start_on(listener, answering(message.len(), reply))?;
+    let host = netns::BETA_IP.to_string();
+    let id = onlan::spawn_inside(
+        ctx,
+        &lan.alpha,
+        "client",
+        &[
+            "client",
+            "--host",
+            &host,
+            "--port",
+            "5000",
+            "--timeout",
+            CLIENT_TIMEOUT,
+            "--message",
+            message,
+        ],
+    )?;
+    let run = ctx.finish(id, RUN_LIMIT)?;
+    let seen = server.finish();
+    if seen.peer.is_none() {
+        return Err(Failure::new(format!(
+            "run on host alpha with --host {host}, the client never reached the server on beta"
+        ))
+        .got(format!("stderr: {}", stderr_summary(&run)))
+        .hint("connect() to the address --host gives, whatever it is: not always loopback"));
+    }
+    printed(&run, reply, "the reply from beta")?;
+    exited_ok(&run, &format!("with --host {host} (host beta)"))
 }
 
 fn resolves_names(ctx: &mut Ctx) -> Result<(), Failure> {
