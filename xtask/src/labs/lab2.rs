@@ -1019,8 +1019,9 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     )?;
     let filter = format!("sport = :{port} or dport = :{port}");
     demo.say(
-        "The close took four segments: the client's FIN, its ACK, the server's FIN, its ACK. \
-         The client closed first, so its side now waits in TIME-WAIT",
+        "The close: the client's FIN, acknowledged by the server (here on its first reply \
+         piece), then the server's FIN and the client's last ACK. The client closed first, \
+         so its side now waits in TIME-WAIT",
     );
     demo.ss(&["-tan", &filter]);
 
