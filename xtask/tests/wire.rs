@@ -99,8 +99,52 @@ fn lab2_demo_shows_handshake_half_close_and_reset_on_the_wire() {
 }
 
 #[test]
+fn lab3_demo_shows_bytes_not_messages_on_the_wire() {
+    let text = demo("lab3", false);
+    if text.contains("[wire] unavailable") {
+        assert!(!nix_is_root(), "as root namespaces must work:\n{text}");
+        return;
+    }
+    // Three sends (three segments) come out of one recv().
+    for piece in ["len=4 \"one\\n\"", "len=4 \"two\\n\"", "len=6 \"three\\n\""] {
+        assert!(text.contains(piece), "lab3: no segment {piece}:\n{text}");
+    }
+    assert!(
+        text.contains("recv() -> 14 bytes"),
+        "lab3: no single recv():\n{text}"
+    );
+    // One send of 4000 bytes leaves as several segments of at most one packet (1448
+    // bytes with TCP timestamps on, 1460 without).
+    let full = text
+        .lines()
+        .filter_map(|l| l.split(" len=").nth(1)?.split(' ').next()?.parse::<u32>().ok())
+        .filter(|len| (1000..=1460).contains(len))
+        .count();
+    assert!(full >= 2, "lab3: no big send cut into segments:\n{text}");
+}
+
+#[test]
+fn lab4_demo_shows_datagrams_and_port_unreachable() {
+    let text = demo("lab4", false);
+    if text.contains("[wire] unavailable") {
+        assert!(!nix_is_root(), "as root namespaces must work:\n{text}");
+        return;
+    }
+    assert!(text.contains("UDP      len="), "lab4: no datagram:\n{text}");
+    assert!(
+        text.contains("ICMP     port unreachable"),
+        "lab4: no ICMP port unreachable:\n{text}"
+    );
+    assert!(
+        text.contains("Connection refused"),
+        "lab4: no ECONNREFUSED:\n{text}"
+    );
+    assert!(!text.contains("SYN"), "lab4: UDP has no handshake:\n{text}");
+}
+
+#[test]
 fn without_namespaces_the_demo_says_so_and_goes_on() {
-    for lab in ["lab1", "lab2"] {
+    for lab in ["lab1", "lab2", "lab3", "lab4"] {
         let text = demo(lab, true);
         let notes: Vec<&str> = text.lines().filter(|l| l.starts_with("[wire]")).collect();
         assert_eq!(notes.len(), 1, "{lab}: {notes:?}\n{text}");

@@ -88,6 +88,58 @@ impl Demo {
         }
     }
 
+    /// In a private network, makes its loopback carry Ethernet-sized packets (1500
+    /// bytes, one TCP segment each), so a large send() shows as several segments.
+    pub fn ethernet_sized_packets(&self) {
+        if let Some((host, _)) = &self.network
+            && let Err(why) = host.ethernet_sized_loopback()
+        {
+            self.line("wire", format!("loopback keeps its 64 KiB packets: {why}"));
+        }
+    }
+
+    /// A UDP socket for the demo itself (playing a client), bound to an ephemeral
+    /// port on 127.0.0.1, inside the private network when there is one.
+    pub fn udp_socket(&self) -> Result<std::net::UdpSocket, String> {
+        let local = SocketAddr::from(([127, 0, 0, 1], 0));
+        let socket = match &self.network {
+            Some((host, _)) => host
+                .socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+                .map(std::net::UdpSocket::from)
+                .and_then(|socket| {
+                    socket2::SockRef::from(&socket).bind(&local.into())?;
+                    Ok(socket)
+                }),
+            None => std::net::UdpSocket::bind(local),
+        };
+        socket.map_err(|e| format!("the demo cannot make a UDP socket: {e}"))
+    }
+
+    /// Polls until a UDP socket is bound to `port` (at most the start limit).
+    pub fn wait_udp_bound(&mut self, port: u16) -> Result<(), String> {
+        let tables: Vec<std::path::PathBuf> = match &self.network {
+            Some((host, _)) => ["udp", "udp6"]
+                .iter()
+                .map(|t| format!("/proc/{}/net/{t}", host.pid()).into())
+                .collect(),
+            None => vec!["/proc/net/udp".into(), "/proc/net/udp6".into()],
+        };
+        let bound = || {
+            super::tcp_table::read(&tables)
+                .iter()
+                .any(|row| row.local.port() == port)
+        };
+        let deadline = Instant::now() + super::ctx::START_LIMIT;
+        while !bound() {
+            if Instant::now() >= deadline {
+                return Err(format!("nothing bound UDP port {port}"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.settle();
+        Ok(())
+    }
+
     /// Whether packets are shown (the session runs in a private host).
     pub fn shows_wire(&self) -> bool {
         self.network.is_some()
@@ -359,7 +411,9 @@ fn forward(
                 Some(stamp) => stamp.max(last),
                 None => unstamped(last),
             };
-            if rest.starts_with('[') {
+            // A narrated line carries its label; a plain one (a result that happens
+            // to start with `[`, like a ctime stamp) gets the program's.
+            if stamp.is_some() && rest.starts_with('[') {
                 timeline.push(last, rest.to_string());
             } else {
                 timeline.push(last, format!("{label} {rest}"));

@@ -193,6 +193,13 @@ impl Host {
         }
     }
 
+    /// Makes this host's loopback look like Ethernet: 1500-byte packets, and no
+    /// offloading (one segment per packet, as the wire would carry them), so a big
+    /// send() shows as the several segments TCP cuts it into.
+    pub fn ethernet_sized_loopback(&self) -> Result<(), Unavailable> {
+        self.ip(&["link set dev lo mtu 1500 gso_max_segs 1"])
+    }
+
     /// A socket made inside this host (it stays there: binds and connects happen in
     /// this host's network, whichever thread uses it).
     pub fn socket(&self, domain: i32, kind: i32, protocol: i32) -> io::Result<OwnedFd> {

@@ -244,7 +244,10 @@ impl Tracker {
             }
             Some(TransportSlice::Icmpv4(icmp)) => {
                 let what = match (icmp.type_u8(), icmp.code_u8()) {
-                    (3, 3) => "port unreachable".to_string(),
+                    (3, 3) => match quoted_destination(icmp.payload()) {
+                        Some(to) => format!("port unreachable (for {to})"),
+                        None => "port unreachable".to_string(),
+                    },
                     (3, code) => format!("destination unreachable (code {code})"),
                     (8, _) => "echo request (ping)".to_string(),
                     (0, _) => "echo reply".to_string(),
@@ -256,6 +259,25 @@ impl Tracker {
         };
         Some(line)
     }
+}
+
+/// Where the packet an ICMP error quotes was going: `127.0.0.1:5001 UDP`. The error
+/// carries the offending packet's IP header and first 8 bytes (its ports).
+fn quoted_destination(quoted: &[u8]) -> Option<String> {
+    let header_len = usize::from(quoted.first()? & 0x0f) * 4;
+    let protocol = match quoted.get(9)? {
+        6 => "TCP",
+        17 => "UDP",
+        _ => return None,
+    };
+    let ip = std::net::Ipv4Addr::new(
+        *quoted.get(16)?,
+        *quoted.get(17)?,
+        *quoted.get(18)?,
+        *quoted.get(19)?,
+    );
+    let port = u16::from_be_bytes([*quoted.get(header_len + 2)?, *quoted.get(header_len + 3)?]);
+    Some(format!("{ip}:{port} {protocol}"))
 }
 
 /// Adds a quoted preview of `payload` to `head`, cut to fit [`WIDTH`] columns.
