@@ -38,6 +38,9 @@ enum Command {
     Demo {
         /// lab1 ... lab8.
         lab: String,
+        /// Pause before each call's line and each group of packets until Enter.
+        #[arg(long)]
+        step: bool,
     },
     /// Regenerate the student skeletons in labs/ from the reference solutions.
     Skeletons {
@@ -58,7 +61,7 @@ fn main() -> ExitCode {
     let root = workspace_root();
     let result = match cli.command {
         Command::Grade(args) => verbs::grade::run(&root, args),
-        Command::Demo { lab } => verbs::demo::run(&root, &lab),
+        Command::Demo { lab, step } => verbs::demo::run(&root, &lab, step),
         Command::Skeletons { check } => skeletons::run(&root, check).map(|()| true),
         Command::Mutants(args) => mutants::run(&root, args),
         Command::Bench(args) => bench::run(&root, args).map(|()| true),

@@ -117,7 +117,14 @@ fn lab3_demo_shows_bytes_not_messages_on_the_wire() {
     // bytes with TCP timestamps on, 1460 without).
     let full = text
         .lines()
-        .filter_map(|l| l.split(" len=").nth(1)?.split(' ').next()?.parse::<u32>().ok())
+        .filter_map(|l| {
+            l.split(" len=")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u32>()
+                .ok()
+        })
         .filter(|len| (1000..=1460).contains(len))
         .count();
     assert!(full >= 2, "lab3: no big send cut into segments:\n{text}");
@@ -155,4 +162,25 @@ fn without_namespaces_the_demo_says_so_and_goes_on() {
         );
         assert!(text.contains("accept()") || text.contains("connect("));
     }
+}
+
+#[test]
+fn step_mode_waits_for_enter_and_plays_the_same_session() {
+    let mut command = Command::cargo_bin("xtask").expect("xtask is built for its tests");
+    let enters = "\n".repeat(400);
+    let output = command
+        .args(["demo", "lab2", "--step"])
+        .write_stdin(enters)
+        .timeout(std::time::Duration::from_secs(600))
+        .output()
+        .expect("xtask runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("press Enter"), "{text}");
+    assert!(text.contains("end of the lab2 demo"), "{text}");
+    // Each line on a line of its own, as without --step.
+    assert!(
+        !text.lines().any(|l| l.matches("[client]").count() > 1),
+        "lines ran together:\n{text}"
+    );
 }

@@ -154,16 +154,35 @@ impl Demo {
     pub fn say(&self, text: &str) {
         self.settle();
         self.timeline.flush_all();
-        println!();
-        for line in wrap(&format!("=== {text}"), "    ") {
-            println!("{line}");
-        }
+        let mut printer = self
+            .timeline
+            .printing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut out = std::io::stdout().lock();
+        printer.close(&mut out);
+        let _ = writeln!(out);
+        printer.print(&mut out, &format!("=== {text}"));
+        let _ = out.flush();
     }
 
     /// A line of the demo's own (`[role] text`), in time order with the programs'.
     pub fn line(&self, role: &str, text: String) {
         self.timeline
             .push(wire::now_micros(), format!("[{role}] {text}"));
+    }
+
+    /// `--step`: the output pauses before each call's line and each group of packets
+    /// until Enter is pressed, so an instructor can talk over it. The programs run on
+    /// at their own pace; only the telling waits.
+    pub fn step_by_step(&mut self) {
+        let mut printer = self
+            .timeline
+            .printing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        printer.step = true;
+        println!("(--step: press Enter for each next line or group of packets)");
     }
 
     /// A handle that speaks on this demo's timeline from another thread.
@@ -476,6 +495,68 @@ impl Voice {
 struct Timeline {
     inner: Arc<Mutex<Pending>>,
     stop: Arc<AtomicBool>,
+    /// Held while printing, so batches come out whole and in order.
+    printing: Arc<Mutex<Printer>>,
+}
+
+/// What the printer remembers between batches.
+#[derive(Default)]
+struct Printer {
+    /// `--step`: wait for Enter before each call's line or group of packets.
+    step: bool,
+    /// The kind of the last line printed (`[wire]`, `[ss]`, ...), to group packets.
+    last_kind: String,
+    /// The last line was printed without its newline: Enter's echo ends it.
+    open_line: bool,
+}
+
+impl Printer {
+    fn print(&mut self, out: &mut impl Write, line: &str) {
+        let kind = line.split(']').next().unwrap_or("").to_string();
+        let grouped = matches!(kind.as_str(), "[wire" | "[ss") && kind == self.last_kind;
+        if self.step && !grouped && self.open_line {
+            // Wait for Enter; its echo ends the open line. No input: stop pausing.
+            let _ = out.flush();
+            let mut answer = String::new();
+            let read = std::io::stdin().read_line(&mut answer).unwrap_or(0);
+            if read == 0 {
+                self.step = false;
+            }
+            // A terminal echoes the Enter; piped input does not.
+            if read == 0 || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                let _ = writeln!(out);
+            }
+            self.open_line = false;
+        } else if self.open_line {
+            let _ = writeln!(out);
+            self.open_line = false;
+        }
+        self.last_kind = kind;
+        // Continuation lines are indented past the `[role] ` label (or the `=== `).
+        let indent = match line.find("] ") {
+            Some(at) if line.starts_with('[') => " ".repeat(at + 2),
+            _ if line.starts_with("=== ") => "    ".to_string(),
+            _ => String::new(),
+        };
+        let pieces = wrap(line, &indent);
+        for (n, piece) in pieces.iter().enumerate() {
+            if self.step && n + 1 == pieces.len() {
+                let _ = write!(out, "{piece}");
+                self.open_line = true;
+            } else {
+                let _ = writeln!(out, "{piece}");
+            }
+        }
+    }
+
+    /// Ends an open line before someone else prints.
+    fn close(&mut self, out: &mut impl Write) {
+        if self.open_line {
+            let _ = writeln!(out);
+            self.open_line = false;
+        }
+        self.last_kind.clear();
+    }
 }
 
 struct Pending {
@@ -495,6 +576,7 @@ impl Timeline {
                 last_input: Instant::now(),
             })),
             stop: Arc::new(AtomicBool::new(false)),
+            printing: Arc::new(Mutex::new(Printer::default())),
         };
         let printer = timeline.clone();
         std::thread::spawn(move || {
@@ -525,22 +607,25 @@ impl Timeline {
 
     /// Prints, in time order, every line stamped before `micros`.
     fn flush_before(&self, micros: u64) {
-        let mut pending = self.lock();
-        pending.lines.sort();
-        let ready = pending.lines.partition_point(|(t, _, _)| *t < micros);
-        let lines: Vec<_> = pending.lines.drain(..ready).collect();
+        let mut printer = self.printing.lock().unwrap_or_else(|p| p.into_inner());
+        let lines: Vec<_> = {
+            let mut pending = self.lock();
+            pending.lines.sort();
+            let ready = pending.lines.partition_point(|(t, _, _)| *t < micros);
+            pending.lines.drain(..ready).collect()
+        };
         let mut out = std::io::stdout().lock();
         for (_, _, line) in lines {
-            // Continuation lines are indented past the `[role] ` label.
-            let indent = match line.find("] ") {
-                Some(at) if line.starts_with('[') => " ".repeat(at + 2),
-                _ => String::new(),
-            };
-            for piece in wrap(&line, &indent) {
-                let _ = writeln!(out, "{piece}");
-            }
+            printer.print(&mut out, &line);
         }
         let _ = out.flush();
+    }
+
+    /// Prints everything pending and ends the last line.
+    fn flush_and_close(&self) {
+        self.flush_all();
+        let mut printer = self.printing.lock().unwrap_or_else(|p| p.into_inner());
+        printer.close(&mut std::io::stdout().lock());
     }
 
     fn flush_all(&self) {
@@ -559,7 +644,7 @@ impl Drop for Demo {
         // The programs' last words and the wire's last packets, then the network goes.
         self.settle();
         self.network = None;
-        self.timeline.flush_all();
+        self.timeline.flush_and_close();
         self.timeline.stop.store(true, Ordering::SeqCst);
         super::process::forget_folder(self.scratch.path());
     }
