@@ -152,10 +152,21 @@ impl Host {
     /// `nsenter` arguments that run a command inside this host, for launchers that
     /// take a plain argv (the checks' `Ctx::spawn_other`).
     pub fn nsenter_argv(&self) -> Vec<String> {
-        ["nsenter", "-t", &self.pid().to_string(), "-U", "-n", "-u"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        // --preserve-credentials: no setgroups(), which an unprivileged user may not
+        // call in a namespace whose setgroups is denied; our uid is root there anyway.
+        let pid = self.pid().to_string();
+        [
+            "nsenter",
+            "-t",
+            &pid,
+            "-U",
+            "-n",
+            "-u",
+            "--preserve-credentials",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     }
 
     /// Runs `ip -batch -` inside this host with these commands.

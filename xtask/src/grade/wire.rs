@@ -357,6 +357,43 @@ mod tests {
     }
 
     #[test]
+    fn captures_a_handshake_inside_a_host() {
+        use std::sync::Mutex;
+        let host = match Host::new("capture") {
+            Ok(host) => host,
+            Err(why) if !nix::unistd::geteuid().is_root() => return eprintln!("skipped: {why}"),
+            Err(why) => panic!("as root, namespaces must work: {why}"),
+        };
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let capture = Capture::start(&host, move |micros, line| {
+            sink.lock().unwrap().push((micros, line));
+        })
+        .unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], 5000));
+        let listener = host.listen(addr, 5).unwrap();
+        let before = now_micros();
+        let _client = host
+            .connect(addr, std::time::Duration::from_secs(5))
+            .unwrap();
+        let _server = listener.accept().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while seen.lock().unwrap().len() < 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        drop(capture);
+        let seen = seen.lock().unwrap();
+        let flags: Vec<&str> = seen
+            .iter()
+            .map(|(_, l)| l.split("  ").nth(1).unwrap_or("").trim())
+            .collect();
+        assert_eq!(flags[..3], ["SYN", "SYN-ACK", "ACK"], "{seen:?}");
+        // Stamped by the kernel on the clock narration uses, once each (not twice on lo).
+        assert!(seen.iter().all(|(t, _)| *t >= before - 1000), "{seen:?}");
+        assert_eq!(seen.len(), 3, "{seen:?}");
+    }
+
+    #[test]
     fn long_payloads_are_cut_to_the_width() {
         let mut tracker = Tracker::default();
         let big = vec![b'x'; 5000];
