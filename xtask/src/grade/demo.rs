@@ -70,6 +70,7 @@ impl Demo {
             let timeline = self.timeline.clone();
             let capture = Capture::start(&host, move |micros, line| timeline.push(micros, line))
                 .map_err(|e| netns::Unavailable(format!("cannot capture packets: {e}")))?;
+            self.timeline.follow(capture.horizon());
             Ok((host, capture))
         });
         match made {
@@ -564,6 +565,8 @@ struct Pending {
     lines: Vec<(u64, u64, String)>,
     count: u64,
     last_input: Instant,
+    /// With a capture running: the moment up to which every packet is in.
+    horizon: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Timeline {
@@ -574,6 +577,7 @@ impl Timeline {
                 lines: Vec::new(),
                 count: 0,
                 last_input: Instant::now(),
+                horizon: None,
             })),
             stop: Arc::new(AtomicBool::new(false)),
             printing: Arc::new(Mutex::new(Printer::default())),
@@ -583,7 +587,13 @@ impl Timeline {
             while !printer.stop.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(20));
                 let holdback = HOLDBACK.as_micros() as u64;
-                printer.flush_before(wire::now_micros().saturating_sub(holdback));
+                let mut until = wire::now_micros().saturating_sub(holdback);
+                // Never past the packets: a slow capture thread must not let a later
+                // line overtake the packet that came before it.
+                if let Some(horizon) = printer.horizon() {
+                    until = until.min(horizon);
+                }
+                printer.flush_before(until);
             }
         });
         timeline
@@ -603,6 +613,26 @@ impl Timeline {
 
     fn last_input(&self) -> Instant {
         self.lock().last_input
+    }
+
+    /// Follows a capture: lines wait until the packets before them are in.
+    fn follow(&self, horizon: Arc<std::sync::atomic::AtomicU64>) {
+        self.lock().horizon = Some(horizon);
+    }
+
+    fn horizon(&self) -> Option<u64> {
+        let pending = self.lock();
+        let horizon = pending.horizon.as_ref()?;
+        Some(horizon.load(Ordering::SeqCst))
+    }
+
+    /// Waits (at most 2 s) until the capture has every packet up to now.
+    fn catch_up(&self) {
+        let now = wire::now_micros();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.horizon().is_some_and(|h| h < now) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Prints, in time order, every line stamped before `micros`.
@@ -629,6 +659,7 @@ impl Timeline {
     }
 
     fn flush_all(&self) {
+        self.catch_up();
         self.flush_before(u64::MAX);
     }
 }
@@ -643,6 +674,8 @@ impl Drop for Demo {
         }
         // The programs' last words and the wire's last packets, then the network goes.
         self.settle();
+        self.timeline.flush_all();
+        self.timeline.lock().horizon = None;
         self.network = None;
         self.timeline.flush_and_close();
         self.timeline.stop.store(true, Ordering::SeqCst);

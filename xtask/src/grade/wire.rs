@@ -15,7 +15,7 @@ use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
@@ -29,6 +29,7 @@ pub const WIDTH: usize = 100;
 pub struct Capture {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    horizon: Arc<AtomicU64>,
 }
 
 impl Capture {
@@ -64,13 +65,19 @@ impl Capture {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
+        let horizon = Arc::new(AtomicU64::new(now_micros()));
+        let reached = horizon.clone();
         let thread = std::thread::spawn(move || {
             let mut tracker = Tracker::default();
             let mut buffer = vec![0u8; 65536];
             while !stopping.load(Ordering::SeqCst) {
+                let asked = now_micros();
                 let Some((len, micros, outgoing)) = receive(&socket, &mut buffer) else {
+                    // Nothing was waiting: every packet stamped before `asked` is in.
+                    reached.fetch_max(asked, Ordering::SeqCst);
                     continue;
                 };
+                reached.fetch_max(micros, Ordering::SeqCst);
                 // On loopback each packet passes twice (out, then in): show it once.
                 if outgoing && is_loopback(&buffer[..len]) {
                     continue;
@@ -83,7 +90,14 @@ impl Capture {
         Ok(Capture {
             stop,
             thread: Some(thread),
+            horizon,
         })
+    }
+
+    /// The moment (µs since the epoch) up to which every packet has been handed to
+    /// the sink: a line stamped later may still have packets before it.
+    pub fn horizon(&self) -> Arc<AtomicU64> {
+        self.horizon.clone()
     }
 }
 
