@@ -90,3 +90,21 @@ fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+#[test]
+fn without_namespaces_lan_says_so_in_one_line() {
+    let output = xtask()
+        .arg("lan")
+        .env("SOCKLAB_NO_NAMESPACES", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert_eq!(error.lines().count(), 1, "{error}");
+    assert!(
+        error.contains("unavailable: SOCKLAB_NO_NAMESPACES is set"),
+        "{error}"
+    );
+    assert!(output.stdout.is_empty());
+}

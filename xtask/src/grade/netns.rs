@@ -28,7 +28,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sched::{CloneFlags, unshare};
-use socket2::{Domain, Socket, Type};
+use socket2::Socket;
 
 use super::tcp_table;
 
@@ -108,29 +108,35 @@ impl Host {
                 Ok(())
             });
         }
-        let holder = command.spawn().map_err(|e| explain_unshare(&e))?;
+        let mut holder = command.spawn().map_err(|e| explain_unshare(&e))?;
         let pid = holder.id();
         super::process::track_group(pid as i32);
-        let mut host = Host {
-            name: name.to_string(),
-            ip: None,
-            holder,
-            // Placeholders until the holder's namespaces are opened below.
-            user: File::open("/dev/null").map_err(|e| Unavailable(e.to_string()))?,
-            net: File::open("/dev/null").map_err(|e| Unavailable(e.to_string()))?,
-            uts: File::open("/dev/null").map_err(|e| Unavailable(e.to_string()))?,
-        };
-        if parent.is_none() {
-            map_root(pid)?;
-        }
         let open = |kind: &str| {
             File::open(format!("/proc/{pid}/ns/{kind}"))
                 .map_err(|e| Unavailable(format!("cannot open {name}'s {kind} namespace: {e}")))
         };
-        host.user = open("user")?;
-        host.net = open("net")?;
-        host.uts = open("uts")?;
-        Ok(host)
+        let opened = (|| {
+            if parent.is_none() {
+                map_root(pid)?;
+            }
+            Ok([open("user")?, open("net")?, open("uts")?])
+        })();
+        match opened {
+            Ok([user, net, uts]) => Ok(Host {
+                name: name.to_string(),
+                ip: None,
+                holder,
+                user,
+                net,
+                uts,
+            }),
+            Err(why) => {
+                let _ = holder.kill();
+                let _ = holder.wait();
+                super::process::untrack_group(pid as i32);
+                Err(why)
+            }
+        }
     }
 
     /// The holder's pid: `/proc/PID/net/...` shows this host's sockets.
@@ -239,10 +245,7 @@ impl Host {
             SocketAddr::V6(_) => libc::AF_INET6,
         };
         let fd = self.socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)?;
-        let socket = Socket::from(fd);
-        debug_assert_eq!(socket.domain().ok(), Some(Domain::for_address(addr)));
-        debug_assert_eq!(socket.r#type().ok(), Some(Type::STREAM));
-        Ok(socket)
+        Ok(Socket::from(fd))
     }
 
     /// This host's TCP tables (`/proc/PID/net/tcp` and `tcp6`).
@@ -273,11 +276,6 @@ impl Host {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-    }
-
-    /// Whether the namespace still has its holder (for `lan shell`).
-    pub fn alive(&mut self) -> bool {
-        matches!(self.holder.try_wait(), Ok(None))
     }
 
     fn fds(&self) -> [RawFd; 3] {
