@@ -1,18 +1,18 @@
 //! `cargo xtask`: socklab's grader and maintainer tools.
 //!
-//! - `grade <lab|all> [--solution | --cmd "PROGRAM ARGS"] [--json]`: the black-box grader.
-//! - `demo <lab>`: the reference programs narrate a whole session, for class.
-//! - `skeletons [--check]`: regenerate `labs/` from `solutions/`.
-//! - `mutants [lab...]`: prove every check can fail, with deliberately buggy programs.
-//! - `bench`: load-test the servers of labs 3, 6 and 7 against tokio.
-//! - `lan [shell alpha|beta]`: two hosts on a private cable, for trying things by hand.
+//! `main.rs` only parses the command line and dispatches, one module per verb:
+//!
+//! - `grade` ([`verbs::grade`]): the black-box grader, streamed, with one next step.
+//! - `hint`, `list`, `watch`, `reset` ([`student`]): the student's loop.
+//! - `demo` ([`verbs::demo`]): the reference programs narrate a session, for class.
+//! - `lan` ([`lan`]): two hosts on a private cable, for trying things by hand.
+//! - maintainers: `skeletons`, `mutants`, `bench`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod bench;
 // The grader is a toolkit for the lab modules: not every lab uses every helper.
 #[allow(dead_code)]
 mod grade;
@@ -24,7 +24,14 @@ mod student;
 mod verbs;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "socklab's grader and maintainer tools")]
+#[command(
+    name = "cargo xtask",
+    about = "socklab's grader and maintainer tools",
+    after_help = "Maintainers' commands (each has --help):\n  \
+                  skeletons  Regenerate labs/ from solutions/ (refuses to overwrite a student's work)\n  \
+                  mutants    Prove every check can fail, with deliberately buggy programs\n  \
+                  bench      Load-test the lab3, lab6 and lab7 servers against tokio"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,6 +41,14 @@ struct Cli {
 enum Command {
     /// Grade a lab (lab1 ... lab8, or `all`): your crate, the reference, or any program.
     Grade(verbs::grade::GradeArgs),
+    /// The hint for the step you are at: the idea first, the API when asked again.
+    Hint(student::hint::HintArgs),
+    /// Every lab with its steps written, last score, and where you are.
+    List(student::list::ListArgs),
+    /// Grade a lab again on every save of its files (q quits, h hint).
+    Watch(student::watch::WatchArgs),
+    /// Put a lab back to its pristine skeleton, keeping a backup of your files.
+    Reset(student::reset::ResetArgs),
     /// Play a lab's session live with the reference programs narrating every call.
     Demo {
         /// lab1 ... lab8.
@@ -43,15 +58,19 @@ enum Command {
         step: bool,
     },
     /// Regenerate the student skeletons in labs/ from the reference solutions.
-    Skeletons {
-        /// Only check that labs/ is up to date; change nothing.
-        #[arg(long)]
-        check: bool,
-    },
+    #[command(hide = true)]
+    Skeletons(skeletons::SkeletonArgs),
     /// Build every mutant and check it fails exactly the checks it targets.
+    #[command(hide = true)]
     Mutants(mutants::MutantArgs),
-    /// Load-test the lab3, lab6 and lab7 servers and tokio side by side.
-    Bench(bench::BenchArgs),
+    /// Load-test the lab3, lab6 and lab7 servers and tokio side by side (the
+    /// xtask-bench crate, built in release mode; `cargo xtask bench --help` for options).
+    #[command(hide = true, disable_help_flag = true)]
+    Bench {
+        /// Passed to xtask-bench as they are.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Two hosts, alpha and beta, on a private cable; `lan shell alpha|beta` enters one.
     Lan(lan::LanArgs),
 }
@@ -62,9 +81,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Grade(args) => verbs::grade::run(&root, args),
         Command::Demo { lab, step } => verbs::demo::run(&root, &lab, step),
-        Command::Skeletons { check } => skeletons::run(&root, check).map(|()| true),
+        Command::Hint(args) => student::hint::run(&root, args),
+        Command::List(args) => student::list::run(&root, args),
+        Command::Watch(args) => student::watch::run(&root, args),
+        Command::Reset(args) => student::reset::run(&root, args),
+        Command::Skeletons(args) => skeletons::run(&root, args).map(|()| true),
         Command::Mutants(args) => mutants::run(&root, args),
-        Command::Bench(args) => bench::run(&root, args).map(|()| true),
+        Command::Bench { args } => verbs::bench::run(&root, &args),
         Command::Lan(args) => lan::run(args),
     };
     match result {
@@ -77,8 +100,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// The workspace root: xtask lives one level below it.
+/// The workspace root: xtask lives one level below it. `SOCKLAB_ROOT` overrides it
+/// (the tests point it at a scratch copy, so they never write to the real labs/).
 fn workspace_root() -> PathBuf {
+    if let Some(root) = std::env::var_os("SOCKLAB_ROOT").filter(|r| !r.is_empty()) {
+        return PathBuf::from(root);
+    }
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask sits inside the workspace")

@@ -1,23 +1,28 @@
 //! `cargo xtask skeletons`: writes the students' crates in `labs/` from `solutions/`.
 //!
 //! The reference solutions are the one source of truth. Inside them, each answer a
-//! student must write is fenced by marker comments:
+//! student must write is fenced by marker comments, with two tiers of hints:
 //!
 //! ```text
 //!     let socket: Socket = {
 //!         //- answer: step 1: create a TCP socket
-//!         //- hint: Socket::new(Domain::for_address(address), Type::STREAM, None)
+//!         //- hint: ask the kernel for a new endpoint; its family must match the address
+//!         //- more: socket2's Socket::new, Domain::for_address, Type::STREAM
 //!         Socket::new(...)?
 //!         //- end
 //!     };
 //! ```
 //!
-//! The generator replaces the fenced lines with `todo!("step 1: create a TCP socket");`
-//! and keeps each hint as a `// Hint:` comment. Everything outside the fences (the step
-//! structure, the comments that say why, the narration) is kept as it is. A `let` whose
-//! value is fenced must name its type, so the skeleton still type-checks.
+//! `//- hint:` is the idea in words (what the step achieves and why); `//- more:` names
+//! the API to read about. Neither may contain the answer. Either may span several marker
+//! lines. The generator replaces each fence with `todo!("step 1: create a TCP socket");`
+//! and a pointer to `cargo xtask hint`, which shows the tiers on request. Everything
+//! outside the fences (the step structure, the comments that say why, the narration) is
+//! kept as it is. A `let` whose value is fenced must name its type, so the skeleton
+//! still type-checks.
 //!
-//! `--check` compares instead of writing and fails when `labs/` is stale.
+//! `--check` compares instead of writing and fails when `labs/` is stale. Writing
+//! refuses to overwrite a lab file a student has changed unless `--force`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -31,6 +36,17 @@ const SKELETON_HEADER: &str = "\
 #![allow(unused, unreachable_code, clippy::diverging_sub_expression)]
 ";
 
+/// Options of `cargo xtask skeletons` (a maintainers' command).
+#[derive(clap::Args, Debug)]
+pub struct SkeletonArgs {
+    /// Only check that labs/ is up to date; change nothing.
+    #[arg(long)]
+    pub check: bool,
+    /// Overwrite lab files even where a student has changed them.
+    #[arg(long, conflicts_with = "check")]
+    pub force: bool,
+}
+
 /// One file the generator wants on disk.
 pub struct Generated {
     pub path: PathBuf,
@@ -39,12 +55,18 @@ pub struct Generated {
 
 /// Everything `labs/` should contain, derived from `solutions/`.
 pub fn generate(root: &Path) -> Result<Vec<Generated>, String> {
+    generate_only(root, None)
+}
+
+/// What one lab's folder (`lab1-tcp-server`) should contain, or every lab's with `None`.
+pub fn generate_only(root: &Path, folder: Option<&str>) -> Result<Vec<Generated>, String> {
     let mut out = Vec::new();
     let solutions = root.join("solutions");
     let mut entries: Vec<PathBuf> = fs::read_dir(&solutions)
         .map_err(|e| format!("cannot read {}: {e}", solutions.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.join("Cargo.toml").is_file())
+        .filter(|path| folder.is_none_or(|f| path.file_name().is_some_and(|n| n == f)))
         .collect();
     entries.sort();
     for solution in entries {
@@ -60,11 +82,8 @@ pub fn generate(root: &Path) -> Result<Vec<Generated>, String> {
             let relative = source.strip_prefix(&solution).unwrap();
             let text = fs::read_to_string(&source)
                 .map_err(|e| format!("cannot read {}: {e}", source.display()))?;
-            let is_crate_root = relative == Path::new("src/main.rs");
-            let contents = skeleton_source(&text, is_crate_root)
+            let contents = skeleton_file(&dir_name, relative, &text)
                 .map_err(|e| format!("{}: {e}", source.display()))?;
-            // Formatted as `cargo fmt` would, so the generated file passes `fmt --check`.
-            let contents = rustfmt(&contents).map_err(|e| format!("{}: {e}", source.display()))?;
             out.push(Generated {
                 path: lab_dir.join(relative),
                 contents,
@@ -74,34 +93,97 @@ pub fn generate(root: &Path) -> Result<Vec<Generated>, String> {
     Ok(out)
 }
 
-/// Writes the skeletons (or, with `check`, reports which are stale).
-pub fn run(root: &Path, check: bool) -> Result<(), String> {
+/// The skeleton of one solution source file, formatted as `cargo fmt` would.
+fn skeleton_file(dir_name: &str, relative: &Path, text: &str) -> Result<String, String> {
+    let lab = dir_name.split('-').next().unwrap_or(dir_name);
+    let is_crate_root = relative == Path::new("src/main.rs");
+    let contents = skeleton_source(text, is_crate_root, lab)?;
+    // Formatted as `cargo fmt` would, so the generated file passes `fmt --check`.
+    rustfmt(&contents)
+}
+
+/// Writes the skeletons (or, with `check`, reports which are stale). Without `force`,
+/// refuses to overwrite a lab file a student has changed.
+pub fn run(root: &Path, args: SkeletonArgs) -> Result<(), String> {
     let wanted = generate(root)?;
-    let mut stale = Vec::new();
-    for file in &wanted {
-        let current = fs::read_to_string(&file.path).ok();
-        if current.as_deref() == Some(file.contents.as_str()) {
-            continue;
+    let relative = |path: &Path| {
+        path.strip_prefix(root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    };
+    let changed: Vec<&Generated> = wanted
+        .iter()
+        .filter(|file| fs::read_to_string(&file.path).ok().as_deref() != Some(&file.contents))
+        .collect();
+    if args.check {
+        if !changed.is_empty() {
+            let stale: Vec<String> = changed.iter().map(|f| relative(&f.path)).collect();
+            return Err(format!(
+                "labs/ is stale (run `cargo xtask skeletons`): {}",
+                stale.join(", ")
+            ));
         }
-        if check {
-            stale.push(file.path.strip_prefix(root).unwrap().display().to_string());
-        } else {
-            fs::create_dir_all(file.path.parent().unwrap())
-                .and_then(|()| fs::write(&file.path, &file.contents))
-                .map_err(|e| format!("cannot write {}: {e}", file.path.display()))?;
-            println!("wrote {}", file.path.strip_prefix(root).unwrap().display());
-        }
-    }
-    if check && !stale.is_empty() {
-        return Err(format!(
-            "labs/ is stale (run `cargo xtask skeletons`): {}",
-            stale.join(", ")
-        ));
-    }
-    if check {
         println!("skeletons are up to date ({} files)", wanted.len());
+        return Ok(());
+    }
+    if !args.force {
+        let edited: Vec<String> = changed
+            .iter()
+            .filter(|file| is_edited(root, &file.path))
+            .map(|file| relative(&file.path))
+            .collect();
+        if !edited.is_empty() {
+            return Err(format!(
+                "refusing to overwrite lab files that differ from their generated form \
+                 (a student's work?): {}; use `cargo xtask reset <lab>` (keeps a backup) \
+                 or `cargo xtask skeletons --force`",
+                edited.join(", ")
+            ));
+        }
+    }
+    for file in changed {
+        fs::create_dir_all(file.path.parent().unwrap())
+            .and_then(|()| fs::write(&file.path, &file.contents))
+            .map_err(|e| format!("cannot write {}: {e}", file.path.display()))?;
+        println!("wrote {}", relative(&file.path));
     }
     Ok(())
+}
+
+/// True when the lab file at `path` exists and is not what the committed solution
+/// (git's HEAD) generates: someone wrote in it. Unknown (no git) counts as edited.
+fn is_edited(root: &Path, path: &Path) -> bool {
+    let Ok(current) = fs::read_to_string(path) else {
+        return false; // a missing file holds nobody's work
+    };
+    pristine_at_head(root, path).is_none_or(|pristine| pristine != current)
+}
+
+/// What the generator made of `labs/<dir>/<file>` from the solution committed at HEAD.
+fn pristine_at_head(root: &Path, path: &Path) -> Option<String> {
+    let relative = path.strip_prefix(root.join("labs")).ok()?;
+    let mut parts = relative.components();
+    let dir_name = parts.next()?.as_os_str().to_str()?.to_string();
+    let inside = parts.as_path();
+    let solution = Path::new("solutions").join(&dir_name).join(inside);
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .arg("show")
+        .arg(format!("HEAD:{}", solution.to_str()?))
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let text = String::from_utf8(output.stdout).ok()?;
+    if inside == Path::new("Cargo.toml") {
+        skeleton_manifest(&text).ok()
+    } else {
+        skeleton_file(&dir_name, inside, &text).ok()
+    }
 }
 
 /// Renames `labN-solution` to `labN`, binary included.
@@ -118,58 +200,135 @@ fn skeleton_manifest(manifest: &str) -> Result<String, String> {
     ))
 }
 
-/// Replaces every fenced answer with `todo!()` and its hints.
-pub fn skeleton_source(text: &str, is_crate_root: bool) -> Result<String, String> {
+/// One fenced answer in a solution file, with its two tiers of hints.
+#[derive(Debug, Clone)]
+pub struct Fence {
+    /// The `todo!` message: `step 1: create a TCP socket whose domain matches ...`.
+    pub title: String,
+    /// Tier 1, the idea in words: what the step must achieve and why.
+    pub hint: String,
+    /// Tier 2, the API to look at: names of functions, types and docs to read.
+    pub more: String,
+    /// The answer itself (never shown to a student).
+    pub code: String,
+    /// 1-based line of the `//- answer:` marker.
+    pub line: usize,
+}
+
+/// A solution file cut into plain lines and fenced answers.
+enum Piece<'a> {
+    Line(&'a str),
+    Answer { indent: String, fence: Fence },
+}
+
+/// Every fenced answer of one solution file, in order.
+pub fn fences(text: &str) -> Result<Vec<Fence>, String> {
+    Ok(parse(text.lines())?
+        .into_iter()
+        .filter_map(|piece| match piece {
+            Piece::Answer { fence, .. } => Some(fence),
+            Piece::Line(_) => None,
+        })
+        .collect())
+}
+
+/// Replaces every fenced answer with `todo!()` and a pointer to `cargo xtask hint`.
+/// `lab` is the lab's id (`lab1`), named in that pointer.
+pub fn skeleton_source(text: &str, is_crate_root: bool, lab: &str) -> Result<String, String> {
     let mut out = String::new();
+    let mut lines = text.lines().peekable();
     if is_crate_root {
         // Inner doc comments (`//!`) must stay first; the header goes right after them.
-        let doc_end = text
-            .lines()
-            .take_while(|l| l.starts_with("//!") || l.trim().is_empty())
-            .count();
-        for line in text.lines().take(doc_end) {
+        while let Some(line) = lines.next_if(|l| l.starts_with("//!") || l.trim().is_empty()) {
             out.push_str(line);
             out.push('\n');
         }
         out.push_str(SKELETON_HEADER);
         out.push('\n');
-        return finish(&mut out, text.lines().skip(doc_end));
     }
-    finish(&mut out, text.lines())
-}
-
-fn finish<'a>(out: &mut String, lines: impl Iterator<Item = &'a str>) -> Result<String, String> {
-    let mut open: Option<(usize, String, String)> = None; // (line, indent, message)
-    for (number, line) in lines.enumerate() {
-        let trimmed = line.trim_start();
-        let indent = &line[..line.len() - trimmed.len()];
-        if let Some(message) = trimmed.strip_prefix("//- answer:") {
-            if open.is_some() {
-                return Err(format!("line {}: answer inside an answer", number + 1));
+    for piece in parse(lines)? {
+        match piece {
+            Piece::Line(line) => {
+                out.push_str(line);
+                out.push('\n');
             }
-            open = Some((number + 1, indent.to_string(), message.trim().to_string()));
-        } else if let Some(hint) = trimmed.strip_prefix("//- hint:") {
-            if open.is_none() {
-                return Err(format!("line {}: hint outside an answer", number + 1));
+            Piece::Answer { indent, fence } => {
+                let message = fence.title.replace('\\', "\\\\").replace('"', "\\\"");
+                out.push_str(&format!("{indent}// Stuck? `cargo xtask hint {lab}`\n"));
+                out.push_str(&format!("{indent}todo!(\"{message}\");\n"));
             }
-            out.push_str(&format!("{indent}// Hint: {}\n", hint.trim()));
-        } else if trimmed.starts_with("//- end") {
-            let Some((_, indent, message)) = open.take() else {
-                return Err(format!("line {}: end without an answer", number + 1));
-            };
-            let message = message.replace('\\', "\\\\").replace('"', "\\\"");
-            out.push_str(&format!("{indent}todo!(\"{message}\");\n"));
-        } else if trimmed.starts_with("//-") {
-            return Err(format!("line {}: unknown marker {trimmed:?}", number + 1));
-        } else if open.is_none() {
-            out.push_str(line);
-            out.push('\n');
         }
     }
-    if let Some((line, _, _)) = open {
-        return Err(format!("line {line}: answer without //- end"));
+    Ok(out)
+}
+
+/// Cuts a solution into lines and answers; every answer must carry both hint tiers.
+fn parse<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Vec<Piece<'a>>, String> {
+    let mut pieces = Vec::new();
+    let mut open: Option<(String, Fence)> = None;
+    for (index, line) in lines.enumerate() {
+        let number = index + 1;
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let tier = |fence: &mut Option<(String, Fence)>, which: &str, text: &str| {
+            let Some((_, fence)) = fence.as_mut() else {
+                return Err(format!("line {number}: {which} outside an answer"));
+            };
+            if !fence.code.is_empty() {
+                return Err(format!("line {number}: {which} after the answer's code"));
+            }
+            let slot = if which == "hint" {
+                &mut fence.hint
+            } else {
+                &mut fence.more
+            };
+            // A tier may span several marker lines; they read as one paragraph.
+            if !slot.is_empty() {
+                slot.push(' ');
+            }
+            slot.push_str(text.trim());
+            Ok(())
+        };
+        if let Some(title) = trimmed.strip_prefix("//- answer:") {
+            if open.is_some() {
+                return Err(format!("line {number}: answer inside an answer"));
+            }
+            let fence = Fence {
+                title: title.trim().to_string(),
+                hint: String::new(),
+                more: String::new(),
+                code: String::new(),
+                line: number,
+            };
+            open = Some((indent.to_string(), fence));
+        } else if let Some(text) = trimmed.strip_prefix("//- hint:") {
+            tier(&mut open, "hint", text)?;
+        } else if let Some(text) = trimmed.strip_prefix("//- more:") {
+            tier(&mut open, "more", text)?;
+        } else if trimmed.starts_with("//- end") {
+            let Some((indent, fence)) = open.take() else {
+                return Err(format!("line {number}: end without an answer"));
+            };
+            if fence.hint.is_empty() || fence.more.is_empty() {
+                return Err(format!(
+                    "line {}: answer {:?} needs both a `//- hint:` (the idea) and a `//- more:` (the API)",
+                    fence.line, fence.title
+                ));
+            }
+            pieces.push(Piece::Answer { indent, fence });
+        } else if trimmed.starts_with("//-") {
+            return Err(format!("line {number}: unknown marker {trimmed:?}"));
+        } else if let Some((_, fence)) = open.as_mut() {
+            fence.code.push_str(line);
+            fence.code.push('\n');
+        } else {
+            pieces.push(Piece::Line(line));
+        }
     }
-    Ok(std::mem::take(out))
+    if let Some((_, fence)) = open {
+        return Err(format!("line {}: answer without //- end", fence.line));
+    }
+    Ok(pieces)
 }
 
 /// Formats Rust source with rustfmt (edition 2024), as `cargo fmt` does.
@@ -197,7 +356,7 @@ fn rustfmt(source: &str) -> Result<String, String> {
     String::from_utf8(output.stdout).map_err(|e| e.to_string())
 }
 
-fn rust_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn rust_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let mut found = Vec::new();
     let entries = fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     for entry in entries {
@@ -217,18 +376,133 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fenced_answers_become_todos_with_hints() {
-        let solution = "fn main() {\n    // Step 1: why.\n    let x: u8 = {\n        //- answer: step 1: make x\n        //- hint: use 1\n        1\n        //- end\n    };\n}\n";
-        let skeleton = skeleton_source(solution, false).unwrap();
+    fn fenced_answers_become_todos_without_hints() {
+        let solution = "fn main() {\n    // Step 1: why.\n    let x: u8 = {\n        //- answer: step 1: make x\n        //- hint: the idea\n        //- more: the API\n        1\n        //- end\n    };\n}\n";
+        let skeleton = skeleton_source(solution, false, "lab9").unwrap();
         assert_eq!(
             skeleton,
-            "fn main() {\n    // Step 1: why.\n    let x: u8 = {\n        // Hint: use 1\n        todo!(\"step 1: make x\");\n    };\n}\n"
+            "fn main() {\n    // Step 1: why.\n    let x: u8 = {\n        // Stuck? `cargo xtask hint lab9`\n        todo!(\"step 1: make x\");\n    };\n}\n"
         );
+        let fences = fences(solution).unwrap();
+        assert_eq!(fences.len(), 1);
+        assert_eq!(fences[0].title, "step 1: make x");
+        assert_eq!(fences[0].hint, "the idea");
+        assert_eq!(fences[0].more, "the API");
+        assert_eq!(fences[0].code.trim(), "1");
+        assert_eq!(fences[0].line, 4);
     }
 
     #[test]
-    fn unbalanced_markers_are_errors() {
-        assert!(skeleton_source("//- answer: a\n", false).is_err());
-        assert!(skeleton_source("//- end\n", false).is_err());
+    fn a_tier_may_span_lines() {
+        let solution = "//- answer: a\n//- hint: one\n//- hint: two\n//- more: three\nx\n//- end\n";
+        assert_eq!(fences(solution).unwrap()[0].hint, "one two");
+    }
+
+    #[test]
+    fn unbalanced_or_incomplete_markers_are_errors() {
+        assert!(skeleton_source("//- answer: a\n", false, "lab1").is_err());
+        assert!(skeleton_source("//- end\n", false, "lab1").is_err());
+        let no_more = "//- answer: a\n//- hint: idea\nx\n//- end\n";
+        assert!(fences(no_more).unwrap_err().contains("//- more:"));
+    }
+
+    /// The call expressions of some code (string literals blanked, whitespace removed):
+    /// `name(args)` with the path or method chain before it, e.g. `socket.listen(backlog)`.
+    fn calls(code: &str) -> Vec<String> {
+        let code: String = code
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        // Blank string literals so that `"socket()"` in a .context() is not a call.
+        let mut plain = String::new();
+        let mut in_string = false;
+        let mut escaped = false;
+        for ch in code.chars() {
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if ch == '\\' {
+                    escaped = true;
+                } else if ch == '"' {
+                    in_string = false;
+                    plain.push('"');
+                }
+                continue;
+            }
+            if ch == '"' {
+                in_string = true;
+            }
+            plain.push(ch);
+        }
+        let chars: Vec<char> = plain.chars().filter(|c| !c.is_whitespace()).collect();
+        let in_chain = |c: char| c.is_alphanumeric() || "_:.<>".contains(c);
+        let mut found = Vec::new();
+        for (open, _) in chars.iter().enumerate().filter(|(_, c)| **c == '(') {
+            let mut start = open;
+            while start > 0 && in_chain(chars[start - 1]) {
+                start -= 1;
+            }
+            let name: String = chars[start..open].iter().collect();
+            if !name.chars().any(char::is_alphanumeric)
+                || ["Ok", "Err", "Some"].contains(&name.as_str())
+            {
+                continue;
+            }
+            let mut depth = 0;
+            let mut end = open;
+            for (i, c) in chars.iter().enumerate().skip(open) {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => {}
+                }
+                if depth == 0 {
+                    end = i;
+                    break;
+                }
+            }
+            found.push(chars[start..=end].iter().collect());
+        }
+        found
+    }
+
+    #[test]
+    fn calls_are_found_with_their_arguments() {
+        let code = "socket\n    .listen(backlog)\n    .context(\"listen()\")?;";
+        assert_eq!(calls(code), ["socket.listen(backlog)", ".context(\"\")"]);
+    }
+
+    /// Hints guide, never hand over the answer: no tier of any fence in any solution
+    /// contains one of the answer's call expressions (or the whole answer) verbatim.
+    #[test]
+    fn no_hint_tier_contains_its_answer() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let mut problems = Vec::new();
+        let mut count = 0;
+        for lab in fs::read_dir(root.join("solutions")).unwrap() {
+            for file in rust_files(&lab.unwrap().path().join("src")).unwrap() {
+                let text = fs::read_to_string(&file).unwrap();
+                for fence in fences(&text).unwrap() {
+                    count += 1;
+                    let squeeze =
+                        |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+                    let mut answers = calls(&fence.code);
+                    answers.push(squeeze(&fence.code));
+                    for (tier, text) in [("hint", &fence.hint), ("more", &fence.more)] {
+                        let text = squeeze(text);
+                        for answer in answers.iter().filter(|a| text.contains(a.as_str())) {
+                            problems.push(format!(
+                                "{}:{} {tier} contains the answer {answer:?}",
+                                file.display(),
+                                fence.line
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(count > 100, "found only {count} fences");
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
     }
 }

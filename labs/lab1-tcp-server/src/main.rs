@@ -69,7 +69,7 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 1: socket() asks the kernel for a new, unnamed endpoint. The domain must
     // match the address family (IPv4 or IPv6); STREAM + TCP means a reliable byte stream.
     let socket: Socket = {
-        // Hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        // Stuck? `cargo xtask hint lab1`
         todo!("step 1: create a TCP socket whose domain matches `address`");
     };
     narrate!("socket() -> fd {}", socket.as_raw_fd());
@@ -77,14 +77,14 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 2: SO_REUSEADDR lets a restarted server bind the port again at once, even
     // while connections of its previous run linger in TIME_WAIT.
     {
-        // Hint: socket.set_reuse_address(true)
+        // Stuck? `cargo xtask hint lab1`
         todo!("step 2: set SO_REUSEADDR on the socket");
     }
     narrate!("setsockopt(SO_REUSEADDR, 1)");
 
     // Step 3: bind() gives the socket its name: the address clients will dial.
     {
-        // Hint: socket2's bind takes a &SockAddr: `&address.into()`
+        // Stuck? `cargo xtask hint lab1`
         todo!("step 3: bind the socket to `address`");
     }
     narrate!("bind({address})");
@@ -92,7 +92,7 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 4: listen() turns it into a passive socket. The kernel now completes
     // handshakes for us and queues up to `backlog` of them until we accept().
     {
-        // Hint: socket.listen(backlog)
+        // Stuck? `cargo xtask hint lab1`
         todo!("step 4: start listening with the given backlog");
     }
     narrate!("listen(backlog={backlog})");
@@ -107,7 +107,7 @@ fn serve_forever(listener: &Socket) -> Result<(), Failure> {
         // returns a brand-new socket for that one conversation. `listener` keeps
         // listening for the next caller.
         let (connection, peer): (Socket, SockAddr) = {
-            // Hint: listener.accept() returns (Socket, SockAddr)
+            // Stuck? `cargo xtask hint lab1`
             todo!("step 5: accept the next client on `listener`");
         };
         let peer_text = describe(&peer);
@@ -125,7 +125,7 @@ fn serve_forever(listener: &Socket) -> Result<(), Failure> {
 fn greet_and_echo(mut connection: Socket) -> Result<(), Failure> {
     // Step 6: send the greeting. write_all() repeats send() until every byte is out.
     {
-        // Hint: socket2's Socket implements std::io::Write: connection.write_all(GREETING)
+        // Stuck? `cargo xtask hint lab1`
         todo!("step 6: send GREETING to the client");
     }
     narrate!("send({:?})", String::from_utf8_lossy(GREETING));
@@ -134,7 +134,7 @@ fn greet_and_echo(mut connection: Socket) -> Result<(), Failure> {
     // which may be less than the client sent: this lab reads once, lab 3 reads all.
     let mut buffer = [0u8; MAX_MESSAGE];
     let received: usize = {
-        // Hint: connection.read(&mut buffer) returns how many bytes arrived (0 = closed)
+        // Stuck? `cargo xtask hint lab1`
         todo!("step 7: receive up to MAX_MESSAGE bytes into `buffer`");
     };
     narrate!("recv() -> {received} bytes");
@@ -142,7 +142,7 @@ fn greet_and_echo(mut connection: Socket) -> Result<(), Failure> {
     // Step 8: echo exactly the bytes we got, then close. shutdown(Write) sends our FIN
     // right away, so the client sees end-of-stream even before the fd is freed.
     {
-        // Hint: write_all(&buffer[..received]), then connection.shutdown(Shutdown::Write)
+        // Stuck? `cargo xtask hint lab1`
         todo!("step 8: send back the `received` bytes, then shut down the write side");
     }
     narrate!("send({received} bytes); close()");

@@ -150,7 +150,7 @@ fn open_and_connect(address: SocketAddr, timeout: Duration) -> Result<Socket, Fa
     // Step 1: socket() asks the kernel for a new endpoint. Its domain must match this
     // address (an IPv4 socket cannot dial ::1), which is why every address gets its own.
     let socket: Socket = {
-        // Hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        // Stuck? `cargo xtask hint lab2`
         todo!("step 1: create a TCP socket whose domain matches `address`");
     };
     narrate!("socket() -> fd {}", socket.as_raw_fd());
@@ -160,7 +160,7 @@ fn open_and_connect(address: SocketAddr, timeout: Duration) -> Result<Socket, Fa
     // A plain connect() to a silent host can block for minutes, so we bound the wait:
     // connect_timeout() starts a non-blocking connect() and poll()s for at most `timeout`.
     let connected: io::Result<()> = {
-        // Hint: socket.connect_timeout(&address.into(), timeout)
+        // Stuck? `cargo xtask hint lab2`
         todo!("step 2: connect `socket` to `address`, waiting at most `timeout`");
     };
     let step = format!("connect({address})");
@@ -180,7 +180,7 @@ fn converse(
     // Step 3: getsockname() reveals the address the kernel chose for our end in step 2:
     // the ephemeral source port the server sees as its client's port.
     let local: SockAddr = {
-        // Hint: connection.local_addr()
+        // Stuck? `cargo xtask hint lab2`
         todo!("step 3: ask the kernel for this socket's local address");
     };
     let local_text = describe(&local);
@@ -190,7 +190,7 @@ fn converse(
     // Step 4: timeouts on each recv() and send(). Without SO_RCVTIMEO, a server that
     // never answers (and never closes) would keep us blocked in recv() forever.
     {
-        // Hint: connection.set_read_timeout(Some(timeout)), then set_write_timeout the same way
+        // Stuck? `cargo xtask hint lab2`
         todo!("step 4: make recv() and send() give up after `timeout`");
     }
     narrate!(
@@ -205,7 +205,7 @@ fn converse(
         None => read_all_of_stdin()?,
     };
     let sent: io::Result<()> = {
-        // Hint: socket2's Socket implements std::io::Write: connection.write_all(&message)
+        // Stuck? `cargo xtask hint lab2`
         todo!("step 5: send every byte of `message`");
     };
     sent.map_err(|err| {
@@ -222,7 +222,7 @@ fn converse(
     // server's recv() then returns 0, so a server that reads until end-of-file knows
     // the request is complete and answers. Our reading half stays open for the reply.
     {
-        // Hint: connection.shutdown(Shutdown::Write)
+        // Stuck? `cargo xtask hint lab2`
         todo!("step 6: shut down the writing half of the connection");
     }
     narrate!("shutdown(SHUT_WR): FIN sent, still reading");
@@ -241,7 +241,7 @@ fn converse(
         // Step 7: recv() waits (up to the timeout) for bytes, then returns how many it
         // copied into `chunk`.
         let received: io::Result<usize> = {
-            // Hint: socket2's Socket implements std::io::Read: connection.read(&mut chunk)
+            // Stuck? `cargo xtask hint lab2`
             todo!("step 7: receive the next piece of the reply into `chunk`");
         };
         let received: usize = match received {
@@ -262,7 +262,7 @@ fn converse(
         // Step 8: zero bytes is not "nothing yet" (recv() would have waited): it is
         // end-of-file, the server's FIN. Then, and only then, the reply is complete.
         let end_of_file: bool = {
-            // Hint: recv() returning 0 means end-of-file
+            // Stuck? `cargo xtask hint lab2`
             todo!("step 8: decide whether the server has closed its side");
         };
         if end_of_file {

@@ -115,7 +115,7 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 1: socket() asks the kernel for a new, unnamed endpoint. The domain must
     // match the address family (IPv4 or IPv6); STREAM + TCP means a reliable byte stream.
     let socket: Socket = {
-        // Hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        // Stuck? `cargo xtask hint lab3`
         todo!("step 1: create a TCP socket whose domain matches `address`");
     };
     narrate!("socket() -> fd {}", socket.as_raw_fd());
@@ -123,14 +123,14 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 2: SO_REUSEADDR lets a restarted server bind the port again at once, even
     // while connections of its previous run linger in TIME_WAIT.
     {
-        // Hint: socket.set_reuse_address(true)
+        // Stuck? `cargo xtask hint lab3`
         todo!("step 2: set SO_REUSEADDR on the socket");
     }
     narrate!("setsockopt(SO_REUSEADDR, 1)");
 
     // Step 3: bind() gives the socket its name: the address clients will dial.
     {
-        // Hint: socket2's bind takes a &SockAddr: `&address.into()`
+        // Stuck? `cargo xtask hint lab3`
         todo!("step 3: bind the socket to `address`");
     }
     narrate!("bind({address})");
@@ -138,7 +138,7 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 4: listen() makes it a passive socket. While we are busy with one client,
     // the kernel completes the handshakes of the next ones and queues up to `backlog`.
     {
-        // Hint: socket.listen(backlog)
+        // Stuck? `cargo xtask hint lab3`
         todo!("step 4: start listening with the given backlog");
     }
     narrate!("listen(backlog={backlog})");
@@ -157,7 +157,7 @@ fn serve_forever(
         // socket for that one conversation; `listener` goes on listening.
         narrate!("accept() ... sleeping until a client connects");
         let accepted: io::Result<(Socket, SockAddr)> = {
-            // Hint: listener.accept() gives the new connection's Socket and the client's address
+            // Stuck? `cargo xtask hint lab3`
             todo!("step 5: accept the next client on `listener`");
         };
         let (mut connection, peer) = match accepted {
@@ -209,7 +209,7 @@ fn serve_client(
     // The clock runs per send() call: one that moved a few bytes before the time ran
     // out returns that short count, and the next call starts a new `send_timeout`.
     {
-        // Hint: connection.set_write_timeout(Some(send_timeout))
+        // Stuck? `cargo xtask hint lab3`
         todo!("step 6: give send() on `connection` a timeout of `send_timeout`");
     }
     narrate!("setsockopt(SO_SNDTIMEO, {send_timeout:?})");
@@ -223,7 +223,7 @@ fn serve_client(
         // sent, maybe several of its sends glued together. Only 0 means "no more": the
         // client shut down its sending side (or closed), so we have seen everything.
         let received: usize = {
-            // Hint: connection.read(&mut buffer) returns how many bytes arrived (0 = end of stream)
+            // Stuck? `cargo xtask hint lab3`
             todo!("step 7: receive into `buffer`, up to its size");
         };
         if received == 0 {
@@ -263,7 +263,7 @@ fn send_all(connection: &mut Socket, answer: &[u8]) -> Result<u64, Failure> {
     // until nothing is. If one send() waits longer than the send timeout, it fails with
     // EAGAIN and write_all() stops: that ends this client, never the server.
     let sent: io::Result<()> = {
-        // Hint: socket2's Socket implements std::io::Write: connection.write_all(answer)
+        // Stuck? `cargo xtask hint lab3`
         todo!("step 9: send all of `answer` to the client");
     };
     sent.map_err(|err| send_failure(&err))?;
@@ -298,7 +298,7 @@ impl LineStamper {
         // start may have come in earlier recv() calls); what follows the last `\n` is the
         // start of a line that is not finished yet. Each finished line gets its own stamp.
         {
-            // Hint: chunk.split_inclusive(|&byte| byte == b'\n') gives pieces; only pieces ending in b'\n' finish a line; stamp(&line, &mut answers)
+            // Stuck? `cargo xtask hint lab3`
             todo!("step 8: stamp each line `chunk` finishes; keep the rest in `self.unfinished`");
         }
         if self.unfinished.len() > MAX_LINE_LENGTH {
@@ -409,7 +409,7 @@ fn connect_to(addresses: &[SocketAddr]) -> Result<Socket, Failure> {
 fn connect_once(address: SocketAddr) -> Result<Socket, Failure> {
     // Client step 1: socket(), as for the server: same family as the address we dial.
     let socket: Socket = {
-        // Hint: the same call as the server's step 1
+        // Stuck? `cargo xtask hint lab3`
         todo!("client step 1: create a TCP socket whose domain matches `address`");
     };
     narrate!("socket() -> fd {}", socket.as_raw_fd());
@@ -417,7 +417,7 @@ fn connect_once(address: SocketAddr) -> Result<Socket, Failure> {
     // Client step 2: connect() runs the three-way handshake with the server. We never
     // bind(): the kernel picks our address and a free ephemeral port for us.
     {
-        // Hint: socket.connect(&address.into())
+        // Stuck? `cargo xtask hint lab3`
         todo!("client step 2: connect the socket to `address`");
     }
     let local = socket
@@ -436,7 +436,7 @@ fn exchange(connection: &mut Socket, line: &[u8]) -> Result<Vec<u8>, Failure> {
     // Client step 3: send the line with its `\n`. write_all() repeats send() until
     // every byte is out, like the server's step 9.
     {
-        // Hint: connection.write_all(&request)
+        // Stuck? `cargo xtask hint lab3`
         todo!("client step 3: send all of `request`");
     }
     narrate!("send({} bytes {})", request.len(), preview(&request));
@@ -444,7 +444,7 @@ fn exchange(connection: &mut Socket, line: &[u8]) -> Result<Vec<u8>, Failure> {
     // Client step 4: shutdown(SHUT_WR) half-closes the connection: our FIN tells the
     // server "nothing more from me" (its recv() returns 0), yet we can still receive.
     {
-        // Hint: connection.shutdown(Shutdown::Write)
+        // Stuck? `cargo xtask hint lab3`
         todo!("client step 4: shut down the writing side of `connection`");
     }
     narrate!("shutdown(SHUT_WR): no more data from us");
@@ -455,7 +455,7 @@ fn exchange(connection: &mut Socket, line: &[u8]) -> Result<Vec<u8>, Failure> {
     let mut buffer = [0u8; RECV_BUFFER_SIZE];
     loop {
         let received: usize = {
-            // Hint: connection.read(&mut buffer), as in the server's step 7
+            // Stuck? `cargo xtask hint lab3`
             todo!("client step 5: receive into `buffer`, up to its size");
         };
         if received == 0 {

@@ -84,7 +84,7 @@ pub fn run(server: SocketAddr, timeout_ms: u64, retries: u32) -> Result<(), Fail
 /// an ephemeral port with the first sendto(), and the server replies to that port.
 fn open_socket(server: SocketAddr) -> Result<Socket, Failure> {
     let socket: Socket = {
-        // Hint: Socket::new(Domain::for_address(server), Type::DGRAM, Some(Protocol::UDP))
+        // Stuck? `cargo xtask hint lab4`
         todo!("step 1: create a UDP socket whose domain matches `server`");
     };
     narrate!("socket(DGRAM, UDP) -> fd {}", socket.as_raw_fd());
@@ -108,7 +108,7 @@ fn exchange(
         // not tied to the server. The datagram goes out whole or not at all; that it
         // left our machine says nothing about whether it will arrive.
         let sent: usize = {
-            // Hint: socket.send_to(request, server) returns the bytes sent
+            // Stuck? `cargo xtask hint lab4`
             todo!("step 2: send `request` as one datagram to `server`");
         };
         narrate!("sendto({server_text}, {sent} bytes), attempt {attempt} of {attempts}");
@@ -145,7 +145,7 @@ fn wait_for_reply(
         // Step 3: SO_RCVTIMEO bounds how long recvfrom() may sleep. Without it, a lost
         // datagram would leave the client blocked forever: UDP never reports a loss.
         {
-            // Hint: socket.set_read_timeout(Some(remaining))
+            // Stuck? `cargo xtask hint lab4`
             todo!("step 3: make recvfrom() give up after `remaining`");
         }
         narrate!(
@@ -156,7 +156,7 @@ fn wait_for_reply(
         // Step 4: recvfrom() returns one whole datagram and who sent it, or fails with
         // EAGAIN once the timeout has passed.
         let outcome: io::Result<(usize, SockAddr)> = {
-            // Hint: socket.recv_from(as_uninit(reply_buffer))
+            // Stuck? `cargo xtask hint lab4`
             todo!("step 4: receive one datagram into `reply_buffer` (keep the io::Result)");
         };
         match outcome {

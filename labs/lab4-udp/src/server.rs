@@ -29,7 +29,7 @@ fn open_socket(address: SocketAddr) -> Result<Socket, Failure> {
     // Step 1: socket() with type DGRAM and protocol UDP. The domain must still match
     // the address family; what changes from TCP is the type: messages, not a stream.
     let socket: Socket = {
-        // Hint: Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP))
+        // Stuck? `cargo xtask hint lab4`
         todo!("step 1: create a UDP socket whose domain matches `address`");
     };
     narrate!("socket(DGRAM, UDP) -> fd {}", socket.as_raw_fd());
@@ -38,7 +38,7 @@ fn open_socket(address: SocketAddr) -> Result<Socket, Failure> {
     // kernel queues every datagram addressed to host:port for us. There is nothing
     // else to set up: no listen() (there are no connections to queue) and no accept().
     {
-        // Hint: socket2's bind takes a &SockAddr: `&address.into()`
+        // Stuck? `cargo xtask hint lab4`
         todo!("step 2: bind the socket to `address`");
     }
     narrate!("bind({address})");
@@ -64,7 +64,7 @@ fn serve_forever(socket: &Socket, echo: bool) -> Result<(), Failure> {
         // datagram: two datagrams are never merged and one is never split, which is
         // why one read is enough here, while TCP needs a read loop.
         let (received, sender): (usize, SockAddr) = {
-            // Hint: socket.recv_from(as_uninit(&mut buffer)) returns (length, SockAddr)
+            // Stuck? `cargo xtask hint lab4`
             todo!("step 3: receive one datagram into `buffer`, with its sender's address");
         };
         let sender_text = describe(&sender);
@@ -78,7 +78,7 @@ fn serve_forever(socket: &Socket, echo: bool) -> Result<(), Failure> {
         // the right client". A datagram leaves whole or not at all, so there is no
         // partial send to finish (no write_all loop, unlike TCP).
         let sent: usize = {
-            // Hint: socket.send_to(&reply.bytes, &sender) returns the bytes sent
+            // Stuck? `cargo xtask hint lab4`
             todo!("step 4: send `reply.bytes` back to `sender`");
         };
         narrate!("sendto({sender_text}, {sent} bytes)");

@@ -40,7 +40,7 @@ pub fn server(path: &Path, mode: u32) -> Result<(), Failure> {
 
     // Step 1: socket() in the UNIX domain with type DGRAM: messages, kept whole.
     let socket: Socket = {
-        // Hint: Socket::new(Domain::UNIX, Type::DGRAM, None)
+        // Stuck? `cargo xtask hint lab5`
         todo!("step 1: create a Unix datagram socket");
     };
     narrate!("socket(AF_UNIX, SOCK_DGRAM) -> fd {}", socket.as_raw_fd());
@@ -61,7 +61,7 @@ pub fn server(path: &Path, mode: u32) -> Result<(), Failure> {
         // sender bound, or nothing if it did not bind one. MSG_TRUNC makes it return
         // the datagram's real length even when that is more than fits in `buffer`.
         let (length, sender): (usize, SockAddr) = {
-            // Hint: socket.recv_from_with_flags(as_uninit(&mut buffer), libc::MSG_TRUNC)
+            // Stuck? `cargo xtask hint lab5`
             todo!("step 3: receive one datagram into `buffer` with MSG_TRUNC, and its sender");
         };
         let Some(sender_path) = sender.as_pathname().map(Path::to_path_buf) else {
@@ -90,7 +90,7 @@ pub fn server(path: &Path, mode: u32) -> Result<(), Failure> {
         // full (it sends without reading) gets no reply rather than freezing the
         // server for everyone else; a client that is gone gives ECONNREFUSED or ENOENT.
         let sent: usize = {
-            // Hint: socket.send_to_with_flags(&reply, &sender, libc::MSG_DONTWAIT)
+            // Stuck? `cargo xtask hint lab5`
             todo!("step 4: send `reply` to `sender` without blocking");
         };
         narrate!("sendto({shown}, {sent} bytes)");
@@ -114,7 +114,7 @@ pub fn client(
 
     // Step 1: socket() in the UNIX domain with type DGRAM, like the server's.
     let socket: Socket = {
-        // Hint: Socket::new(Domain::UNIX, Type::DGRAM, None)
+        // Stuck? `cargo xtask hint lab5`
         todo!("step 1: create a Unix datagram socket");
     };
     narrate!("socket(AF_UNIX, SOCK_DGRAM) -> fd {}", socket.as_raw_fd());
@@ -130,7 +130,7 @@ pub fn client(
     // Step 3: a deadline for each reply: the server may be busy, stuck or gone.
     let timeout = Duration::from_millis(timeout_ms);
     {
-        // Hint: socket.set_read_timeout(Some(timeout))
+        // Stuck? `cargo xtask hint lab5`
         todo!("step 3: make recvfrom() give up after `timeout`");
     }
     narrate!("setsockopt(SO_RCVTIMEO, {timeout_ms} ms)");
@@ -156,7 +156,7 @@ pub fn client(
         // Step 4: sendto() the server's path: one line, one datagram. ENOENT means no
         // such file; ECONNREFUSED a file whose server is gone.
         let sent: usize = {
-            // Hint: socket.send_to(&line, &server)
+            // Stuck? `cargo xtask hint lab5`
             todo!("step 4: send `line` as one datagram to `server`");
         };
         narrate!("sendto({}, {sent} bytes)", server_path.display());
@@ -181,7 +181,7 @@ fn receive_reply(
         // Step 5: recvfrom(): one datagram and who sent it; EAGAIN once the
         // SO_RCVTIMEO deadline has passed.
         let outcome: io::Result<(usize, SockAddr)> = {
-            // Hint: socket.recv_from(as_uninit(reply))
+            // Stuck? `cargo xtask hint lab5`
             todo!("step 5: receive one datagram into `reply` (keep the io::Result)");
         };
         match outcome {

@@ -45,7 +45,7 @@ pub fn unix_address(path: &Path) -> Result<SockAddr, Failure> {
     // The address of a Unix socket is a path, not host and port: sockaddr_un holds
     // the family (AF_UNIX) and the path bytes.
     let address: SockAddr = {
-        // Hint: SockAddr::unix(path), with .context(...) for the error
+        // Stuck? `cargo xtask hint lab5`
         todo!("build the sockaddr_un for `path`");
     };
     Ok(address)
@@ -148,7 +148,7 @@ fn bind_with_mode(socket: &Socket, address: &SockAddr, mode: u32) -> io::Result<
     let previous = umask(Mode::from_bits_truncate(!mode & 0o777));
     // Step 2: bind() creates the socket file at the path: that file IS the address.
     let outcome: io::Result<()> = {
-        // Hint: socket.bind(address)
+        // Stuck? `cargo xtask hint lab5`
         todo!("step 2: bind the socket to `address` (keep the io::Result)");
     };
     umask(previous);
@@ -191,7 +191,7 @@ fn remove_if_stale(path: &Path, address: &SockAddr, kind: Type) -> Result<(), Fa
     // socket succeeds, to a dead one fails with ECONNREFUSED. A non-blocking probe
     // cannot hang on a live server whose accept queue is full (it gets EAGAIN).
     let probe: Socket = {
-        // Hint: Socket::new(Domain::UNIX, kind, None), then probe.set_nonblocking(true)
+        // Stuck? `cargo xtask hint lab5`
         todo!("stale check: create a probe socket of the same `kind`, non-blocking");
     };
     narrate!(
@@ -199,7 +199,7 @@ fn remove_if_stale(path: &Path, address: &SockAddr, kind: Type) -> Result<(), Fa
         probe.as_raw_fd()
     );
     let answer: io::Result<()> = {
-        // Hint: probe.connect(address)
+        // Stuck? `cargo xtask hint lab5`
         todo!("stale check: connect the probe to `address` (keep the io::Result)");
     };
     let refused = |err: &io::Error| err.raw_os_error() == Some(libc::ECONNREFUSED);

@@ -35,7 +35,7 @@ pub fn server(path: &Path, mode: u32, backlog: i32) -> Result<(), Failure> {
     // Step 1: socket() in the UNIX domain. No protocol to choose: the kernel itself
     // carries the bytes from one process to the other, no IP and no TCP involved.
     let listener: Socket = {
-        // Hint: Socket::new(Domain::UNIX, Type::STREAM, None)
+        // Stuck? `cargo xtask hint lab5`
         todo!("step 1: create a Unix stream socket");
     };
     narrate!(
@@ -51,7 +51,7 @@ pub fn server(path: &Path, mode: u32, backlog: i32) -> Result<(), Failure> {
 
     // Step 3: listen(), exactly as for TCP: the kernel queues connecting clients.
     {
-        // Hint: listener.listen(backlog)
+        // Stuck? `cargo xtask hint lab5`
         todo!("step 3: start listening with the given backlog");
     }
     narrate!("listen(backlog={backlog})");
@@ -64,7 +64,7 @@ pub fn server(path: &Path, mode: u32, backlog: i32) -> Result<(), Failure> {
         // Step 4: accept() the next client. Its address is usually "unnamed": a client
         // rarely binds a path of its own, so the path tells us nothing about it.
         let (connection, _peer): (Socket, SockAddr) = {
-            // Hint: listener.accept() returns (Socket, SockAddr)
+            // Stuck? `cargo xtask hint lab5`
             todo!("step 4: accept the next client on `listener`");
         };
         narrate!("accept() -> fd {}", connection.as_raw_fd());
@@ -74,7 +74,7 @@ pub fn server(path: &Path, mode: u32, backlog: i32) -> Result<(), Failure> {
         // them, and TCP has no such thing: over a network, the kernel does not know who
         // is on the other end. This is how local daemons decide whom to trust.
         let credentials: UnixCredentials = {
-            // Hint: nix's getsockopt(&connection, sockopt::PeerCredentials)
+            // Stuck? `cargo xtask hint lab5`
             todo!("step 5: ask the kernel who the peer of `connection` is");
         };
         let who = format!(
@@ -113,7 +113,7 @@ fn echo(connection: &Socket) -> Result<u64, Failure> {
         // boundaries), send all of it back, and repeat until recv() returns 0: the
         // client's end-of-stream, its shutdown(SHUT_WR).
         let received: usize = {
-            // Hint: (&*connection).read(&mut buffer): socket2 implements Read for &Socket
+            // Stuck? `cargo xtask hint lab5`
             todo!("step 6: receive into `buffer` (0 means the client is done sending)");
         };
         narrate!("recv() -> {received} bytes");
@@ -121,7 +121,7 @@ fn echo(connection: &Socket) -> Result<u64, Failure> {
             break;
         }
         {
-            // Hint: (&*connection).write_all(&buffer[..received])
+            // Stuck? `cargo xtask hint lab5`
             todo!("step 6: send all `received` bytes back");
         }
         narrate!("send({received} bytes)");
@@ -141,7 +141,7 @@ pub fn client(path: &Path) -> Result<(), Failure> {
 
     // Step 1: socket() in the UNIX domain, the same type as the server's.
     let socket: Socket = {
-        // Hint: Socket::new(Domain::UNIX, Type::STREAM, None)
+        // Stuck? `cargo xtask hint lab5`
         todo!("step 1: create a Unix stream socket");
     };
     narrate!("socket(AF_UNIX, SOCK_STREAM) -> fd {}", socket.as_raw_fd());
@@ -150,7 +150,7 @@ pub fn client(path: &Path) -> Result<(), Failure> {
     // file: no server), ECONNREFUSED (a stale file: its server is dead), EACCES (the
     // file's permissions keep us out: we need write permission on it).
     {
-        // Hint: socket.connect(&address); `.path_context(...)` explains path errors
+        // Stuck? `cargo xtask hint lab5`
         todo!("step 2: connect to the server's `address`");
     }
     narrate!("connect({})", path.display());
@@ -169,7 +169,7 @@ pub fn client(path: &Path) -> Result<(), Failure> {
         // Step 4: recv() the echo, as it comes, until end-of-stream (0): the server's
         // shutdown after our own. Only then is the reply known to be complete.
         let received: usize = {
-            // Hint: (&socket).read(&mut buffer)
+            // Stuck? `cargo xtask hint lab5`
             todo!("step 4: receive the reply into `buffer` (0 means the server is done)");
         };
         if received == 0 {
@@ -209,7 +209,7 @@ fn send_stdin_then_half_close(socket: &Socket) -> Result<(), Failure> {
     // Step 3: the half-close. The server reads to end-of-stream, so without it the
     // server would wait for more forever, and we for its end-of-stream.
     {
-        // Hint: socket.shutdown(Shutdown::Write)
+        // Stuck? `cargo xtask hint lab5`
         todo!("step 3: shut down the sending side of `socket`");
     }
     narrate!("shutdown(SHUT_WR)");

@@ -78,7 +78,7 @@ impl Server {
         // Step 1: socket() asks the kernel for a new TCP endpoint whose domain (IPv4 or
         // IPv6) matches the address we will bind.
         let listener: Socket = {
-            // Hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+            // Stuck? `cargo xtask hint lab6`
             todo!("step 1: create a TCP socket whose domain matches `address`");
         };
         narrate!("socket() -> fd {}", listener.as_raw_fd());
@@ -86,14 +86,14 @@ impl Server {
         // Step 2: SO_REUSEADDR, so that a restarted server can bind the port at once
         // even while connections of its previous run linger in TIME_WAIT.
         {
-            // Hint: listener.set_reuse_address(true)
+            // Stuck? `cargo xtask hint lab6`
             todo!("step 2: set SO_REUSEADDR on the listener");
         }
         narrate!("setsockopt(SO_REUSEADDR, 1)");
 
         // Step 3: bind() names the socket: this is the number the callers dial.
         {
-            // Hint: listener.bind(&address.into())
+            // Stuck? `cargo xtask hint lab6`
             todo!("step 3: bind the listener to `address`");
         }
         narrate!("bind({address})");
@@ -101,7 +101,7 @@ impl Server {
         // Step 4: listen() makes it a passive socket. From now on the kernel completes
         // handshakes by itself and queues up to BACKLOG callers until we accept() them.
         {
-            // Hint: listener.listen(BACKLOG)
+            // Stuck? `cargo xtask hint lab6`
             todo!("step 4: start listening with BACKLOG");
         }
         narrate!("listen(backlog={BACKLOG})");
@@ -162,7 +162,7 @@ impl Server {
             // socket for that one conversation. poll() said one is waiting, so this
             // does not block.
             let (connection, peer): (Socket, SockAddr) = {
-                // Hint: listener.accept() returns (Socket, SockAddr); on an error, log it and `continue`
+                // Stuck? `cargo xtask hint lab6`
                 todo!("step 7: accept the next client on `listener`");
             };
             let peer = describe(&peer);
@@ -183,7 +183,7 @@ impl Server {
         // callers are refused by the kernel, while the connections we accepted are
         // separate sockets and live on.
         {
-            // Hint: drop(listener)
+            // Stuck? `cargo xtask hint lab6`
             todo!("step 13: close the listening socket (drop it)");
         }
         narrate!("close(listener): no new callers, the port is free");
@@ -233,7 +233,7 @@ fn catch_stop_signals() -> Result<(), Failure> {
     );
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
         {
-            // Hint: unsafe { sigaction(signal, &action) } returns nix::Result; map the Errno into a Failure
+            // Stuck? `cargo xtask hint lab6`
             todo!("step 5: install `action` for `signal` with sigaction()");
         }
         narrate!("sigaction({signal}) -> note it, finish politely");
@@ -246,7 +246,7 @@ fn caller_waiting(listener: &Socket) -> Result<bool, Failure> {
     // poll() sleeps without using the CPU, like a blocking accept(), but it also wakes
     // up when the tick is over (or a signal arrives), so we get to look at the stop flag.
     let ready: bool = {
-        // Hint: poll(&mut [PollFd::new(listener.as_fd(), PollFlags::POLLIN)], PollTimeout::from(TICK_MS)); EINTR means "not yet"
+        // Stuck? `cargo xtask hint lab6`
         todo!("step 6: poll() the listener for POLLIN with a TICK_MS timeout");
     };
     if ready {
@@ -260,7 +260,7 @@ fn hand_over<H: Handler>(connection: Socket, peer: String, place: Place, handler
     // Step 10: SO_RCVTIMEO makes a recv() that waited TICK without data give up with
     // EAGAIN. The client's thread uses that pause to look at the stop flag (step 12).
     {
-        // Hint: connection.set_read_timeout(Some(TICK)); on an error, log it and return (dropping it closes the socket)
+        // Stuck? `cargo xtask hint lab6`
         todo!("step 10: set a read timeout of TICK on `connection`");
     }
     narrate!(
@@ -276,7 +276,7 @@ fn hand_over<H: Handler>(connection: Socket, peer: String, place: Place, handler
     let handler = Arc::clone(handler);
     let job = move || serve_client(connection, peer, place, handler);
     let spawned: io::Result<()> = {
-        // Hint: thread::Builder::new().name(...).spawn(job) returns io::Result<JoinHandle<()>>; .map(drop) detaches it
+        // Stuck? `cargo xtask hint lab6`
         todo!("step 11: run `job` on a new thread named `thread_name`");
     };
     match spawned {
@@ -308,7 +308,7 @@ fn serve_client<H: Handler>(connection: Socket, peer: String, place: Place, hand
 fn refuse(mut connection: Socket, peer: &str, live: usize) {
     let message = format!("busy: {live} clients already connected, try again later\n");
     let sent: io::Result<()> = {
-        // Hint: connection.write_all(message.as_bytes()), then connection.shutdown(Shutdown::Write)
+        // Stuck? `cargo xtask hint lab6`
         todo!("step 9: send `message` to the caller, then shut down our sending side");
     };
     match sent {
@@ -374,7 +374,7 @@ impl Read for StopAwareReader<'_> {
                     // received, report end of stream, so the handler returns and the
                     // thread ends. A request already started keeps being read: the
                     // client gets its answer (within the grace period).
-                    // Hint: stop_requested().is_some() && self.between_requests
+                    // Stuck? `cargo xtask hint lab6`
                     todo!("step 12: on a stop request, between requests, return Ok(0)");
                 }
                 Err(err) => return Err(err),
@@ -432,7 +432,7 @@ impl LiveClients {
     fn try_enter(self: &Arc<Self>) -> Result<Place, usize> {
         let mut live = self.lock();
         {
-            // Hint: compare *live with self.max_clients, then *live += 1
+            // Stuck? `cargo xtask hint lab6`
             todo!(
                 "step 8: refuse with Err(*live) when all max_clients places are taken; else count one more"
             );
@@ -448,7 +448,7 @@ impl LiveClients {
     fn wait_until_empty(&self, grace: Duration) -> usize {
         let deadline = Instant::now() + grace;
         let live: MutexGuard<'_, usize> = {
-            // Hint: loop on self.lock(): self.changed.wait_timeout(guard, deadline - now) returns (guard, timeout result)
+            // Stuck? `cargo xtask hint lab6`
             todo!("step 14: until the count is 0 or the deadline passed, sleep on `self.changed`");
         };
         *live

@@ -111,7 +111,7 @@ impl Handler for LineEcho {
             // so one recv() may bring half a line or three lines (the notes' single
             // recv(1024) per message only works by luck). `take` bounds the piece.
             let received: usize = {
-                // Hint: Read::take(&mut *reader, MAX_LINE).read_until(b'\n', &mut line)?
+                // Stuck? `cargo xtask hint lab6`
                 todo!("step 15: read up to MAX_LINE bytes, stopping after a newline, into `line`");
             };
             // 0 bytes: end of stream. The client hung up, or the server is stopping.
@@ -122,7 +122,7 @@ impl Handler for LineEcho {
             // Step 16: send it back. write_all() repeats send() until every byte is
             // out; a single send() may take only part of a long line.
             {
-                // Hint: writer.write_all(&line)?
+                // Stuck? `cargo xtask hint lab6`
                 todo!("step 16: send the bytes of `line` back to the client");
             }
             narrate!("send({received} bytes)");
@@ -134,7 +134,7 @@ impl Handler for LineEcho {
 fn run_client(address: SocketAddr) -> Result<(), Failure> {
     // Step 17: socket(), in the domain of the server's address.
     let socket: Socket = {
-        // Hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        // Stuck? `cargo xtask hint lab6`
         todo!("step 17: create a TCP socket whose domain matches `address`");
     };
     narrate!("socket() -> fd {}", socket.as_raw_fd());
@@ -142,7 +142,7 @@ fn run_client(address: SocketAddr) -> Result<(), Failure> {
     // Step 18: connect() does the three-way handshake with the server's listener. It
     // succeeds as soon as the kernel queues us, even before the server calls accept().
     {
-        // Hint: socket.connect(&address.into())
+        // Stuck? `cargo xtask hint lab6`
         todo!("step 18: connect the socket to `address`");
     }
     narrate!("connect({address})");
@@ -174,7 +174,7 @@ fn run_client(address: SocketAddr) -> Result<(), Failure> {
 
         // Step 19: send the whole line (write_all loops over send()).
         {
-            // Hint: sender.write_all(&typed)
+            // Stuck? `cargo xtask hint lab6`
             todo!("step 19: send all of `typed` on the socket");
         }
         narrate!("send({} bytes)", typed.len());
@@ -182,7 +182,7 @@ fn run_client(address: SocketAddr) -> Result<(), Failure> {
         // Step 20: receive one reply line, however many recv() calls it takes.
         reply.clear();
         let received: usize = {
-            // Hint: replies.read_until(b'\n', &mut reply)
+            // Stuck? `cargo xtask hint lab6`
             todo!("step 20: read one reply line from `replies` into `reply`");
         };
         narrate!("recv() -> {received} bytes");

@@ -24,7 +24,7 @@ const CHUNK: usize = 64 * 1024;
 pub fn run(address: SocketAddr) -> Result<(), Failure> {
     // Client step 1: socket(): a TCP endpoint in the address family of `address`.
     let socket: Socket = {
-        // Hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        // Stuck? `cargo xtask hint lab7`
         todo!("client step 1: create a TCP socket whose domain matches `address`");
     };
     narrate!("socket() -> fd {}", socket.as_raw_fd());
@@ -32,14 +32,14 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
     // Client step 2: connect(). A blocking connect is fine here: we have nothing else to do
     // until the handshake is over.
     {
-        // Hint: socket.connect(&address.into())
+        // Stuck? `cargo xtask hint lab7`
         todo!("client step 2: connect the socket to `address`");
     }
     narrate!("connect({address})");
 
     // Client step 3: O_NONBLOCK from now on: send() and recv() never sleep; only poll() does.
     {
-        // Hint: socket.set_nonblocking(true)
+        // Stuck? `cargo xtask hint lab7`
         todo!("client step 3: make the socket non-blocking");
     }
     narrate!("fcntl(fd {}, F_SETFL, O_NONBLOCK)", socket.as_raw_fd());
@@ -72,7 +72,7 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
 
         // Client step 4: poll() sleeps until the socket (or stdin) is ready for what we asked.
         {
-            // Hint: poll(&mut watched[..watched_count], PollTimeout::NONE); match Err(Errno::EINTR) => continue
+            // Stuck? `cargo xtask hint lab7`
             todo!(
                 "client step 4: poll() the first `watched_count` entries of `watched`, no timeout; on EINTR poll again"
             );
@@ -97,7 +97,7 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
         // Client step 5: send() as much of the pending chunk as the kernel takes right now.
         if socket_ready.contains(PollFlags::POLLOUT) && start < end {
             let sent: usize = {
-                // Hint: (&socket).write(&outgoing[start..end]); io::ErrorKind::WouldBlock => 0
+                // Stuck? `cargo xtask hint lab7`
                 todo!("client step 5: send `outgoing[start..end]`; EAGAIN means 0 bytes sent");
             };
             narrate!("send({} bytes) -> {sent}", end - start);
@@ -110,7 +110,7 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
         // echo is complete. (close() would also stop us from reading the echo.)
         if !stdin_open && start == end && write_side_open {
             {
-                // Hint: socket.shutdown(Shutdown::Write)
+                // Stuck? `cargo xtask hint lab7`
                 todo!("client step 6: half-close: shut down the write side of the socket");
             }
             narrate!("shutdown(SHUT_WR) after {sent_total} bytes");
@@ -120,7 +120,7 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
         // Client step 7: recv() whatever echo has arrived; 0 means the server closed: done.
         if socket_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
             let received: usize = {
-                // Hint: (&socket).read(&mut echo); io::ErrorKind::WouldBlock => continue
+                // Stuck? `cargo xtask hint lab7`
                 todo!("client step 7: recv() the echo into `echo`; on EAGAIN go back to poll()");
             };
             if received == 0 {

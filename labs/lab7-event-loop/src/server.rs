@@ -59,14 +59,14 @@ fn raise_descriptor_limit() {
 fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 2: socket(): a TCP endpoint in the address family of `address`.
     let listener: Socket = {
-        // Hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        // Stuck? `cargo xtask hint lab7`
         todo!("step 2: create a TCP socket whose domain matches `address`");
     };
     narrate!("socket() -> fd {}", listener.as_raw_fd());
 
     // Step 3: SO_REUSEADDR, so a restarted server can bind the port again at once.
     {
-        // Hint: listener.set_reuse_address(true)
+        // Stuck? `cargo xtask hint lab7`
         todo!("step 3: set SO_REUSEADDR on the listener");
     }
     narrate!("setsockopt(SO_REUSEADDR, 1)");
@@ -75,14 +75,14 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // a blocking accept() would then put the ONLY thread to sleep waiting for a new
     // caller, while every connected client waits for its echo.
     {
-        // Hint: listener.set_nonblocking(true) (fcntl(F_SETFL, O_NONBLOCK) underneath)
+        // Stuck? `cargo xtask hint lab7`
         todo!("step 4: make the listener non-blocking");
     }
     narrate!("fcntl(fd {}, F_SETFL, O_NONBLOCK)", listener.as_raw_fd());
 
     // Step 5: bind() names the socket with the address clients will dial.
     {
-        // Hint: listener.bind(&address.into())
+        // Stuck? `cargo xtask hint lab7`
         todo!("step 5: bind the listener to `address`");
     }
     narrate!("bind({address})");
@@ -91,7 +91,7 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // handshakes on its own and queues up to `backlog` of them; 10,000 callers arriving
     // together need a long queue, or the late ones see their SYNs dropped and retried.
     {
-        // Hint: listener.listen(backlog)
+        // Stuck? `cargo xtask hint lab7`
         todo!("step 6: start listening with the given backlog");
     }
     narrate!("listen(backlog={backlog})");
@@ -106,7 +106,7 @@ fn watch_listener(listener: &Socket) -> Result<Epoll, Failure> {
     // poll(), we do not hand it the whole list again on every wait: with 10,000 clients
     // that difference is the whole point.
     let epoll: Epoll = {
-        // Hint: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC), turning its nix error into io::Error
+        // Stuck? `cargo xtask hint lab7`
         todo!("step 7: create an epoll instance (close-on-exec)");
     };
     narrate!("epoll_create1() -> fd {}", epoll.0.as_raw_fd());
@@ -114,7 +114,7 @@ fn watch_listener(listener: &Socket) -> Result<Epoll, Failure> {
     // Step 8: watch the listener for EPOLLIN: for a listening socket, "readable" means
     // "a finished handshake is waiting to be accepted". Its token is LISTENER.
     {
-        // Hint: epoll.add(listener, EpollEvent::new(EpollFlags::EPOLLIN, LISTENER))
+        // Stuck? `cargo xtask hint lab7`
         todo!("step 8: add the listener to the epoll interest list (EPOLLIN, token LISTENER)");
     }
     narrate!(
@@ -193,7 +193,7 @@ impl EventLoop {
             // at least one watched socket is ready. A timeout of 0 would return at once
             // and turn this loop into a busy loop burning a whole core while idle.
             let ready: usize = {
-                // Hint: self.epoll.wait(&mut events, EpollTimeout::NONE); match Err(Errno::EINTR) => continue
+                // Stuck? `cargo xtask hint lab7`
                 todo!("step 9: wait (no timeout) for ready sockets; on EINTR simply wait again");
             };
             narrate_if!(self.narrating, "epoll_wait() -> {ready} ready");
@@ -228,7 +228,7 @@ impl EventLoop {
             // does NOT inherit O_NONBLOCK from the listener). EAGAIN means the queue is
             // empty: back to epoll_wait().
             let (socket, peer): (Socket, SockAddr) = {
-                // Hint: self.listener.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC); io::ErrorKind::WouldBlock => return
+                // Stuck? `cargo xtask hint lab7`
                 todo!(
                     "step 10: accept the next client (non-blocking, close-on-exec); return on EAGAIN"
                 );
@@ -254,7 +254,7 @@ impl EventLoop {
             // events about it lead straight back to its state.
             let slot = self.free_slot();
             {
-                // Hint: self.epoll.add(&socket, EpollEvent::new(EpollFlags::EPOLLIN, slot as u64))
+                // Stuck? `cargo xtask hint lab7`
                 todo!(
                     "step 12: add the client to epoll (EPOLLIN, token = its slot); on error drop it and go on"
                 );
@@ -345,7 +345,7 @@ impl EventLoop {
         // Step 18: epoll_ctl(DEL) first, then close(). (Closing alone would also remove it,
         // unless the descriptor had been duplicated: saying so is clearer and safer.)
         {
-            // Hint: self.epoll.delete(&client.socket); then drop(client) closes the fd
+            // Stuck? `cargo xtask hint lab7`
             todo!("step 18: remove the client from epoll, then close its socket");
         }
         narrate_if!(self.narrating, "epoll_ctl(DEL, fd {fd}); close(fd {fd})");
@@ -419,7 +419,7 @@ impl Client {
         // and epoll tells us when there is room again. We send the OLDEST bytes first.
         if ready.contains(EpollFlags::EPOLLOUT) && self.unsent_len() > 0 {
             let sent: usize = {
-                // Hint: self.socket.send_with_flags(&self.unsent[self.sent_from..], libc::MSG_NOSIGNAL), then try_later(&err)
+                // Stuck? `cargo xtask hint lab7`
                 todo!("step 14: send the queued bytes `unsent[sent_from..]`; EAGAIN means 0 sent");
             };
             narrate_if!(
@@ -435,7 +435,7 @@ impl Client {
         // their turn. recv() returning 0 is the client's FIN: it has finished sending.
         if ready.contains(EpollFlags::EPOLLIN) {
             let received: usize = {
-                // Hint: (&self.socket).read(read_buffer); on try_later(&err) return Ok(Next::KeepGoing)
+                // Stuck? `cargo xtask hint lab7`
                 todo!("step 15: recv() into `read_buffer`; EAGAIN means nothing after all");
             };
             narrate_if!(narrating, "recv(fd {fd}) -> {received} bytes");
@@ -447,7 +447,7 @@ impl Client {
                 // take joins the queue; if older bytes are queued, the new ones go
                 // behind them, or the client would get its bytes out of order.
                 let echoed_now: usize = {
-                    // Hint: if self.unsent_len() == 0 { send_with_flags(..., libc::MSG_NOSIGNAL) } else { 0 }
+                    // Stuck? `cargo xtask hint lab7`
                     todo!(
                         "step 16: send what you can of `read_buffer[..received]` (only if nothing is queued)"
                     );
@@ -476,12 +476,12 @@ impl Client {
         // slows it down). EPOLLOUT only while bytes are unsent: a socket is writable
         // nearly always, so watching it otherwise would wake us endlessly for nothing.
         let wanted: EpollFlags = {
-            // Hint: start from EpollFlags::empty() and add EpollFlags::EPOLLIN / EpollFlags::EPOLLOUT with |=
+            // Stuck? `cargo xtask hint lab7`
             todo!("step 17: compute the interest: EPOLLIN and/or EPOLLOUT, as explained above");
         };
         if wanted != self.interest {
             {
-                // Hint: epoll.modify(&self.socket, &mut EpollEvent::new(wanted, slot as u64))
+                // Stuck? `cargo xtask hint lab7`
                 todo!("step 17: epoll_ctl(MOD) the client's interest to `wanted` (same token)");
             }
             narrate_if!(

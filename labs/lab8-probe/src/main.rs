@@ -176,7 +176,7 @@ fn run_daemon(pidfile: &Path, host: &str, port: u16, backlog: i32) -> Result<(),
     // Step 9: with port 0, bind() let the kernel choose. getsockname() tells which port
     // we got: the one number the pid file must hold.
     let bound: SockAddr = {
-        // Hint: listener.local_addr() is getsockname()
+        // Stuck? `cargo xtask hint lab8`
         todo!("step 9: ask the kernel which address `listener` is bound to");
     };
     let bound_text = describe(&bound);
@@ -212,7 +212,7 @@ fn watch_shutdown_signals() -> Result<SignalFd, Failure> {
     shutdown.add(Signal::SIGINT);
     shutdown.add(Signal::SIGTERM);
     let signals: SignalFd = {
-        // Hint: sigprocmask(SigmaskHow::SIG_BLOCK, Some(&shutdown), None), then SignalFd::new(&shutdown)
+        // Stuck? `cargo xtask hint lab8`
         todo!("step 1: block SIGINT and SIGTERM, then open a signalfd for them");
     };
     narrate!(
@@ -226,28 +226,28 @@ fn watch_shutdown_signals() -> Result<SignalFd, Failure> {
 fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 4: socket(): a TCP endpoint of the address's family.
     let socket: Socket = {
-        // Hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        // Stuck? `cargo xtask hint lab8`
         todo!("step 4: create a TCP socket whose domain matches `address`");
     };
     narrate!("socket() -> fd {}", socket.as_raw_fd());
 
     // Step 5: SO_REUSEADDR, so a restarted daemon can take its old port at once.
     {
-        // Hint: socket.set_reuse_address(true)
+        // Stuck? `cargo xtask hint lab8`
         todo!("step 5: set SO_REUSEADDR on the socket");
     }
     narrate!("setsockopt(SO_REUSEADDR, 1)");
 
     // Step 6: bind() names the socket. Port 0 asks the kernel for any free port.
     {
-        // Hint: socket.bind(&address.into())
+        // Stuck? `cargo xtask hint lab8`
         todo!("step 6: bind the socket to `address`");
     }
     narrate!("bind({address})");
 
     // Step 7: listen(): from now on the kernel completes handshakes for us.
     {
-        // Hint: socket.listen(backlog)
+        // Stuck? `cargo xtask hint lab8`
         todo!("step 7: start listening with the given backlog");
     }
     narrate!("listen(backlog={backlog})");
@@ -256,7 +256,7 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // we accept(). A blocking accept() would then sleep, deaf to signals; a non-blocking
     // one answers EWOULDBLOCK and we go back to poll().
     {
-        // Hint: socket.set_nonblocking(true)
+        // Stuck? `cargo xtask hint lab8`
         todo!("step 8: make the listening socket non-blocking");
     }
     narrate!("fcntl(fd {}, O_NONBLOCK)", socket.as_raw_fd());
@@ -273,7 +273,7 @@ fn serve_until_signal(listener: &Socket, signals: &SignalFd, own_pid: i32) -> Re
             PollFd::new(signals.as_fd(), PollFlags::POLLIN),
         ];
         let ready: nix::Result<i32> = {
-            // Hint: poll(&mut watched, PollTimeout::NONE)
+            // Stuck? `cargo xtask hint lab8`
             todo!("step 13: wait, with no timeout, until one of `watched` is readable");
         };
         match ready {
@@ -317,7 +317,7 @@ fn serve_until_signal(listener: &Socket, signals: &SignalFd, own_pid: i32) -> Re
 /// them on stderr and keep serving.
 fn accept_one(listener: &Socket, own_pid: i32) {
     let accepted: io::Result<(Socket, SockAddr)> = {
-        // Hint: listener.accept() returns (Socket, SockAddr)
+        // Stuck? `cargo xtask hint lab8`
         todo!("step 14: accept the waiting client on `listener`");
     };
     let (connection, peer) = match accepted {
@@ -375,7 +375,7 @@ fn answer_probe(mut connection: Socket, own_pid: i32) -> Result<String, Failure>
     // Step 16: send the answer. write_all() repeats send() until every byte is out (or
     // SO_SNDTIMEO hits).
     {
-        // Hint: connection.write_all(reply.as_bytes())
+        // Stuck? `cargo xtask hint lab8`
         todo!("step 16: send `reply` to the client");
     }
     narrate!("send({reply:?})");
@@ -426,7 +426,7 @@ fn write_pidfile_atomically(path: &Path, record: PidRecord) -> Result<(), Failur
     // follow a symlink someone planted there; a leftover of ours is removed first.
     let _ = fs::remove_file(&temporary);
     let mut file: File = {
-        // Hint: OpenOptions::new().write(true).create_new(true).mode(0o644).open(&temporary)
+        // Stuck? `cargo xtask hint lab8`
         todo!("step 10: create `temporary` (it must not exist yet), write-only, mode 0644");
     };
     narrate!("open({}, O_CREAT|O_EXCL, 0644)", temporary.display());
@@ -434,7 +434,7 @@ fn write_pidfile_atomically(path: &Path, record: PidRecord) -> Result<(), Failur
     // Step 11: write the line, then fsync(): without it the rename could reach the disk
     // before the data, and a power cut would leave an empty pid file behind.
     let written: Result<(), Failure> = {
-        // Hint: file.write_all(contents.as_bytes()), and_then file.sync_all(); add .context(...)
+        // Stuck? `cargo xtask hint lab8`
         todo!("step 11: write `contents` to `file`, then fsync it");
     };
     if let Err(failure) = written {
@@ -446,7 +446,7 @@ fn write_pidfile_atomically(path: &Path, record: PidRecord) -> Result<(), Failur
 
     // Step 12: rename() replaces the pid file in one atomic step.
     let renamed: Result<(), Failure> = {
-        // Hint: fs::rename(&temporary, path)
+        // Stuck? `cargo xtask hint lab8`
         todo!("step 12: rename `temporary` over `path`");
     };
     if let Err(failure) = renamed {
@@ -493,7 +493,7 @@ fn read_pidfile(path: &Path) -> Result<PidRecord, String> {
     // Step 2: open() the pid file, read-only. O_NONBLOCK: if someone put a FIFO there,
     // open() must not sleep waiting for a writer that never comes.
     let opened: io::Result<File> = {
-        // Hint: OpenOptions::new().read(true).custom_flags(OFlag::O_NONBLOCK.bits()).open(path)
+        // Stuck? `cargo xtask hint lab8`
         todo!("step 2: open `path` read-only, with O_NONBLOCK");
     };
     let file = match opened {
@@ -552,7 +552,7 @@ fn parse_pidfile(text: &str) -> Result<PidRecord, String> {
     // Step 3: split the line at ';' and check both numbers before trusting them. A pid
     // of 0 or -1 is not a process: kill(0, sig) signals our whole process group, and
     // kill(-1, sig) nearly every process we may signal.
-    // Hint: line.split_once(';'), then number::<i32>(..) and number::<u16>(..), refusing 0 and below
+    // Stuck? `cargo xtask hint lab8`
     todo!("step 3: split `line` at ';' into a pid (1 or more) and a port (1 to 65535)");
 }
 
@@ -630,7 +630,7 @@ fn check_status(pidfile: &Path, host: &str, timeout: Duration) -> Result<Report,
     // Step 17: kill() with no signal (the "signal 0" of kill(2)) delivers nothing; the
     // kernel only checks that the process exists and that we may signal it.
     let existence: nix::Result<()> = {
-        // Hint: nix::sys::signal::kill(Pid::from_raw(pid), None)
+        // Stuck? `cargo xtask hint lab8`
         todo!("step 17: ask the kernel whether process `pid` exists, sending no signal");
     };
     let owner = match existence {
@@ -733,7 +733,7 @@ enum Probe {
 fn probe(address: SocketAddr, deadline: Instant) -> Result<Probe, Failure> {
     // Step 18: a TCP socket of the address's family, as for any client.
     let mut socket: Socket = {
-        // Hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        // Stuck? `cargo xtask hint lab8`
         todo!("step 18: create a TCP socket whose domain matches `address`");
     };
     narrate!("socket() -> fd {}", socket.as_raw_fd());
@@ -742,7 +742,7 @@ fn probe(address: SocketAddr, deadline: Instant) -> Result<Probe, Failure> {
     // SYNs vanish). In non-blocking mode it returns at once, and we do the waiting, with
     // our own deadline.
     {
-        // Hint: socket.set_nonblocking(true)
+        // Stuck? `cargo xtask hint lab8`
         todo!("step 19: make the socket non-blocking");
     }
     narrate!("fcntl(fd {}, O_NONBLOCK)", socket.as_raw_fd());
@@ -750,7 +750,7 @@ fn probe(address: SocketAddr, deadline: Instant) -> Result<Probe, Failure> {
     // Step 20: connect() sends the SYN. Non-blocking, it usually answers EINPROGRESS:
     // "started, not finished". On loopback it may also finish or fail right away.
     let started: io::Result<()> = {
-        // Hint: socket.connect(&address.into())
+        // Stuck? `cargo xtask hint lab8`
         todo!("step 20: start connecting to `address`");
     };
     match started {
@@ -789,7 +789,7 @@ fn probe(address: SocketAddr, deadline: Instant) -> Result<Probe, Failure> {
         .context("setsockopt(SO_SNDTIMEO)")?;
     let request = format!("{}\n", PROBE_REQUEST);
     let sent: io::Result<()> = {
-        // Hint: socket.write_all(request.as_bytes())
+        // Stuck? `cargo xtask hint lab8`
         todo!("step 23: send the probe `request` to the port");
     };
     match sent {
@@ -849,7 +849,7 @@ fn wait_for_connect(socket: &Socket, deadline: Instant) -> Result<Option<Probe>,
         // well or badly) or the time is up.
         let mut watched = [PollFd::new(socket.as_fd(), PollFlags::POLLOUT)];
         let ready: nix::Result<i32> = {
-            // Hint: nix::poll::poll(&mut watched, wait) returns how many fds are ready
+            // Stuck? `cargo xtask hint lab8`
             todo!("step 21: wait until `watched` is writable, at most `wait`");
         };
         match ready {
@@ -865,7 +865,7 @@ fn wait_for_connect(socket: &Socket, deadline: Instant) -> Result<Option<Probe>,
         // Step 22: "writable" means only that connect() is over. getsockopt(SO_ERROR)
         // tells how: no error is success, ECONNREFUSED means nobody listens, and so on.
         let outcome: Option<io::Error> = {
-            // Hint: socket.take_error() returns io::Result<Option<io::Error>>
+            // Stuck? `cargo xtask hint lab8`
             todo!("step 22: read (and clear) the socket's pending error");
         };
         return Ok(match outcome {
@@ -956,7 +956,7 @@ fn read_line(socket: &mut Socket, deadline: Instant) -> io::Result<Line> {
         // peer has closed its side. Ask only for what may still fit in one line.
         let room = MAX_LINE - line.len();
         let received: io::Result<usize> = {
-            // Hint: socket2's Socket implements std::io::Read: socket.read(&mut chunk[..room])
+            // Stuck? `cargo xtask hint lab8`
             todo!("step 15: recv up to `room` bytes of the line into `chunk`");
         };
         let count = match received {

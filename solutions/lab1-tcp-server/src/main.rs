@@ -64,7 +64,11 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // match the address family (IPv4 or IPv6); STREAM + TCP means a reliable byte stream.
     let socket: Socket = {
         //- answer: step 1: create a TCP socket whose domain matches `address`
-        //- hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        //- hint: Ask the kernel for a new, unnamed endpoint. Its family (IPv4 or IPv6) must be the
+        //- hint: one of `address`, and it must be a reliable byte stream: TCP.
+        //- more: socket2's `Socket::new` takes a `Domain`, a `Type` and an optional `Protocol`;
+        //- more: `Domain::for_address` picks the family from a `SocketAddr`; look at `Type::STREAM`
+        //- more: and `Protocol::TCP`. Add `.context(...)` naming the call, as the other steps do.
         Socket::new(
             Domain::for_address(address),
             Type::STREAM,
@@ -79,7 +83,11 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // while connections of its previous run linger in TIME_WAIT.
     {
         //- answer: step 2: set SO_REUSEADDR on the socket
-        //- hint: socket.set_reuse_address(true)
+        //- hint: Turn on the socket option that lets a restarted server bind its port again at
+        //- hint: once, while connections of its previous run linger in TIME_WAIT. It only helps if
+        //- hint: it is set before bind().
+        //- more: socket2's `Socket::set_reuse_address` (setsockopt SO_REUSEADDR, see `man 7
+        //- more: socket`); name the call in errors with `.context(...)`.
         socket
             .set_reuse_address(true)
             .context("setsockopt(SO_REUSEADDR)")?;
@@ -90,7 +98,11 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 3: bind() gives the socket its name: the address clients will dial.
     {
         //- answer: step 3: bind the socket to `address`
-        //- hint: socket2's bind takes a &SockAddr: `&address.into()`
+        //- hint: Give the socket its name: the address and port that clients will dial. Until it is
+        //- hint: bound, nobody can find it.
+        //- more: socket2's `Socket::bind` wants a `&SockAddr`; a `std::net::SocketAddr` converts
+        //- more: into one with `Into` (`.into()`). See `man 2 bind`; add `.context(...)` naming the
+        //- more: address.
         socket
             .bind(&address.into())
             .context(format!("bind({address})"))?;
@@ -102,7 +114,10 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // handshakes for us and queues up to `backlog` of them until we accept().
     {
         //- answer: step 4: start listening with the given backlog
-        //- hint: socket.listen(backlog)
+        //- hint: Make the socket passive: from now on the kernel completes handshakes for you and
+        //- hint: queues the finished ones, at most as many as the backlog you were given.
+        //- more: socket2's `Socket::listen`; its one argument is the backlog, the number from the
+        //- more: command line. See `man 2 listen`.
         socket.listen(backlog).context("listen()")?;
         //- end
     }
@@ -119,7 +134,13 @@ fn serve_forever(listener: &Socket) -> Result<(), Failure> {
         // listening for the next caller.
         let (connection, peer): (Socket, SockAddr) = {
             //- answer: step 5: accept the next client on `listener`
-            //- hint: listener.accept() returns (Socket, SockAddr)
+            //- hint: Wait for the next client that has finished its handshake and take the new
+            //- hint: socket made for that one conversation, plus the client's address. If one
+            //- hint: accept fails, say so on stderr and wait for the next client: never stop the
+            //- hint: server for it.
+            //- more: socket2's `Socket::accept` returns `io::Result<(Socket, SockAddr)>`;
+            //- more: `shared::errors::explain` puts an error into words; `continue` goes round the
+            //- more: loop again.
             match listener.accept() {
                 Ok(pair) => pair,
                 // A client that gave up while queued is its problem, not ours.
@@ -146,7 +167,10 @@ fn greet_and_echo(mut connection: Socket) -> Result<(), Failure> {
     // Step 6: send the greeting. write_all() repeats send() until every byte is out.
     {
         //- answer: step 6: send GREETING to the client
-        //- hint: socket2's Socket implements std::io::Write: connection.write_all(GREETING)
+        //- hint: Send the greeting before anything else. One send() may take only part of the
+        //- hint: bytes, so keep sending until every byte is out.
+        //- more: socket2's `Socket` implements `std::io::Write`: look at `Write::write_all`; name
+        //- more: the call with `.context(...)`.
         connection.write_all(GREETING).context("send(greeting)")?;
         //- end
     }
@@ -157,7 +181,10 @@ fn greet_and_echo(mut connection: Socket) -> Result<(), Failure> {
     let mut buffer = [0u8; MAX_MESSAGE];
     let received: usize = {
         //- answer: step 7: receive up to MAX_MESSAGE bytes into `buffer`
-        //- hint: connection.read(&mut buffer) returns how many bytes arrived (0 = closed)
+        //- hint: Read once: whatever has arrived so far, at most the size of the buffer. The
+        //- hint: block's value is how many bytes came; 0 means the client closed without sending.
+        //- more: socket2's `Socket` implements `std::io::Read`: look at `Read::read`, which fills a
+        //- more: `&mut [u8]` and returns the count (recv(), `man 2 recv`).
         connection.read(&mut buffer).context("recv()")?
         //- end
     };
@@ -167,7 +194,12 @@ fn greet_and_echo(mut connection: Socket) -> Result<(), Failure> {
     // right away, so the client sees end-of-stream even before the fd is freed.
     {
         //- answer: step 8: send back the `received` bytes, then shut down the write side
-        //- hint: write_all(&buffer[..received]), then connection.shutdown(Shutdown::Write)
+        //- hint: Echo exactly the bytes you received (only the first `received` bytes of the
+        //- hint: buffer, not all of it), then close your sending side so the client sees
+        //- hint: end-of-stream at once.
+        //- more: `Write::write_all` on a slice of the buffer (`&buffer[..n]`), then socket2's
+        //- more: `Socket::shutdown` with `Shutdown::Write`; an error from the shutdown can be
+        //- more: ignored, the client may be gone already.
         connection
             .write_all(&buffer[..received])
             .context("send(echo)")?;

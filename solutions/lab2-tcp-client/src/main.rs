@@ -145,7 +145,11 @@ fn open_and_connect(address: SocketAddr, timeout: Duration) -> Result<Socket, Fa
     // address (an IPv4 socket cannot dial ::1), which is why every address gets its own.
     let socket: Socket = {
         //- answer: step 1: create a TCP socket whose domain matches `address`
-        //- hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        //- hint: Ask the kernel for a new, unnamed endpoint. Its family (IPv4 or IPv6) must be the
+        //- hint: one of `address`, and it must be a reliable byte stream: TCP.
+        //- more: socket2's `Socket::new` takes a `Domain`, a `Type` and an optional `Protocol`;
+        //- more: `Domain::for_address` picks the family from a `SocketAddr`; look at `Type::STREAM`
+        //- more: and `Protocol::TCP`. Add `.context(...)` naming the call, as the other steps do.
         Socket::new(
             Domain::for_address(address),
             Type::STREAM,
@@ -162,7 +166,11 @@ fn open_and_connect(address: SocketAddr, timeout: Duration) -> Result<Socket, Fa
     // connect_timeout() starts a non-blocking connect() and poll()s for at most `timeout`.
     let connected: io::Result<()> = {
         //- answer: step 2: connect `socket` to `address`, waiting at most `timeout`
-        //- hint: socket.connect_timeout(&address.into(), timeout)
+        //- hint: Start the handshake with the server, but never wait longer than `timeout`: a
+        //- hint: silent host would otherwise keep you blocked for minutes. Keep the result as it
+        //- hint: is; the code below turns an error into a clear message.
+        //- more: socket2's `Socket::connect_timeout` takes a `&SockAddr` (a `SocketAddr` converts
+        //- more: with `.into()`) and a `Duration`, and returns `io::Result<()>`.
         socket.connect_timeout(&address.into(), timeout)
         //- end
     };
@@ -184,7 +192,10 @@ fn converse(
     // the ephemeral source port the server sees as its client's port.
     let local: SockAddr = {
         //- answer: step 3: ask the kernel for this socket's local address
-        //- hint: connection.local_addr()
+        //- hint: Ask the kernel which local address and port it chose for your end when you
+        //- hint: connected (you never called bind()).
+        //- more: socket2's `Socket::local_addr` (getsockname(), `man 2 getsockname`) returns a
+        //- more: `SockAddr`; name the call with `.context(...)`.
         connection.local_addr().context("getsockname()")?
         //- end
     };
@@ -196,7 +207,10 @@ fn converse(
     // never answers (and never closes) would keep us blocked in recv() forever.
     {
         //- answer: step 4: make recv() and send() give up after `timeout`
-        //- hint: connection.set_read_timeout(Some(timeout)), then set_write_timeout the same way
+        //- hint: Bound every later receive and send by `timeout`, so a server that neither answers
+        //- hint: nor closes cannot block you forever. Both directions need their own option.
+        //- more: socket2's `Socket::set_read_timeout` and `Socket::set_write_timeout`, which take
+        //- more: an `Option<Duration>` (SO_RCVTIMEO and SO_SNDTIMEO in `man 7 socket`).
         connection
             .set_read_timeout(Some(timeout))
             .context("setsockopt(SO_RCVTIMEO)")?;
@@ -218,7 +232,10 @@ fn converse(
     };
     let sent: io::Result<()> = {
         //- answer: step 5: send every byte of `message`
-        //- hint: socket2's Socket implements std::io::Write: connection.write_all(&message)
+        //- hint: Send the whole message: one send() may take only part of it, so keep going until
+        //- hint: every byte is out. Keep the result; the code below explains a failure.
+        //- more: socket2's `Socket` implements `std::io::Write`: `Write::write_all` returns
+        //- more: `io::Result<()>`.
         connection.write_all(&message)
         //- end
     };
@@ -237,7 +254,11 @@ fn converse(
     // the request is complete and answers. Our reading half stays open for the reply.
     {
         //- answer: step 6: shut down the writing half of the connection
-        //- hint: connection.shutdown(Shutdown::Write)
+        //- hint: Half-close: tell the peer you will send nothing more (your FIN), so a reader
+        //- hint: waiting for end-of-file knows the request is complete, while you can still read
+        //- hint: the reply.
+        //- more: socket2's `Socket::shutdown` with `std::net::Shutdown::Write` (shutdown(SHUT_WR),
+        //- more: see `man 2 shutdown`).
         connection
             .shutdown(Shutdown::Write)
             .context("shutdown(SHUT_WR)")?;
@@ -260,7 +281,10 @@ fn converse(
         // copied into `chunk`.
         let received: io::Result<usize> = {
             //- answer: step 7: receive the next piece of the reply into `chunk`
-            //- hint: socket2's Socket implements std::io::Read: connection.read(&mut chunk)
+            //- hint: Receive whatever part of the reply has arrived into the chunk buffer. Keep the
+            //- hint: result as it is: the code below handles interruptions and errors.
+            //- more: socket2's `Socket` implements `std::io::Read`: `Read::read` fills a `&mut
+            //- more: [u8]` and returns `io::Result<usize>`.
             connection.read(&mut chunk)
             //- end
         };
@@ -283,7 +307,11 @@ fn converse(
         // end-of-file, the server's FIN. Then, and only then, the reply is complete.
         let end_of_file: bool = {
             //- answer: step 8: decide whether the server has closed its side
-            //- hint: recv() returning 0 means end-of-file
+            //- hint: A blocking receive that returns no bytes at all is not "nothing yet": it means
+            //- hint: the server closed its side. Turn the count you received into that yes/no
+            //- hint: answer.
+            //- more: A `bool` comparison on `received`; see what `man 2 recv` says a return value
+            //- more: of 0 means on a stream socket.
             received == 0
             //- end
         };

@@ -110,7 +110,11 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // match the address family (IPv4 or IPv6); STREAM + TCP means a reliable byte stream.
     let socket: Socket = {
         //- answer: step 1: create a TCP socket whose domain matches `address`
-        //- hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        //- hint: Ask the kernel for a new, unnamed endpoint. Its family (IPv4 or IPv6) must be the
+        //- hint: one of `address`, and it must be a reliable byte stream: TCP.
+        //- more: socket2's `Socket::new` takes a `Domain`, a `Type` and an optional `Protocol`;
+        //- more: `Domain::for_address` picks the family from a `SocketAddr`; look at `Type::STREAM`
+        //- more: and `Protocol::TCP`. Add `.context(...)` naming the call, as the other steps do.
         Socket::new(
             Domain::for_address(address),
             Type::STREAM,
@@ -125,7 +129,11 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // while connections of its previous run linger in TIME_WAIT.
     {
         //- answer: step 2: set SO_REUSEADDR on the socket
-        //- hint: socket.set_reuse_address(true)
+        //- hint: Turn on the socket option that lets a restarted server bind its port again at
+        //- hint: once, while connections of its previous run linger in TIME_WAIT. It only helps if
+        //- hint: it is set before bind().
+        //- more: socket2's `Socket::set_reuse_address` (setsockopt SO_REUSEADDR, see `man 7
+        //- more: socket`); name the call in errors with `.context(...)`.
         socket
             .set_reuse_address(true)
             .context("setsockopt(SO_REUSEADDR)")?;
@@ -136,7 +144,11 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 3: bind() gives the socket its name: the address clients will dial.
     {
         //- answer: step 3: bind the socket to `address`
-        //- hint: socket2's bind takes a &SockAddr: `&address.into()`
+        //- hint: Give the socket its name: the address and port that clients will dial. Until it is
+        //- hint: bound, nobody can find it.
+        //- more: socket2's `Socket::bind` wants a `&SockAddr`; a `std::net::SocketAddr` converts
+        //- more: into one with `Into` (`.into()`). See `man 2 bind`; add `.context(...)` naming the
+        //- more: address.
         socket
             .bind(&address.into())
             .context(format!("bind({address})"))?;
@@ -148,7 +160,10 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // the kernel completes the handshakes of the next ones and queues up to `backlog`.
     {
         //- answer: step 4: start listening with the given backlog
-        //- hint: socket.listen(backlog)
+        //- hint: Make the socket passive: from now on the kernel completes handshakes for you and
+        //- hint: queues the finished ones, at most as many as the backlog you were given.
+        //- more: socket2's `Socket::listen`; its one argument is the backlog, the number from the
+        //- more: command line. See `man 2 listen`.
         socket.listen(backlog).context("listen()")?;
         //- end
     }
@@ -169,7 +184,9 @@ fn serve_forever(
         narrate!("accept() ... sleeping until a client connects");
         let accepted: io::Result<(Socket, SockAddr)> = {
             //- answer: step 5: accept the next client on `listener`
-            //- hint: listener.accept() gives the new connection's Socket and the client's address
+            //- hint: Wait for the next client and take its connection and address. Keep the result
+            //- hint: as it is: the code below decides what to do with an error.
+            //- more: socket2's `Socket::accept` returns `io::Result<(Socket, SockAddr)>`.
             listener.accept()
             //- end
         };
@@ -223,7 +240,10 @@ fn serve_client(
     // out returns that short count, and the next call starts a new `send_timeout`.
     {
         //- answer: step 6: give send() on `connection` a timeout of `send_timeout`
-        //- hint: connection.set_write_timeout(Some(send_timeout))
+        //- hint: Bound how long a send may block, so a client that stops reading cannot freeze the
+        //- hint: server for everyone who waits behind it.
+        //- more: socket2's `Socket::set_write_timeout` takes an `Option<Duration>` (SO_SNDTIMEO in
+        //- more: `man 7 socket`); name the call with `.context(...)`.
         connection
             .set_write_timeout(Some(send_timeout))
             .context("setsockopt(SO_SNDTIMEO)")?;
@@ -241,7 +261,10 @@ fn serve_client(
         // client shut down its sending side (or closed), so we have seen everything.
         let received: usize = {
             //- answer: step 7: receive into `buffer`, up to its size
-            //- hint: connection.read(&mut buffer) returns how many bytes arrived (0 = end of stream)
+            //- hint: Receive whatever has arrived, at most a buffer's worth. The block's value is
+            //- hint: the count: 0 means the client has finished sending (end of stream).
+            //- more: socket2's `Socket` implements `std::io::Read`: `Read::read` with a mutable
+            //- more: borrow of the buffer returns how many bytes it copied.
             connection.read(&mut buffer).context("recv()")?
             //- end
         };
@@ -283,7 +306,10 @@ fn send_all(connection: &mut Socket, answer: &[u8]) -> Result<u64, Failure> {
     // EAGAIN and write_all() stops: that ends this client, never the server.
     let sent: io::Result<()> = {
         //- answer: step 9: send all of `answer` to the client
-        //- hint: socket2's Socket implements std::io::Write: connection.write_all(answer)
+        //- hint: Send the whole answer: one send() may take only part of it, so keep going until
+        //- hint: every byte is out. Keep the result; the caller looks at it.
+        //- more: socket2's `Socket` implements `std::io::Write`: `Write::write_all` returns
+        //- more: `io::Result<()>`.
         connection.write_all(answer)
         //- end
     };
@@ -320,7 +346,13 @@ impl LineStamper {
         // start of a line that is not finished yet. Each finished line gets its own stamp.
         {
             //- answer: step 8: stamp each line `chunk` finishes; keep the rest in `self.unfinished`
-            //- hint: chunk.split_inclusive(|&byte| byte == b'\n') gives pieces; only pieces ending in b'\n' finish a line; stamp(&line, &mut answers)
+            //- hint: A line may arrive in pieces, or several lines in one chunk. Walk through the
+            //- hint: chunk keeping each newline with the line it ends; add every piece to what is
+            //- hint: unfinished, and when a piece ends a line, stamp the whole line and start
+            //- hint: afresh.
+            //- more: The slice method `split_inclusive` (with a closure that tests for `b'\n'`),
+            //- more: `<[u8]>::ends_with`, `Vec::extend_from_slice` and `Vec::clear`; the helper
+            //- more: `stamp` adds one answer to `answers`.
             for piece in chunk.split_inclusive(|&byte| byte == b'\n') {
                 self.unfinished.extend_from_slice(piece);
                 if piece.ends_with(b"\n") {
@@ -439,7 +471,10 @@ fn connect_once(address: SocketAddr) -> Result<Socket, Failure> {
     // Client step 1: socket(), as for the server: same family as the address we dial.
     let socket: Socket = {
         //- answer: client step 1: create a TCP socket whose domain matches `address`
-        //- hint: the same call as the server's step 1
+        //- hint: Same as the server's step 1: a stream socket whose family matches the address you
+        //- hint: will dial.
+        //- more: socket2's `Socket::new` with `Domain::for_address`, `Type::STREAM` and
+        //- more: `Protocol::TCP`.
         Socket::new(
             Domain::for_address(address),
             Type::STREAM,
@@ -454,7 +489,11 @@ fn connect_once(address: SocketAddr) -> Result<Socket, Failure> {
     // bind(): the kernel picks our address and a free ephemeral port for us.
     {
         //- answer: client step 2: connect the socket to `address`
-        //- hint: socket.connect(&address.into())
+        //- hint: Dial the server: this runs TCP's three-way handshake, and the kernel picks your
+        //- hint: local address and an ephemeral port on the way. Stop on failure, with the address
+        //- hint: in the error.
+        //- more: socket2's `Socket::connect` takes a `&SockAddr`, which a `SocketAddr` becomes with
+        //- more: `.into()`; name the call with `.context(...)`. See `man 2 connect`.
         socket
             .connect(&address.into())
             .context(format!("connect({address})"))?;
@@ -477,7 +516,8 @@ fn exchange(connection: &mut Socket, line: &[u8]) -> Result<Vec<u8>, Failure> {
     // every byte is out, like the server's step 9.
     {
         //- answer: client step 3: send all of `request`
-        //- hint: connection.write_all(&request)
+        //- hint: Send the whole request, every byte, however many send() calls it takes.
+        //- more: `std::io::Write::write_all` on the socket; name the call with `.context(...)`.
         connection.write_all(&request).context("send()")?;
         //- end
     }
@@ -487,7 +527,11 @@ fn exchange(connection: &mut Socket, line: &[u8]) -> Result<Vec<u8>, Failure> {
     // server "nothing more from me" (its recv() returns 0), yet we can still receive.
     {
         //- answer: client step 4: shut down the writing side of `connection`
-        //- hint: connection.shutdown(Shutdown::Write)
+        //- hint: Half-close: tell the peer you will send nothing more (your FIN), so a reader
+        //- hint: waiting for end-of-file knows the request is complete, while you can still read
+        //- hint: the reply.
+        //- more: socket2's `Socket::shutdown` with `std::net::Shutdown::Write` (shutdown(SHUT_WR),
+        //- more: see `man 2 shutdown`).
         connection
             .shutdown(Shutdown::Write)
             .context("shutdown(SHUT_WR)")?;
@@ -502,7 +546,10 @@ fn exchange(connection: &mut Socket, line: &[u8]) -> Result<Vec<u8>, Failure> {
     loop {
         let received: usize = {
             //- answer: client step 5: receive into `buffer`, up to its size
-            //- hint: connection.read(&mut buffer), as in the server's step 7
+            //- hint: Receive the next piece of the echo, as the server's step 7 does: the count, 0
+            //- hint: meaning the server closed its side.
+            //- more: socket2's `Socket` implements `std::io::Read`: `Read::read` into the buffer,
+            //- more: with `.context(...)`.
             connection.read(&mut buffer).context("recv()")?
             //- end
         };

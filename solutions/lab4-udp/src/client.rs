@@ -85,7 +85,10 @@ pub fn run(server: SocketAddr, timeout_ms: u64, retries: u32) -> Result<(), Fail
 fn open_socket(server: SocketAddr) -> Result<Socket, Failure> {
     let socket: Socket = {
         //- answer: step 1: create a UDP socket whose domain matches `server`
-        //- hint: Socket::new(Domain::for_address(server), Type::DGRAM, Some(Protocol::UDP))
+        //- hint: Ask the kernel for a datagram endpoint whose family (IPv4 or IPv6) matches the
+        //- hint: server's address: UDP, no connection, one message per send.
+        //- more: socket2's `Socket::new` with `Domain::for_address`, `Type::DGRAM` and
+        //- more: `Protocol::UDP`; name the call with `.context(...)`.
         Socket::new(
             Domain::for_address(server),
             Type::DGRAM,
@@ -116,7 +119,12 @@ fn exchange(
         // left our machine says nothing about whether it will arrive.
         let sent: usize = {
             //- answer: step 2: send `request` as one datagram to `server`
-            //- hint: socket.send_to(request, server) returns the bytes sent
+            //- hint: Send the request as one datagram addressed to the server: with UDP every send
+            //- hint: names its destination, there is no connection. The block's value is how many
+            //- hint: bytes went out.
+            //- more: socket2's `Socket::send_to` takes the bytes and a `&SockAddr` (here `server`
+            //- more: already is one) and returns `io::Result<usize>` (sendto(), `man 2 sendto`);
+            //- more: add `.context(...)`.
             socket
                 .send_to(request, server)
                 .context(format!("sendto({server_text})"))?
@@ -157,7 +165,10 @@ fn wait_for_reply(
         // datagram would leave the client blocked forever: UDP never reports a loss.
         {
             //- answer: step 3: make recvfrom() give up after `remaining`
-            //- hint: socket.set_read_timeout(Some(remaining))
+            //- hint: A lost datagram never comes: limit how long the next receive may wait to the
+            //- hint: time left (`remaining`) so the client can retry instead of waiting forever.
+            //- more: socket2's `Socket::set_read_timeout` takes an `Option<Duration>`
+            //- more: (SO_RCVTIMEO); name the call with `.context(...)`.
             socket
                 .set_read_timeout(Some(remaining))
                 .context("setsockopt(SO_RCVTIMEO)")?;
@@ -172,7 +183,12 @@ fn wait_for_reply(
         // EAGAIN once the timeout has passed.
         let outcome: io::Result<(usize, SockAddr)> = {
             //- answer: step 4: receive one datagram into `reply_buffer` (keep the io::Result)
-            //- hint: socket.recv_from(as_uninit(reply_buffer))
+            //- hint: Receive one datagram (the reply, or a stray one) into the reply buffer, with
+            //- hint: the sender's address. Keep the result as it is: a timeout is an error the code
+            //- hint: below expects.
+            //- more: socket2's `Socket::recv_from` fills a `&mut [MaybeUninit<u8>]`; the helper
+            //- more: `as_uninit` from `shared::sockaddr` turns your `&mut [u8]` into one. It
+            //- more: returns `io::Result<(usize, SockAddr)>`.
             socket.recv_from(as_uninit(reply_buffer))
             //- end
         };

@@ -30,7 +30,10 @@ fn open_socket(address: SocketAddr) -> Result<Socket, Failure> {
     // the address family; what changes from TCP is the type: messages, not a stream.
     let socket: Socket = {
         //- answer: step 1: create a UDP socket whose domain matches `address`
-        //- hint: Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP))
+        //- hint: Ask the kernel for a datagram endpoint (UDP) whose family matches the address you
+        //- hint: will serve on.
+        //- more: socket2's `Socket::new` with `Domain::for_address`, `Type::DGRAM` and
+        //- more: `Protocol::UDP`; name the call with `.context(...)`.
         Socket::new(
             Domain::for_address(address),
             Type::DGRAM,
@@ -46,7 +49,9 @@ fn open_socket(address: SocketAddr) -> Result<Socket, Failure> {
     // else to set up: no listen() (there are no connections to queue) and no accept().
     {
         //- answer: step 2: bind the socket to `address`
-        //- hint: socket2's bind takes a &SockAddr: `&address.into()`
+        //- hint: Give the socket its name, the address and port clients send their datagrams to.
+        //- more: socket2's `Socket::bind` wants a `&SockAddr`; a `SocketAddr` converts with
+        //- more: `.into()`; add `.context(...)` naming the address.
         socket
             .bind(&address.into())
             .context(format!("bind({address})"))?;
@@ -76,7 +81,13 @@ fn serve_forever(socket: &Socket, echo: bool) -> Result<(), Failure> {
         // why one read is enough here, while TCP needs a read loop.
         let (received, sender): (usize, SockAddr) = {
             //- answer: step 3: receive one datagram into `buffer`, with its sender's address
-            //- hint: socket.recv_from(as_uninit(&mut buffer)) returns (length, SockAddr)
+            //- hint: Wait for the next datagram: you get its length and who sent it, which is where
+            //- hint: the reply must go. A failure on one datagram is reported on stderr and the
+            //- hint: server goes on with the next.
+            //- more: socket2's `Socket::recv_from` with the buffer made into `&mut
+            //- more: [MaybeUninit<u8>]` by `shared::sockaddr::as_uninit`; it returns
+            //- more: `io::Result<(usize, SockAddr)>`; `shared::errors::explain` words an error;
+            //- more: `continue`.
             match socket.recv_from(as_uninit(&mut buffer)) {
                 Ok(pair) => pair,
                 // An error on one datagram is no reason to stop serving the others.
@@ -99,7 +110,11 @@ fn serve_forever(socket: &Socket, echo: bool) -> Result<(), Failure> {
         // partial send to finish (no write_all loop, unlike TCP).
         let sent: usize = {
             //- answer: step 4: send `reply.bytes` back to `sender`
-            //- hint: socket.send_to(&reply.bytes, &sender) returns the bytes sent
+            //- hint: Send the reply as one datagram back to the address it came from. If it cannot
+            //- hint: go out, only that client misses its answer: report it and keep serving.
+            //- more: socket2's `Socket::send_to` with the reply's bytes and the sender's
+            //- more: `&SockAddr`, returning `io::Result<usize>`; `shared::errors::explain`;
+            //- more: `continue`.
             match socket.send_to(&reply.bytes, &sender) {
                 Ok(sent) => sent,
                 // A reply that cannot go out (too big, no route back) costs that one

@@ -41,7 +41,11 @@ pub fn server(path: &Path, mode: u32) -> Result<(), Failure> {
     // Step 1: socket() in the UNIX domain with type DGRAM: messages, kept whole.
     let socket: Socket = {
         //- answer: step 1: create a Unix datagram socket
-        //- hint: Socket::new(Domain::UNIX, Type::DGRAM, None)
+        //- hint: Ask the kernel for a local (Unix domain) endpoint that carries datagrams: each
+        //- hint: send arrives whole, as one message, or not at all. Unix sockets need no protocol
+        //- hint: number.
+        //- more: socket2's `Socket::new` with `Domain::UNIX` and `Type::DGRAM`, and no protocol
+        //- more: (`None`); name the call with `.context(...)`.
         Socket::new(Domain::UNIX, Type::DGRAM, None).context("socket(AF_UNIX, SOCK_DGRAM)")?
         //- end
     };
@@ -64,7 +68,12 @@ pub fn server(path: &Path, mode: u32) -> Result<(), Failure> {
         // the datagram's real length even when that is more than fits in `buffer`.
         let (length, sender): (usize, SockAddr) = {
             //- answer: step 3: receive one datagram into `buffer` with MSG_TRUNC, and its sender
-            //- hint: socket.recv_from_with_flags(as_uninit(&mut buffer), libc::MSG_TRUNC)
+            //- hint: Receive one datagram and its sender. Ask the kernel to report the datagram's
+            //- hint: real length even when it did not fit the buffer, so you can tell a truncated
+            //- hint: message from a full one. An error is reported and the server goes on.
+            //- more: socket2's `Socket::recv_from_with_flags` with `as_uninit` of the buffer and
+            //- more: the flag `libc::MSG_TRUNC` (see `man 2 recv`); `shared::errors::explain`;
+            //- more: `continue`.
             match socket.recv_from_with_flags(as_uninit(&mut buffer), libc::MSG_TRUNC) {
                 Ok(pair) => pair,
                 Err(err) => {
@@ -101,7 +110,12 @@ pub fn server(path: &Path, mode: u32) -> Result<(), Failure> {
         // server for everyone else; a client that is gone gives ECONNREFUSED or ENOENT.
         let sent: usize = {
             //- answer: step 4: send `reply` to `sender` without blocking
-            //- hint: socket.send_to_with_flags(&reply, &sender, libc::MSG_DONTWAIT)
+            //- hint: Send the reply to the sender's address, but never block: a client that stopped
+            //- hint: reading must not freeze the server. Report a failure (with the socket path)
+            //- hint: and go on.
+            //- more: socket2's `Socket::send_to_with_flags` with the reply, the sender's
+            //- more: `&SockAddr` and `libc::MSG_DONTWAIT`; `socket_file::explain` words the error;
+            //- more: `continue`.
             match socket.send_to_with_flags(&reply, &sender, libc::MSG_DONTWAIT) {
                 Ok(sent) => sent,
                 Err(err) => {
@@ -136,7 +150,11 @@ pub fn client(
     // Step 1: socket() in the UNIX domain with type DGRAM, like the server's.
     let socket: Socket = {
         //- answer: step 1: create a Unix datagram socket
-        //- hint: Socket::new(Domain::UNIX, Type::DGRAM, None)
+        //- hint: Ask the kernel for a local (Unix domain) endpoint that carries datagrams: each
+        //- hint: send arrives whole, as one message, or not at all. Unix sockets need no protocol
+        //- hint: number.
+        //- more: socket2's `Socket::new` with `Domain::UNIX` and `Type::DGRAM`, and no protocol
+        //- more: (`None`); name the call with `.context(...)`.
         Socket::new(Domain::UNIX, Type::DGRAM, None).context("socket(AF_UNIX, SOCK_DGRAM)")?
         //- end
     };
@@ -154,7 +172,10 @@ pub fn client(
     let timeout = Duration::from_millis(timeout_ms);
     {
         //- answer: step 3: make recvfrom() give up after `timeout`
-        //- hint: socket.set_read_timeout(Some(timeout))
+        //- hint: A lost or unanswered request must not keep the client waiting forever: bound how
+        //- hint: long each receive may wait by `timeout`.
+        //- more: socket2's `Socket::set_read_timeout` takes an `Option<Duration>` (SO_RCVTIMEO);
+        //- more: name the call with `.context(...)`.
         socket
             .set_read_timeout(Some(timeout))
             .context("setsockopt(SO_RCVTIMEO)")?;
@@ -184,7 +205,11 @@ pub fn client(
         // such file; ECONNREFUSED a file whose server is gone.
         let sent: usize = {
             //- answer: step 4: send `line` as one datagram to `server`
-            //- hint: socket.send_to(&line, &server)
+            //- hint: Send the line as one datagram addressed to the server's socket file. The
+            //- hint: block's value is how many bytes went out; an error should name the path.
+            //- more: socket2's `Socket::send_to` with the bytes and the server's `&SockAddr`;
+            //- more: `.path_context(...)` (from `socket_file`) explains path errors such as a
+            //- more: missing file.
             socket
                 .send_to(&line, &server)
                 .path_context(format!("sendto({})", server_path.display()))?
@@ -213,7 +238,10 @@ fn receive_reply(
         // SO_RCVTIMEO deadline has passed.
         let outcome: io::Result<(usize, SockAddr)> = {
             //- answer: step 5: receive one datagram into `reply` (keep the io::Result)
-            //- hint: socket.recv_from(as_uninit(reply))
+            //- hint: Receive one datagram, the reply, into the reply buffer. Keep the result as it
+            //- hint: is: the code below handles a timeout.
+            //- more: socket2's `Socket::recv_from` with `as_uninit` of the buffer; it returns
+            //- more: `io::Result<(usize, SockAddr)>`.
             socket.recv_from(as_uninit(reply))
             //- end
         };

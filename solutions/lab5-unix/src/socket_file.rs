@@ -46,7 +46,11 @@ pub fn unix_address(path: &Path) -> Result<SockAddr, Failure> {
     // the family (AF_UNIX) and the path bytes.
     let address: SockAddr = {
         //- answer: build the sockaddr_un for `path`
-        //- hint: SockAddr::unix(path), with .context(...) for the error
+        //- hint: A Unix socket's address is a path in the filesystem. Build that address from
+        //- hint: `path`; it fails when the path is too long to fit in a sockaddr_un, so say which
+        //- hint: path.
+        //- more: socket2's `SockAddr::unix` returns `io::Result<SockAddr>`; name the failure with
+        //- more: `.context(...)`. See `man 7 unix` for the length limit.
         SockAddr::unix(path).context(format!("sockaddr_un({})", path.display()))?
         //- end
     };
@@ -151,7 +155,10 @@ fn bind_with_mode(socket: &Socket, address: &SockAddr, mode: u32) -> io::Result<
     // Step 2: bind() creates the socket file at the path: that file IS the address.
     let outcome: io::Result<()> = {
         //- answer: step 2: bind the socket to `address` (keep the io::Result)
-        //- hint: socket.bind(address)
+        //- hint: Bind the socket to its path: this creates the socket file. Keep the result as it
+        //- hint: is: the code below handles a file that is already there.
+        //- more: socket2's `Socket::bind` with the `&SockAddr` you were given (it already is one);
+        //- more: it returns `io::Result<()>`.
         socket.bind(address)
         //- end
     };
@@ -196,7 +203,12 @@ fn remove_if_stale(path: &Path, address: &SockAddr, kind: Type) -> Result<(), Fa
     // cannot hang on a live server whose accept queue is full (it gets EAGAIN).
     let probe: Socket = {
         //- answer: stale check: create a probe socket of the same `kind`, non-blocking
-        //- hint: Socket::new(Domain::UNIX, kind, None), then probe.set_nonblocking(true)
+        //- hint: To learn whether an existing socket file is stale, you will try to connect to it.
+        //- hint: Make a probe socket of the same kind, and make it non-blocking so that trying
+        //- hint: never waits.
+        //- more: socket2's `Socket::new` with `Domain::UNIX`, the given `kind` and no protocol,
+        //- more: then `Socket::set_nonblocking`; name each call with `.context(...)`; the block's
+        //- more: value is the probe.
         let probe = Socket::new(Domain::UNIX, kind, None).context("socket(probe)")?;
         probe
             .set_nonblocking(true)
@@ -210,7 +222,11 @@ fn remove_if_stale(path: &Path, address: &SockAddr, kind: Type) -> Result<(), Fa
     );
     let answer: io::Result<()> = {
         //- answer: stale check: connect the probe to `address` (keep the io::Result)
-        //- hint: probe.connect(address)
+        //- hint: Try to connect the probe to the file's address: if someone answers, a server lives
+        //- hint: there; if the connection is refused, the file is stale. Keep the result as it is
+        //- hint: for the code below.
+        //- more: socket2's `Socket::connect` with the `&SockAddr` you were given; it returns
+        //- more: `io::Result<()>` (ECONNREFUSED in `man 7 unix`).
         probe.connect(address)
         //- end
     };

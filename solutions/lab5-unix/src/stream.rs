@@ -36,7 +36,11 @@ pub fn server(path: &Path, mode: u32, backlog: i32) -> Result<(), Failure> {
     // carries the bytes from one process to the other, no IP and no TCP involved.
     let listener: Socket = {
         //- answer: step 1: create a Unix stream socket
-        //- hint: Socket::new(Domain::UNIX, Type::STREAM, None)
+        //- hint: Ask the kernel for a local (Unix domain) endpoint that carries a byte stream, like
+        //- hint: TCP but addressed by a path in the filesystem. Unix sockets need no protocol
+        //- hint: number.
+        //- more: socket2's `Socket::new` with `Domain::UNIX` and `Type::STREAM`, and no protocol
+        //- more: (`None`); name the call with `.context(...)`.
         Socket::new(Domain::UNIX, Type::STREAM, None).context("socket(AF_UNIX, SOCK_STREAM)")?
         //- end
     };
@@ -54,7 +58,10 @@ pub fn server(path: &Path, mode: u32, backlog: i32) -> Result<(), Failure> {
     // Step 3: listen(), exactly as for TCP: the kernel queues connecting clients.
     {
         //- answer: step 3: start listening with the given backlog
-        //- hint: listener.listen(backlog)
+        //- hint: Make the socket passive: the kernel queues connecting clients, up to the backlog
+        //- hint: you were given, until you accept them.
+        //- more: socket2's `Socket::listen` with the backlog number; name the call with
+        //- more: `.context(...)`.
         listener.listen(backlog).context("listen()")?;
         //- end
     }
@@ -69,7 +76,12 @@ pub fn server(path: &Path, mode: u32, backlog: i32) -> Result<(), Failure> {
         // rarely binds a path of its own, so the path tells us nothing about it.
         let (connection, _peer): (Socket, SockAddr) = {
             //- answer: step 4: accept the next client on `listener`
-            //- hint: listener.accept() returns (Socket, SockAddr)
+            //- hint: Take the next waiting client's connection. If the listener itself is broken,
+            //- hint: give up with the error; if only one client failed, report it and wait for the
+            //- hint: next.
+            //- more: socket2's `Socket::accept` returns `io::Result<(Socket, SockAddr)>`; the
+            //- more: helper `listener_is_broken` tells the two cases apart; `return
+            //- more: Err(err).context(...)` for the first, `continue` for the second.
             match listener.accept() {
                 Ok(pair) => pair,
                 // The listener itself is broken (not listening, closed): give up.
@@ -90,7 +102,12 @@ pub fn server(path: &Path, mode: u32, backlog: i32) -> Result<(), Failure> {
         // is on the other end. This is how local daemons decide whom to trust.
         let credentials: UnixCredentials = {
             //- answer: step 5: ask the kernel who the peer of `connection` is
-            //- hint: nix's getsockopt(&connection, sockopt::PeerCredentials)
+            //- hint: A Unix socket can tell you who is on the other end: ask the kernel for the
+            //- hint: peer's credentials (process id, user id, group id). If that fails, report it
+            //- hint: and move on to the next client.
+            //- more: nix's `sys::socket::getsockopt` with the option `sockopt::PeerCredentials`
+            //- more: (SO_PEERCRED, `man 7 unix`), returning `UnixCredentials`; an `Errno` converts
+            //- more: into `io::Error` for `shared::errors::explain`.
             match getsockopt(&connection, sockopt::PeerCredentials) {
                 Ok(credentials) => credentials,
                 Err(errno) => {
@@ -140,7 +157,12 @@ fn echo(connection: &Socket) -> Result<u64, Failure> {
         // client's end-of-stream, its shutdown(SHUT_WR).
         let received: usize = {
             //- answer: step 6: receive into `buffer` (0 means the client is done sending)
-            //- hint: (&*connection).read(&mut buffer): socket2 implements Read for &Socket
+            //- hint: Receive what the client has sent so far; 0 bytes means it is done sending. A
+            //- hint: receive interrupted by a signal is simply tried again; any other error ends
+            //- hint: this client.
+            //- more: `std::io::Read::read` is implemented for `&Socket`, so borrow the connection
+            //- more: as `&Socket` to read; match `io::ErrorKind::Interrupted`; `return
+            //- more: Err(err).context(...)`.
             match (&*connection).read(&mut buffer) {
                 Ok(received) => received,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
@@ -154,7 +176,10 @@ fn echo(connection: &Socket) -> Result<u64, Failure> {
         }
         {
             //- answer: step 6: send all `received` bytes back
-            //- hint: (&*connection).write_all(&buffer[..received])
+            //- hint: Echo back exactly the bytes you received, all of them, however many sends that
+            //- hint: takes.
+            //- more: `std::io::Write::write_all` through a `&Socket` borrow of the connection, on a
+            //- more: slice of the buffer up to `received`; name the call with `.context(...)`.
             (&*connection)
                 .write_all(&buffer[..received])
                 .context("send()")?;
@@ -178,7 +203,11 @@ pub fn client(path: &Path) -> Result<(), Failure> {
     // Step 1: socket() in the UNIX domain, the same type as the server's.
     let socket: Socket = {
         //- answer: step 1: create a Unix stream socket
-        //- hint: Socket::new(Domain::UNIX, Type::STREAM, None)
+        //- hint: Ask the kernel for a local (Unix domain) endpoint that carries a byte stream, like
+        //- hint: TCP but addressed by a path in the filesystem. Unix sockets need no protocol
+        //- hint: number.
+        //- more: socket2's `Socket::new` with `Domain::UNIX` and `Type::STREAM`, and no protocol
+        //- more: (`None`); name the call with `.context(...)`.
         Socket::new(Domain::UNIX, Type::STREAM, None).context("socket(AF_UNIX, SOCK_STREAM)")?
         //- end
     };
@@ -189,7 +218,10 @@ pub fn client(path: &Path) -> Result<(), Failure> {
     // file's permissions keep us out: we need write permission on it).
     {
         //- answer: step 2: connect to the server's `address`
-        //- hint: socket.connect(&address); `.path_context(...)` explains path errors
+        //- hint: Connect to the server's socket file. If it fails, the error should name the path
+        //- hint: (missing file, no permission, nobody listening).
+        //- more: socket2's `Socket::connect` with the `&SockAddr`; `.path_context(...)` (from
+        //- more: `socket_file`) explains path errors.
         socket
             .connect(&address)
             .path_context(format!("connect({})", path.display()))?;
@@ -212,7 +244,10 @@ pub fn client(path: &Path) -> Result<(), Failure> {
         // shutdown after our own. Only then is the reply known to be complete.
         let received: usize = {
             //- answer: step 4: receive the reply into `buffer` (0 means the server is done)
-            //- hint: (&socket).read(&mut buffer)
+            //- hint: Receive the next piece of the reply; 0 bytes means the server is done. Retry
+            //- hint: after an interruption by a signal; any other error is a failure.
+            //- more: `std::io::Read::read` through a `&Socket` borrow; match
+            //- more: `io::ErrorKind::Interrupted`; `return Err(err).context(...)`.
             match (&socket).read(&mut buffer) {
                 Ok(received) => received,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
@@ -258,7 +293,10 @@ fn send_stdin_then_half_close(socket: &Socket) -> Result<(), Failure> {
     // server would wait for more forever, and we for its end-of-stream.
     {
         //- answer: step 3: shut down the sending side of `socket`
-        //- hint: socket.shutdown(Shutdown::Write)
+        //- hint: Half-close: tell the server you will send nothing more, so it sees end-of-file and
+        //- hint: knows the request is complete, while you keep reading its reply.
+        //- more: socket2's `Socket::shutdown` with `std::net::Shutdown::Write` (shutdown(SHUT_WR));
+        //- more: name the call with `.context(...)`.
         socket
             .shutdown(Shutdown::Write)
             .context("shutdown(SHUT_WR)")?;

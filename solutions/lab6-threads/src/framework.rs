@@ -79,7 +79,12 @@ impl Server {
         // IPv6) matches the address we will bind.
         let listener: Socket = {
             //- answer: step 1: create a TCP socket whose domain matches `address`
-            //- hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+            //- hint: Ask the kernel for a new, unnamed endpoint. Its family (IPv4 or IPv6) must be
+            //- hint: the one of `address`, and it must be a reliable byte stream: TCP.
+            //- more: socket2's `Socket::new` takes a `Domain`, a `Type` and an optional `Protocol`;
+            //- more: `Domain::for_address` picks the family from a `SocketAddr`; look at
+            //- more: `Type::STREAM` and `Protocol::TCP`. Add `.context(...)` naming the call, as
+            //- more: the other steps do.
             Socket::new(
                 Domain::for_address(address),
                 Type::STREAM,
@@ -94,7 +99,11 @@ impl Server {
         // even while connections of its previous run linger in TIME_WAIT.
         {
             //- answer: step 2: set SO_REUSEADDR on the listener
-            //- hint: listener.set_reuse_address(true)
+            //- hint: Turn on the socket option that lets a restarted server bind its port again at
+            //- hint: once, while connections of its previous run linger in TIME_WAIT. It only helps
+            //- hint: if it is set before bind().
+            //- more: socket2's `Socket::set_reuse_address` (setsockopt SO_REUSEADDR, see `man 7
+            //- more: socket`); name the call in errors with `.context(...)`.
             listener
                 .set_reuse_address(true)
                 .context("setsockopt(SO_REUSEADDR)")?;
@@ -105,7 +114,11 @@ impl Server {
         // Step 3: bind() names the socket: this is the number the callers dial.
         {
             //- answer: step 3: bind the listener to `address`
-            //- hint: listener.bind(&address.into())
+            //- hint: Give the socket its name: the address and port that clients will dial. Until
+            //- hint: it is bound, nobody can find it.
+            //- more: socket2's `Socket::bind` wants a `&SockAddr`; a `std::net::SocketAddr`
+            //- more: converts into one with `Into` (`.into()`). See `man 2 bind`; add
+            //- more: `.context(...)` naming the address.
             listener
                 .bind(&address.into())
                 .context(format!("bind({address})"))?;
@@ -117,7 +130,10 @@ impl Server {
         // handshakes by itself and queues up to BACKLOG callers until we accept() them.
         {
             //- answer: step 4: start listening with BACKLOG
-            //- hint: listener.listen(BACKLOG)
+            //- hint: Make the socket passive, with the framework's fixed backlog: the kernel queues
+            //- hint: finished handshakes until you accept them.
+            //- more: socket2's `Socket::listen` with the constant `BACKLOG`; name the call with
+            //- more: `.context(...)`.
             listener.listen(BACKLOG).context("listen()")?;
             //- end
         }
@@ -180,7 +196,11 @@ impl Server {
             // does not block.
             let (connection, peer): (Socket, SockAddr) = {
                 //- answer: step 7: accept the next client on `listener`
-                //- hint: listener.accept() returns (Socket, SockAddr); on an error, log it and `continue`
+                //- hint: A caller is waiting: take its connection and address. If accepting fails,
+                //- hint: report it and wait one tick before trying again, so that a lasting error
+                //- hint: such as running out of file descriptors does not become a busy loop.
+                //- more: socket2's `Socket::accept` returns `io::Result<(Socket, SockAddr)>`;
+                //- more: `explain` words the error; `std::thread::sleep` with `TICK`; `continue`.
                 match listener.accept() {
                     Ok(pair) => pair,
                     // A caller that hung up while queued is its problem, not ours. Wait a
@@ -213,7 +233,11 @@ impl Server {
         // separate sockets and live on.
         {
             //- answer: step 13: close the listening socket (drop it)
-            //- hint: drop(listener)
+            //- hint: The server is stopping and accepts nobody else: close the listening socket
+            //- hint: now, so new callers are refused at once instead of waiting in a queue nobody
+            //- hint: reads.
+            //- more: In Rust a socket is closed when it is dropped: `std::mem::drop` (in the
+            //- more: prelude) ends the value's life right here.
             drop(listener);
             //- end
         }
@@ -265,7 +289,13 @@ fn catch_stop_signals() -> Result<(), Failure> {
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
         {
             //- answer: step 5: install `action` for `signal` with sigaction()
-            //- hint: unsafe { sigaction(signal, &action) } returns nix::Result; map the Errno into a Failure
+            //- hint: Tell the kernel to run the prepared handler when this signal arrives, instead
+            //- hint: of killing the process. This is an unsafe call: say in a comment why it is
+            //- hint: safe here (the handler only stores into an atomic). Turn an error into a
+            //- hint: Failure naming the signal.
+            //- more: nix's `sys::signal::sigaction` takes the `Signal` and a `&SigAction` and
+            //- more: returns `nix::Result<SigAction>`; `os_failure` builds a `Failure` from a label
+            //- more: and an `Errno`.
             // SAFETY: the handler only stores into an atomic, which is async-signal-safe.
             unsafe { sigaction(signal, &action) }
                 .map_err(|errno| os_failure(format!("sigaction({signal})"), errno))?;
@@ -282,7 +312,13 @@ fn caller_waiting(listener: &Socket) -> Result<bool, Failure> {
     // up when the tick is over (or a signal arrives), so we get to look at the stop flag.
     let ready: bool = {
         //- answer: step 6: poll() the listener for POLLIN with a TICK_MS timeout
-        //- hint: poll(&mut [PollFd::new(listener.as_fd(), PollFlags::POLLIN)], PollTimeout::from(TICK_MS)); EINTR means "not yet"
+        //- hint: Sleep until a caller is waiting on the listener (it becomes readable) or until one
+        //- hint: tick has passed, so the loop can look at the stop flag. Being woken by a signal
+        //- hint: (EINTR) just means "nobody yet". The block's value is: is someone waiting?
+        //- more: nix's `poll::poll` takes a `&mut [PollFd]` and a `PollTimeout`; build the entry
+        //- more: with `PollFd::new`, the listener's `as_fd()` and `PollFlags::POLLIN`;
+        //- more: `PollTimeout::from` a number of milliseconds (`TICK_MS`); match `Errno::EINTR`;
+        //- more: `os_failure` for other errors.
         let mut watched = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
         match poll(&mut watched, PollTimeout::from(TICK_MS)) {
             Ok(ready_count) => ready_count > 0,
@@ -303,7 +339,11 @@ fn hand_over<H: Handler>(connection: Socket, peer: String, place: Place, handler
     // EAGAIN. The client's thread uses that pause to look at the stop flag (step 12).
     {
         //- answer: step 10: set a read timeout of TICK on `connection`
-        //- hint: connection.set_read_timeout(Some(TICK)); on an error, log it and return (dropping it closes the socket)
+        //- hint: Make each receive on this connection wake up after one tick even with no data, so
+        //- hint: the thread can notice a stop request. If setting it fails, report it and drop the
+        //- hint: client (returning closes its socket).
+        //- more: socket2's `Socket::set_read_timeout` with an `Option<Duration>` (`TICK`);
+        //- more: `explain` words the error for `eprintln!`.
         if let Err(err) = connection.set_read_timeout(Some(TICK)) {
             eprintln!(
                 "lab6: client {peer}: setsockopt(SO_RCVTIMEO) failed: {}",
@@ -327,7 +367,11 @@ fn hand_over<H: Handler>(connection: Socket, peer: String, place: Place, handler
     let job = move || serve_client(connection, peer, place, handler);
     let spawned: io::Result<()> = {
         //- answer: step 11: run `job` on a new thread named `thread_name`
-        //- hint: thread::Builder::new().name(...).spawn(job) returns io::Result<JoinHandle<()>>; .map(drop) detaches it
+        //- hint: Run the job on a new thread of its own, named after the client so it shows up in
+        //- hint: debuggers and `ps`. Nobody waits for the thread to finish, so let its handle go;
+        //- hint: the block's value says whether the thread could start.
+        //- more: `std::thread::Builder`: `Builder::new`, `Builder::name`, `Builder::spawn` returns
+        //- more: `io::Result<JoinHandle<()>>`; `Result::map` with `drop` detaches the thread.
         thread::Builder::new()
             .name(thread_name.clone())
             .spawn(job)
@@ -364,7 +408,11 @@ fn refuse(mut connection: Socket, peer: &str, live: usize) {
     let message = format!("busy: {live} clients already connected, try again later\n");
     let sent: io::Result<()> = {
         //- answer: step 9: send `message` to the caller, then shut down our sending side
-        //- hint: connection.write_all(message.as_bytes()), then connection.shutdown(Shutdown::Write)
+        //- hint: Send the whole message to the caller, then close your sending side so it sees
+        //- hint: end-of-file at once. The block's value is the result of both, the second only if
+        //- hint: the first worked.
+        //- more: `std::io::Write::write_all` with the string's bytes (`str::as_bytes`), chained
+        //- more: with `Result::and_then` to socket2's `Socket::shutdown` with `Shutdown::Write`.
         connection
             .write_all(message.as_bytes())
             .and_then(|()| connection.shutdown(Shutdown::Write))
@@ -434,7 +482,12 @@ impl Read for StopAwareReader<'_> {
                     // thread ends. A request already started keeps being read: the
                     // client gets its answer (within the grace period).
                     //- answer: step 12: on a stop request, between requests, return Ok(0)
-                    //- hint: stop_requested().is_some() && self.between_requests
+                    //- hint: When the server has been asked to stop and this client is between two
+                    //- hint: requests (nothing half received), behave as if the client had hung up:
+                    //- hint: report end of stream (zero bytes) so the handler finishes.
+                    //- more: `stop_requested` returns an `Option`; the flag
+                    //- more: `self.between_requests`; returning `Ok` with a count of 0 means end of
+                    //- more: stream for a reader.
                     if stop_requested().is_some() && self.between_requests {
                         narrate!("stopping: hanging up on an idle client");
                         return Ok(0);
@@ -497,7 +550,12 @@ impl LiveClients {
         let mut live = self.lock();
         {
             //- answer: step 8: refuse with Err(*live) when all max_clients places are taken; else count one more
-            //- hint: compare *live with self.max_clients, then *live += 1
+            //- hint: With the lock held, compare the number of live clients with the cap. When
+            //- hint: every place is taken, refuse with the current count as the error; otherwise
+            //- hint: count one more client.
+            //- more: `live` is a `MutexGuard<usize>`: dereference it (`*live`) to read or change
+            //- more: the count; the cap is `self.max_clients`; return `Err` with the count to
+            //- more: refuse.
             if *live >= self.max_clients {
                 return Err(*live);
             }
@@ -516,7 +574,14 @@ impl LiveClients {
         let deadline = Instant::now() + grace;
         let live: MutexGuard<'_, usize> = {
             //- answer: step 14: until the count is 0 or the deadline passed, sleep on `self.changed`
-            //- hint: loop on self.lock(): self.changed.wait_timeout(guard, deadline - now) returns (guard, timeout result)
+            //- hint: Wait for the live count to drop to zero, but never past the deadline. Sleep on
+            //- hint: the condition variable between changes (no busy loop) and recompute the time
+            //- hint: left each time you wake, since wake-ups can be early or spurious. The block's
+            //- hint: value is the guard, still locked.
+            //- more: `std::sync::Condvar::wait_timeout` takes the guard and a `Duration` and
+            //- more: returns a `LockResult<(MutexGuard, WaitTimeoutResult)>`;
+            //- more: `PoisonError::into_inner` recovers from poisoning; `Instant::now` and
+            //- more: `Instant` subtraction for the time left; start from `self.lock`.
             let mut live = self.lock();
             while *live > 0 {
                 let now = Instant::now();

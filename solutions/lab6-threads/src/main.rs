@@ -106,7 +106,12 @@ impl Handler for LineEcho {
             // recv(1024) per message only works by luck). `take` bounds the piece.
             let received: usize = {
                 //- answer: step 15: read up to MAX_LINE bytes, stopping after a newline, into `line`
-                //- hint: Read::take(&mut *reader, MAX_LINE).read_until(b'\n', &mut line)?
+                //- hint: Read one whole request, up to and including its newline, but never more
+                //- hint: than MAX_LINE bytes, however many receives it takes. The block's value is
+                //- hint: how many bytes you got (0 at end of stream).
+                //- more: `std::io::Read::take` limits any reader to a number of bytes (call it as
+                //- more: `Read::take` on a reborrow of the `dyn BufRead`); `BufRead::read_until`
+                //- more: with `b'\n'` appends to a `Vec<u8>`; use `?` for errors.
                 Read::take(&mut *reader, MAX_LINE).read_until(b'\n', &mut line)?
                 //- end
             };
@@ -119,7 +124,8 @@ impl Handler for LineEcho {
             // out; a single send() may take only part of a long line.
             {
                 //- answer: step 16: send the bytes of `line` back to the client
-                //- hint: writer.write_all(&line)?
+                //- hint: Send the line back to the client, every byte of it.
+                //- more: `std::io::Write::write_all` on the writer; use `?` for errors.
                 writer.write_all(&line)?;
                 //- end
             }
@@ -133,7 +139,11 @@ fn run_client(address: SocketAddr) -> Result<(), Failure> {
     // Step 17: socket(), in the domain of the server's address.
     let socket: Socket = {
         //- answer: step 17: create a TCP socket whose domain matches `address`
-        //- hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        //- hint: Ask the kernel for a new, unnamed endpoint. Its family (IPv4 or IPv6) must be the
+        //- hint: one of `address`, and it must be a reliable byte stream: TCP.
+        //- more: socket2's `Socket::new` takes a `Domain`, a `Type` and an optional `Protocol`;
+        //- more: `Domain::for_address` picks the family from a `SocketAddr`; look at `Type::STREAM`
+        //- more: and `Protocol::TCP`. Add `.context(...)` naming the call, as the other steps do.
         Socket::new(
             Domain::for_address(address),
             Type::STREAM,
@@ -148,7 +158,11 @@ fn run_client(address: SocketAddr) -> Result<(), Failure> {
     // succeeds as soon as the kernel queues us, even before the server calls accept().
     {
         //- answer: step 18: connect the socket to `address`
-        //- hint: socket.connect(&address.into())
+        //- hint: Dial the server: this runs TCP's three-way handshake, and the kernel picks your
+        //- hint: local address and an ephemeral port on the way. Stop on failure, with the address
+        //- hint: in the error.
+        //- more: socket2's `Socket::connect` takes a `&SockAddr`, which a `SocketAddr` becomes with
+        //- more: `.into()`; name the call with `.context(...)`. See `man 2 connect`.
         socket
             .connect(&address.into())
             .context(format!("connect({address})"))?;
@@ -184,7 +198,10 @@ fn run_client(address: SocketAddr) -> Result<(), Failure> {
         // Step 19: send the whole line (write_all loops over send()).
         {
             //- answer: step 19: send all of `typed` on the socket
-            //- hint: sender.write_all(&typed)
+            //- hint: Send the whole typed line on the socket, every byte, however many sends that
+            //- hint: takes.
+            //- more: `std::io::Write::write_all` on the sending handle; name the call with
+            //- more: `.context(...)`.
             sender.write_all(&typed).context("send()")?;
             //- end
         }
@@ -194,7 +211,11 @@ fn run_client(address: SocketAddr) -> Result<(), Failure> {
         reply.clear();
         let received: usize = {
             //- answer: step 20: read one reply line from `replies` into `reply`
-            //- hint: replies.read_until(b'\n', &mut reply)
+            //- hint: Receive exactly one reply line (up to and including its newline), however many
+            //- hint: receives it takes. The value is how many bytes you got; 0 means the server
+            //- hint: closed.
+            //- more: `BufRead::read_until` with `b'\n'` on the buffered reader, appending to the
+            //- more: reply `Vec`; name the call with `.context(...)`.
             replies.read_until(b'\n', &mut reply).context("recv()")?
             //- end
         };

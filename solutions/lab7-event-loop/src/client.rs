@@ -25,7 +25,11 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
     // Client step 1: socket(): a TCP endpoint in the address family of `address`.
     let socket: Socket = {
         //- answer: client step 1: create a TCP socket whose domain matches `address`
-        //- hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        //- hint: Ask the kernel for a new, unnamed endpoint. Its family (IPv4 or IPv6) must be the
+        //- hint: one of `address`, and it must be a reliable byte stream: TCP.
+        //- more: socket2's `Socket::new` takes a `Domain`, a `Type` and an optional `Protocol`;
+        //- more: `Domain::for_address` picks the family from a `SocketAddr`; look at `Type::STREAM`
+        //- more: and `Protocol::TCP`. Add `.context(...)` naming the call, as the other steps do.
         Socket::new(
             Domain::for_address(address),
             Type::STREAM,
@@ -40,7 +44,11 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
     // until the handshake is over.
     {
         //- answer: client step 2: connect the socket to `address`
-        //- hint: socket.connect(&address.into())
+        //- hint: Dial the server: this runs TCP's three-way handshake, and the kernel picks your
+        //- hint: local address and an ephemeral port on the way. Stop on failure, with the address
+        //- hint: in the error.
+        //- more: socket2's `Socket::connect` takes a `&SockAddr`, which a `SocketAddr` becomes with
+        //- more: `.into()`; name the call with `.context(...)`. See `man 2 connect`.
         socket
             .connect(&address.into())
             .context(format!("connect({address})"))?;
@@ -51,7 +59,11 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
     // Client step 3: O_NONBLOCK from now on: send() and recv() never sleep; only poll() does.
     {
         //- answer: client step 3: make the socket non-blocking
-        //- hint: socket.set_nonblocking(true)
+        //- hint: Connected, switch the socket to non-blocking mode: from now on the client only
+        //- hint: calls send and recv when poll() says they can proceed, and a call that would wait
+        //- hint: fails at once with EAGAIN.
+        //- more: socket2's `Socket::set_nonblocking` (fcntl O_NONBLOCK); name the call with
+        //- more: `.context(...)`.
         socket.set_nonblocking(true).context("fcntl(O_NONBLOCK)")?;
         //- end
     }
@@ -86,7 +98,12 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
         // Client step 4: poll() sleeps until the socket (or stdin) is ready for what we asked.
         {
             //- answer: client step 4: poll() the first `watched_count` entries of `watched`, no timeout; on EINTR poll again
-            //- hint: poll(&mut watched[..watched_count], PollTimeout::NONE); match Err(Errno::EINTR) => continue
+            //- hint: Sleep until one of the watched sockets is ready, with no time limit. Watch
+            //- hint: only the entries in use (the first `watched_count`). A signal waking you up
+            //- hint: early (EINTR) is no error: poll again.
+            //- more: nix's `poll::poll` on a sub-slice of the `PollFd` array, with
+            //- more: `PollTimeout::NONE`; match `Errno::EINTR` to `continue`; other errors become
+            //- more: an `io::Error` with `.context(...)`.
             match poll(&mut watched[..watched_count], PollTimeout::NONE) {
                 Ok(_) => {}
                 Err(Errno::EINTR) => continue,
@@ -115,7 +132,14 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
         if socket_ready.contains(PollFlags::POLLOUT) && start < end {
             let sent: usize = {
                 //- answer: client step 5: send `outgoing[start..end]`; EAGAIN means 0 bytes sent
-                //- hint: (&socket).write(&outgoing[start..end]); io::ErrorKind::WouldBlock => 0
+                //- hint: Send as much of the pending part of the outgoing bytes as the kernel takes
+                //- hint: now; a non-blocking send may take only some. If it would block (EAGAIN) or
+                //- hint: a signal interrupted it, count it as 0 bytes sent and try again when poll
+                //- hint: says so.
+                //- more: `std::io::Write::write` (not `write_all`) through a `&Socket` borrow, on
+                //- more: the slice from `start` to `end`; match `io::ErrorKind::WouldBlock` and
+                //- more: `Interrupted`, e.g. with `matches!`; other errors: `return
+                //- more: Err(err).context(...)`.
                 match (&socket).write(&outgoing[start..end]) {
                     Ok(count) => count,
                     Err(err)
@@ -141,7 +165,10 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
         if !stdin_open && start == end && write_side_open {
             {
                 //- answer: client step 6: half-close: shut down the write side of the socket
-                //- hint: socket.shutdown(Shutdown::Write)
+                //- hint: Everything is sent: half-close so the server sees end-of-file and knows no
+                //- hint: more is coming, while you keep reading the echo.
+                //- more: socket2's `Socket::shutdown` with `Shutdown::Write` (shutdown(SHUT_WR));
+                //- more: name the call with `.context(...)`.
                 socket
                     .shutdown(Shutdown::Write)
                     .context("shutdown(SHUT_WR)")?;
@@ -155,7 +182,12 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
         if socket_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
             let received: usize = {
                 //- answer: client step 7: recv() the echo into `echo`; on EAGAIN go back to poll()
-                //- hint: (&socket).read(&mut echo); io::ErrorKind::WouldBlock => continue
+                //- hint: Receive whatever part of the echo is there. If nothing is there after all
+                //- hint: (EAGAIN) or a signal interrupted, go back to waiting in poll(); 0 bytes
+                //- hint: means the server closed.
+                //- more: `std::io::Read::read` through a `&Socket` borrow into the echo buffer;
+                //- more: match `io::ErrorKind::WouldBlock` and `Interrupted` to `continue`; other
+                //- more: errors: `return Err(err).context(...)`.
                 match (&socket).read(&mut echo) {
                     Ok(count) => count,
                     Err(err)

@@ -60,7 +60,11 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 2: socket(): a TCP endpoint in the address family of `address`.
     let listener: Socket = {
         //- answer: step 2: create a TCP socket whose domain matches `address`
-        //- hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        //- hint: Ask the kernel for a new, unnamed endpoint. Its family (IPv4 or IPv6) must be the
+        //- hint: one of `address`, and it must be a reliable byte stream: TCP.
+        //- more: socket2's `Socket::new` takes a `Domain`, a `Type` and an optional `Protocol`;
+        //- more: `Domain::for_address` picks the family from a `SocketAddr`; look at `Type::STREAM`
+        //- more: and `Protocol::TCP`. Add `.context(...)` naming the call, as the other steps do.
         Socket::new(
             Domain::for_address(address),
             Type::STREAM,
@@ -74,7 +78,11 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 3: SO_REUSEADDR, so a restarted server can bind the port again at once.
     {
         //- answer: step 3: set SO_REUSEADDR on the listener
-        //- hint: listener.set_reuse_address(true)
+        //- hint: Turn on the socket option that lets a restarted server bind its port again at
+        //- hint: once, while connections of its previous run linger in TIME_WAIT. It only helps if
+        //- hint: it is set before bind().
+        //- more: socket2's `Socket::set_reuse_address` (setsockopt SO_REUSEADDR, see `man 7
+        //- more: socket`); name the call in errors with `.context(...)`.
         listener
             .set_reuse_address(true)
             .context("setsockopt(SO_REUSEADDR)")?;
@@ -87,7 +95,10 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // caller, while every connected client waits for its echo.
     {
         //- answer: step 4: make the listener non-blocking
-        //- hint: listener.set_nonblocking(true) (fcntl(F_SETFL, O_NONBLOCK) underneath)
+        //- hint: One thread serves everyone, so no call on the listener may ever block: switch it
+        //- hint: to non-blocking mode, where accept fails with EAGAIN when nobody is waiting.
+        //- more: socket2's `Socket::set_nonblocking` (fcntl F_SETFL O_NONBLOCK); name the call with
+        //- more: `.context(...)`.
         listener
             .set_nonblocking(true)
             .context("fcntl(O_NONBLOCK)")?;
@@ -98,7 +109,11 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 5: bind() names the socket with the address clients will dial.
     {
         //- answer: step 5: bind the listener to `address`
-        //- hint: listener.bind(&address.into())
+        //- hint: Give the socket its name: the address and port that clients will dial. Until it is
+        //- hint: bound, nobody can find it.
+        //- more: socket2's `Socket::bind` wants a `&SockAddr`; a `std::net::SocketAddr` converts
+        //- more: into one with `Into` (`.into()`). See `man 2 bind`; add `.context(...)` naming the
+        //- more: address.
         listener
             .bind(&address.into())
             .context(format!("bind({address})"))?;
@@ -111,7 +126,10 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // together need a long queue, or the late ones see their SYNs dropped and retried.
     {
         //- answer: step 6: start listening with the given backlog
-        //- hint: listener.listen(backlog)
+        //- hint: Make the socket passive: from now on the kernel completes handshakes for you and
+        //- hint: queues the finished ones, at most as many as the backlog you were given.
+        //- more: socket2's `Socket::listen`; its one argument is the backlog, the number from the
+        //- more: command line. See `man 2 listen`.
         listener.listen(backlog).context("listen()")?;
         //- end
     }
@@ -128,7 +146,11 @@ fn watch_listener(listener: &Socket) -> Result<Epoll, Failure> {
     // that difference is the whole point.
     let epoll: Epoll = {
         //- answer: step 7: create an epoll instance (close-on-exec)
-        //- hint: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC), turning its nix error into io::Error
+        //- hint: Create the kernel object that watches many sockets at once and tells you which are
+        //- hint: ready. Mark it close-on-exec, so a program you start never inherits it.
+        //- more: nix's `sys::epoll::Epoll::new` with `EpollCreateFlags::EPOLL_CLOEXEC`
+        //- more: (epoll_create1, `man 7 epoll`); turn the `Errno` into an `io::Error`
+        //- more: (`io::Error::from`) before `.context(...)`.
         Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
             .map_err(io::Error::from)
             .context("epoll_create1()")?
@@ -140,7 +162,11 @@ fn watch_listener(listener: &Socket) -> Result<Epoll, Failure> {
     // "a finished handshake is waiting to be accepted". Its token is LISTENER.
     {
         //- answer: step 8: add the listener to the epoll interest list (EPOLLIN, token LISTENER)
-        //- hint: epoll.add(listener, EpollEvent::new(EpollFlags::EPOLLIN, LISTENER))
+        //- hint: Tell epoll to watch the listener for readability (a caller waiting), and to label
+        //- hint: its events with the LISTENER token so you can recognise them later.
+        //- more: nix's `Epoll::add` takes the fd and an `EpollEvent`, made by `EpollEvent::new`
+        //- more: from `EpollFlags::EPOLLIN` and a `u64` token; map the `Errno` into `io::Error`,
+        //- more: then `.context(...)`.
         epoll
             .add(listener, EpollEvent::new(EpollFlags::EPOLLIN, LISTENER))
             .map_err(io::Error::from)
@@ -224,7 +250,12 @@ impl EventLoop {
             // and turn this loop into a busy loop burning a whole core while idle.
             let ready: usize = {
                 //- answer: step 9: wait (no timeout) for ready sockets; on EINTR simply wait again
-                //- hint: self.epoll.wait(&mut events, EpollTimeout::NONE); match Err(Errno::EINTR) => continue
+                //- hint: Sleep until at least one watched socket is ready, with no time limit; the
+                //- hint: events are written into the events array and the value is how many. A
+                //- hint: signal waking you early (EINTR) is not an error: wait again.
+                //- more: nix's `Epoll::wait` takes a `&mut [EpollEvent]` and an `EpollTimeout`
+                //- more: (`EpollTimeout::NONE` waits forever); match `Errno::EINTR` to `continue`;
+                //- more: other errors become an `io::Error` with `.context(...)`.
                 match self.epoll.wait(&mut events, EpollTimeout::NONE) {
                     Ok(count) => count,
                     // A signal interrupted the sleep (even `kill -STOP` then `-CONT` does
@@ -267,7 +298,14 @@ impl EventLoop {
             // empty: back to epoll_wait().
             let (socket, peer): (Socket, SockAddr) = {
                 //- answer: step 10: accept the next client (non-blocking, close-on-exec); return on EAGAIN
-                //- hint: self.listener.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC); io::ErrorKind::WouldBlock => return
+                //- hint: Accept the next waiting client, and make its socket non-blocking and
+                //- hint: close-on-exec in the same call. When nobody is left (EAGAIN) return to the
+                //- hint: loop; retry on EINTR; when out of file descriptors, pause accepting; any
+                //- hint: other error is one caller's problem: report it and return.
+                //- more: socket2's `Socket::accept4` with the flags `libc::SOCK_NONBLOCK` and
+                //- more: `libc::SOCK_CLOEXEC` combined with `|`; match `io::ErrorKind::WouldBlock`
+                //- more: and `Interrupted`, and `raw_os_error` against
+                //- more: `libc::EMFILE`/`libc::ENFILE` (then `self.pause_accepting`).
                 match self
                     .listener
                     .accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
@@ -309,7 +347,11 @@ impl EventLoop {
             let slot = self.free_slot();
             {
                 //- answer: step 12: add the client to epoll (EPOLLIN, token = its slot); on error drop it and go on
-                //- hint: self.epoll.add(&socket, EpollEvent::new(EpollFlags::EPOLLIN, slot as u64))
+                //- hint: Ask epoll to watch the new client for readability, labelled with the
+                //- hint: client's slot number as its token. If that fails, report it, give the slot
+                //- hint: back and drop the client.
+                //- more: nix's `Epoll::add` with `EpollEvent::new`, `EpollFlags::EPOLLIN` and the
+                //- more: slot as `u64`; `self.free_slots` takes the slot back; `continue`.
                 if let Err(errno) = self
                     .epoll
                     .add(&socket, EpollEvent::new(EpollFlags::EPOLLIN, slot as u64))
@@ -407,7 +449,10 @@ impl EventLoop {
         // unless the descriptor had been duplicated: saying so is clearer and safer.)
         {
             //- answer: step 18: remove the client from epoll, then close its socket
-            //- hint: self.epoll.delete(&client.socket); then drop(client) closes the fd
+            //- hint: Stop watching the client first (its error, if any, does not matter now), then
+            //- hint: close its socket by letting the client go.
+            //- more: nix's `Epoll::delete` with the client's socket; dropping the `Client`
+            //- more: (`std::mem::drop`) closes its fd.
             let _ = self.epoll.delete(&client.socket);
             drop(client);
             //- end
@@ -484,7 +529,12 @@ impl Client {
         if ready.contains(EpollFlags::EPOLLOUT) && self.unsent_len() > 0 {
             let sent: usize = {
                 //- answer: step 14: send the queued bytes `unsent[sent_from..]`; EAGAIN means 0 sent
-                //- hint: self.socket.send_with_flags(&self.unsent[self.sent_from..], libc::MSG_NOSIGNAL), then try_later(&err)
+                //- hint: Send as much of the queued, not yet sent bytes as the kernel takes now,
+                //- hint: without ever getting SIGPIPE from a vanished peer. If it would block, that
+                //- hint: is 0 bytes sent for now.
+                //- more: socket2's `Socket::send_with_flags` with the slice of `self.unsent` from
+                //- more: `self.sent_from` on and `libc::MSG_NOSIGNAL`; the helper `try_later`
+                //- more: recognises EAGAIN and EINTR; other errors: `return Err(err).context(...)`.
                 match self
                     .socket
                     .send_with_flags(&self.unsent[self.sent_from..], libc::MSG_NOSIGNAL)
@@ -509,7 +559,12 @@ impl Client {
         if ready.contains(EpollFlags::EPOLLIN) {
             let received: usize = {
                 //- answer: step 15: recv() into `read_buffer`; EAGAIN means nothing after all
-                //- hint: (&self.socket).read(read_buffer); on try_later(&err) return Ok(Next::KeepGoing)
+                //- hint: Receive what the client sent into the read buffer. If nothing is there
+                //- hint: after all, there is nothing to do now: keep going; 0 bytes means the
+                //- hint: client finished sending.
+                //- more: `std::io::Read::read` through a `&Socket` borrow of `self.socket`; on
+                //- more: `try_later(&err)` return `Ok(Next::KeepGoing)`; other errors: `return
+                //- more: Err(err).context(...)`.
                 match (&self.socket).read(read_buffer) {
                     Ok(count) => count,
                     Err(err) if try_later(&err) => return Ok(Next::KeepGoing),
@@ -527,7 +582,12 @@ impl Client {
                 // behind them, or the client would get its bytes out of order.
                 let echoed_now: usize = {
                     //- answer: step 16: send what you can of `read_buffer[..received]` (only if nothing is queued)
-                    //- hint: if self.unsent_len() == 0 { send_with_flags(..., libc::MSG_NOSIGNAL) } else { 0 }
+                    //- hint: Echo at once what you can, but only if nothing is already queued:
+                    //- hint: sending new bytes ahead of queued ones would reorder the stream. The
+                    //- hint: value is how many bytes went out (0 when something was queued or the
+                    //- hint: send would block).
+                    //- more: `self.unsent_len`; socket2's `Socket::send_with_flags` with the
+                    //- more: received slice and `libc::MSG_NOSIGNAL`; `try_later` for EAGAIN.
                     if self.unsent_len() == 0 {
                         match self
                             .socket
@@ -567,7 +627,12 @@ impl Client {
         // nearly always, so watching it otherwise would wake us endlessly for nothing.
         let wanted: EpollFlags = {
             //- answer: step 17: compute the interest: EPOLLIN and/or EPOLLOUT, as explained above
-            //- hint: start from EpollFlags::empty() and add EpollFlags::EPOLLIN / EpollFlags::EPOLLOUT with |=
+            //- hint: Decide what this client should be watched for: readable while it still sends
+            //- hint: and the queue has room (back-pressure), writable only while bytes are waiting
+            //- hint: to go out. The value is the set of flags.
+            //- more: Start from `EpollFlags::empty` and add `EpollFlags::EPOLLIN` and
+            //- more: `EpollFlags::EPOLLOUT` with `|=`; the conditions use `self.peer_finished`,
+            //- more: `self.unsent_len` and `max_buffer`.
             let mut wanted = EpollFlags::empty();
             if !self.peer_finished && self.unsent_len() < max_buffer {
                 wanted |= EpollFlags::EPOLLIN;
@@ -581,7 +646,11 @@ impl Client {
         if wanted != self.interest {
             {
                 //- answer: step 17: epoll_ctl(MOD) the client's interest to `wanted` (same token)
-                //- hint: epoll.modify(&self.socket, &mut EpollEvent::new(wanted, slot as u64))
+                //- hint: Change what epoll watches this client for to the new interest, keeping its
+                //- hint: slot as the token.
+                //- more: nix's `Epoll::modify` takes the fd and a `&mut EpollEvent` (made by
+                //- more: `EpollEvent::new` from the flags and the slot as `u64`); map the `Errno`
+                //- more: into `io::Error`, then `.context(...)` (epoll_ctl MOD).
                 epoll
                     .modify(&self.socket, &mut EpollEvent::new(wanted, slot as u64))
                     .map_err(io::Error::from)

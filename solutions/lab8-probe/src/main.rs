@@ -171,7 +171,10 @@ fn run_daemon(pidfile: &Path, host: &str, port: u16, backlog: i32) -> Result<(),
     // we got: the one number the pid file must hold.
     let bound: SockAddr = {
         //- answer: step 9: ask the kernel which address `listener` is bound to
-        //- hint: listener.local_addr() is getsockname()
+        //- hint: You bound to port 0 so the kernel chose a free port: ask it which address and port
+        //- hint: the listener actually got.
+        //- more: socket2's `Socket::local_addr` (getsockname()) returns a `SockAddr`; name the call
+        //- more: with `.context(...)`.
         listener.local_addr().context("getsockname()")?
         //- end
     };
@@ -209,7 +212,12 @@ fn watch_shutdown_signals() -> Result<SignalFd, Failure> {
     shutdown.add(Signal::SIGTERM);
     let signals: SignalFd = {
         //- answer: step 1: block SIGINT and SIGTERM, then open a signalfd for them
-        //- hint: sigprocmask(SigmaskHow::SIG_BLOCK, Some(&shutdown), None), then SignalFd::new(&shutdown)
+        //- hint: Turn the shutdown signals into something you can read: first block them (so they
+        //- hint: no longer kill the process or run a handler), then open a file descriptor that
+        //- hint: becomes readable when one is pending. The value is that descriptor.
+        //- more: nix's `sys::signal::sigprocmask` with `SigmaskHow::SIG_BLOCK` and the set
+        //- more: `shutdown`; nix's `sys::signalfd::SignalFd::new`; turn each `Errno` into a
+        //- more: `Failure` (`Errno::desc` gives the words).
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&shutdown), None)
             .map_err(|e| Failure::new(format!("sigprocmask() failed: {}", e.desc())))?;
         SignalFd::new(&shutdown)
@@ -228,7 +236,11 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 4: socket(): a TCP endpoint of the address's family.
     let socket: Socket = {
         //- answer: step 4: create a TCP socket whose domain matches `address`
-        //- hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        //- hint: Ask the kernel for a new, unnamed endpoint. Its family (IPv4 or IPv6) must be the
+        //- hint: one of `address`, and it must be a reliable byte stream: TCP.
+        //- more: socket2's `Socket::new` takes a `Domain`, a `Type` and an optional `Protocol`;
+        //- more: `Domain::for_address` picks the family from a `SocketAddr`; look at `Type::STREAM`
+        //- more: and `Protocol::TCP`. Add `.context(...)` naming the call, as the other steps do.
         Socket::new(
             Domain::for_address(address),
             Type::STREAM,
@@ -242,7 +254,11 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 5: SO_REUSEADDR, so a restarted daemon can take its old port at once.
     {
         //- answer: step 5: set SO_REUSEADDR on the socket
-        //- hint: socket.set_reuse_address(true)
+        //- hint: Turn on the socket option that lets a restarted server bind its port again at
+        //- hint: once, while connections of its previous run linger in TIME_WAIT. It only helps if
+        //- hint: it is set before bind().
+        //- more: socket2's `Socket::set_reuse_address` (setsockopt SO_REUSEADDR, see `man 7
+        //- more: socket`); name the call in errors with `.context(...)`.
         socket
             .set_reuse_address(true)
             .context("setsockopt(SO_REUSEADDR)")?;
@@ -253,7 +269,11 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 6: bind() names the socket. Port 0 asks the kernel for any free port.
     {
         //- answer: step 6: bind the socket to `address`
-        //- hint: socket.bind(&address.into())
+        //- hint: Give the socket its name: the address and port that clients will dial. Until it is
+        //- hint: bound, nobody can find it.
+        //- more: socket2's `Socket::bind` wants a `&SockAddr`; a `std::net::SocketAddr` converts
+        //- more: into one with `Into` (`.into()`). See `man 2 bind`; add `.context(...)` naming the
+        //- more: address.
         socket
             .bind(&address.into())
             .context(format!("bind({address})"))?;
@@ -264,7 +284,10 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 7: listen(): from now on the kernel completes handshakes for us.
     {
         //- answer: step 7: start listening with the given backlog
-        //- hint: socket.listen(backlog)
+        //- hint: Make the socket passive: from now on the kernel completes handshakes for you and
+        //- hint: queues the finished ones, at most as many as the backlog you were given.
+        //- more: socket2's `Socket::listen`; its one argument is the backlog, the number from the
+        //- more: command line. See `man 2 listen`.
         socket.listen(backlog).context("listen()")?;
         //- end
     }
@@ -275,7 +298,9 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // one answers EWOULDBLOCK and we go back to poll().
     {
         //- answer: step 8: make the listening socket non-blocking
-        //- hint: socket.set_nonblocking(true)
+        //- hint: The daemon waits for connections and signals with poll(), so no call on the
+        //- hint: listener may block: make it non-blocking.
+        //- more: socket2's `Socket::set_nonblocking`; name the call with `.context(...)`.
         socket.set_nonblocking(true).context("fcntl(O_NONBLOCK)")?;
         //- end
     }
@@ -294,7 +319,11 @@ fn serve_until_signal(listener: &Socket, signals: &SignalFd, own_pid: i32) -> Re
         ];
         let ready: nix::Result<i32> = {
             //- answer: step 13: wait, with no timeout, until one of `watched` is readable
-            //- hint: poll(&mut watched, PollTimeout::NONE)
+            //- hint: Sleep, with no time limit, until one of the watched descriptors (listener or
+            //- hint: signal fd) is readable. Keep the result as it is: the code below handles
+            //- hint: errors.
+            //- more: nix's `poll::poll` with the `PollFd` array and `PollTimeout::NONE`; it returns
+            //- more: `nix::Result<i32>`.
             poll(&mut watched, PollTimeout::NONE)
             //- end
         };
@@ -340,7 +369,9 @@ fn serve_until_signal(listener: &Socket, signals: &SignalFd, own_pid: i32) -> Re
 fn accept_one(listener: &Socket, own_pid: i32) {
     let accepted: io::Result<(Socket, SockAddr)> = {
         //- answer: step 14: accept the waiting client on `listener`
-        //- hint: listener.accept() returns (Socket, SockAddr)
+        //- hint: poll() said someone is waiting: accept that client. Keep the result as it is for
+        //- hint: the code below.
+        //- more: socket2's `Socket::accept` returns `io::Result<(Socket, SockAddr)>`.
         listener.accept()
         //- end
     };
@@ -400,7 +431,9 @@ fn answer_probe(mut connection: Socket, own_pid: i32) -> Result<String, Failure>
     // SO_SNDTIMEO hits).
     {
         //- answer: step 16: send `reply` to the client
-        //- hint: connection.write_all(reply.as_bytes())
+        //- hint: Send the whole reply text to the client, every byte.
+        //- more: `std::io::Write::write_all` with the string's bytes (`str::as_bytes`); name the
+        //- more: call with `.context(...)`.
         connection
             .write_all(reply.as_bytes())
             .context("send(answer)")?;
@@ -455,7 +488,12 @@ fn write_pidfile_atomically(path: &Path, record: PidRecord) -> Result<(), Failur
     let _ = fs::remove_file(&temporary);
     let mut file: File = {
         //- answer: step 10: create `temporary` (it must not exist yet), write-only, mode 0644
-        //- hint: OpenOptions::new().write(true).create_new(true).mode(0o644).open(&temporary)
+        //- hint: To write the pid file atomically, first create a temporary file next to it.
+        //- hint: Creating must fail if the file already exists (never overwrite someone else's),
+        //- hint: and the file is write-only, readable by everyone (mode 0644).
+        //- more: `std::fs::OpenOptions` with `write`, `create_new` and `mode` (from
+        //- more: `std::os::unix::fs::OpenOptionsExt`), then `open`; name the call with
+        //- more: `.context(...)` (open with O_CREAT|O_EXCL).
         OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -470,7 +508,11 @@ fn write_pidfile_atomically(path: &Path, record: PidRecord) -> Result<(), Failur
     // before the data, and a power cut would leave an empty pid file behind.
     let written: Result<(), Failure> = {
         //- answer: step 11: write `contents` to `file`, then fsync it
-        //- hint: file.write_all(contents.as_bytes()), and_then file.sync_all(); add .context(...)
+        //- hint: Write the contents into the temporary file and make sure they reach the disk
+        //- hint: before the rename, so no reader ever sees a half-written pid file. Each failure
+        //- hint: should name the file.
+        //- more: `std::io::Write::write_all` with the string's bytes, `File::sync_all` (fsync),
+        //- more: chained with `Result::and_then`; `.context(...)` on each.
         file.write_all(contents.as_bytes())
             .context(format!("write({})", temporary.display()))
             .and_then(|()| {
@@ -489,7 +531,10 @@ fn write_pidfile_atomically(path: &Path, record: PidRecord) -> Result<(), Failur
     // Step 12: rename() replaces the pid file in one atomic step.
     let renamed: Result<(), Failure> = {
         //- answer: step 12: rename `temporary` over `path`
-        //- hint: fs::rename(&temporary, path)
+        //- hint: Move the finished temporary file over the real pid file in one step: readers see
+        //- hint: either the old file or the new one, never a partial one.
+        //- more: `std::fs::rename` (atomic within one filesystem, `man 2 rename`); name the call
+        //- more: with `.context(...)` showing both paths.
         fs::rename(&temporary, path).context(format!(
             "rename({}, {})",
             temporary.display(),
@@ -542,7 +587,11 @@ fn read_pidfile(path: &Path) -> Result<PidRecord, String> {
     // open() must not sleep waiting for a writer that never comes.
     let opened: io::Result<File> = {
         //- answer: step 2: open `path` read-only, with O_NONBLOCK
-        //- hint: OpenOptions::new().read(true).custom_flags(OFlag::O_NONBLOCK.bits()).open(path)
+        //- hint: Open the pid file for reading only, with O_NONBLOCK, so that a FIFO or device put
+        //- hint: there by someone else cannot make the probe hang. Keep the result as it is for the
+        //- hint: code below.
+        //- more: `std::fs::OpenOptions` with `read` and `custom_flags` (from `OpenOptionsExt`),
+        //- more: given `OFlag::O_NONBLOCK` from nix as raw bits (`.bits()`), then `open`.
         OpenOptions::new()
             .read(true)
             .custom_flags(OFlag::O_NONBLOCK.bits())
@@ -606,7 +655,12 @@ fn parse_pidfile(text: &str) -> Result<PidRecord, String> {
     // of 0 or -1 is not a process: kill(0, sig) signals our whole process group, and
     // kill(-1, sig) nearly every process we may signal.
     //- answer: step 3: split `line` at ';' into a pid (1 or more) and a port (1 to 65535)
-    //- hint: line.split_once(';'), then number::<i32>(..) and number::<u16>(..), refusing 0 and below
+    //- hint: The line holds a pid and a port separated by ';'. Split it there, parse both, and
+    //- hint: refuse a pid below 1 or a port of 0, with an error that says which part is wrong. The
+    //- hint: value is the `PidRecord`.
+    //- more: `str::split_once`; the helper `number` parses one field (turbofish for the type: `i32`
+    //- more: for the pid, `u16` for the port); `Option::filter` and `Option::ok_or_else` turn a bad
+    //- more: value into an error message.
     let Some((pid_text, port_text)) = line.split_once(';') else {
         return Err(format!("no ';' between pid and port in {line:?}"));
     };
@@ -695,7 +749,11 @@ fn check_status(pidfile: &Path, host: &str, timeout: Duration) -> Result<Report,
     // kernel only checks that the process exists and that we may signal it.
     let existence: nix::Result<()> = {
         //- answer: step 17: ask the kernel whether process `pid` exists, sending no signal
-        //- hint: nix::sys::signal::kill(Pid::from_raw(pid), None)
+        //- hint: Ask the kernel whether the process exists without disturbing it: sending "no
+        //- hint: signal" only checks that it exists and that you may signal it. Keep the result for
+        //- hint: the code below (ESRCH means no such process).
+        //- more: nix's `sys::signal::kill` with a `Pid` built by `Pid::from_raw` and `None` for the
+        //- more: signal (kill(pid, 0), `man 2 kill`).
         kill(Pid::from_raw(pid), None)
         //- end
     };
@@ -800,7 +858,11 @@ fn probe(address: SocketAddr, deadline: Instant) -> Result<Probe, Failure> {
     // Step 18: a TCP socket of the address's family, as for any client.
     let mut socket: Socket = {
         //- answer: step 18: create a TCP socket whose domain matches `address`
-        //- hint: Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        //- hint: Ask the kernel for a new, unnamed endpoint. Its family (IPv4 or IPv6) must be the
+        //- hint: one of `address`, and it must be a reliable byte stream: TCP.
+        //- more: socket2's `Socket::new` takes a `Domain`, a `Type` and an optional `Protocol`;
+        //- more: `Domain::for_address` picks the family from a `SocketAddr`; look at `Type::STREAM`
+        //- more: and `Protocol::TCP`. Add `.context(...)` naming the call, as the other steps do.
         Socket::new(
             Domain::for_address(address),
             Type::STREAM,
@@ -816,7 +878,9 @@ fn probe(address: SocketAddr, deadline: Instant) -> Result<Probe, Failure> {
     // our own deadline.
     {
         //- answer: step 19: make the socket non-blocking
-        //- hint: socket.set_nonblocking(true)
+        //- hint: The probe must never wait longer than its deadline, so the socket must not block:
+        //- hint: switch it to non-blocking mode before connecting.
+        //- more: socket2's `Socket::set_nonblocking`; name the call with `.context(...)`.
         socket.set_nonblocking(true).context("fcntl(O_NONBLOCK)")?;
         //- end
     }
@@ -826,7 +890,11 @@ fn probe(address: SocketAddr, deadline: Instant) -> Result<Probe, Failure> {
     // "started, not finished". On loopback it may also finish or fail right away.
     let started: io::Result<()> = {
         //- answer: step 20: start connecting to `address`
-        //- hint: socket.connect(&address.into())
+        //- hint: Start the handshake. On a non-blocking socket it normally fails at once with
+        //- hint: EINPROGRESS: that means "started", not an error. Keep the result for the code
+        //- hint: below.
+        //- more: socket2's `Socket::connect` with the address turned into a `SockAddr` (`.into()`);
+        //- more: see EINPROGRESS in `man 2 connect`.
         socket.connect(&address.into())
         //- end
     };
@@ -867,7 +935,8 @@ fn probe(address: SocketAddr, deadline: Instant) -> Result<Probe, Failure> {
     let request = format!("{}\n", PROBE_REQUEST);
     let sent: io::Result<()> = {
         //- answer: step 23: send the probe `request` to the port
-        //- hint: socket.write_all(request.as_bytes())
+        //- hint: Send the probe request, every byte. Keep the result for the code below.
+        //- more: `std::io::Write::write_all` with the string's bytes (`str::as_bytes`).
         socket.write_all(request.as_bytes())
         //- end
     };
@@ -929,7 +998,11 @@ fn wait_for_connect(socket: &Socket, deadline: Instant) -> Result<Option<Probe>,
         let mut watched = [PollFd::new(socket.as_fd(), PollFlags::POLLOUT)];
         let ready: nix::Result<i32> = {
             //- answer: step 21: wait until `watched` is writable, at most `wait`
-            //- hint: nix::poll::poll(&mut watched, wait) returns how many fds are ready
+            //- hint: Wait until the socket becomes writable (the handshake has finished, one way or
+            //- hint: the other), but no longer than the time left. The value is how many
+            //- hint: descriptors are ready (0 means the time ran out).
+            //- more: nix's `poll::poll` with the `PollFd` array and the `PollTimeout` you were
+            //- more: given (`wait`).
             poll(&mut watched, wait)
             //- end
         };
@@ -947,7 +1020,11 @@ fn wait_for_connect(socket: &Socket, deadline: Instant) -> Result<Option<Probe>,
         // tells how: no error is success, ECONNREFUSED means nobody listens, and so on.
         let outcome: Option<io::Error> = {
             //- answer: step 22: read (and clear) the socket's pending error
-            //- hint: socket.take_error() returns io::Result<Option<io::Error>>
+            //- hint: Writable does not mean connected: read the socket's pending error to learn
+            //- hint: whether the handshake succeeded (no error) or failed (e.g. connection
+            //- hint: refused). Reading it also clears it.
+            //- more: socket2's `Socket::take_error` (getsockopt SO_ERROR) returns
+            //- more: `io::Result<Option<io::Error>>`; name the call with `.context(...)`.
             socket.take_error().context("getsockopt(SO_ERROR)")?
             //- end
         };
@@ -1040,7 +1117,11 @@ fn read_line(socket: &mut Socket, deadline: Instant) -> io::Result<Line> {
         let room = MAX_LINE - line.len();
         let received: io::Result<usize> = {
             //- answer: step 15: recv up to `room` bytes of the line into `chunk`
-            //- hint: socket2's Socket implements std::io::Read: socket.read(&mut chunk[..room])
+            //- hint: Receive at most `room` bytes of the answer line into the chunk, never more
+            //- hint: than the line may still hold. Keep the result for the code below; 0 means the
+            //- hint: peer closed.
+            //- more: socket2's `Socket` implements `std::io::Read`: `Read::read` on a slice of
+            //- more: `chunk` (up to `room`).
             socket.read(&mut chunk[..room])
             //- end
         };

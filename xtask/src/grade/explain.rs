@@ -164,7 +164,8 @@ fn by_hand(ctx: &Ctx, failure: &Failure) -> Option<String> {
     let scratch = ctx.scratch().display().to_string();
     let launch = ctx.launches().last()?;
     let args: Vec<String> = hand_args(&launch.args, &scratch);
-    let run = format!("{program} {}", args.join(" "));
+    let quoted = shlex::try_join(args.iter().map(String::as_str)).unwrap_or_default();
+    let run = format!("{program} {quoted}");
     let lab4 = args.iter().any(|a| a == "--udp") || program.contains("lab4");
     let unix_path = args
         .iter()
@@ -173,7 +174,9 @@ fn by_hand(ctx: &Ctx, failure: &Failure) -> Option<String> {
         .map(|(_, path)| path.clone());
     let host = flag_value(&args, "--host").unwrap_or_else(|| "127.0.0.1".into());
     let payload = failure.sent_raw.as_deref();
-    if launch.listened || unix_path.is_some() {
+    let role = args.first().map(String::as_str).unwrap_or("");
+    let is_client = role.contains("client") || role == "status";
+    if launch.listened || (unix_path.is_some() && !is_client) {
         let feed = match payload {
             Some(bytes) if bytes.len() > 200 => format!("head -c {} /dev/urandom | ", bytes.len()),
             Some(bytes) => format!("printf '{}' | ", printf_escape(bytes)),
@@ -186,6 +189,10 @@ fn by_hand(ctx: &Ctx, failure: &Failure) -> Option<String> {
             (None, false) => format!("nc {host} {HAND_PORT}"),
         };
         Some(format!("{run}   then in another terminal: {feed}{client}"))
+    } else if let Some(path) = unix_path.filter(|_| is_client) {
+        Some(format!(
+            "socat UNIX-LISTEN:{path} -   then in another terminal: {run}"
+        ))
     } else if args.iter().any(|a| a == "--port") {
         let listen = if lab4 { "nc -u -l" } else { "nc -l" };
         Some(format!(

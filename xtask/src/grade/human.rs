@@ -161,7 +161,7 @@ impl<W: Write> Human<W> {
         } else {
             writeln!(
                 self.out,
-                "Fix {} `{}`: it checks that the program {}",
+                "Fix {} `{}` ({})",
                 report.lab, first.name, first.verifies
             )?;
             self.full(&e, "  ")?;
@@ -198,10 +198,7 @@ impl<W: Write> Human<W> {
         failing: &[&CheckResult],
     ) -> io::Result<()> {
         let (title, place) = match report.steps.as_ref().and_then(|s| s.next.as_ref()) {
-            Some(next) => (
-                format!("step {}: {}", next.number, next.title),
-                Some(next.place.clone()),
-            ),
+            Some(next) => (next.title.clone(), Some(next.place.clone())),
             None => {
                 let step = e.step.clone().unwrap_or_default();
                 (step_title(&step), step_place(&step))

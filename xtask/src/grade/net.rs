@@ -189,7 +189,13 @@ impl Conn {
         if got == expected {
             return Ok(());
         }
-        let failure = if expected.starts_with(&got) {
+        let failure = if got.is_empty() && ended == Some("then nothing more came") {
+            let waited = format!("{:.1} s", self.limit.as_secs_f64());
+            Failure::new(format!("connected, but nothing came back within {waited}")).hint(
+                "connected but no reply: is the program waiting for something first (more \
+                 bytes, an end-of-stream), or does it never send?",
+            )
+        } else if expected.starts_with(&got) {
             let waited = format!("{:.1} s", self.limit.as_secs_f64());
             let ended = ended.unwrap_or("then nothing more came");
             Failure::new(format!(

@@ -88,6 +88,7 @@ pub struct Steps {
 #[derive(Serialize, Debug, Clone)]
 pub struct NextStep {
     pub number: u32,
+    /// The whole todo message: `step 5: accept the next client on `listener``.
     pub title: String,
     /// `file:line`, relative to the workspace root.
     pub place: String,

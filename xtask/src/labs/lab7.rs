@@ -252,6 +252,25 @@ fn wait_state(pid: u32, wanted: impl Fn(char) -> bool, limit: Duration) -> bool 
     }
 }
 
+/// Polls until `pid` sleeps in an epoll/poll/select wait (its `/proc` wait channel);
+/// false when it never does within `limit` (a program that waits some other way).
+fn waits_in_epoll(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+        if ["epoll", "poll", "select"]
+            .iter()
+            .any(|w| wchan.contains(w))
+        {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// A client that sent without ever reading, until the server stopped taking its bytes.
 struct Stuffed {
     /// Kept open (and unread) for as long as the check needs the pressure.
@@ -697,6 +716,10 @@ fn stop_continue(ctx: &mut Ctx) -> Result<(), Failure> {
         b"before the stop\n",
         "a client before kill -STOP",
     )?;
+    // The lesson is about a stop that lands while the server sleeps in epoll_wait():
+    // wait until the kernel says it is there (its wait channel), so the verdict does
+    // not depend on where the server happened to be on a busy machine.
+    waits_in_epoll(server.pid, Duration::from_secs(2));
     ctx.proc(server.id).signal(Signal::SIGSTOP);
     if !wait_state(server.pid, |s| s == 'T', Duration::from_secs(5)) {
         return Err(Failure::new(

@@ -82,6 +82,19 @@ pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
         quiet_on_broken_pipe(human.next_step(&reports, next_lab));
         reports
     };
+    // The student's own crate, graded whole: remember the score for `list` and `hint`.
+    if args.cmd.is_none() && !args.solution && args.only.is_empty() {
+        for (lab, report) in selected.iter().zip(&reports) {
+            let progress = student::progress::scan(root, lab).ok();
+            student::state::record_grade(
+                root,
+                lab.id,
+                report.score,
+                report.max_score,
+                progress.as_ref(),
+            );
+        }
+    }
     if args.json {
         let text = if reports.len() == 1 {
             serde_json::to_string_pretty(&reports[0])

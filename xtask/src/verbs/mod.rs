@@ -1,4 +1,5 @@
 //! One module per `cargo xtask` verb that has more to do than call a library function.
 
+pub mod bench;
 pub mod demo;
 pub mod grade;

@@ -1,12 +1,10 @@
-//! Building what the bench runs, in release mode: the lab solutions and xtask itself.
+//! Building what the bench runs, in release mode: the lab solutions.
 //!
-//! `cargo xtask` runs a debug build of xtask, far too slow to drive 10,000 connections
-//! fairly. So a debug bench first builds the release xtask and replaces itself with it
-//! (exec), passing the same arguments plus a hidden `--release-child`. The lab servers
-//! are built one package at a time, so one missing or broken lab only skips that lab.
+//! The bench itself runs as a release build (`cargo xtask bench` asks cargo for one),
+//! fast enough to drive 10,000 connections fairly. The lab servers are built one package
+//! at a time, so one missing or broken lab only skips that lab.
 
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -45,29 +43,6 @@ pub fn build_release(root: &Path, package: &str) -> Result<(), String> {
     Err(format!(
         "`cargo build --release -p {package}` failed: {}",
         first.trim()
-    ))
-}
-
-/// When this is a debug build: builds the release xtask and execs it with our
-/// arguments. Returns only if we should go on in this process, with a note saying why.
-pub fn continue_in_release(root: &Path) -> Option<String> {
-    if !cfg!(debug_assertions) {
-        return None;
-    }
-    println!("building xtask in release mode (the load generator must be fast)...");
-    if let Err(failure) = build_release(root, "xtask") {
-        return Some(format!(
-            "the load generator ran from a debug build ({failure}); its numbers are low"
-        ));
-    }
-    let release_xtask = release_dir(root).join("xtask");
-    let mut arguments: Vec<OsString> = std::env::args_os().skip(1).collect();
-    arguments.push("--release-child".into());
-    // exec() only returns when it failed.
-    let failure = Command::new(&release_xtask).args(arguments).exec();
-    Some(format!(
-        "cannot run {} ({failure}); the load generator ran from a debug build",
-        release_xtask.display()
     ))
 }
 

@@ -1,4 +1,6 @@
-//! `cargo xtask bench`: the load generator and the side-by-side server comparison.
+//! `xtask-bench` (run as `cargo xtask bench`): the load generator and the side-by-side
+//! server comparison. It is a crate of its own so that grading never builds tokio:
+//! `cargo xtask bench ARGS` runs `cargo run --release -p xtask-bench -- ARGS`.
 //!
 //! For every selected server and every connection count, the bench starts a fresh
 //! server on a free loopback port, opens the connections (gradually, every attempt with
@@ -10,10 +12,11 @@
 //! Modules: [`build`] (release builds), [`limits`] (open-file limit), [`server`]
 //! (server processes and their memory), [`tokio_server`] (the baseline), [`load`]
 //! (the load generator), [`stats`] (rates, percentiles), [`report`] (tables),
-//! [`plot`] (the SVG), [`cell`] (one measurement).
+//! [`plot`] (the SVG), [`cell`] (one measurement); [`grader`] times the grader itself.
 
 mod build;
 mod cell;
+mod grader;
 mod limits;
 mod load;
 mod plot;
@@ -37,7 +40,7 @@ const MAX_MESSAGE_SIZE: usize = 1 << 20;
 
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args, Debug)]
-pub struct BenchArgs {
+struct BenchArgs {
     /// Connection counts to measure, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "10,100,1000,10000")]
     connections: Vec<usize>,
@@ -79,28 +82,62 @@ pub struct BenchArgs {
     #[arg(long)]
     no_build: bool,
 
+    /// Measure the grader instead: `grade all --solution` with --jobs 1 and the
+    /// default side by side (same verdicts?), and lab3 against its slowest check.
+    #[arg(long)]
+    grader: bool,
+
+    /// The workspace root [default: two folders above this crate].
+    #[arg(long, hide = true)]
+    root: Option<PathBuf>,
+
     /// Run the tokio echo server on 127.0.0.1:PORT until killed (the bench starts its
     /// baseline server this way).
     #[arg(long, value_name = "PORT", hide = true)]
     serve_tokio: Option<u16>,
+}
 
-    /// Set when a debug xtask re-ran itself as the release build.
-    #[arg(long, hide = true)]
-    release_child: bool,
+/// The command line of `xtask-bench`.
+#[derive(clap::Parser)]
+#[command(
+    name = "cargo xtask bench",
+    bin_name = "cargo xtask bench",
+    about = "Load-test the lab servers against tokio"
+)]
+struct Cli {
+    #[command(flatten)]
+    args: BenchArgs,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = <Cli as clap::Parser>::parse();
+    let root = cli.args.root.clone().unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .canonicalize()
+            .unwrap_or_else(|_| PathBuf::from("."))
+    });
+    match run(&root, cli.args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("bench: error: {message}");
+            std::process::ExitCode::from(2)
+        }
+    }
 }
 
 /// Runs the benchmark.
-pub fn run(root: &Path, args: BenchArgs) -> Result<(), String> {
+fn run(root: &Path, args: BenchArgs) -> Result<(), String> {
     if let Some(port) = args.serve_tokio {
         return tokio_server::serve(port);
+    }
+    if args.grader {
+        return grader::run(root);
     }
     let mut settings = validate(root, &args)?;
     let mut notes = Vec::new();
 
-    if !args.no_build && !args.release_child {
-        // Returns only when the release build could not take over.
-        notes.extend(build::continue_in_release(root));
-    } else if cfg!(debug_assertions) {
+    if cfg!(debug_assertions) {
         notes.push("the load generator ran from a debug build; its numbers are low".into());
     }
 

@@ -1,0 +1,312 @@
+//! `cargo xtask watch <lab> [--poll]`: grades the lab again on every save.
+//!
+//! File events come from `notify` (inotify on Linux); where they cannot be had, or
+//! with `--poll`, the files' sizes and modification times are compared every second.
+//! A burst of events (an editor writes, renames, touches) starts one run, 300 ms after
+//! the last event. Each run is this very program as a child, `xtask grade <lab>`, in a
+//! process group of its own, killed with everything it started when a newer save
+//! arrives or watch ends. Keys: `q` quits, `h` shows a hint (the idea, then the API on
+//! a second press). On a terminal they are single key presses (non-canonical mode,
+//! restored on exit, Ctrl+C included); otherwise one per line on stdin.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::termios::{self, LocalFlags, SetArg, SpecialCharacterIndices, Termios};
+use nix::unistd::Pid;
+
+use super::{find_lab, hint, progress};
+
+/// Options of `cargo xtask watch`.
+#[derive(clap::Args, Debug)]
+pub struct WatchArgs {
+    /// lab1 ... lab8.
+    lab: String,
+    /// Compare the files every second instead of using file events (for file systems
+    /// that send none, such as some network or shared folders).
+    #[arg(long)]
+    poll: bool,
+}
+
+/// How long a burst of file events must be quiet before a run starts.
+const DEBOUNCE: Duration = Duration::from_millis(300);
+/// How often the polling fallback looks at the files.
+const POLL_EVERY: Duration = Duration::from_secs(1);
+/// How long a stopped grading run may take to clean up before it is killed outright.
+const GRACE: Duration = Duration::from_secs(3);
+
+/// What the main loop reacts to.
+enum Event {
+    /// A file of the lab changed.
+    Changed(PathBuf),
+    /// A key (or the first character of a line) from the student.
+    Key(char),
+    /// Ctrl+C or SIGTERM.
+    Quit,
+}
+
+/// Watches until `q`, Ctrl+C or SIGTERM; always true.
+pub fn run(root: &Path, args: WatchArgs) -> Result<bool, String> {
+    let lab = find_lab(&args.lab)?;
+    let lab_dir = root.join("labs").join(progress::folder(lab));
+    if !lab_dir.is_dir() {
+        return Err(format!(
+            "{} is missing: `cargo xtask reset {} --yes` brings the skeleton back",
+            lab_dir.display(),
+            lab.id
+        ));
+    }
+    let program = std::env::current_exe().map_err(|e| format!("cannot find xtask itself: {e}"))?;
+    let (events, inbox) = mpsc::channel();
+    let (_watcher, how) = start_watching(&lab_dir, args.poll, events.clone());
+    let quitter = events.clone();
+    // Ctrl+C and SIGTERM end the loop like `q`, so the terminal and the child are
+    // always cleaned up. (Failing to install it is no reason not to watch.)
+    let _ = ctrlc::set_handler(move || {
+        let _ = quitter.send(Event::Quit);
+    });
+    let _keys = read_keys(events);
+    let shown_dir = lab_dir
+        .strip_prefix(root)
+        .unwrap_or(&lab_dir)
+        .display()
+        .to_string();
+    let clear = std::io::stdout().is_terminal();
+
+    let mut grading: Option<Child> = None;
+    let mut runs = 0;
+    let mut due: Option<Instant> = Some(Instant::now());
+    let mut changed: Option<PathBuf> = None;
+    loop {
+        if due.is_some_and(|at| Instant::now() >= at) {
+            due = None;
+            if let Some(child) = grading.take() {
+                stop(child);
+            }
+            runs += 1;
+            if clear {
+                print!("\x1b[2J\x1b[H");
+            }
+            let why = match changed.take() {
+                Some(path) => {
+                    let path = path.strip_prefix(&lab_dir).unwrap_or(&path).to_path_buf();
+                    format!(", after a change to {}", path.display())
+                }
+                None => String::new(),
+            };
+            println!("== watch {}: grading (run {runs}{why})", lab.id);
+            let _ = std::io::stdout().flush();
+            grading = Some(start_grading(&program, lab.id)?);
+        }
+        if let Some(child) = grading.as_mut()
+            && !matches!(child.try_wait(), Ok(None))
+        {
+            grading = None;
+            println!();
+            if let Ok(progress) = progress::scan(root, lab) {
+                match progress.next {
+                    Some(step) => println!(
+                        "{} of {} steps written; next: {} ({}:{})",
+                        progress.written,
+                        progress.total,
+                        step.title,
+                        step.file.display(),
+                        step.line
+                    ),
+                    None => println!("all {} steps written", progress.total),
+                }
+            }
+            println!("watching {shown_dir} ({how}): save to grade again; h hint, q quit");
+            let _ = std::io::stdout().flush();
+        }
+        match inbox.recv_timeout(Duration::from_millis(50)) {
+            Ok(Event::Changed(path)) => {
+                due = Some(Instant::now() + DEBOUNCE);
+                changed = Some(path);
+            }
+            Ok(Event::Key('q' | 'Q')) | Ok(Event::Quit) => break,
+            Ok(Event::Key('h' | 'H')) => {
+                match hint::show_with(root, lab, false, "Press h again for the API to look at.") {
+                    Ok(text) => println!("\n{text}"),
+                    Err(message) => println!("\nno hint: {message}"),
+                }
+                let _ = std::io::stdout().flush();
+            }
+            Ok(Event::Key(_)) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    if let Some(child) = grading.take() {
+        stop(child);
+    }
+    println!("watch stopped");
+    Ok(true)
+}
+
+/// `xtask grade <lab>` as a child in its own process group, so that stopping it
+/// reaches everything it started (cargo, the program under test).
+fn start_grading(program: &Path, lab: &str) -> Result<Child, String> {
+    Command::new(program)
+        .args(["grade", lab])
+        .stdin(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot run {} grade {lab}: {e}", program.display()))
+}
+
+/// Stops a grading run: SIGTERM to its group (the grader then cleans up after
+/// itself), SIGKILL if it is still there after the grace period.
+fn stop(mut child: Child) {
+    let group = Pid::from_raw(child.id() as i32);
+    let _ = killpg(group, Signal::SIGTERM);
+    let deadline = Instant::now() + GRACE;
+    while Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            // Anything the run left in its group goes too.
+            let _ = killpg(group, Signal::SIGKILL);
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let _ = killpg(group, Signal::SIGKILL);
+    let _ = child.wait();
+}
+
+/// A file a student edits (not build output, not an editor's swap file).
+fn is_source(path: &Path) -> bool {
+    !path.components().any(|c| c.as_os_str() == "target")
+        && path
+            .extension()
+            .is_some_and(|e| e == "rs" || e == "toml" || e == "md")
+}
+
+/// Starts file events, or the polling fallback; returns what keeps them alive and a
+/// description for the status line.
+fn start_watching(
+    lab_dir: &Path,
+    poll: bool,
+    events: Sender<Event>,
+) -> (Option<notify::RecommendedWatcher>, String) {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    if !poll {
+        let sender = events.clone();
+        let watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
+            let Ok(event) = result else { return };
+            if matches!(event.kind, EventKind::Access(_)) {
+                return;
+            }
+            for path in event.paths.into_iter().filter(|p| is_source(p)) {
+                let _ = sender.send(Event::Changed(path));
+            }
+        });
+        match watcher.and_then(|mut w| w.watch(lab_dir, RecursiveMode::Recursive).map(|()| w)) {
+            Ok(watcher) => return (Some(watcher), "file events".into()),
+            Err(err) => {
+                eprintln!("watch: no file events ({err}): comparing the files every second")
+            }
+        }
+    }
+    let dir = lab_dir.to_path_buf();
+    // Taken before watch starts its first run, so that no save after it is missed.
+    let mut before = snapshot(&dir);
+    thread::spawn(move || {
+        loop {
+            thread::sleep(POLL_EVERY);
+            let now = snapshot(&dir);
+            let changed = now
+                .iter()
+                .find(|(path, stamp)| before.get(*path) != Some(stamp))
+                .map(|(path, _)| path.clone())
+                .or_else(|| before.keys().find(|p| !now.contains_key(*p)).cloned());
+            if let Some(path) = changed
+                && events.send(Event::Changed(path)).is_err()
+            {
+                return;
+            }
+            before = now;
+        }
+    });
+    (None, "polling every second".into())
+}
+
+/// Size and modification time of every source file under `dir`.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, Option<SystemTime>)> {
+    let mut found = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                if entry.file_name() != "target" {
+                    pending.push(path);
+                }
+            } else if is_source(&path) {
+                found.insert(path, (meta.len(), meta.modified().ok()));
+            }
+        }
+    }
+    found
+}
+
+/// The terminal's settings before watch changed them; restored when dropped.
+struct Restore(Termios);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(std::io::stdin(), SetArg::TCSANOW, &self.0);
+    }
+}
+
+/// Sends the student's keys as events. On a terminal, each key press at once
+/// (non-canonical, no echo, until the returned guard is dropped); otherwise the first
+/// character of each line.
+fn read_keys(events: Sender<Event>) -> Option<Restore> {
+    let stdin = std::io::stdin();
+    let restore = if stdin.is_terminal() {
+        termios::tcgetattr(&stdin).ok().and_then(|original| {
+            let mut keys = original.clone();
+            keys.local_flags
+                .remove(LocalFlags::ICANON | LocalFlags::ECHO);
+            keys.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
+            keys.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
+            termios::tcsetattr(&stdin, SetArg::TCSANOW, &keys)
+                .ok()
+                .map(|()| Restore(original))
+        })
+    } else {
+        None
+    };
+    let single_keys = restore.is_some();
+    thread::spawn(move || {
+        let stdin = std::io::stdin();
+        if single_keys {
+            let mut byte = [0u8; 1];
+            while let Ok(1) = stdin.lock().read(&mut byte) {
+                if events.send(Event::Key(char::from(byte[0]))).is_err() {
+                    return;
+                }
+            }
+        } else {
+            for line in stdin.lock().lines() {
+                let Ok(line) = line else { return };
+                if let Some(key) = line.trim().chars().next()
+                    && events.send(Event::Key(key)).is_err()
+                {
+                    return;
+                }
+            }
+        }
+    });
+    restore
+}
