@@ -259,9 +259,7 @@ impl Host {
 
     /// Whether something listens on `port` inside this host.
     pub fn is_listening(&self, port: u16) -> bool {
-        tcp_table::read(&self.tcp_tables())
-            .iter()
-            .any(|row| row.is_listen() && row.local.port() == port)
+        !tcp_table::listeners(&self.tcp_tables(), port).is_empty()
     }
 
     /// Polls (at most `limit`) until something listens on `port` inside this host.
