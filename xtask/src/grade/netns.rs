@@ -411,11 +411,6 @@ pub fn command_in(pid: u32, program: &str) -> io::Result<Command> {
     Ok(command)
 }
 
-/// Whether this machine lets us make the namespaces; the reason and the fix if not.
-pub fn probe() -> Result<(), Unavailable> {
-    Host::new("probe").map(drop)
-}
-
 fn check_allowed() -> Result<(), Unavailable> {
     refuse_when(std::env::var_os(DISABLE_ENV).is_some())
 }
