@@ -8,7 +8,8 @@
 //! them) when `lan` ends. The running `lan` leaves the hosts' holder pids in a small
 //! file in the temporary folder, which `lan shell` reads to find them.
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -48,15 +49,26 @@ fn state_file() -> PathBuf {
 }
 
 /// The holder pid of `host` in the running lan, if one runs.
+///
+/// Only a file we wrote and a holder of ours count: joining a namespace someone else
+/// owns would put our shell in their hands.
 fn running_holder(host: &str) -> Option<u32> {
-    let text = std::fs::read_to_string(state_file()).ok()?;
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let path = state_file();
+    let meta = std::fs::symlink_metadata(&path).ok()?;
+    if !meta.is_file() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
     let pid: u32 = text.lines().find_map(|line| {
         let (name, pid) = line.split_once(' ')?;
         (name == host).then(|| pid.trim().parse().ok())?
     })?;
     // The holder is a `cat` of ours; anything else means the file is stale.
     let command = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-    (command.trim() == "cat").then_some(pid)
+    let owner = std::fs::metadata(format!("/proc/{pid}")).ok()?.uid();
+    (command.trim() == "cat" && owner == me).then_some(pid)
 }
 
 fn serve() -> Result<bool, String> {
@@ -71,11 +83,16 @@ fn serve() -> Result<bool, String> {
         return Err("the cable between alpha and beta did not come up within 5 s".into());
     }
     let state = state_file();
-    std::fs::write(
-        &state,
-        format!("alpha {}\nbeta {}\n", lan.alpha.pid(), lan.beta.pid()),
-    )
-    .map_err(|e| format!("cannot write {}: {e}", state.display()))?;
+    // A file of our own, readable by us only (never one someone else left there).
+    let _ = std::fs::remove_file(&state);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&state)
+        .map_err(|e| format!("cannot write {}: {e}", state.display()))?;
+    writeln!(file, "alpha {}\nbeta {}", lan.alpha.pid(), lan.beta.pid())
+        .map_err(|e| format!("cannot write {}: {e}", state.display()))?;
 
     let (done, ended) = mpsc::channel::<&str>();
     let on_interrupt = done.clone();
