@@ -123,9 +123,7 @@ impl Report {
             .map(|c| c.name.clone())
             .collect()
     }
-}
 
-impl Report {
     /// The names of the checks this machine could not run.
     pub fn untestable(&self) -> Vec<String> {
         self.checks
