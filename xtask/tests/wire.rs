@@ -63,6 +63,10 @@ fn shows_the_wire_in_order(lab: &str, text: &str) {
         first_syn < connected,
         "{lab}: the SYN comes after the call:\n{text}"
     );
+    fits_100_columns(lab, text);
+}
+
+fn fits_100_columns(lab: &str, text: &str) {
     let wide: Vec<&str> = text.lines().filter(|l| l.chars().count() > 100).collect();
     assert!(
         wide.is_empty(),
@@ -128,6 +132,7 @@ fn lab3_demo_shows_bytes_not_messages_on_the_wire() {
         .filter(|len| (1000..=1460).contains(len))
         .count();
     assert!(full >= 2, "lab3: no big send cut into segments:\n{text}");
+    fits_100_columns("lab3", &text);
 }
 
 #[test]
@@ -147,6 +152,7 @@ fn lab4_demo_shows_datagrams_and_port_unreachable() {
         "lab4: no ECONNREFUSED:\n{text}"
     );
     assert!(!text.contains("SYN"), "lab4: UDP has no handshake:\n{text}");
+    fits_100_columns("lab4", &text);
 }
 
 #[test]
