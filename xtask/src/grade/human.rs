@@ -113,7 +113,9 @@ impl<W: Write> Human<W> {
                     summary,
                     w = self.width
                 )?;
+                // A check that could not run has said all there is in its summary.
                 if self.verbose
+                    && result.status != Status::CannotTest
                     && let Some(e) = &result.failure
                 {
                     self.full(e, "        ")?;
