@@ -108,3 +108,43 @@ fn without_namespaces_lan_says_so_in_one_line() {
     );
     assert!(output.stdout.is_empty());
 }
+
+#[test]
+fn ctrl_c_takes_the_lan_down() {
+    let state = tempfile::tempdir().unwrap();
+    let mut lan = xtask()
+        .arg("lan")
+        .env("TMPDIR", state.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = BufReader::new(lan.stdout.take().unwrap());
+    let mut text = String::new();
+    while banner.read_line(&mut text).unwrap_or(0) > 0 && !text.contains("Press Enter") {}
+    if !text.contains("Press Enter") {
+        assert!(!is_root(), "as root (as in CI) the lan must start");
+        return;
+    }
+    let uid = nix::unistd::geteuid().as_raw();
+    let pids: Vec<u32> = std::fs::read_to_string(state.path().join(format!("socklab-lan-{uid}")))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(' ')?.1.parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 2);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(lan.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    while banner.read_line(&mut rest).unwrap_or(0) > 0 {}
+    assert!(lan.wait().unwrap().success());
+    assert!(rest.contains("Ctrl+C"), "{rest}");
+    for pid in pids {
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+    assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
+}
