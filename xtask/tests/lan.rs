@@ -124,6 +124,7 @@ fn ctrl_c_takes_the_lan_down() {
     let mut text = String::new();
     while banner.read_line(&mut text).unwrap_or(0) > 0 && !text.contains("Press Enter") {}
     if !text.contains("Press Enter") {
+        let _ = lan.wait();
         assert!(!is_root(), "as root (as in CI) the lan must start");
         return;
     }
