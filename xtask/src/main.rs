@@ -5,6 +5,7 @@
 //! - `grade` ([`verbs::grade`]): the black-box grader, streamed, with one next step.
 //! - `hint`, `list`, `watch`, `reset` ([`student`]): the student's loop.
 //! - `demo` ([`verbs::demo`]): the reference programs narrate a session, for class.
+//! - `lan` ([`lan`]): two hosts on a private cable, for trying things by hand.
 //! - maintainers: `skeletons`, `mutants`, `bench`.
 
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use clap::{Parser, Subcommand};
 #[allow(dead_code)]
 mod grade;
 mod labs;
+mod lan;
 mod mutants;
 mod skeletons;
 mod student;
@@ -51,6 +53,9 @@ enum Command {
     Demo {
         /// lab1 ... lab8.
         lab: String,
+        /// Pause before each call's line and each group of packets until Enter.
+        #[arg(long)]
+        step: bool,
     },
     /// Regenerate the student skeletons in labs/ from the reference solutions.
     #[command(hide = true)]
@@ -66,6 +71,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Two hosts, alpha and beta, on a private cable; `lan shell alpha|beta` enters one.
+    Lan(lan::LanArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,7 +80,7 @@ fn main() -> ExitCode {
     let root = workspace_root();
     let result = match cli.command {
         Command::Grade(args) => verbs::grade::run(&root, args),
-        Command::Demo { lab } => verbs::demo::run(&root, &lab),
+        Command::Demo { lab, step } => verbs::demo::run(&root, &lab, step),
         Command::Hint(args) => student::hint::run(&root, args),
         Command::List(args) => student::list::run(&root, args),
         Command::Watch(args) => student::watch::run(&root, args),
@@ -81,6 +88,7 @@ fn main() -> ExitCode {
         Command::Skeletons(args) => skeletons::run(&root, args).map(|()| true),
         Command::Mutants(args) => mutants::run(&root, args),
         Command::Bench { args } => verbs::bench::run(&root, &args),
+        Command::Lan(args) => lan::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -76,6 +76,9 @@ pub struct Failure {
     pub compared: Option<(Vec<u8>, Vec<u8>)>,
     /// A command line that shows the same thing by hand (else one is derived).
     pub by_hand: Option<String>,
+    /// This machine lacks what the check needs (network namespaces): nothing was
+    /// tested, and the check is left out of the score ([`Failure::cannot_test_here`]).
+    pub cannot_test: bool,
 }
 
 impl Failure {
@@ -84,6 +87,16 @@ impl Failure {
         Failure {
             problem: problem.into(),
             ..Failure::default()
+        }
+    }
+
+    /// "cannot test this here: WHY": the check could not run on this machine (say,
+    /// no network namespaces). Reported as such and left out of the score, never a
+    /// pass and never the program's fault.
+    pub fn cannot_test_here(why: impl std::fmt::Display) -> Self {
+        Failure {
+            cannot_test: true,
+            ..Failure::new(format!("cannot test this here: {why}"))
         }
     }
 

@@ -49,6 +49,7 @@ impl Style {
             Status::Failed => self.paint("31", "FAIL"),
             Status::NotImplemented => self.paint("33", "TODO"),
             Status::TimedOut => self.paint("31", "TIME"),
+            Status::CannotTest => self.paint("36", "SKIP"),
         }
     }
 }
@@ -112,7 +113,9 @@ impl<W: Write> Human<W> {
                     summary,
                     w = self.width
                 )?;
+                // A check that could not run has said all there is in its summary.
                 if self.verbose
+                    && result.status != Status::CannotTest
                     && let Some(e) = &result.failure
                 {
                     self.full(e, "        ")?;

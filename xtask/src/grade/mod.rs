@@ -20,9 +20,13 @@ pub mod expect;
 pub mod explain;
 pub mod human;
 pub mod net;
+pub mod netns;
+pub mod onlan;
 pub mod process;
 pub mod result;
 pub mod runner;
+pub mod tcp_table;
+pub mod wire;
 
 use std::path::Path;
 use std::process::Command;

@@ -22,6 +22,9 @@ pub enum Status {
     NotImplemented,
     /// The check ran past its budget; its programs were killed.
     TimedOut,
+    /// This machine lacks what the check needs (network namespaces): nothing was
+    /// tested; the check counts for no points either way (max_score 0).
+    CannotTest,
 }
 
 /// Why a check failed, structured, for renderers that show parts of it.
@@ -112,11 +115,20 @@ impl Report {
         self.score == self.max_score
     }
 
-    /// The names of the checks that failed.
+    /// The names of the checks that failed (not those that could not run here).
     pub fn failed(&self) -> Vec<String> {
         self.checks
             .iter()
-            .filter(|c| !c.passed)
+            .filter(|c| !c.passed && c.status != Status::CannotTest)
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    /// The names of the checks this machine could not run.
+    pub fn untestable(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| c.status == Status::CannotTest)
             .map(|c| c.name.clone())
             .collect()
     }

@@ -225,6 +225,7 @@ fn report(plan: &Plan, checks: Vec<CheckResult>, elapsed: Duration) -> Report {
 /// Runs one check in a fresh context and turns its outcome into a result.
 fn run_check(check: &Check, program: &[String]) -> CheckResult {
     let started = Instant::now();
+    let mut untestable = false;
     let explanation = match Ctx::new(program) {
         Err(e) => Some(Explanation {
             problem: format!("the grader could not prepare this check: {e}"),
@@ -236,11 +237,15 @@ fn run_check(check: &Check, program: &[String]) -> CheckResult {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (check.run)(&mut ctx)))
                     .unwrap_or_else(|panic| Err(grader_bug(panic)));
             // Explained before the context is dropped: the programs' stderr is still there.
-            outcome.err().map(|failure| explain(&mut ctx, failure))
+            outcome.err().map(|failure| {
+                untestable = failure.cannot_test;
+                explain(&mut ctx, failure)
+            })
         }
     };
     let status = match &explanation {
         None => Status::Passed,
+        Some(_) if untestable => Status::CannotTest,
         Some(e) if e.step.is_some() => Status::NotImplemented,
         Some(_) => Status::Failed,
     };
@@ -284,7 +289,12 @@ fn finished(
     CheckResult {
         name: check.name.to_string(),
         score: if passed { check.points } else { 0 },
-        max_score: check.points,
+        // A check this machine cannot run is left out of the score.
+        max_score: if status == Status::CannotTest {
+            0
+        } else {
+            check.points
+        },
         passed,
         status,
         message: failure.as_ref().map(plain_text).unwrap_or_default(),

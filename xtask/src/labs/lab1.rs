@@ -11,7 +11,9 @@ use std::time::Duration;
 use crate::grade::ctx::running_as_root;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect, secs};
+use crate::grade::{
+    Check, Ctx, Failure, Lab, Server, common, ensure, expect, netns, onlan, secs, tcp_table,
+};
 
 pub static LAB: Lab = Lab {
     id: "lab1",
@@ -24,6 +26,20 @@ pub static LAB: Lab = Lab {
             verifies: "listens on the --host/--port it is given",
             run: listens,
             budget: secs(20),
+        },
+        Check {
+            name: "binds-given-host",
+            points: 1,
+            verifies: "binds the --host address itself, not the wildcard 0.0.0.0 (read from /proc/net/tcp)",
+            run: binds_given_host,
+            budget: secs(20),
+        },
+        Check {
+            name: "reachable-from-another-host",
+            points: 1,
+            verifies: "with --host 0.0.0.0 another host reaches it; with 127.0.0.1 it cannot",
+            run: reachable_from_another_host,
+            budget: secs(30),
         },
         Check {
             name: "greets",
@@ -131,6 +147,79 @@ fn visit(addr: SocketAddr, message: &[u8]) -> Result<Vec<u8>, Failure> {
 
 fn listens(ctx: &mut Ctx) -> Result<(), Failure> {
     start(ctx).map(|_| ())
+}
+
+fn binds_given_host(ctx: &mut Ctx) -> Result<(), Failure> {
+    // 127.0.0.2 is loopback too, but no program binds it by accident: a server that
+    // binds the wildcard or a hard-coded 127.0.0.1 shows here.
+    let given = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+    let server = ctx
+        .start_server("server", given, &[])
+        .map_err(|f| f.during("with --host 127.0.0.2"))?;
+    let port = server.addr.port();
+    let rows = tcp_table::listeners(&["/proc/net/tcp", "/proc/net/tcp6"], port);
+    // The server's own listening socket (found by its inode among the program's
+    // descriptors); any listener on the port if the program hands it to a child.
+    let owned = tcp_table::socket_inodes(server.pid);
+    let bound: Vec<SocketAddr> = match rows.iter().filter(|r| owned.contains(&r.inode)).count() {
+        0 => rows.iter().map(|r| r.local).collect(),
+        _ => rows
+            .iter()
+            .filter(|r| owned.contains(&r.inode))
+            .map(|r| r.local)
+            .collect(),
+    };
+    let shown: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
+    ensure(
+        bound.iter().all(|a| a.ip() == given) && !bound.is_empty(),
+        || {
+            let wildcard = bound.iter().any(|a| a.ip().is_unspecified());
+            Failure::new("the listening socket is not bound to the address it was given")
+                .sent(format!("--host 127.0.0.2 --port {port}"))
+                .expected(format!("a listener on 127.0.0.2:{port} (/proc/net/tcp)"))
+                .got(format!("bound to {}", shown.join(", ")))
+                .hint(if wildcard {
+                    "bind() the --host address: the wildcard (0.0.0.0 or ::) accepts calls on \
+                 every interface, from the whole network, when you were asked for one"
+                } else {
+                    "bind() the address --host names, not a fixed one"
+                })
+        },
+    )
+}
+
+fn reachable_from_another_host(ctx: &mut Ctx) -> Result<(), Failure> {
+    let lan = onlan::lan()?;
+    let alpha = SocketAddr::new(IpAddr::V4(netns::ALPHA_IP), 5000);
+    // Every interface: beta calls alpha's address over the cable.
+    onlan::start_server_inside(ctx, &lan.alpha, "0.0.0.0", 5000)
+        .map_err(|f| f.during("on host alpha with --host 0.0.0.0"))?;
+    // The handshake completing is the answer: what the server then says is for the
+    // other checks.
+    let conn = lan.beta.connect(alpha, net::IO_LIMIT).map_err(|e| {
+        net::connect_failure(alpha, &e)
+            .during("from host beta, to the server started on alpha with --host 0.0.0.0")
+            .hint("bind() the address --host gives: 0.0.0.0 is every interface of the machine")
+    })?;
+    drop(conn);
+    // Loopback only: alpha itself can call, beta cannot.
+    onlan::start_server_inside(ctx, &lan.alpha, "127.0.0.1", 5001)
+        .map_err(|f| f.during("on host alpha with --host 127.0.0.1"))?;
+    let reached = lan.beta.connect(
+        SocketAddr::new(IpAddr::V4(netns::ALPHA_IP), 5001),
+        net::IO_LIMIT,
+    );
+    ensure(reached.is_err(), || {
+        Failure::new("started with --host 127.0.0.1, the server still answered another host")
+            .sent(format!(
+                "a connection from beta ({}) to alpha's {}:5001",
+                netns::BETA_IP,
+                netns::ALPHA_IP
+            ))
+            .expected("connection refused: loopback is reachable from the machine itself only")
+            .got("connected")
+            .hint("bind() the --host address; binding 0.0.0.0 exposes the server to the whole network")
+    })
 }
 
 fn greets(ctx: &mut Ctx) -> Result<(), Failure> {
@@ -291,25 +380,88 @@ fn bad_host(ctx: &mut Ctx) -> Result<(), Failure> {
 }
 
 fn demo(demo: &mut Demo) -> Result<(), String> {
+    demo.private_network();
     let port = demo.free_port();
     let port_text = port.to_string();
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
     demo.say(&format!(
-        "The server takes its steps: socket, setsockopt, bind, listen (port {port})"
+        "The server takes its steps: socket, setsockopt, bind, listen (127.0.0.1:{port})"
     ));
     demo.start(
         "server",
         &["server", "--host", "127.0.0.1", "--port", &port_text],
     )?;
     demo.wait_listening(port)?;
-    for n in 1..=2 {
-        demo.say(&format!(
-            "Client {n} connects, reads the greeting, sends a line and reads the echo"
-        ));
-        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-        let got =
-            visit(addr, format!("message from client {n}\n").as_bytes()).map_err(|f| f.problem)?;
-        println!("[client {n}] received {}", show(&got));
-        demo.settle();
+    let filter = format!("sport = :{port}");
+    demo.say("The kernel's view of the listening socket: Send-Q is the backlog");
+    demo.ss(&["-ltn", &filter]);
+
+    demo.say(
+        "Client 1 connects: the kernel completes the handshake (SYN, SYN-ACK, ACK) \
+         before accept() returns",
+    );
+    let mut first = demo.connect(addr)?;
+    let greeting = first
+        .read_exact_bytes(GREETING.len())
+        .map_err(|f| f.problem)?;
+    demo.line("client 1", format!("received {}", show(&greeting)));
+
+    demo.say(
+        "The server now waits in recv() for client 1. Clients 2 and 3 call meanwhile: \
+         their handshakes complete anyway and they wait in the queue (the backlog)",
+    );
+    let second = demo.connect(addr)?;
+    let third = demo.connect(addr)?;
+    demo.line(
+        "client 2",
+        "connect() returned: queued, not accepted yet".into(),
+    );
+    demo.line(
+        "client 3",
+        "connect() returned: queued, not accepted yet".into(),
+    );
+    demo.say("ss shows them: Recv-Q of the listener counts finished handshakes not accepted");
+    demo.ss(&["-ltn", &filter]);
+
+    demo.say("Client 1 sends a line; the server echoes it and closes: a FIN from each side");
+    first
+        .send(b"message from client 1\n")
+        .map_err(|f| f.problem)?;
+    let echo = first.read_to_eof(64 * 1024).map_err(|f| f.problem)?;
+    demo.line(
+        "client 1",
+        format!("received {} then end-of-file", show(&echo)),
+    );
+    drop(first);
+
+    demo.say("The server accepts client 2 from the queue and serves it");
+    let mut second = second;
+    let greeting = second
+        .read_exact_bytes(GREETING.len())
+        .map_err(|f| f.problem)?;
+    second
+        .send(b"message from client 2\n")
+        .map_err(|f| f.problem)?;
+    let echo = second.read_to_eof(64 * 1024).map_err(|f| f.problem)?;
+    demo.line(
+        "client 2",
+        format!("received {}", show(&[greeting, echo].concat())),
+    );
+
+    demo.say(
+        "Client 3 gives up without a goodbye: closing with SO_LINGER 0 sends a reset (RST) \
+         instead of a FIN; the server reports it and carries on",
+    );
+    third.reset();
+    demo.settle();
+    let closed = SocketAddr::new(addr.ip(), demo.free_port());
+    demo.say(&format!(
+        "Nothing listens on port {}: the kernel answers the SYN with a RST, connection refused",
+        closed.port()
+    ));
+    match demo.connect(closed) {
+        Ok(_) => demo.line("client 4", "connected?! something listens there".into()),
+        Err(why) => demo.line("client 4", why),
     }
     demo.say("The server is back in accept(), asleep until the next client calls");
     Ok(())

@@ -12,15 +12,16 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
-use crate::grade::demo::Demo;
+use crate::grade::demo::{Demo, Voice};
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect, secs};
+use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect, netns, onlan, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab2",
@@ -68,6 +69,13 @@ pub static LAB: Lab = Lab {
             verifies: "prints its own address:port (getsockname), as the server sees it",
             run: prints_local_port,
             budget: secs(20),
+        },
+        Check {
+            name: "reaches-another-host",
+            points: 1,
+            verifies: "run on host alpha, reaches a server on host beta by its address",
+            run: reaches_another_host,
+            budget: secs(30),
         },
         Check {
             name: "resolves-names",
@@ -180,6 +188,11 @@ impl GraderServer {
     fn start(ip: IpAddr, script: Script) -> Result<GraderServer, Failure> {
         let listener = TcpListener::bind((ip, 0))
             .map_err(|e| Failure::new(format!("the grader could not listen on {ip}: {e}")))?;
+        GraderServer::start_on(listener, script)
+    }
+
+    /// Serves one client of `listener` (say, one inside a private host) by `script`.
+    fn start_on(listener: TcpListener, script: Script) -> Result<GraderServer, Failure> {
         let addr = listener
             .local_addr()
             .map_err(|e| Failure::new(format!("the grader's listener has no address: {e}")))?;
@@ -344,10 +357,25 @@ fn hold(stop: &Receiver<()>) {
 /// receive queue is empty). True when that happened, or when the client's socket is
 /// gone; false at the deadline or on a stop request.
 fn wait_until_read(server_port: u16, client_port: u16, stop: &Receiver<()>) -> bool {
+    wait_until_read_in(&own_tables(), server_port, client_port, stop)
+}
+
+/// The machine's own TCP tables.
+fn own_tables() -> Vec<PathBuf> {
+    vec!["/proc/net/tcp".into(), "/proc/net/tcp6".into()]
+}
+
+/// [`wait_until_read`] on the connections these `tables` list (a private host's).
+fn wait_until_read_in(
+    tables: &[PathBuf],
+    server_port: u16,
+    client_port: u16,
+    stop: &Receiver<()>,
+) -> bool {
     let deadline = Instant::now() + SERVER_LIMIT;
     loop {
-        let unacked = queues(server_port, client_port).map(|(tx, _)| tx);
-        let unread = queues(client_port, server_port).map(|(_, rx)| rx);
+        let unacked = queues(tables, server_port, client_port).map(|(tx, _)| tx);
+        let unread = queues(tables, client_port, server_port).map(|(_, rx)| rx);
         match (unacked, unread) {
             (Some(0), Some(0)) | (_, None) => return true,
             _ => {}
@@ -360,11 +388,11 @@ fn wait_until_read(server_port: u16, client_port: u16, stop: &Receiver<()>) -> b
 }
 
 /// `(tx_queue, rx_queue)` of the TCP socket whose local port is `local` and remote port
-/// `remote`, from /proc/net/tcp and /proc/net/tcp6.
-fn queues(local: u16, remote: u16) -> Option<(u64, u64)> {
+/// `remote`, from these tables (/proc/net/tcp and /proc/net/tcp6).
+fn queues(tables: &[PathBuf], local: u16, remote: u16) -> Option<(u64, u64)> {
     let local_suffix = format!(":{local:04X}");
     let remote_suffix = format!(":{remote:04X}");
-    ["/proc/net/tcp", "/proc/net/tcp6"]
+    tables
         .iter()
         .filter_map(|path| std::fs::read_to_string(path).ok())
         .find_map(|table| {
@@ -715,6 +743,46 @@ fn reaches_server(
     exited_ok(&run, &format!("with --host {host}"))
 }
 
+fn reaches_another_host(ctx: &mut Ctx) -> Result<(), Failure> {
+    let lan = onlan::lan()?;
+    let beta = SocketAddr::new(IpAddr::V4(netns::BETA_IP), 5000);
+    let listener = lan
+        .beta
+        .listen(beta, 8)
+        .map_err(|e| Failure::new(format!("the grader could not listen on beta's {beta}: {e}")))?;
+    let message = "hello beta";
+    let reply = b"beta here\n";
+    let server = GraderServer::start_on(listener, answering(message.len(), reply))?;
+    let host = netns::BETA_IP.to_string();
+    let id = onlan::spawn_inside(
+        ctx,
+        &lan.alpha,
+        "client",
+        &[
+            "client",
+            "--host",
+            &host,
+            "--port",
+            "5000",
+            "--timeout",
+            CLIENT_TIMEOUT,
+            "--message",
+            message,
+        ],
+    )?;
+    let run = ctx.finish(id, RUN_LIMIT)?;
+    let seen = server.finish();
+    if seen.peer.is_none() {
+        return Err(Failure::new(format!(
+            "run on host alpha with --host {host}, the client never reached the server on beta"
+        ))
+        .got(format!("stderr: {}", stderr_summary(&run)))
+        .hint("connect() to the address --host gives, whatever it is: not always loopback"));
+    }
+    printed(&run, reply, "the reply from beta")?;
+    exited_ok(&run, &format!("with --host {host} (host beta)"))
+}
+
 fn resolves_names(ctx: &mut Ctx) -> Result<(), Failure> {
     let missed = Failure::new("with --host localhost the client never connected")
         .hint("resolve the host name (ToSocketAddrs / getaddrinfo) instead of parsing it as an IP address; try every address it gives");
@@ -878,9 +946,10 @@ fn read_timeout(ctx: &mut Ctx) -> Result<(), Failure> {
 // ---------------------------------------------------------------------------------
 
 /// The demo's server: for each client, read until end-of-file, then answer in two
-/// pieces (the second once the client has read the first) and close. Prints what it
-/// does as `[server]` lines.
-fn demo_server(listener: TcpListener, stop: Receiver<()>) {
+/// pieces (the second once the client has read the first) and close. Says what it
+/// does as `[server]` lines; `tables` are the TCP tables its connections are in.
+fn demo_server(listener: TcpListener, stop: Receiver<()>, voice: Voice, tables: Vec<PathBuf>) {
+    let say = |text: String| voice.line("server", text);
     let server_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let _ = listener.set_nonblocking(true);
     loop {
@@ -893,43 +962,49 @@ fn demo_server(listener: TcpListener, stop: Receiver<()>) {
         };
         let _ = stream.set_nonblocking(false);
         let _ = stream.set_read_timeout(Some(SERVER_LIMIT));
-        println!("[server] accepted a client from {peer}; reading until its end-of-file");
+        say(format!(
+            "accepted a client from {peer}; reading until its end-of-file"
+        ));
         let mut request = Vec::new();
         if stream.read_to_end(&mut request).is_err() {
-            println!("[server] no end-of-file from {peer}; closing");
+            say(format!("no end-of-file from {peer}; closing"));
             continue;
         }
-        println!(
-            "[server] end-of-file after {} bytes: {}; answering in two pieces",
+        say(format!(
+            "end-of-file after {} bytes: {}; answering in two pieces",
             request.len(),
             show(&request)
-        );
+        ));
         let _ = stream.write_all(b"you said:\n");
-        if wait_until_read(server_port, peer.port(), &stop) {
+        if wait_until_read_in(&tables, server_port, peer.port(), &stop) {
             let mut shout = request.to_ascii_uppercase();
             if !shout.ends_with(b"\n") {
                 shout.push(b'\n');
             }
             let _ = stream.write_all(&shout);
         }
-        println!("[server] closing the connection with {peer}");
+        say(format!("close(): our FIN to {peer}"));
     }
 }
 
 fn demo(demo: &mut Demo) -> Result<(), String> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| format!("the demo server cannot listen: {e}"))?;
+    let wire = demo.private_network();
+    let listener = demo.listen(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let port_text = port.to_string();
     let (stop, stopped) = mpsc::channel::<()>();
-    let server = std::thread::spawn(move || demo_server(listener, stopped));
+    let (voice, tables) = (demo.voice(), demo.tcp_tables());
+    let server = std::thread::spawn(move || demo_server(listener, stopped, voice, tables));
     let limit = Duration::from_secs(15);
 
     demo.say(&format!(
         "A server listens on 127.0.0.1:{port}. It answers only after the client's \
          end-of-file, in two pieces"
     ));
-    demo.say("The client: socket, connect, getsockname, send, shutdown(SHUT_WR), recv until 0");
+    demo.say(
+        "The client: socket, connect (the handshake: SYN, SYN-ACK, ACK), send, \
+         shutdown(SHUT_WR) (its FIN, while it keeps reading), recv until 0",
+    );
     demo.run(
         "client",
         &[
@@ -942,6 +1017,13 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
         b"",
         limit,
     )?;
+    let filter = format!("sport = :{port} or dport = :{port}");
+    demo.say(
+        "The close: the client's FIN, acknowledged by the server (here on its first reply \
+         piece), then the server's FIN and the client's last ACK. The client closed first, \
+         so its side now waits in TIME-WAIT",
+    );
+    demo.ss(&["-tan", &filter]);
 
     demo.say("The message can come from stdin instead of --message");
     demo.run(
@@ -951,7 +1033,9 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
         limit,
     )?;
 
-    demo.say("--host 127.0.0.2,localhost: the first address refuses, the client tries the next");
+    demo.say(
+        "--host 127.0.0.2,localhost: the first address refuses (a RST), the client tries the next",
+    );
     demo.run(
         "client",
         &[
@@ -969,9 +1053,14 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
 
     drop(stop);
     let _ = server.join();
-    let closed = net::free_port(LOCALHOST_V4).to_string();
+    let closed = if wire {
+        port.to_string()
+    } else {
+        net::free_port(LOCALHOST_V4).to_string()
+    };
     demo.say(&format!(
-        "Nothing listens on port {closed}: connection refused, one clear line, exit 1"
+        "Nothing listens on port {closed} (any more): the SYN is answered with a RST, \
+         connection refused, one clear line, exit 1"
     ));
     demo.run(
         "client",

@@ -1116,6 +1116,9 @@ fn client_refused(ctx: &mut Ctx) -> Result<(), Failure> {
 // ---------------------------------------------------------------------------------
 
 fn demo(demo: &mut Demo) -> Result<(), String> {
+    if demo.private_network() {
+        demo.ethernet_sized_packets();
+    }
     let port = demo.free_port();
     let port_text = port.to_string();
     demo.say(&format!(
@@ -1136,6 +1139,9 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
         b"hello\nis anybody there?\n",
         Duration::from_secs(10),
     )?;
+    if demo.shows_wire() {
+        bytes_not_messages(demo, port)?;
+    }
 
     let stamp_port = demo.free_port();
     let stamp_text = stamp_port.to_string();
@@ -1166,20 +1172,69 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
          its \\n has come",
     );
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), stamp_port);
-    let mut conn = net::connect(addr).map_err(|f| f.problem)?;
+    let mut conn = demo.connect(addr)?;
     for piece in [&b"hel"[..], b"lo\nwor", b"ld\n"] {
-        println!("[grader] send({})", show(piece));
+        demo.line("grader", format!("send({})", show(piece)));
         conn.send(piece).map_err(|f| f.problem)?;
         // A visible pause, so that each piece reaches the server in a recv() of its own.
         thread::sleep(PIECE_GAP);
         demo.settle();
     }
-    println!("[grader] shutdown(SHUT_WR)");
+    demo.line("grader", "shutdown(SHUT_WR)".into());
     conn.half_close().map_err(|f| f.problem)?;
     let answer = conn.read_to_eof(4096).map_err(|f| f.problem)?;
     thread::sleep(PIECE_GAP);
     demo.settle();
-    println!("[grader] received {}", show(&answer));
+    demo.line("grader", format!("received {}", show(&answer)));
     demo.say("Both servers are back in accept(), asleep until the next client calls");
+    Ok(())
+}
+
+/// On the wire (a private network, Ethernet-sized packets): several send()s arriving in
+/// one recv(), and one send() leaving as several segments.
+fn bytes_not_messages(demo: &mut Demo, port: u16) -> Result<(), String> {
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    demo.say(
+        "Three send()s, one recv(): client A keeps the server busy while client B, queued, \
+         sends three pieces; three segments cross the wire",
+    );
+    let mut first = demo.connect(addr)?;
+    first.send(b"A\n").map_err(|f| f.problem)?;
+    demo.settle();
+    let mut second = demo.connect(addr)?;
+    for piece in [&b"one\n"[..], b"two\n", b"three\n"] {
+        demo.line("client B", format!("send({})", show(piece)));
+        second.send(piece).map_err(|f| f.problem)?;
+    }
+    demo.settle();
+    demo.say("A finishes; the server accepts B, and its first recv() returns all three at once");
+    first.half_close().map_err(|f| f.problem)?;
+    first.read_to_eof(4096).map_err(|f| f.problem)?;
+    drop(first);
+    demo.settle();
+    second.half_close().map_err(|f| f.problem)?;
+    let echo = second.read_to_eof(4096).map_err(|f| f.problem)?;
+    demo.line("client B", format!("received {}", show(&echo)));
+    drop(second);
+
+    demo.say(
+        "One send() of 4000 bytes: TCP cuts it into segments that fit a 1500-byte packet \
+         (the receiver may get them in one recv() or several)",
+    );
+    let text: Vec<u8> = (0..80)
+        .flat_map(|n| {
+            format!("line {n:02} of one big send() .......................\n").into_bytes()
+        })
+        .collect();
+    let mut big = demo.connect(addr)?;
+    demo.line("client C", format!("send({} bytes)", text.len()));
+    big.send(&text).map_err(|f| f.problem)?;
+    big.half_close().map_err(|f| f.problem)?;
+    let echo = big.read_to_eof(64 * 1024).map_err(|f| f.problem)?;
+    demo.line(
+        "client C",
+        format!("received {} bytes, then end-of-file", echo.len()),
+    );
+    demo.settle();
     Ok(())
 }

@@ -831,7 +831,13 @@ fn client_checks_sender(ctx: &mut Ctx) -> Result<(), Failure> {
 // ---------------------------------------------------------------------------------
 
 fn demo(demo: &mut Demo) -> Result<(), String> {
-    let port = free_udp_port(LOCALHOST_V4);
+    let wire = demo.private_network();
+    // In a private network every port is free; on this machine ask the kernel.
+    let port = if wire {
+        5000
+    } else {
+        free_udp_port(LOCALHOST_V4)
+    };
     let port_text = port.to_string();
     let limit = Duration::from_secs(15);
     demo.say(&format!(
@@ -842,17 +848,11 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
         "server",
         &["server", "--host", "127.0.0.1", "--port", &port_text],
     )?;
-    let deadline = Instant::now() + START_LIMIT;
-    while !udp_bound(port) {
-        if Instant::now() >= deadline {
-            return Err(format!("nothing bound UDP port {port}"));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    demo.settle();
+    demo.wait_udp_bound(port)?;
 
     demo.say(
-        "A client sends each line as one datagram: boundaries are kept, even for an empty line",
+        "A client sends each line as one datagram: boundaries are kept, even for an empty line \
+         (no handshake on the wire: the first packet carries data)",
     );
     demo.run(
         "client",
@@ -869,7 +869,11 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
         limit,
     )?;
 
-    let nobody = free_udp_port(LOCALHOST_V4).to_string();
+    let nobody = if wire {
+        (port + 1).to_string()
+    } else {
+        free_udp_port(LOCALHOST_V4).to_string()
+    };
     demo.say(&format!(
         "Nobody at port {nobody}: sendto() still succeeds (UDP cannot tell); the client times \
          out, sends again, and gives up"
@@ -888,5 +892,38 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
         b"hello?\n",
         limit,
     )?;
+    if wire {
+        connected_udp_refused(demo, &nobody)?;
+    }
+    Ok(())
+}
+
+/// A connected UDP socket hears what an unconnected one cannot: the ICMP "port
+/// unreachable" its datagram caused comes back as ECONNREFUSED on the next call.
+fn connected_udp_refused(demo: &mut Demo, nobody: &str) -> Result<(), String> {
+    demo.say(
+        "The kernel did answer each of those datagrams: an ICMP port unreachable. An \
+         unconnected socket cannot be told; a connect()ed one gets ECONNREFUSED",
+    );
+    let port: u16 = nobody.parse().map_err(|_| "bad port".to_string())?;
+    let socket = demo.udp_socket()?;
+    let to = SocketAddr::new(LOCALHOST_V4, port);
+    socket
+        .connect(to)
+        .map_err(|e| format!("connect({to}): {e}"))?;
+    demo.line(
+        "grader",
+        format!("connect({to}) on a UDP socket: no packet, just a default peer"),
+    );
+    let sent = socket.send(b"hello?\n").map_err(|e| e.to_string())?;
+    demo.line("grader", format!("send({sent} bytes) -> ok"));
+    let _ = socket.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut buffer = [0u8; 64];
+    let outcome = match socket.recv(&mut buffer) {
+        Ok(n) => format!("recv() -> {n} bytes?!"),
+        Err(e) => format!("recv() -> error: {e}"),
+    };
+    demo.line("grader", outcome);
+    demo.settle();
     Ok(())
 }

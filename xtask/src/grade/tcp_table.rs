@@ -1,0 +1,179 @@
+//! Reads the kernel's TCP tables (`/proc/net/tcp`, `/proc/net/tcp6`, or a namespace's
+//! `/proc/PID/net/tcp*`): each socket's local and remote address, state and inode.
+//!
+//! The tables tell the truth about a program whatever it prints: which address its
+//! listening socket is bound to (the wildcard or the one it was given), and which
+//! sockets are in TIME_WAIT after a close.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+
+/// One row of a TCP table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// The kernel's state number: 0x0A is LISTEN, 0x06 TIME_WAIT (see [`Row::state_name`]).
+    pub state: u8,
+    /// The socket's inode: `/proc/PID/fd/N -> socket:[INODE]` links it to a process.
+    pub inode: u64,
+}
+
+impl Row {
+    pub fn is_listen(&self) -> bool {
+        self.state == 0x0A
+    }
+
+    /// The state as `ss` names it.
+    pub fn state_name(&self) -> &'static str {
+        match self.state {
+            0x01 => "ESTAB",
+            0x02 => "SYN-SENT",
+            0x03 => "SYN-RECV",
+            0x04 => "FIN-WAIT-1",
+            0x05 => "FIN-WAIT-2",
+            0x06 => "TIME-WAIT",
+            0x07 => "CLOSE",
+            0x08 => "CLOSE-WAIT",
+            0x09 => "LAST-ACK",
+            0x0A => "LISTEN",
+            0x0B => "CLOSING",
+            _ => "UNKNOWN",
+        }
+    }
+}
+
+/// Every row of these tables (missing files are skipped).
+pub fn read<P: AsRef<Path>>(tables: &[P]) -> Vec<Row> {
+    tables
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .flat_map(|text| parse(&text))
+        .collect()
+}
+
+/// The machine's own tables.
+pub fn read_own() -> Vec<Row> {
+    read(&["/proc/net/tcp", "/proc/net/tcp6"])
+}
+
+/// The listeners on `port` in these tables. Cheaper than [`read`] on a busy machine
+/// (tens of thousands of rows): other rows are skipped before they are parsed.
+pub fn listeners<P: AsRef<Path>>(tables: &[P], port: u16) -> Vec<Row> {
+    let suffix = format!(":{port:04X}");
+    tables
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter(|line| {
+                    let mut fields = line.split_whitespace();
+                    let local = fields.nth(1).unwrap_or("");
+                    fields.nth(1) == Some("0A") && local.ends_with(&suffix)
+                })
+                .filter_map(parse_row)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Parses the text of one table.
+pub fn parse(text: &str) -> Vec<Row> {
+    text.lines().skip(1).filter_map(parse_row).collect()
+}
+
+fn parse_row(line: &str) -> Option<Row> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    Some(Row {
+        local: parse_addr(fields.get(1)?)?,
+        remote: parse_addr(fields.get(2)?)?,
+        state: u8::from_str_radix(fields.get(3)?, 16).ok()?,
+        inode: fields.get(9)?.parse().ok()?,
+    })
+}
+
+/// `0100007F:1388` is 127.0.0.1:5000: the address is in the kernel's byte order, in
+/// 32-bit words.
+fn parse_addr(text: &str) -> Option<SocketAddr> {
+    let (addr, port) = text.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let words: Vec<u32> = (0..addr.len() / 8)
+        .map(|i| u32::from_str_radix(&addr[i * 8..i * 8 + 8], 16).ok())
+        .collect::<Option<_>>()?;
+    let ip = match words.as_slice() {
+        [word] => IpAddr::V4(Ipv4Addr::from(word.to_le_bytes())),
+        [a, b, c, d] => {
+            let mut bytes = [0u8; 16];
+            for (i, word) in [a, b, c, d].into_iter().enumerate() {
+                bytes[i * 4..i * 4 + 4].copy_from_slice(&word.to_le_bytes());
+            }
+            IpAddr::V6(Ipv6Addr::from(bytes))
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// The inodes of the sockets process `pid` has open (from `/proc/PID/fd`).
+pub fn socket_inodes(pid: u32) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|target| {
+            let text = target.to_string_lossy().into_owned();
+            text.strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// The addresses process `pid` listens on, per these tables.
+pub fn listening_addresses<P: AsRef<Path>>(tables: &[P], pid: u32) -> Vec<SocketAddr> {
+    let inodes = socket_inodes(pid);
+    read(tables)
+        .into_iter()
+        .filter(|row| row.is_listen() && inodes.contains(&row.inode))
+        .map(|row| row.local)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_families() {
+        let v4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1388 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0\n";
+        let rows = parse(v4);
+        assert_eq!(rows[0].local, "127.0.0.1:5000".parse().unwrap());
+        assert!(rows[0].is_listen());
+        assert_eq!(rows[0].inode, 12345);
+        let v6 = "header\n   0: 00000000000000000000000001000000:1388 00000000000000000000000000000000:0000 06 00000000:00000000 00:00000000 00000000     0        0 0 1\n";
+        let rows = parse(v6);
+        assert_eq!(rows[0].local, "[::1]:5000".parse().unwrap());
+        assert_eq!(rows[0].state_name(), "TIME-WAIT");
+    }
+
+    #[test]
+    fn finds_the_listeners_on_a_port() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let found = listeners(&["/proc/net/tcp"], addr.port());
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].local, addr);
+    }
+
+    #[test]
+    fn finds_what_this_process_listens_on() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let found = listening_addresses(&["/proc/net/tcp"], std::process::id());
+        assert!(found.contains(&addr), "{found:?}");
+    }
+}
