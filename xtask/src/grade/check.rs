@@ -61,9 +61,15 @@ pub const fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-/// Why a check failed, in the words the report shows.
+/// Why a check failed, in the words the report shows. Boxed, so that the
+/// `Result<(), Failure>` every check returns stays one pointer wide; its fields are
+/// read through [`Details`].
 #[derive(Debug, Clone, Default)]
-pub struct Failure {
+pub struct Failure(Box<Details>);
+
+/// What a [`Failure`] says.
+#[derive(Debug, Clone, Default)]
+pub struct Details {
     pub problem: String,
     pub sent: Option<String>,
     pub expected: Option<String>,
@@ -84,20 +90,24 @@ pub struct Failure {
 impl Failure {
     /// A failure described by what went wrong.
     pub fn new(problem: impl Into<String>) -> Self {
-        Failure {
+        Failure(Box::new(Details {
             problem: problem.into(),
-            ..Failure::default()
-        }
+            ..Details::default()
+        }))
+    }
+
+    /// Everything the failure says, unboxed.
+    pub fn into_details(self) -> Details {
+        *self.0
     }
 
     /// "cannot test this here: WHY": the check could not run on this machine (say,
     /// no network namespaces). Reported as such and left out of the score, never a
     /// pass and never the program's fault.
     pub fn cannot_test_here(why: impl std::fmt::Display) -> Self {
-        Failure {
-            cannot_test: true,
-            ..Failure::new(format!("cannot test this here: {why}"))
-        }
+        let mut failure = Failure::new(format!("cannot test this here: {why}"));
+        failure.cannot_test = true;
+        failure
     }
 
     /// What the grader sent (use [`show`](super::net::show) for bytes).
@@ -158,6 +168,20 @@ impl Failure {
     pub fn during(mut self, context: impl std::fmt::Display) -> Self {
         self.problem = format!("{context}: {}", self.problem);
         self
+    }
+}
+
+impl std::ops::Deref for Failure {
+    type Target = Details;
+
+    fn deref(&self) -> &Details {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Failure {
+    fn deref_mut(&mut self) -> &mut Details {
+        &mut self.0
     }
 }
 

@@ -295,8 +295,8 @@ impl Demo {
             Some((host, _)) => host
                 .connect(addr, net::IO_LIMIT)
                 .map(|stream| Conn::new(stream, addr))
-                .map_err(|e| net::connect_failure(addr, &e).problem),
-            None => net::connect(addr).map_err(|f| f.problem),
+                .map_err(|e| net::connect_failure(addr, &e).into_details().problem),
+            None => net::connect(addr).map_err(|f| f.into_details().problem),
         }
     }
 

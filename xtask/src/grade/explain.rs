@@ -6,6 +6,7 @@
 //! program that rejected its own command line, and a "try it by hand" line.
 
 use super::Failure;
+use super::check::Details;
 use super::ctx::Ctx;
 use super::net::show;
 use super::process::describe_status;
@@ -22,6 +23,7 @@ const HAND_PORT: &str = "5000";
 
 /// Explains `failure` with everything the context still knows.
 pub fn explain(ctx: &mut Ctx, failure: Failure) -> Explanation {
+    let failure = failure.into_details();
     let stderr = ctx.stderr_tails(STDERR_TAIL);
     if let Some(step) = unfinished_step(ctx) {
         return Explanation {
@@ -159,7 +161,7 @@ fn rejected_command_line(ctx: &mut Ctx) -> Option<String> {
 }
 
 /// "try it by hand": start the program as the check did, then poke it as the check did.
-fn by_hand(ctx: &Ctx, failure: &Failure) -> Option<String> {
+fn by_hand(ctx: &Ctx, failure: &Details) -> Option<String> {
     let program = hand_program(ctx.program());
     let scratch = ctx.scratch().display().to_string();
     let launch = ctx.launches().last()?;

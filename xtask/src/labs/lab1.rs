@@ -403,7 +403,7 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     let mut first = demo.connect(addr)?;
     let greeting = first
         .read_exact_bytes(GREETING.len())
-        .map_err(|f| f.problem)?;
+        .map_err(|f| f.into_details().problem)?;
     demo.line("client 1", format!("received {}", show(&greeting)));
 
     demo.say(
@@ -426,8 +426,10 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     demo.say("Client 1 sends a line; the server echoes it and closes: a FIN from each side");
     first
         .send(b"message from client 1\n")
-        .map_err(|f| f.problem)?;
-    let echo = first.read_to_eof(64 * 1024).map_err(|f| f.problem)?;
+        .map_err(|f| f.into_details().problem)?;
+    let echo = first
+        .read_to_eof(64 * 1024)
+        .map_err(|f| f.into_details().problem)?;
     demo.line(
         "client 1",
         format!("received {} then end-of-file", show(&echo)),
@@ -438,11 +440,13 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     let mut second = second;
     let greeting = second
         .read_exact_bytes(GREETING.len())
-        .map_err(|f| f.problem)?;
+        .map_err(|f| f.into_details().problem)?;
     second
         .send(b"message from client 2\n")
-        .map_err(|f| f.problem)?;
-    let echo = second.read_to_eof(64 * 1024).map_err(|f| f.problem)?;
+        .map_err(|f| f.into_details().problem)?;
+    let echo = second
+        .read_to_eof(64 * 1024)
+        .map_err(|f| f.into_details().problem)?;
     demo.line(
         "client 2",
         format!("received {}", show(&[greeting, echo].concat())),

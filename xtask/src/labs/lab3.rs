@@ -1175,14 +1175,16 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     let mut conn = demo.connect(addr)?;
     for piece in [&b"hel"[..], b"lo\nwor", b"ld\n"] {
         demo.line("grader", format!("send({})", show(piece)));
-        conn.send(piece).map_err(|f| f.problem)?;
+        conn.send(piece).map_err(|f| f.into_details().problem)?;
         // A visible pause, so that each piece reaches the server in a recv() of its own.
         thread::sleep(PIECE_GAP);
         demo.settle();
     }
     demo.line("grader", "shutdown(SHUT_WR)".into());
-    conn.half_close().map_err(|f| f.problem)?;
-    let answer = conn.read_to_eof(4096).map_err(|f| f.problem)?;
+    conn.half_close().map_err(|f| f.into_details().problem)?;
+    let answer = conn
+        .read_to_eof(4096)
+        .map_err(|f| f.into_details().problem)?;
     thread::sleep(PIECE_GAP);
     demo.settle();
     demo.line("grader", format!("received {}", show(&answer)));
@@ -1199,21 +1201,25 @@ fn bytes_not_messages(demo: &mut Demo, port: u16) -> Result<(), String> {
          sends three pieces; three segments cross the wire",
     );
     let mut first = demo.connect(addr)?;
-    first.send(b"A\n").map_err(|f| f.problem)?;
+    first.send(b"A\n").map_err(|f| f.into_details().problem)?;
     demo.settle();
     let mut second = demo.connect(addr)?;
     for piece in [&b"one\n"[..], b"two\n", b"three\n"] {
         demo.line("client B", format!("send({})", show(piece)));
-        second.send(piece).map_err(|f| f.problem)?;
+        second.send(piece).map_err(|f| f.into_details().problem)?;
     }
     demo.settle();
     demo.say("A finishes; the server accepts B, and its first recv() returns all three at once");
-    first.half_close().map_err(|f| f.problem)?;
-    first.read_to_eof(4096).map_err(|f| f.problem)?;
+    first.half_close().map_err(|f| f.into_details().problem)?;
+    first
+        .read_to_eof(4096)
+        .map_err(|f| f.into_details().problem)?;
     drop(first);
     demo.settle();
-    second.half_close().map_err(|f| f.problem)?;
-    let echo = second.read_to_eof(4096).map_err(|f| f.problem)?;
+    second.half_close().map_err(|f| f.into_details().problem)?;
+    let echo = second
+        .read_to_eof(4096)
+        .map_err(|f| f.into_details().problem)?;
     demo.line("client B", format!("received {}", show(&echo)));
     drop(second);
 
@@ -1228,9 +1234,11 @@ fn bytes_not_messages(demo: &mut Demo, port: u16) -> Result<(), String> {
         .collect();
     let mut big = demo.connect(addr)?;
     demo.line("client C", format!("send({} bytes)", text.len()));
-    big.send(&text).map_err(|f| f.problem)?;
-    big.half_close().map_err(|f| f.problem)?;
-    let echo = big.read_to_eof(64 * 1024).map_err(|f| f.problem)?;
+    big.send(&text).map_err(|f| f.into_details().problem)?;
+    big.half_close().map_err(|f| f.into_details().problem)?;
+    let echo = big
+        .read_to_eof(64 * 1024)
+        .map_err(|f| f.into_details().problem)?;
     demo.line(
         "client C",
         format!("received {} bytes, then end-of-file", echo.len()),

@@ -796,7 +796,8 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     demo.say("Two quiet clients connect: each gets a thread of its own, and says nothing");
     let mut quiet = Vec::new();
     for n in 1..=2 {
-        let conn = served_client(addr, &format!("quiet client {n}")).map_err(|f| f.problem)?;
+        let conn = served_client(addr, &format!("quiet client {n}"))
+            .map_err(|f| f.into_details().problem)?;
         println!("[quiet client {n}] connected and answered once, now silent");
         quiet.push(conn);
         demo.settle();

@@ -976,8 +976,8 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     demo.say(
         "A client connects and stays silent: it gets a slot, and the server goes back to sleep",
     );
-    let silent =
-        net::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).map_err(|f| f.problem)?;
+    let silent = net::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        .map_err(|f| f.into_details().problem)?;
     // settle() waits only while output flows: give the server a moment to start talking.
     thread::sleep(Duration::from_millis(300));
     demo.settle();

@@ -1058,7 +1058,7 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
 
     demo.say("A stale file: the pid of a process that has exited");
     let stale = demo.scratch().join("stale.pid");
-    let dead = dead_pid().map_err(|f| f.problem)?;
+    let dead = dead_pid().map_err(|f| f.into_details().problem)?;
     fs::write(&stale, format!("{dead};{}\n", demo.free_port())).map_err(|e| e.to_string())?;
     let stale_text = stale.display().to_string();
     demo.run(
