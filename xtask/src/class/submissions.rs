@@ -137,7 +137,7 @@ fn probe(run: &Path, out: &Path, student: &str) -> Result<(), NotGradable> {
         lines,
     };
     let mut running = Running::start(&argv, "probe", &folder, Input::Empty, &[], None)
-        .map_err(|e| cannot(vec![e.to_string()]))?;
+        .map_err(|e| cannot(cannot_execute(run, &e)))?;
     let status = running.wait_exit(PROBE_LIMIT);
     let said = first_lines(&running.stderr_text());
     drop(running);
@@ -146,6 +146,24 @@ fn probe(run: &Path, out: &Path, student: &str) -> Result<(), NotGradable> {
         Some(126 | 127) => Err(cannot(said)),
         _ => Ok(()),
     }
+}
+
+/// Why the system could not execute `run`, with its `#!` line when that is the cause.
+fn cannot_execute(run: &Path, error: &std::io::Error) -> Vec<String> {
+    let mut lines = vec![format!("cannot execute {}: {error}", run.display())];
+    let first = fs::read(run).ok().and_then(|bytes| {
+        let line = bytes.split(|b| *b == b'\n').next()?.to_vec();
+        String::from_utf8(line).ok()
+    });
+    match first {
+        Some(line) if line.starts_with("#!") => lines.push(format!(
+            "its first line is `{line}`: is that interpreter installed at that path?"
+        )),
+        _ if error.raw_os_error() == Some(libc::ENOEXEC) => lines
+            .push("it is neither a program for this machine nor a script starting with #!".into()),
+        _ => {}
+    }
+    lines
 }
 
 /// Builds a crate submission in a workspace of its own; returns its binary.
