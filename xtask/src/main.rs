@@ -1,6 +1,8 @@
 //! `cargo xtask`: socklab's grader and maintainer tools.
 //!
 //! - `grade <lab|all> [--solution | --cmd "PROGRAM ARGS"] [--json]`: the black-box grader.
+//! - `grade <lab> --submissions DIR --out OUT`: a whole class, into a gradebook.
+//! - `gradescope <lab> --out DIR`: the autograder.zip Gradescope takes.
 //! - `demo <lab>`: the reference programs narrate a whole session, for class.
 //! - `skeletons [--check]`: regenerate `labs/` from `solutions/`.
 //! - `mutants [lab...]`: prove every check can fail, with deliberately buggy programs.
@@ -33,6 +35,8 @@ struct Cli {
 enum Command {
     /// Grade a lab (lab1 ... lab8, or `all`): your crate, the reference, or any program.
     Grade(verbs::grade::GradeArgs),
+    /// Write DIR/autograder.zip: a Gradescope autograder for one lab.
+    Gradescope(verbs::gradescope::GradescopeArgs),
     /// Play a lab's session live with the reference programs narrating every call.
     Demo {
         /// lab1 ... lab8.
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
     let root = workspace_root();
     let result = match cli.command {
         Command::Grade(args) => verbs::grade::run(&root, args),
+        Command::Gradescope(args) => verbs::gradescope::run(&root, args),
         Command::Demo { lab } => verbs::demo::run(&root, &lab),
         Command::Skeletons { check } => skeletons::run(&root, check).map(|()| true),
         Command::Mutants(args) => mutants::run(&root, args),
