@@ -3,6 +3,7 @@
 //! - `grade <lab|all> [--solution | --cmd "PROGRAM ARGS"] [--json]`: the black-box grader.
 //! - `grade <lab> --submissions DIR --out OUT`: a whole class, into a gradebook.
 //! - `gradescope <lab> --out DIR`: the autograder.zip Gradescope takes.
+//! - `classroom <lab>`: the GitHub Classroom workflow.
 //! - `demo <lab>`: the reference programs narrate a whole session, for class.
 //! - `skeletons [--check]`: regenerate `labs/` from `solutions/`.
 //! - `mutants [lab...]`: prove every check can fail, with deliberately buggy programs.
@@ -37,6 +38,8 @@ enum Command {
     Grade(verbs::grade::GradeArgs),
     /// Write DIR/autograder.zip: a Gradescope autograder for one lab.
     Gradescope(verbs::gradescope::GradescopeArgs),
+    /// Print (or --out FILE) the GitHub Classroom autograding workflow for one lab.
+    Classroom(verbs::classroom::ClassroomArgs),
     /// Play a lab's session live with the reference programs narrating every call.
     Demo {
         /// lab1 ... lab8.
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Grade(args) => verbs::grade::run(&root, args),
         Command::Gradescope(args) => verbs::gradescope::run(&root, args),
+        Command::Classroom(args) => verbs::classroom::run(&root, args),
         Command::Demo { lab } => verbs::demo::run(&root, &lab),
         Command::Skeletons { check } => skeletons::run(&root, check).map(|()| true),
         Command::Mutants(args) => mutants::run(&root, args),

@@ -88,7 +88,25 @@ pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
         }
         None => {
             let packages: Vec<String> = selected.iter().map(|l| l.package(args.solution)).collect();
-            grade::build(root, &packages, false)?;
+            if let Err(error) = grade::build(root, &packages, false) {
+                if format == Format::Human && args.out.is_none() {
+                    return Err(error);
+                }
+                // A machine reader still gets a report: zero, saying why.
+                eprintln!("xtask: error: {error}");
+                let why = class::submissions::NotGradable {
+                    reason: "does not compile (cargo build failed: its errors are in the log)"
+                        .into(),
+                    source: String::new(),
+                    lines: Vec::new(),
+                };
+                let reports: Vec<Report> = selected
+                    .iter()
+                    .map(|lab| class::not_gradable_report(lab, &args.only, "your crate", &why))
+                    .collect();
+                emit(&reports, format, args.out.as_deref())?;
+                return Ok(false);
+            }
             for lab in &selected {
                 let bin = grade::target_dir(root)
                     .join("debug")
@@ -139,15 +157,22 @@ fn machine(
     if let Some(trouble) = trouble {
         return Err(trouble);
     }
-    let text = format::render(format, &reports, None);
+    emit(&reports, format, out)?;
+    Ok(reports.iter().all(Report::full_marks))
+}
+
+/// Prints (or writes to `out`) finished reports; GitHub also gets its summary and
+/// Classroom result.
+fn emit(reports: &[Report], format: Format, out: Option<&Path>) -> Result<(), String> {
+    let text = format::render(format, reports, None);
     match out {
         Some(path) => format::write_atomically(path, &text)?,
         None => quiet_on_broken_pipe(io::stdout().write_all(text.as_bytes())),
     }
     if format == Format::Github {
-        format::github::publish(&reports)?;
+        format::github::publish(reports)?;
     }
-    Ok(reports.iter().all(Report::full_marks))
+    Ok(())
 }
 
 /// A reader that went away (`grade lab1 | head`) is not an error: clean up, exit quietly.
