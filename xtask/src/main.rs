@@ -7,6 +7,7 @@
 //! - `demo <lab>`: the reference programs narrate a whole session, for class.
 //! - `skeletons [--check]`: regenerate `labs/` from `solutions/`.
 //! - `mutants [lab...]`: prove every check can fail, with deliberately buggy programs.
+//! - `bench-class <lab>`: the speed-up of grading a class in parallel.
 //! - `bench`: load-test the servers of labs 3, 6 and 7 against tokio.
 
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ enum Command {
     },
     /// Build every mutant and check it fails exactly the checks it targets.
     Mutants(mutants::MutantArgs),
+    /// Time grading a class with --jobs 1 and in parallel; prove no verdict differs.
+    BenchClass(class::bench::BenchClassArgs),
     /// Load-test the lab3, lab6 and lab7 servers and tokio side by side.
     Bench(bench::BenchArgs),
 }
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Demo { lab } => verbs::demo::run(&root, &lab),
         Command::Skeletons { check } => skeletons::run(&root, check).map(|()| true),
         Command::Mutants(args) => mutants::run(&root, args),
+        Command::BenchClass(args) => class::bench::run(&root, args),
         Command::Bench(args) => bench::run(&root, args).map(|()| true),
     };
     match result {

@@ -9,8 +9,10 @@
 //!   is the one the submission gets when graded alone;
 //! - `OUT/reports/<student>.<ext>` is rewritten after each of the student's checks and
 //!   `OUT/gradebook.csv` after each student, so a run cut short keeps what finished;
-//! - `gradebook.rs` and `summary.rs` write the gradebook and the class summary.
+//! - `gradebook.rs` and `summary.rs` write the gradebook and the class summary;
+//! - `bench.rs` measures the speed-up of grading in parallel (`cargo xtask bench-class`).
 
+pub mod bench;
 pub mod gradebook;
 pub mod submissions;
 pub mod summary;
