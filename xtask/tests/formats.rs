@@ -279,3 +279,61 @@ fn github_annotations_cannot_be_hijacked_and_classroom_points_are_published() {
             .all(|t| t["score"] == 0 && t["status"] == "fail")
     );
 }
+
+/// A lab1 "server" that listens and accepts but never says anything.
+const SILENT: &str = r#"#!/usr/bin/env python3
+import socket, sys
+args = sys.argv[1:]
+host = args[args.index("--host") + 1]
+port = int(args[args.index("--port") + 1])
+server = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind((host, port))
+server.listen(5)
+clients = []
+while True:
+    clients.append(server.accept()[0])
+"#;
+
+#[test]
+fn a_report_file_cut_short_keeps_what_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("silent");
+    std::fs::write(&program, SILENT).unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let results = dir.path().join("results.json");
+    // One check at a time: `listens` passes at once, `greets` waits for a greeting that
+    // never comes; the grader is stopped while it waits.
+    let mut grader = std::process::Command::new(assert_cmd::cargo::cargo_bin("xtask"))
+        .args(["grade", "lab1", "--cmd", program.to_str().unwrap()])
+        .args(["--format", "gradescope", "--jobs", "1", "--out"])
+        .arg(&results)
+        .args(TWO_CHECKS)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !results.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no report after the first check"
+        );
+        assert!(
+            grader.try_wait().unwrap().is_none(),
+            "the grader ended early"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let finished_early = grader.try_wait().unwrap().is_some();
+    unsafe { libc::kill(grader.id() as i32, libc::SIGTERM) };
+    let status = grader.wait().unwrap();
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap())
+        .expect("the file holds a whole report");
+    let tests = report["tests"].as_array().unwrap();
+    if !finished_early {
+        assert_eq!(status.code(), Some(130), "stopped by the signal");
+        assert_eq!(tests.len(), 1, "{report:#}");
+        assert_eq!(tests[0]["name"], "lab1: listens");
+        assert_eq!(tests[0]["status"], "passed");
+        assert_eq!(report["score"], 1);
+    }
+}
