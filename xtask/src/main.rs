@@ -6,13 +6,15 @@
 //! - `hint`, `list`, `watch`, `reset` ([`student`]): the student's loop.
 //! - `demo` ([`verbs::demo`]): the reference programs narrate a session, for class.
 //! - `lan` ([`lan`]): two hosts on a private cable, for trying things by hand.
-//! - maintainers: `skeletons`, `mutants`, `bench`.
+//! - instructors: `grade --submissions`, `gradescope`, `classroom` ([`class`], [`verbs`]).
+//! - maintainers: `skeletons`, `mutants`, `bench`, `bench-class`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod class;
 // The grader is a toolkit for the lab modules: not every lab uses every helper.
 #[allow(dead_code)]
 mod grade;
@@ -30,7 +32,8 @@ mod verbs;
     after_help = "Maintainers' commands (each has --help):\n  \
                   skeletons  Regenerate labs/ from solutions/ (refuses to overwrite a student's work)\n  \
                   mutants    Prove every check can fail, with deliberately buggy programs\n  \
-                  bench      Load-test the lab3, lab6 and lab7 servers against tokio"
+                  bench      Load-test the lab3, lab6 and lab7 servers against tokio\n  \
+                  bench-class  Time grading a class with --jobs 1 and in parallel"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -49,6 +52,10 @@ enum Command {
     Watch(student::watch::WatchArgs),
     /// Put a lab back to its pristine skeleton, keeping a backup of your files.
     Reset(student::reset::ResetArgs),
+    /// Write DIR/autograder.zip: a Gradescope autograder for one lab.
+    Gradescope(verbs::gradescope::GradescopeArgs),
+    /// Print (or --out FILE) the GitHub Classroom autograding workflow for one lab.
+    Classroom(verbs::classroom::ClassroomArgs),
     /// Play a lab's session live with the reference programs narrating every call.
     Demo {
         /// lab1 ... lab8.
@@ -73,6 +80,9 @@ enum Command {
     },
     /// Two hosts, alpha and beta, on a private cable; `lan shell alpha|beta` enters one.
     Lan(lan::LanArgs),
+    /// Time grading a class with --jobs 1 and in parallel; prove no verdict differs.
+    #[command(hide = true)]
+    BenchClass(class::bench::BenchClassArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +99,9 @@ fn main() -> ExitCode {
         Command::Mutants(args) => mutants::run(&root, args),
         Command::Bench { args } => verbs::bench::run(&root, &args),
         Command::Lan(args) => lan::run(args),
+        Command::Gradescope(args) => verbs::gradescope::run(&root, args),
+        Command::Classroom(args) => verbs::classroom::run(&root, args),
+        Command::BenchClass(args) => class::bench::run(&root, args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

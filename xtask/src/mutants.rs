@@ -149,6 +149,31 @@ pub fn run(root: &Path, args: MutantArgs) -> Result<bool, String> {
     Ok(wrong.is_empty() && problems.is_empty())
 }
 
+/// Builds every mutant of `lab` (for the class benchmark); returns (name, binary).
+pub fn build_lab(root: &Path, lab: &'static Lab) -> Result<Vec<(String, PathBuf)>, String> {
+    let mut everything = Vec::new();
+    for each in labs::all().into_iter().filter(|l| !l.checks.is_empty()) {
+        for mutant in load_table(root, each)? {
+            everything.push(Planned {
+                lab: each,
+                package: format!("{}-mutant-{}", each.id, mutant.name),
+                mutant,
+            });
+        }
+    }
+    let workspace = target_workspace(root);
+    write_workspace(root, &workspace, &everything)?;
+    let mine: Vec<&Planned> = everything.iter().filter(|p| p.lab.id == lab.id).collect();
+    build(&workspace, &mine)?;
+    Ok(mine
+        .iter()
+        .map(|p| {
+            let binary = workspace.join("target/debug").join(&p.package);
+            (p.mutant.name.clone(), binary)
+        })
+        .collect())
+}
+
 fn load_table(root: &Path, lab: &Lab) -> Result<Vec<Mutant>, String> {
     let path = root.join("xtask/mutants").join(format!("{}.toml", lab.id));
     let text = fs::read_to_string(&path).map_err(|e| {

@@ -18,6 +18,7 @@ pub mod ctx;
 pub mod demo;
 pub mod expect;
 pub mod explain;
+pub mod format;
 pub mod human;
 pub mod net;
 pub mod netns;

@@ -3,11 +3,12 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::grade::format::{self, Format, Progress};
 use crate::grade::human::{Human, Style};
 use crate::grade::result::{NextStep, Report, Steps};
 use crate::grade::runner::{self, Plan};
 use crate::grade::{self, Lab, process};
-use crate::{labs, student};
+use crate::{class, labs, student};
 
 /// Options of `cargo xtask grade`.
 #[derive(clap::Args, Debug)]
@@ -21,9 +22,20 @@ pub struct GradeArgs {
     /// --cmd "python3 my_server.py". It is run as `CMD <role> --host H --port P ...`.
     #[arg(long)]
     cmd: Option<String>,
-    /// Print the report as JSON (one object, or a list for `all`) when grading ends.
-    #[arg(long)]
+    /// Print the report as JSON (one object, or a list for `all`): `--format json`.
+    #[arg(long, conflicts_with = "format")]
     json: bool,
+    /// How to report: human (default), json, gradescope, junit, tap or github.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    format: Option<Format>,
+    /// Grade a class: every subfolder of DIR is one student's submission (a copy of the
+    /// lab crate, or a folder with an executable `run`). Needs --out.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["solution", "cmd"], requires = "out")]
+    submissions: Option<PathBuf>,
+    /// With --submissions: the folder for the gradebook, reports and summary. Otherwise:
+    /// a file to write the report to instead of printing it.
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
     /// Run only this check (repeatable).
     #[arg(long = "check", value_name = "NAME")]
     only: Vec<String>,
@@ -45,6 +57,26 @@ pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
     if args.jobs == Some(0) {
         return Err("--jobs must be at least 1".into());
     }
+    let format = match (args.json, args.format) {
+        (true, _) => Format::Json,
+        (false, format) => format.unwrap_or(Format::Human),
+    };
+    let jobs = args.jobs.unwrap_or_else(runner::default_jobs);
+    if let Some(submissions) = &args.submissions {
+        let [lab] = selected[..] else {
+            return Err("--submissions grades one lab at a time: name the lab (e.g. lab3)".into());
+        };
+        let out = args.out.as_deref().expect("clap requires --out");
+        let class = class::Class {
+            lab,
+            submissions,
+            out,
+            format,
+            only: &args.only,
+            jobs,
+        };
+        return class::run(root, &class, &mut io::stdout().lock());
+    }
     let mut plans = Vec::new();
     match &args.cmd {
         Some(cmd) => {
@@ -56,7 +88,25 @@ pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
         }
         None => {
             let packages: Vec<String> = selected.iter().map(|l| l.package(args.solution)).collect();
-            grade::build(root, &packages, false)?;
+            if let Err(error) = grade::build(root, &packages, false) {
+                if format == Format::Human && args.out.is_none() {
+                    return Err(error);
+                }
+                // A machine reader still gets a report: zero, saying why.
+                eprintln!("xtask: error: {error}");
+                let why = class::submissions::NotGradable {
+                    reason: "does not compile (cargo build failed: its errors are in the log)"
+                        .into(),
+                    source: String::new(),
+                    lines: Vec::new(),
+                };
+                let reports: Vec<Report> = selected
+                    .iter()
+                    .map(|lab| class::not_gradable_report(lab, &args.only, "your crate", &why))
+                    .collect();
+                emit(&reports, format, args.out.as_deref())?;
+                return Ok(false);
+            }
             for lab in &selected {
                 let bin = grade::target_dir(root)
                     .join("debug")
@@ -70,10 +120,10 @@ pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
             }
         }
     }
-    let jobs = args.jobs.unwrap_or_else(runner::default_jobs);
-    let reports = if args.json {
-        runner::run(&plans, jobs, &mut |_| {})
-    } else {
+    if format != Format::Human || args.out.is_some() {
+        return machine(&plans, jobs, format, args.out.as_deref());
+    }
+    let reports = {
         let mut human = Human::new(io::stdout().lock(), Style::detect(), args.verbose);
         let reports = runner::run(&plans, jobs, &mut |event| {
             quiet_on_broken_pipe(human.event(event))
@@ -95,16 +145,47 @@ pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
             );
         }
     }
-    if args.json {
-        let text = if reports.len() == 1 {
-            serde_json::to_string_pretty(&reports[0])
-        } else {
-            serde_json::to_string_pretty(&reports)
-        };
-        let text = text.map_err(|e| e.to_string())?;
-        quiet_on_broken_pipe(writeln!(io::stdout(), "{text}"));
-    }
     Ok(reports.iter().all(Report::full_marks))
+}
+
+/// Grades quietly and prints (or writes to `out`) the report in a machine format. With
+/// `out`, the file is rewritten after every check: a run cut short keeps what finished.
+fn machine(
+    plans: &[Plan],
+    jobs: usize,
+    format: Format,
+    out: Option<&Path>,
+) -> Result<bool, String> {
+    let mut progress = Progress::default();
+    let mut trouble = None;
+    let reports = runner::run(plans, jobs, &mut |event| {
+        if progress.event(&event)
+            && let Some(path) = out
+            && trouble.is_none()
+        {
+            let text = format::render(format, progress.reports(), None);
+            trouble = format::write_atomically(path, &text).err();
+        }
+    });
+    if let Some(trouble) = trouble {
+        return Err(trouble);
+    }
+    emit(&reports, format, out)?;
+    Ok(reports.iter().all(Report::full_marks))
+}
+
+/// Prints (or writes to `out`) finished reports; GitHub also gets its summary and
+/// Classroom result.
+fn emit(reports: &[Report], format: Format, out: Option<&Path>) -> Result<(), String> {
+    let text = format::render(format, reports, None);
+    match out {
+        Some(path) => format::write_atomically(path, &text)?,
+        None => quiet_on_broken_pipe(io::stdout().write_all(text.as_bytes())),
+    }
+    if format == Format::Github {
+        format::github::publish(reports)?;
+    }
+    Ok(())
 }
 
 /// A reader that went away (`grade lab1 | head`) is not an error: clean up, exit quietly.

@@ -1,5 +1,7 @@
 //! One module per `cargo xtask` verb that has more to do than call a library function.
 
 pub mod bench;
+pub mod classroom;
 pub mod demo;
 pub mod grade;
+pub mod gradescope;
