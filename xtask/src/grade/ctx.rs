@@ -1,18 +1,19 @@
 //! [`Ctx`]: what a check uses to run the program under test and talk to it.
 //!
 //! A fresh `Ctx` is made for every check and dropped when the check ends, which kills
-//! every program the check started (with their process groups) and removes the check's
-//! scratch folder. Checks never sleep to wait for a program: they poll for the state
+//! every program the check started (with their process groups, and whatever left them
+//! carrying the check's marker) and removes the check's scratch folder. Checks never sleep to wait for a program: they poll for the state
 //! they need (a listening port, an exit) with a deadline.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use super::Failure;
-use super::net;
+use super::capture::describe_size;
 use super::process::{self, Input, Running, describe_status};
+use super::{files, net};
 
 /// How long a program may take to start listening.
 pub const START_LIMIT: Duration = Duration::from_secs(5);
@@ -21,7 +22,10 @@ pub const START_LIMIT: Duration = Duration::from_secs(5);
 pub struct Ctx {
     program: Vec<String>,
     procs: Vec<Running>,
-    scratch: tempfile::TempDir,
+    /// Removed by hand when the check ends (see [`files::remove_tree`]).
+    scratch: PathBuf,
+    /// The check this context belongs to: its programs carry this marker.
+    token: u64,
     /// What each started program was asked to do, for the "try it by hand" line;
     /// one entry per process, `None` for programs other than the one under test.
     launches: Vec<Option<Launch>>,
@@ -74,14 +78,16 @@ impl Ctx {
             .prefix("socklab-check-")
             .tempdir()
             .map_err(|e| format!("cannot create a scratch folder: {e}"))?;
-        process::register_folder(scratch.path());
+        let scratch = scratch.keep();
+        process::register_folder(&scratch);
         // Readable by all, so a program started as an unprivileged user can run in it.
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o755));
+        let _ = std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o755));
         Ok(Ctx {
             program: program.to_vec(),
             procs: Vec::new(),
             scratch,
+            token: process::check_token(),
             launches: Vec::new(),
         })
     }
@@ -93,7 +99,7 @@ impl Ctx {
 
     /// A folder private to this check, removed when it ends (pid files, socket paths).
     pub fn scratch(&self) -> &Path {
-        self.scratch.path()
+        &self.scratch
     }
 
     /// Starts the program under test with `args` (role first), labelled `label`.
@@ -134,7 +140,7 @@ impl Ctx {
     ) -> Result<usize, Failure> {
         let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
         let label = format!("{label} #{}", self.procs.len() + 1);
-        let running = Running::start(&argv, &label, self.scratch.path(), Input::Empty, &[], uid)
+        let running = Running::start(&argv, &label, Input::Empty, &[], uid)
             .map_err(|e| {
                 Failure::new(format!(
                     "the grader could not start {:?}: {e}",
@@ -168,7 +174,7 @@ impl Ctx {
         let mut argv = self.program.clone();
         argv.extend(args.iter().map(|a| a.to_string()));
         let label = format!("{label} #{}", self.procs.len() + 1);
-        let running = Running::start(&argv, &label, self.scratch.path(), input, envs, uid)
+        let running = Running::start(&argv, &label, input, envs, uid)
             .map_err(|e| {
                 Failure::new(format!("could not start {:?}: {e}", argv.join(" ")))
                     .hint("is the program built, and is the --cmd path right?")
@@ -314,14 +320,22 @@ impl Ctx {
         )
     }
 
-    /// The last `n` stderr lines of every program this check started.
+    /// The last `n` stderr lines of every program this check started (each cut to
+    /// [`LINE_LIMIT`] characters). A program that printed more than the grader keeps gets
+    /// a first line saying how much, e.g. `(printed 1.0 GB on stderr; last lines below)`.
     pub fn stderr_tails(&self, n: usize) -> Vec<(String, Vec<String>)> {
         self.procs
             .iter()
             .map(|p| {
-                let text = p.stderr_text();
-                let lines: Vec<String> = text.lines().map(str::to_string).collect();
-                let tail = lines[lines.len().saturating_sub(n)..].to_vec();
+                let (text, cut) = p.stderr_tail();
+                let lines: Vec<String> = text.lines().map(shorten).collect();
+                let mut tail = lines[lines.len().saturating_sub(n)..].to_vec();
+                if let Some(total) = cut.filter(|_| !tail.is_empty()) {
+                    tail.insert(
+                        0,
+                        format!("(printed {} on stderr; last lines below)", describe_size(total)),
+                    );
+                }
                 (p.label.clone(), tail)
             })
             .filter(|(_, tail)| !tail.is_empty())
@@ -334,10 +348,31 @@ pub fn running_as_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// How many characters of one stderr line a report shows.
+pub const LINE_LIMIT: usize = 300;
+
+/// A line cut to [`LINE_LIMIT`] characters, saying how long it was.
+fn shorten(line: &str) -> String {
+    match line.char_indices().nth(LINE_LIMIT) {
+        Some((at, _)) => format!("{}... ({} bytes in all)", &line[..at], line.len()),
+        None => line.to_string(),
+    }
+}
+
 impl Drop for Ctx {
     fn drop(&mut self) {
-        // Kill the programs first: they may hold files in the scratch folder.
+        // Kill the programs first: they may hold files in the scratch folder. Then
+        // whatever escaped their groups, found by the check's marker.
         self.procs.clear();
-        process::forget_folder(self.scratch.path());
+        process::end_check(self.token);
+        let left = files::remove_tree(&self.scratch);
+        if left.is_empty() {
+            process::forget_folder(&self.scratch);
+        } else {
+            // Tried again when the grader ends; say what would not go.
+            for path in left {
+                eprintln!("socklab: could not remove {}", path.display());
+            }
+        }
     }
 }

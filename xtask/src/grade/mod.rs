@@ -12,17 +12,20 @@
 //!   an explanation; `human.rs` renders the stream for a person.
 //! - `demo.rs`: narrated classroom demos.
 
+pub mod capture;
 pub mod check;
 pub mod common;
 pub mod ctx;
 pub mod demo;
 pub mod expect;
 pub mod explain;
+pub mod files;
 pub mod human;
 pub mod net;
 pub mod process;
 pub mod result;
 pub mod runner;
+pub mod strays;
 
 use std::path::Path;
 use std::process::Command;
