@@ -140,13 +140,12 @@ impl Ctx {
     ) -> Result<usize, Failure> {
         let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
         let label = format!("{label} #{}", self.procs.len() + 1);
-        let running = Running::start(&argv, &label, Input::Empty, &[], uid)
-            .map_err(|e| {
-                Failure::new(format!(
-                    "the grader could not start {:?}: {e}",
-                    argv.join(" ")
-                ))
-            })?;
+        let running = Running::start(&argv, &label, Input::Empty, &[], uid).map_err(|e| {
+            Failure::new(format!(
+                "the grader could not start {:?}: {e}",
+                argv.join(" ")
+            ))
+        })?;
         self.procs.push(running);
         self.launches.push(None);
         Ok(self.procs.len() - 1)
@@ -174,11 +173,10 @@ impl Ctx {
         let mut argv = self.program.clone();
         argv.extend(args.iter().map(|a| a.to_string()));
         let label = format!("{label} #{}", self.procs.len() + 1);
-        let running = Running::start(&argv, &label, input, envs, uid)
-            .map_err(|e| {
-                Failure::new(format!("could not start {:?}: {e}", argv.join(" ")))
-                    .hint("is the program built, and is the --cmd path right?")
-            })?;
+        let running = Running::start(&argv, &label, input, envs, uid).map_err(|e| {
+            Failure::new(format!("could not start {:?}: {e}", argv.join(" ")))
+                .hint("is the program built, and is the --cmd path right?")
+        })?;
         self.procs.push(running);
         self.launches.push(Some(Launch {
             args: args.iter().map(|a| a.to_string()).collect(),
@@ -333,7 +331,10 @@ impl Ctx {
                 if let Some(total) = cut.filter(|_| !tail.is_empty()) {
                     tail.insert(
                         0,
-                        format!("(printed {} on stderr; last lines below)", describe_size(total)),
+                        format!(
+                            "(printed {} on stderr; last lines below)",
+                            describe_size(total)
+                        ),
                     );
                 }
                 (p.label.clone(), tail)

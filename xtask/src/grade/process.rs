@@ -93,11 +93,7 @@ pub fn cleanup_all() {
     }
     let folders: Vec<PathBuf> = reg.folders.drain(..).collect();
     drop(reg);
-    strays::kill_marked(
-        &format!("{}-", std::process::id()),
-        true,
-        &BTreeSet::new(),
-    );
+    strays::kill_marked(&format!("{}-", std::process::id()), true, &BTreeSet::new());
     for folder in folders {
         for left in files::remove_tree(&folder) {
             eprintln!("socklab: could not remove {}", left.display());

@@ -859,6 +859,9 @@ fn serve_visit(mut stream: TcpStream, n: usize, answer: Answer) -> Visit {
             Ok(n) => request.extend_from_slice(&buffer[..n]),
             Err(_) => break,
         }
+        if request.len() > net::RECEIVE_CAP {
+            break;
+        }
     }
     if half_closed {
         let _ = stream.set_write_timeout(Some(net::IO_LIMIT));

@@ -27,9 +27,12 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::grade::ctx::START_LIMIT;
 use crate::grade::demo::Demo;
-use crate::grade::net::show;
+use crate::grade::net::{self, show};
 use crate::grade::process::describe_status;
-use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect, secs};
+use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect, files, secs};
+
+/// How many datagrams a grader-side peer keeps of a client that floods it.
+const MAX_DATAGRAMS: usize = 1000;
 
 pub static LAB: Lab = Lab {
     id: "lab5",
@@ -309,6 +312,16 @@ fn visit(path: &Path, data: &[u8]) -> Result<Vec<u8>, Failure> {
     loop {
         match reader.read(&mut buffer) {
             Ok(0) => break,
+            Ok(n) if received.len() + n > 2 * data.len() + 64 * 1024 => {
+                let _ = reader.shutdown(std::net::Shutdown::Both);
+                let _ = sending.join();
+                return Err(Failure::new(format!(
+                    "the server sent back more than {} bytes for {} sent",
+                    received.len() + n,
+                    data.len()
+                ))
+                .hint("an echo sends back exactly what it received, once"));
+            }
             Ok(n) => received.extend_from_slice(&buffer[..n]),
             Err(err) if err.kind() == ErrorKind::Interrupted => {}
             Err(err) => {
@@ -570,7 +583,7 @@ fn keeps_regular_file(ctx: &mut Ctx) -> Result<(), Failure> {
     working_server(ctx)?;
     let path = scratch_path(ctx, "precious.txt");
     let contents = b"precious data, not a socket\n";
-    std::fs::write(&path, contents)
+    files::write_new(&path, contents)
         .map_err(|e| Failure::new(format!("the grader could not write a file: {e}")))?;
     let path_text = path.to_string_lossy().into_owned();
     let run = ctx.run(
@@ -579,7 +592,7 @@ fn keeps_regular_file(ctx: &mut Ctx) -> Result<(), Failure> {
         None,
         Duration::from_secs(10),
     )?;
-    let now = std::fs::read(&path).unwrap_or_default();
+    let now = files::read_capped(&path).unwrap_or_default();
     ensure(now == contents, || {
         Failure::new("the regular file at --path was deleted or changed")
             .expected(format!("{} left alone", path.display()))
@@ -651,6 +664,9 @@ fn client_sends_stdin(ctx: &mut Ctx) -> Result<(), Failure> {
         loop {
             match stream.read(&mut buffer) {
                 Ok(0) => break,
+                Ok(n) if request.len() + n > net::RECEIVE_CAP => {
+                    return Err("the client sent more than the grader keeps".into());
+                }
                 Ok(n) => request.extend_from_slice(&buffer[..n]),
                 Err(_) if flag.load(Ordering::Relaxed) || Instant::now() >= deadline => {
                     return Err(format!(
@@ -836,11 +852,16 @@ impl GraderDgramServer {
                     let reply = [b"R:".as_slice(), &buffer[..n]].concat();
                     let _ = socket.send_to(&reply, sender);
                 }
-                seen.push((buffer[..n].to_vec(), sender));
+                // A client that floods gets its first datagrams kept, not all of them.
+                if seen.len() < MAX_DATAGRAMS {
+                    seen.push((buffer[..n].to_vec(), sender));
+                }
             }
             // Whatever was queued when the check said stop still counts as received.
             let _ = socket.set_nonblocking(true);
-            while let Ok((n, from)) = socket.recv_from(&mut buffer) {
+            while seen.len() < MAX_DATAGRAMS
+                && let Ok((n, from)) = socket.recv_from(&mut buffer)
+            {
                 seen.push((
                     buffer[..n].to_vec(),
                     from.as_pathname().map(Path::to_path_buf),

@@ -33,7 +33,7 @@ use nix::unistd::Pid;
 use crate::grade::ctx::{START_LIMIT, running_as_root};
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Finished, Lab, common, ensure, expect, secs};
+use crate::grade::{Check, Ctx, Failure, Finished, Lab, common, ensure, expect, files, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab8",
@@ -236,7 +236,7 @@ fn parse_record(text: &str) -> Option<(u32, u16)> {
 fn wait_for_pidfile(ctx: &mut Ctx, id: usize, path: &Path) -> Result<(u32, u16), Failure> {
     let deadline = Instant::now() + START_LIMIT;
     loop {
-        let text = fs::read_to_string(path).ok();
+        let text = files::read_text(path).ok();
         if let Some(record) = text.as_deref().and_then(parse_record) {
             return Ok(record);
         }
@@ -311,7 +311,8 @@ fn probe_ok(daemon: &Daemon, ip: IpAddr) -> Result<(), Failure> {
 /// Writes `text` to `path` the safe way (temporary file, then rename).
 fn replace_file(path: &Path, text: &str) -> Result<(), Failure> {
     let temporary = path.with_extension("grader-tmp");
-    fs::write(&temporary, text)
+    // Created anew, never through whatever the daemon may have left at that path.
+    files::write_new(&temporary, text.as_bytes())
         .and_then(|()| fs::rename(&temporary, path))
         .map_err(|e| Failure::new(format!("grader could not write {}: {e}", path.display())))
 }
@@ -327,7 +328,7 @@ fn daemon_writes_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
     let (pid, port) = wait_for_pidfile(ctx, id, &pidfile)?;
     // The file appears only once the daemon listens: the port must listen right now.
     let listening = net::is_listening(port);
-    let text = fs::read_to_string(&pidfile).unwrap_or_default();
+    let text = files::read_text(&pidfile).unwrap_or_default();
     let own_pid = ctx.proc(id).pid();
     ensure(pid == own_pid, || {
         Failure::new("the pid in the pid file is not the daemon's")
@@ -356,7 +357,7 @@ fn daemon_writes_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
 
 fn daemon_fixed_port(ctx: &mut Ctx) -> Result<(), Failure> {
     let daemon = start_daemon(ctx, LOCALHOST_V4)?;
-    let text = fs::read_to_string(&daemon.pidfile).unwrap_or_default();
+    let text = files::read_text(&daemon.pidfile).unwrap_or_default();
     let (pid, port) = parse_record(&text).unwrap_or((0, 0));
     let expected = format!("{};{}", daemon.pid, daemon.port);
     ensure(pid == daemon.pid && port == daemon.port, || {
@@ -569,7 +570,9 @@ fn removes_on(ctx: &mut Ctx, signal: Signal) -> Result<(), Failure> {
     })?;
     ensure(!daemon.pidfile.exists(), || {
         Failure::new(format!("the pid file is still there after {name}"))
-            .got(show(&fs::read(&daemon.pidfile).unwrap_or_default()))
+            .got(show(
+                &files::read_capped(&daemon.pidfile).unwrap_or_default(),
+            ))
             .hint("remove the pid file (when it still holds your pid) before exiting")
     })
 }
@@ -596,7 +599,7 @@ fn keeps_foreign_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
                 .unwrap_or_else(|| "still running".into()),
         )
     })?;
-    let left = fs::read_to_string(&daemon.pidfile).ok();
+    let left = files::read_text(&daemon.pidfile).ok();
     ensure(left.as_deref() == Some(foreign.as_str()), || {
         Failure::new("the daemon removed (or changed) a pid file that no longer named it")
             .sent(format!("replaced the pid file with {} before SIGTERM", show(foreign.as_bytes())))
@@ -631,7 +634,7 @@ fn daemon_port_in_use(ctx: &mut Ctx) -> Result<(), Failure> {
         .map_err(|f| f.during(format!("port {port} already taken by the grader")))?;
     ensure(!pidfile.exists(), || {
         Failure::new("a daemon that could not listen left a pid file behind")
-            .got(show(&fs::read(&pidfile).unwrap_or_default()))
+            .got(show(&files::read_capped(&pidfile).unwrap_or_default()))
             .hint("write the pid file only after listen() succeeded")
     })
 }
@@ -869,8 +872,10 @@ fn serve_once(mut stream: TcpStream, answer: &[u8]) {
     let _ = stream.write_all(answer);
     let _ = stream.shutdown(Shutdown::Write);
     let mut rest = [0u8; 256];
+    // Until the peer closes, but not for ever if it keeps sending.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
     while let Ok(n) = stream.read(&mut rest) {
-        if n == 0 {
+        if n == 0 || std::time::Instant::now() >= deadline {
             break;
         }
     }
