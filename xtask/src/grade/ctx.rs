@@ -352,10 +352,10 @@ pub fn running_as_root() -> bool {
 /// How many characters of one stderr line a report shows.
 pub const LINE_LIMIT: usize = 300;
 
-/// A line cut to [`LINE_LIMIT`] characters, saying how long it was.
+/// A line cut to [`LINE_LIMIT`] characters, saying so.
 fn shorten(line: &str) -> String {
     match line.char_indices().nth(LINE_LIMIT) {
-        Some((at, _)) => format!("{}... ({} bytes in all)", &line[..at], line.len()),
+        Some((at, _)) => format!("{}... (line cut)", &line[..at]),
         None => line.to_string(),
     }
 }
