@@ -24,8 +24,18 @@ type Target = (&'static str, &'static [&'static str]);
 
 const LAB1: Target = ("lab1", &["listens", "echoes", "serves-in-turn"]);
 const LAB3: Target = ("lab3", &["echoes", "large-binary", "stuck-reader"]);
-const LAB5: Target = ("lab5", &["echoes", "keeps-regular-file", "removes-on-sigterm"]);
-const LAB8: Target = ("lab8", &["daemon-writes-pidfile", "handshake", "removes-pidfile-sigterm"]);
+const LAB5: Target = (
+    "lab5",
+    &["echoes", "keeps-regular-file", "removes-on-sigterm"],
+);
+const LAB8: Target = (
+    "lab8",
+    &[
+        "daemon-writes-pidfile",
+        "handshake",
+        "removes-pidfile-sigterm",
+    ],
+);
 
 fn hostile(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -238,7 +248,9 @@ fn survives(name: &str, targets: &[Target]) {
         .map(|e| e.path())
         .collect();
     if !outside.is_empty() {
-        problems.push(format!("the grader wrote outside its scratch folder: {outside:?}"));
+        problems.push(format!(
+            "the grader wrote outside its scratch folder: {outside:?}"
+        ));
     }
     assert!(problems.is_empty(), "{name}:\n{}", problems.join("\n"));
 }
