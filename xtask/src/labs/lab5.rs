@@ -159,6 +159,13 @@ pub static LAB: Lab = Lab {
             budget: secs(30),
         },
         Check {
+            name: "dgram-stuck-client",
+            points: 1,
+            verifies: "dgram-server: a client that sends but never reads does not freeze it for the next client",
+            run: dgram_stuck_client,
+            budget: secs(30),
+        },
+        Check {
             name: "dgram-removes-on-signal",
             points: 1,
             verifies: "dgram-server: on SIGTERM, removes its socket file and exits",
@@ -375,6 +382,15 @@ fn scratch_path(ctx: &Ctx, name: &str) -> PathBuf {
     ctx.scratch().join(name)
 }
 
+/// The designs that get a blocked accept()/recvfrom() loop out on a signal.
+const SIGNAL_DESIGNS: &str = "a flag set by the handler is not enough: a blocking accept() \
+    or recvfrom() is restarted after the handler returns (SA_RESTART; Python always retries, \
+    PEP 475), so the loop never looks at the flag. Designs that work: a self-pipe (the \
+    handler writes a byte to a pipe; poll() the socket and the pipe), signalfd() with the \
+    signals blocked, Python's signal.set_wakeup_fd() with select(), a thread in sigwait(), \
+    or a timeout on accept() (SO_RCVTIMEO / settimeout) so the loop checks the flag often; \
+    then remove the socket file and exit";
+
 /// Sends `signal` to the program and requires it to exit and its file to be gone.
 fn expect_removed_on(ctx: &mut Ctx, id: usize, path: &Path, signal: Signal) -> Result<(), Failure> {
     ctx.proc(id).signal(signal);
@@ -383,7 +399,7 @@ fn expect_removed_on(ctx: &mut Ctx, id: usize, path: &Path, signal: Signal) -> R
             "the program did not exit within {} s of {signal}",
             IO_LIMIT.as_secs()
         ))
-        .hint("after the signal, remove the socket file and end the process"));
+        .hint(SIGNAL_DESIGNS));
     };
     let left = std::fs::symlink_metadata(path).is_ok();
     ensure(!left, || {
@@ -393,9 +409,8 @@ fn expect_removed_on(ctx: &mut Ctx, id: usize, path: &Path, signal: Signal) -> R
         ))
         .expected(format!("{} removed", path.display()))
         .hint(format!(
-            "the default action of {signal} kills the process before it can unlink(): \
-             catch the signal (a thread in sigwait(), or a flag checked by the accept loop) \
-             and remove the file before exiting"
+            "the default action of {signal} kills the process before it can unlink(): catch \
+             the signal and remove the file before exiting. {SIGNAL_DESIGNS}"
         ))
     })
 }
@@ -811,6 +826,54 @@ fn dgram_unnamed_sender(ctx: &mut Ctx) -> Result<(), Failure> {
     ensure(reply == b"and now?", || {
         Failure::new("the reply to the named socket is wrong")
             .expected(show(b"and now?"))
+            .got(show(&reply))
+    })
+}
+
+/// How many datagrams the stuck client sends: more than any receive queue of unread
+/// datagrams holds (net.unix.max_dgram_qlen is 10 by default, 512 at most).
+const STUCK_DATAGRAMS: usize = 600;
+
+fn dgram_stuck_client(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server_path = scratch_path(ctx, "dgram.sock");
+    let id = start(ctx, "dgram-server", &server_path, &[])?;
+    // The stuck client: sends and sends, never reads its replies, so its queue fills
+    // and a sendto() to it blocks (unless the server says MSG_DONTWAIT).
+    let stuck = grader_dgram(&scratch_path(ctx, "stuck.sock"))?;
+    let _ = stuck.set_nonblocking(true);
+    let mut sent = 0;
+    let deadline = Instant::now() + IO_LIMIT;
+    while sent < STUCK_DATAGRAMS && Instant::now() < deadline {
+        match stuck.send_to(b"I never read my replies", &server_path) {
+            Ok(_) => sent += 1,
+            // The server's own queue is full: it is busy (or stuck). Let it work.
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => {
+                return Err(Failure::new(format!("the grader could not send: {e}")));
+            }
+        }
+    }
+    let me = grader_dgram(&scratch_path(ctx, "grader.sock"))?;
+    me.send_to(b"am I served?", &server_path)
+        .map_err(|e| Failure::new(format!("the grader could not send: {e}")))?;
+    let (reply, _) = receive(
+        &me,
+        &format!("{sent} datagrams from a client that never reads its replies"),
+    )
+    .map_err(|f| {
+        f.hint(
+            "a client that never reads fills its receive queue; a blocking sendto() to it \
+             then waits for ever and nobody else is served. Send replies with MSG_DONTWAIT \
+             (or a non-blocking socket) and drop the reply when the queue is full (EAGAIN)",
+        )
+    })?;
+    ctx.ensure_running(id, "after a client that never reads")?;
+    drop(stuck);
+    ensure(reply == b"am I served?", || {
+        Failure::new("the reply to the second client is wrong")
+            .expected(show(b"am I served?"))
             .got(show(&reply))
     })
 }
