@@ -146,6 +146,13 @@ pub static LAB: Lab = Lab {
             budget: secs(30),
         },
         Check {
+            name: "status-strict-format",
+            points: 1,
+            verifies: "a pid file with a sign, a space, a tab, an underscore or a second line is malformed",
+            run: status_strict_format,
+            budget: secs(30),
+        },
+        Check {
             name: "status-dead-pid",
             points: 1,
             verifies: "not running when kill(pid, 0) says the process is gone (ESRCH)",
@@ -738,7 +745,6 @@ fn status_no_file(ctx: &mut Ctx) -> Result<(), Failure> {
 }
 
 fn status_malformed(ctx: &mut Ctx) -> Result<(), Failure> {
-    let pidfile = ctx.scratch().join("daemon.pid");
     let cases = [
         "",
         "hello\n",
@@ -752,7 +758,49 @@ fn status_malformed(ctx: &mut Ctx) -> Result<(), Failure> {
         "4242;70000\n",
         "1;2;3\n",
     ];
-    for text in cases {
+    expect_all_malformed(ctx, &cases)
+}
+
+/// Files that a lax parser (trim, then parse) takes for `pid;port`, and the README
+/// refuses: signs, spaces, underscores, more than one line. They name a live pid (the
+/// grader's) and a port where nothing listens, so a program that accepts them says "not
+/// running" at once, but for the wrong reason (refused, not malformed).
+fn status_strict_format(ctx: &mut Ctx) -> Result<(), Failure> {
+    let port = net::free_port(LOCALHOST_V4).to_string();
+    let pid = std::process::id();
+    let cases: Vec<String> = [
+        "+{pid};{port}\n",
+        "{pid};+{port}\n",
+        " {pid};{port}\n",
+        "{pid} ;{port}\n",
+        "{pid}; {port}\n",
+        "{pid};{port} \n",
+        "{pid};{port}\t\n",
+        "{pid}_0;{port}\n",
+        "{pid};{port}\n{pid};{port}\n",
+        "{pid};{port}\n\n",
+    ]
+    .iter()
+    .map(|t| {
+        t.replace("{pid}", &pid.to_string())
+            .replace("{port}", &port)
+    })
+    .collect();
+    let cases: Vec<&str> = cases.iter().map(String::as_str).collect();
+    expect_all_malformed(ctx, &cases).map_err(|f| {
+        f.hint(
+            "take the file exactly as written: one line, digits only on each side of the ';' \
+             (no sign, space, tab or underscore: int() and parse() accept some of these), at \
+             most one final newline",
+        )
+    })
+}
+
+/// `status` on a pid file holding each of `cases` must say "not running" because the
+/// file is malformed.
+fn expect_all_malformed(ctx: &mut Ctx, cases: &[&str]) -> Result<(), Failure> {
+    let pidfile = ctx.scratch().join("daemon.pid");
+    for &text in cases {
         replace_file(&pidfile, text)?;
         let run = run_status(ctx, &pidfile, &[])?;
         expect_not_running(
