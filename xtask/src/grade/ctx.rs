@@ -26,6 +26,8 @@ pub struct Ctx {
     scratch: PathBuf,
     /// The check this context belongs to: its programs carry this marker.
     token: u64,
+    /// Why this check could not test what it is for here (it then passes, saying so).
+    note: Option<String>,
     /// What each started program was asked to do, for the "try it by hand" line;
     /// one entry per process, `None` for programs other than the one under test.
     launches: Vec<Option<Launch>>,
@@ -88,6 +90,7 @@ impl Ctx {
             procs: Vec::new(),
             scratch,
             token: process::check_token(),
+            note: None,
             launches: Vec::new(),
         })
     }
@@ -183,6 +186,47 @@ impl Ctx {
             listened: false,
         }));
         Ok(self.procs.len() - 1)
+    }
+
+    /// Ends a check that cannot test its point on this machine (say, the other user it
+    /// needs cannot run the program): it passes, and the report says "cannot test this
+    /// here" and why, instead of a verdict the program did not earn either way.
+    pub fn cannot_test(&mut self, why: impl Into<String>) -> Result<(), Failure> {
+        self.note = Some(format!("cannot test this here: {}", why.into()));
+        Ok(())
+    }
+
+    /// The note of a check that could not test its point ([`cannot_test`](Self::cannot_test)).
+    pub fn note(&self) -> Option<&str> {
+        self.note.as_deref()
+    }
+
+    /// Whether user `uid` can run the program at all: `args` (a run that ends by itself)
+    /// as that user must end with the same exit status as when the grader's user runs
+    /// it. Otherwise (a folder that user may not read, an interpreter it may not run)
+    /// returns why, in words, for [`cannot_test`](Self::cannot_test).
+    pub fn other_user_runs_it(&mut self, uid: u32, args: &[&str]) -> Result<(), String> {
+        let limit = Duration::from_secs(5);
+        let ours = self
+            .run("probe", args, None, limit)
+            .map_err(|f| f.problem)?;
+        let id = self
+            .spawn_as_user("probe as another user", args, uid)
+            .map_err(|f| f.problem)?;
+        let theirs = self.finish(id, limit).map_err(|f| f.problem)?;
+        if ours.status.code() == theirs.status.code() {
+            return Ok(());
+        }
+        let said = theirs.stderr_lines().first().map_or(String::new(), |l| {
+            format!(": {}", l.chars().take(200).collect::<String>())
+        });
+        Err(format!(
+            "user {uid} cannot run the program as the grader's user does (`{}` ended with {} \
+             instead of {}{said}); put it where every user may read and run it",
+            args.join(" "),
+            describe_status(theirs.status),
+            describe_status(ours.status),
+        ))
     }
 
     /// The starts of the program under test so far, oldest first.

@@ -221,6 +221,7 @@ fn report(plan: &Plan, checks: Vec<CheckResult>, elapsed: Duration) -> Report {
 /// Runs one check in a fresh context and turns its outcome into a result.
 fn run_check(check: &Check, program: &[String]) -> CheckResult {
     let started = Instant::now();
+    let mut note = None;
     let explanation = match Ctx::new(program) {
         Err(e) => Some(Explanation {
             problem: format!("the grader could not prepare this check: {e}"),
@@ -231,6 +232,7 @@ fn run_check(check: &Check, program: &[String]) -> CheckResult {
             let outcome =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (check.run)(&mut ctx)))
                     .unwrap_or_else(|panic| Err(grader_bug(panic)));
+            note = ctx.note().map(str::to_string);
             // Explained before the context is dropped: the programs' stderr is still there.
             outcome.err().map(|failure| explain(&mut ctx, failure))
         }
@@ -240,7 +242,14 @@ fn run_check(check: &Check, program: &[String]) -> CheckResult {
         Some(e) if e.step.is_some() => Status::NotImplemented,
         Some(_) => Status::Failed,
     };
-    finished(check, status, explanation, started.elapsed())
+    let mut result = finished(check, status, explanation, started.elapsed());
+    if result.passed
+        && let Some(note) = note
+    {
+        // Passed without a verdict: say so (`message` is otherwise empty on a pass).
+        result.message = note;
+    }
+    result
 }
 
 fn grader_bug(panic: Box<dyn std::any::Any + Send>) -> Failure {

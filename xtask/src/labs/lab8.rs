@@ -1049,6 +1049,15 @@ fn status_eperm(ctx: &mut Ctx) -> Result<(), Failure> {
     } else {
         return Ok(()); // no process of another user to try: nothing to check
     };
+    if foreign.is_some() {
+        // First make sure uid 65533 can run the program at all: if it cannot, its error
+        // ("Permission denied") would pass for the EPERM note, or fail the program for
+        // the machine's fault.
+        let missing = ctx.scratch().join("missing.pid").display().to_string();
+        if let Err(why) = ctx.other_user_runs_it(65533, &["status", "--pidfile", &missing]) {
+            return ctx.cannot_test(why);
+        }
+    }
     let pid = match foreign {
         Some(id) => ctx.proc(id).pid(),
         None => 1,
