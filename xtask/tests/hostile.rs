@@ -87,7 +87,9 @@ fn strays(marker: &str, needle: &str) -> Vec<String> {
         let marked = environ
             .split(|&b| b == 0)
             .any(|var| var.starts_with(marker.as_bytes()));
-        let named = cmdline.contains(needle) && !cmdline.contains("xtask");
+        // The program itself (python3 .../hostile/NAME.py), not a grader naming it.
+        let argv0 = cmdline.split(' ').next().unwrap_or("");
+        let named = cmdline.contains(needle) && !argv0.ends_with("xtask");
         if marked || named {
             found.push(format!("{pid}: {cmdline}"));
         }
