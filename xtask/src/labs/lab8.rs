@@ -243,17 +243,20 @@ fn parse_record(text: &str) -> Option<(u32, u16)> {
 fn wait_for_pidfile(ctx: &mut Ctx, id: usize, path: &Path) -> Result<(u32, u16), Failure> {
     let deadline = Instant::now() + START_LIMIT;
     loop {
-        let text = files::read_text(path).ok();
-        if let Some(record) = text.as_deref().and_then(parse_record) {
+        let read = files::read_text(path);
+        let text = read.as_ref().ok();
+        if let Some(record) = text.map(String::as_str).and_then(parse_record) {
             return Ok(record);
         }
         if ctx.proc(id).exited().is_some() {
             return Err(ctx.exited_failure(id, "before writing its pid file"));
         }
         if Instant::now() >= deadline {
-            let got = match text {
-                Some(text) => format!("the file holds {}", show(text.as_bytes())),
-                None => String::from("no file"),
+            let got = match read {
+                Ok(text) => format!("the file holds {}", show(text.as_bytes())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::from("no file"),
+                // A FIFO, a symlink, a folder: say what is there (it was not opened).
+                Err(e) => format!("the path cannot be read as a pid file: {e}"),
             };
             return Err(Failure::new(format!(
                 "no well-formed pid file at {} within {} s of starting",
