@@ -116,3 +116,29 @@ fn reap(pids: impl Iterator<Item = i32>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_and_kills_what_left_its_group() {
+        become_subreaper();
+        let value = format!("{}-test-{}", std::process::id(), line!());
+        // The shell starts a sleeper in a session of its own and exits at once: the
+        // sleeper is an orphan in no group of ours, found only by its marker.
+        let status = std::process::Command::new("sh")
+            .args(["-c", "setsid sleep 60 >/dev/null 2>&1 &"])
+            .env(MARKER, &value)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while marked(&value, false).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(marked(&value, false).len(), 1);
+        assert_eq!(kill_marked(&value, false, &BTreeSet::new()), 1);
+        assert!(marked(&value, false).is_empty());
+    }
+}
