@@ -334,3 +334,20 @@ fn sleeps() {
 fn plants_symlinks() {
     survives("plants_symlinks", &[LAB5, LAB8]);
 }
+
+/// Whether the grader can make a cgroup v2 per check here (root, cgroup2 mounted).
+fn cgroups_here() -> bool {
+    let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+        .is_ok_and(|m| m.lines().any(|l| l.contains(" - cgroup2 ")));
+    mounted && nix::unistd::geteuid().is_root()
+}
+
+#[test]
+fn wipes_env() {
+    // Its sleeper carries no marker and leaves every group: only a cgroup finds it.
+    if !cgroups_here() {
+        eprintln!("wipes_env: skipped, the grader can make no cgroup v2 here (needs root)");
+        return;
+    }
+    survives("wipes_env", &[LAB1]);
+}

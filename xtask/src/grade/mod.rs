@@ -13,6 +13,7 @@
 //! - `demo.rs`: narrated classroom demos.
 
 pub mod capture;
+pub mod cgroup;
 pub mod check;
 pub mod common;
 pub mod ctx;

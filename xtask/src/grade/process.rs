@@ -25,7 +25,7 @@ use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
 use super::capture::Capture;
-use super::{files, strays};
+use super::{cgroup, files, strays};
 
 /// Process groups and folders to clean up if the grader is interrupted.
 struct Registry {
@@ -72,6 +72,7 @@ pub fn kill_token(token: u64) {
     for group in groups {
         kill_leader(group);
     }
+    cgroup::kill(token, false);
     strays::kill_marked(&strays::marker_value(token), false, &owned);
 }
 
@@ -80,7 +81,17 @@ pub fn kill_token(token: u64) {
 /// Returns how many there were.
 pub fn end_check(token: u64) -> usize {
     let owned = owned(&registry());
-    strays::kill_marked(&strays::marker_value(token), false, &owned)
+    // The check's cgroup, where there is one: everything in it, whatever it did to its
+    // environment. Listed first, so that the orphans among them can be reaped.
+    let members: Vec<i32> = cgroup::members(token)
+        .into_iter()
+        .filter(|p| !owned.contains(p))
+        .collect();
+    cgroup::kill(token, false);
+    let killed = strays::kill_marked(&strays::marker_value(token), false, &owned);
+    strays::reap(members.iter().copied());
+    cgroup::kill(token, true);
+    killed.max(members.len())
 }
 
 /// Kills every group still registered, every process any check of this grader started,
@@ -93,6 +104,7 @@ pub fn cleanup_all() {
     }
     let folders: Vec<PathBuf> = reg.folders.drain(..).collect();
     drop(reg);
+    cgroup::kill_all();
     strays::kill_marked(&format!("{}-", std::process::id()), true, &BTreeSet::new());
     for folder in folders {
         for left in files::remove_tree(&folder) {
@@ -210,6 +222,14 @@ impl Running {
         if let Some(uid) = uid {
             // Only root may do this; the program then has no privileges of its own.
             command.uid(uid).gid(uid);
+        } else if let Some(procs) = cgroup::procs_file(token) {
+            // SAFETY: the closure only makes async-signal-safe calls (open/write/close).
+            unsafe {
+                command.pre_exec(move || {
+                    cgroup::join_in_child(&procs);
+                    Ok(())
+                });
+            }
         }
         // Register before the child can fork anything, under the same lock the
         // interrupt handler takes, so no group escapes.
