@@ -131,11 +131,24 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Set once Ctrl+C or SIGTERM has come: the handler is cleaning up and will exit.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// If the grader was interrupted, waits for the handler to finish cleaning up and exit
+/// with status 130 (never returns then): the checks it cut short must not be reported
+/// as the grade, nor the grader exit first with another status.
+pub fn wait_if_interrupted() {
+    while INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Installs the Ctrl+C/SIGTERM handler once: kill every group, remove every folder, exit.
 pub fn install_interrupt_cleanup() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = ctrlc::set_handler(|| {
+            INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
             cleanup_all();
             eprintln!("\ninterrupted: stopped every program under test and cleaned up");
             std::process::exit(130);
