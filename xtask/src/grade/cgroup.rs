@@ -45,15 +45,18 @@ fn lock() -> std::sync::MutexGuard<'static, BTreeMap<u64, PathBuf>> {
 /// cgroup can be made (or it would not be able to kill: no `cgroup.kill`).
 pub fn procs_file(token: u64) -> Option<CString> {
     let mut groups = lock();
-    if !groups.contains_key(&token) {
-        let dir = own_cgroup()?.join(format!("socklab-{}-{token}", std::process::id()));
-        if std::fs::create_dir(&dir).is_err() || !dir.join("cgroup.kill").exists() {
-            let _ = std::fs::remove_dir(&dir);
-            return None;
+    let dir = match groups.entry(token) {
+        std::collections::btree_map::Entry::Occupied(known) => known.get().clone(),
+        std::collections::btree_map::Entry::Vacant(slot) => {
+            let dir = own_cgroup()?.join(format!("socklab-{}-{token}", std::process::id()));
+            if std::fs::create_dir(&dir).is_err() || !dir.join("cgroup.kill").exists() {
+                let _ = std::fs::remove_dir(&dir);
+                return None;
+            }
+            slot.insert(dir).clone()
         }
-        groups.insert(token, dir);
-    }
-    let procs = groups.get(&token)?.join("cgroup.procs");
+    };
+    let procs = dir.join("cgroup.procs");
     CString::new(procs.into_os_string().into_encoded_bytes()).ok()
 }
 
