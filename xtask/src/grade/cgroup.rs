@@ -107,10 +107,16 @@ pub fn kill(token: u64, remove: bool) {
     }
 }
 
-/// Kills and removes every check's cgroup (the grader is ending).
-pub fn kill_all() {
+/// Kills every check's cgroup, and with `remove` removes them (the grader is ending).
+pub fn kill_all(remove: bool) {
     let tokens: Vec<u64> = lock().keys().copied().collect();
     for token in tokens {
-        kill(token, true);
+        kill(token, remove);
     }
+}
+
+/// The pids in every check's cgroup right now.
+pub fn all_members() -> Vec<i32> {
+    let tokens: Vec<u64> = lock().keys().copied().collect();
+    tokens.into_iter().flat_map(members).collect()
 }

@@ -99,13 +99,19 @@ pub fn end_check(token: u64) -> usize {
 /// ends.
 pub fn cleanup_all() {
     let mut reg = registry();
-    for group in std::mem::take(&mut reg.groups).into_keys() {
+    let leaders: Vec<i32> = std::mem::take(&mut reg.groups).into_keys().collect();
+    for &group in &leaders {
         kill_leader(group);
     }
     let folders: Vec<PathBuf> = reg.folders.drain(..).collect();
     drop(reg);
-    cgroup::kill_all();
+    // The grader is ending: reap even the programs whose checks are still unwinding,
+    // so that no zombie keeps a check's cgroup from being removed.
+    let members = cgroup::all_members();
+    cgroup::kill_all(false);
     strays::kill_marked(&format!("{}-", std::process::id()), true, &BTreeSet::new());
+    strays::reap(leaders.into_iter().chain(members));
+    cgroup::kill_all(true);
     for folder in folders {
         for left in files::remove_tree(&folder) {
             eprintln!("socklab: could not remove {}", left.display());

@@ -99,18 +99,23 @@ pub fn kill_marked(value: &str, prefix: bool, owned: &BTreeSet<i32>) -> usize {
     killed.len()
 }
 
-/// Waits (briefly) for each of `pids` that is a child of the grader, so none is left a
-/// zombie. A pid that is not the grader's child is skipped at once.
+/// Waits (briefly) for each of `pids` to become a zombie child of the grader and reaps
+/// it, so none is left a zombie (which would also keep its cgroup busy). A killed
+/// grandchild becomes the grader's child (subreaper) only once its parent has died, so a
+/// pid that is not the grader's child yet but still exists is waited for too.
 pub fn reap(pids: impl Iterator<Item = i32>) {
     let deadline = Instant::now() + Duration::from_secs(1);
     let mut waiting: Vec<i32> = pids.collect();
     while !waiting.is_empty() && Instant::now() < deadline {
-        waiting.retain(|&pid| {
-            matches!(
-                waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)),
-                Ok(nix::sys::wait::WaitStatus::StillAlive)
-            )
-        });
+        waiting.retain(
+            |&pid| match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+                Ok(nix::sys::wait::WaitStatus::StillAlive) => true,
+                Err(nix::errno::Errno::ECHILD) => {
+                    std::path::Path::new(&format!("/proc/{pid}")).exists()
+                }
+                _ => false,
+            },
+        );
         if !waiting.is_empty() {
             std::thread::sleep(Duration::from_millis(5));
         }
