@@ -1,7 +1,7 @@
 //! The hostile suite: programs that flood, stall, escape and booby-trap, graded through
 //! `--cmd`. Whatever they do, the grader must finish in bounded time and memory, print a
 //! readable report (exit status 0 or 1, never a panic), and leave no process, scratch
-//! folder or file behind, nor write outside its scratch folders.
+//! folder, cgroup or file behind, nor write outside its scratch folders.
 //!
 //! The programs are in `tests/hostile/` (Python 3, which CI has); each test grades one
 //! of them against a few representative checks of the labs it targets, under
@@ -162,11 +162,12 @@ fn grade(name: &str, (lab, checks): Target, canary: &Path) -> Figures {
         std::thread::sleep(Duration::from_millis(50));
         left = strays(&marker, &needle);
     }
-    let leftovers: Vec<String> = std::fs::read_dir(&scratch)
+    let mut leftovers: Vec<String> = std::fs::read_dir(&scratch)
         .unwrap()
         .flatten()
         .map(|e| e.path().display().to_string())
         .collect();
+    leftovers.extend(cgroups_of(pid));
     let figures = Figures {
         seconds,
         peak_rss_kb: peak,
@@ -333,6 +334,38 @@ fn sleeps() {
 #[test]
 fn plants_symlinks() {
     survives("plants_symlinks", &[LAB5, LAB8]);
+}
+
+/// The cgroups the grader `pid` made (`socklab-<pid>-*`) that are still there. It makes
+/// them in its own cgroup, which is this test's.
+fn cgroups_of(pid: u32) -> Vec<String> {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mount = mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        right
+            .starts_with("cgroup2 ")
+            .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
+    });
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        });
+    let (Some(mount), Some(own)) = (mount, own) else {
+        return Vec::new();
+    };
+    let prefix = format!("socklab-{pid}-");
+    std::fs::read_dir(mount.join(own.trim_start_matches('/')))
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path().display().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Whether the grader can make a cgroup v2 per check here (root, cgroup2 mounted).
