@@ -158,6 +158,8 @@ pub fn run(plans: &[Plan], jobs: usize, sink: &mut dyn FnMut(Event)) -> Vec<Repo
         if emitted_plan == plans.len() {
             break;
         }
+        // Interrupted: the handler is cleaning up and exits with 130; report nothing more.
+        process::wait_if_interrupted();
         // Wait for the next result or the next budget to run out.
         let now = Instant::now();
         let wait = running
@@ -197,6 +199,7 @@ pub fn run(plans: &[Plan], jobs: usize, sink: &mut dyn FnMut(Event)) -> Vec<Repo
     if live_threads.load(Ordering::SeqCst) > 0 {
         process::cleanup_all();
     }
+    process::wait_if_interrupted();
     reports
         .into_iter()
         .map(|r| r.expect("every lab reported"))

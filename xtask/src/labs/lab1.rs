@@ -351,6 +351,15 @@ fn privileged_port(ctx: &mut Ctx) -> Result<(), Failure> {
     };
     let port = port.to_string();
     let args = ["server", "--host", "127.0.0.1", "--port", &port];
+    if root {
+        // First make sure `nobody` can run the program at all (a folder it may not read
+        // gives "Permission denied" too, and that would pass for the right answer).
+        let (_holder, taken) = common::hold_tcp_port()?;
+        let probe = ["server", "--host", "127.0.0.1", "--port", &taken];
+        if let Err(why) = ctx.other_user_runs_it(65534, &probe) {
+            return ctx.cannot_test(why);
+        }
+    }
     // Root may bind any port, so the grader runs the program as the user `nobody`.
     let id = if root {
         ctx.spawn_as_user("server", &args, 65534)?
