@@ -587,20 +587,25 @@ fn slow_reader_intact(ctx: &mut Ctx) -> Result<(), Failure> {
             .shutdown(Shutdown::Write)
             .map_err(|e| format!("half-closing: {e}"))
     });
-    // Phase 1, the slow part: read nothing until the sender stalls or reaches its
-    // halfway pause, so the server's send()s surely meet full buffers (EAGAIN, partial
-    // writes) and it holds a queue.
+    // Phase 1, the slow part: read nothing until the kernel shows the server's send()s
+    // meeting a full buffer: bytes waiting in the server's own send queue for this
+    // connection (tx_queue in /proc/net/tcp), which on loopback happens only once our
+    // receive window is full. Seen twice in a row, it is no scheduling accident of a busy
+    // machine: from then on the server holds a queue and its send()s are partial or fail
+    // with EAGAIN. (A sender that reaches its halfway pause ends the phase too.)
+    let our_port = stream.local_addr().map(|a| a.port()).unwrap_or(0);
     let deadline = Instant::now() + Duration::from_secs(30);
-    let (mut seen, mut since) = (0, Instant::now());
+    let mut full_in_a_row = 0;
     while !writer.is_finished()
-        && seen < INTACT_BYTES / 2
-        && since.elapsed() < STALL
+        && progress.load(Ordering::Relaxed) < INTACT_BYTES / 2
+        && full_in_a_row < 2
         && Instant::now() < deadline
     {
-        thread::sleep(Duration::from_millis(20));
-        let now = progress.load(Ordering::Relaxed);
-        if now != seen {
-            (seen, since) = (now, Instant::now());
+        thread::sleep(Duration::from_millis(50));
+        if send_queue(server.addr.port(), our_port).is_some_and(|queued| queued > 0) {
+            full_in_a_row += 1;
+        } else {
+            full_in_a_row = 0;
         }
     }
     go.store(true, Ordering::Relaxed);
@@ -624,6 +629,22 @@ fn slow_reader_intact(ctx: &mut Ctx) -> Result<(), Failure> {
             "when send() takes only part of the bytes, or fails with EAGAIN, keep the rest \
              and send it when EPOLLOUT says there is room; never drop it",
         )
+    })
+}
+
+/// Bytes in the send queue of the server's socket for the connection between its `port`
+/// and ours (`tx_queue` of `/proc/net/tcp`): data the kernel could not deliver yet.
+fn send_queue(port: u16, peer_port: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let local = format!(":{port:04X}");
+    let remote = format!(":{peer_port:04X}");
+    table.lines().skip(1).find_map(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        let (l, r) = (fields.next()?, fields.next()?);
+        let queues = fields.nth(1)?;
+        (l.ends_with(&local) && r.ends_with(&remote))
+            .then(|| u64::from_str_radix(queues.split(':').next()?, 16).ok())
+            .flatten()
     })
 }
 
