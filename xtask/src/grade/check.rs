@@ -48,8 +48,11 @@ pub struct Check {
     /// Short, stable, kebab-case: mutant tables and `--json` refer to it.
     pub name: &'static str,
     pub points: u32,
-    /// What the check verifies, in one line a student understands.
+    /// What the check verifies, in one line a student understands (the reports).
     pub verifies: &'static str,
+    /// What the grader does and accepts, exactly: the "what it verifies" column of the
+    /// lab README's check table, which `cargo xtask docs` generates from this (Markdown).
+    pub details: &'static str,
     pub run: fn(&mut Ctx) -> Result<(), Failure>,
     /// The most this check may take on a slow, loaded machine. Past it the check fails
     /// with "no answer within N s", its programs are killed and the others go on.
