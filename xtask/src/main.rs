@@ -15,8 +15,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod class;
-// The grader is a toolkit for the lab modules: not every lab uses every helper.
-#[allow(dead_code)]
 mod grade;
 mod labs;
 mod lan;

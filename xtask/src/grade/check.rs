@@ -28,11 +28,6 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// Points for a perfect score.
-    pub fn max_score(&self) -> u32 {
-        self.checks.iter().map(|c| c.points).sum()
-    }
-
     /// The student's package (`lab3`) or the reference's (`lab3-solution`).
     pub fn package(&self, solution: bool) -> String {
         if solution {
@@ -132,12 +127,6 @@ impl Failure {
         self.expected = Some(super::net::show(expected));
         self.got = Some(super::net::show(got));
         self.compared = Some((expected.to_vec(), got.to_vec()));
-        self
-    }
-
-    /// A command line a student can paste to see the same thing by hand.
-    pub fn by_hand(mut self, command: impl Into<String>) -> Self {
-        self.by_hand = Some(command.into());
         self
     }
 

@@ -124,7 +124,6 @@ pub fn run(plans: &[Plan], jobs: usize, sink: &mut dyn FnMut(Event)) -> Vec<Repo
                     lab: plan.lab,
                     program: &plan.shown,
                     steps: plan.steps.as_ref(),
-                    checks: plan.checks.len(),
                 });
             }
             if emitted_row == plan.checks.len() {
@@ -134,10 +133,7 @@ pub fn run(plans: &[Plan], jobs: usize, sink: &mut dyn FnMut(Event)) -> Vec<Repo
                     .map(|r| r.take().expect("every result is in"))
                     .collect();
                 let report = report(plan, checks, elapsed);
-                sink(Event::LabFinished {
-                    lab: plan.lab,
-                    report: &report,
-                });
+                sink(Event::LabFinished { report: &report });
                 reports[emitted_plan] = Some(report);
                 emitted_plan += 1;
                 emitted_row = 0;
@@ -145,11 +141,7 @@ pub fn run(plans: &[Plan], jobs: usize, sink: &mut dyn FnMut(Event)) -> Vec<Repo
             }
             match &results[emitted_plan][emitted_row] {
                 Some(result) => {
-                    sink(Event::CheckFinished {
-                        lab: plan.lab,
-                        index: emitted_row,
-                        result,
-                    });
+                    sink(Event::CheckFinished { result });
                     emitted_row += 1;
                 }
                 None => break,

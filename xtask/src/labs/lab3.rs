@@ -310,7 +310,7 @@ fn connect_small_window(addr: SocketAddr) -> Result<Conn, Failure> {
     socket
         .connect_timeout(&addr.into(), net::IO_LIMIT)
         .map_err(|e| net::connect_failure(addr, &e))?;
-    Ok(Conn::new(socket.into(), addr))
+    Ok(Conn::new(socket.into()))
 }
 
 /// Bigger than what the program's send buffer can park while the grader does not read,
