@@ -39,11 +39,7 @@ fn skeletons_score_zero_with_readable_reports() {
                 report["lab"], check["message"]
             );
             let step = check["failure"]["step"].as_str().unwrap_or("");
-            assert!(
-                step.starts_with("step ") || step.starts_with("client step "),
-                "{} {name}: {step}",
-                report["lab"]
-            );
+            assert!(!step.is_empty(), "{} {name}: no step named", report["lab"]);
         }
     }
 }
