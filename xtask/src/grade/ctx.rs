@@ -1,18 +1,19 @@
 //! [`Ctx`]: what a check uses to run the program under test and talk to it.
 //!
 //! A fresh `Ctx` is made for every check and dropped when the check ends, which kills
-//! every program the check started (with their process groups) and removes the check's
-//! scratch folder. Checks never sleep to wait for a program: they poll for the state
+//! every program the check started (with their process groups, and whatever left them
+//! carrying the check's marker) and removes the check's scratch folder. Checks never sleep to wait for a program: they poll for the state
 //! they need (a listening port, an exit) with a deadline.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use super::Failure;
-use super::net;
+use super::capture::describe_size;
 use super::process::{self, Input, Running, describe_status};
+use super::{files, net};
 
 /// How long a program may take to start listening.
 pub const START_LIMIT: Duration = Duration::from_secs(5);
@@ -21,7 +22,11 @@ pub const START_LIMIT: Duration = Duration::from_secs(5);
 pub struct Ctx {
     program: Vec<String>,
     procs: Vec<Running>,
-    scratch: tempfile::TempDir,
+    /// Removed by hand when the check ends (see [`files::remove_tree`]).
+    scratch: PathBuf,
+    /// The check this context belongs to: its programs carry this marker.
+    token: u64,
+    /// Why this check could not test what it is for here (it then passes, saying so).
     /// What each started program was asked to do, for the "try it by hand" line;
     /// one entry per process, `None` for programs other than the one under test.
     launches: Vec<Option<Launch>>,
@@ -73,14 +78,16 @@ impl Ctx {
             .prefix("socklab-check-")
             .tempdir()
             .map_err(|e| format!("cannot create a scratch folder: {e}"))?;
-        process::register_folder(scratch.path());
+        let scratch = scratch.keep();
+        process::register_folder(&scratch);
         // Readable by all, so a program started as an unprivileged user can run in it.
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o755));
+        let _ = std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o755));
         Ok(Ctx {
             program: program.to_vec(),
             procs: Vec::new(),
             scratch,
+            token: process::check_token(),
             launches: Vec::new(),
         })
     }
@@ -92,7 +99,7 @@ impl Ctx {
 
     /// A folder private to this check, removed when it ends (pid files, socket paths).
     pub fn scratch(&self) -> &Path {
-        self.scratch.path()
+        &self.scratch
     }
 
     /// Starts the program under test with `args` (role first), labelled `label`.
@@ -133,13 +140,12 @@ impl Ctx {
     ) -> Result<usize, Failure> {
         let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
         let label = format!("{label} #{}", self.procs.len() + 1);
-        let running = Running::start(&argv, &label, self.scratch.path(), Input::Empty, &[], uid)
-            .map_err(|e| {
-                Failure::new(format!(
-                    "the grader could not start {:?}: {e}",
-                    argv.join(" ")
-                ))
-            })?;
+        let running = Running::start(&argv, &label, Input::Empty, &[], uid).map_err(|e| {
+            Failure::new(format!(
+                "the grader could not start {:?}: {e}",
+                argv.join(" ")
+            ))
+        })?;
         self.procs.push(running);
         self.launches.push(None);
         Ok(self.procs.len() - 1)
@@ -167,17 +173,54 @@ impl Ctx {
         let mut argv = self.program.clone();
         argv.extend(args.iter().map(|a| a.to_string()));
         let label = format!("{label} #{}", self.procs.len() + 1);
-        let running = Running::start(&argv, &label, self.scratch.path(), input, envs, uid)
-            .map_err(|e| {
-                Failure::new(format!("could not start {:?}: {e}", argv.join(" ")))
-                    .hint("is the program built, and is the --cmd path right?")
-            })?;
+        let running = Running::start(&argv, &label, input, envs, uid).map_err(|e| {
+            Failure::new(format!("could not start {:?}: {e}", argv.join(" ")))
+                .hint("is the program built, and is the --cmd path right?")
+        })?;
         self.procs.push(running);
         self.launches.push(Some(Launch {
             args: args.iter().map(|a| a.to_string()).collect(),
             listened: false,
         }));
         Ok(self.procs.len() - 1)
+    }
+
+    /// Ends a check that cannot test its point on this machine (say, the other user it
+    /// needs cannot run the program): the report says "cannot test this here" and why,
+    /// and the check is left out of the score, instead of a verdict the program did not
+    /// earn either way. The same outcome as [`Failure::cannot_test_here`].
+    pub fn cannot_test(&mut self, why: impl Into<String>) -> Result<(), Failure> {
+        Err(Failure::cannot_test_here(why.into()))
+    }
+
+    /// Whether user `uid` can run the program at all: `args` (a run that ends by itself)
+    /// as that user must end with the same exit status as when the grader's user runs
+    /// it. Otherwise (a folder that user may not read, an interpreter it may not run)
+    /// returns why, in words, for [`cannot_test`](Self::cannot_test).
+    pub fn other_user_runs_it(&mut self, uid: u32, args: &[&str]) -> Result<(), String> {
+        let limit = Duration::from_secs(5);
+        let ours = self
+            .run("probe", args, None, limit)
+            .map_err(|f| f.into_details().problem)?;
+        let id = self
+            .spawn_as_user("probe as another user", args, uid)
+            .map_err(|f| f.into_details().problem)?;
+        let theirs = self
+            .finish(id, limit)
+            .map_err(|f| f.into_details().problem)?;
+        if ours.status.code() == theirs.status.code() {
+            return Ok(());
+        }
+        let said = theirs.stderr_lines().first().map_or(String::new(), |l| {
+            format!(": {}", l.chars().take(200).collect::<String>())
+        });
+        Err(format!(
+            "user {uid} cannot run the program as the grader's user does (`{}` ended with {} \
+             instead of {}{said}); put it where every user may read and run it",
+            args.join(" "),
+            describe_status(theirs.status),
+            describe_status(ours.status),
+        ))
     }
 
     /// The starts of the program under test so far, oldest first.
@@ -312,14 +355,25 @@ impl Ctx {
         )
     }
 
-    /// The last `n` stderr lines of every program this check started.
+    /// The last `n` stderr lines of every program this check started (each cut to
+    /// [`LINE_LIMIT`] characters). A program that printed more than the grader keeps gets
+    /// a first line saying how much, e.g. `(printed 1.0 GB on stderr; last lines below)`.
     pub fn stderr_tails(&self, n: usize) -> Vec<(String, Vec<String>)> {
         self.procs
             .iter()
             .map(|p| {
-                let text = p.stderr_text();
-                let lines: Vec<String> = text.lines().map(str::to_string).collect();
-                let tail = lines[lines.len().saturating_sub(n)..].to_vec();
+                let (text, cut) = p.stderr_tail();
+                let lines: Vec<String> = text.lines().map(shorten).collect();
+                let mut tail = lines[lines.len().saturating_sub(n)..].to_vec();
+                if let Some(total) = cut.filter(|_| !tail.is_empty()) {
+                    tail.insert(
+                        0,
+                        format!(
+                            "(printed {} on stderr; last lines below)",
+                            describe_size(total)
+                        ),
+                    );
+                }
                 (p.label.clone(), tail)
             })
             .filter(|(_, tail)| !tail.is_empty())
@@ -332,10 +386,31 @@ pub fn running_as_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// How many characters of one stderr line a report shows.
+pub const LINE_LIMIT: usize = 300;
+
+/// A line cut to [`LINE_LIMIT`] characters, saying so.
+fn shorten(line: &str) -> String {
+    match line.char_indices().nth(LINE_LIMIT) {
+        Some((at, _)) => format!("{}... (line cut)", &line[..at]),
+        None => line.to_string(),
+    }
+}
+
 impl Drop for Ctx {
     fn drop(&mut self) {
-        // Kill the programs first: they may hold files in the scratch folder.
+        // Kill the programs first: they may hold files in the scratch folder. Then
+        // whatever escaped their groups, found by the check's marker.
         self.procs.clear();
-        process::forget_folder(self.scratch.path());
+        process::end_check(self.token);
+        let left = files::remove_tree(&self.scratch);
+        if left.is_empty() {
+            process::forget_folder(&self.scratch);
+        } else {
+            // Tried again when the grader ends; say what would not go.
+            for path in left {
+                eprintln!("socklab: could not remove {}", path.display());
+            }
+        }
     }
 }

@@ -12,12 +12,15 @@
 //!   an explanation; `human.rs` renders the stream for a person.
 //! - `demo.rs`: narrated classroom demos.
 
+pub mod capture;
+pub mod cgroup;
 pub mod check;
 pub mod common;
 pub mod ctx;
 pub mod demo;
 pub mod expect;
 pub mod explain;
+pub mod files;
 pub mod format;
 pub mod human;
 pub mod net;
@@ -26,6 +29,7 @@ pub mod onlan;
 pub mod process;
 pub mod result;
 pub mod runner;
+pub mod strays;
 pub mod tcp_table;
 pub mod wire;
 

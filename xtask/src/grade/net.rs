@@ -14,6 +14,11 @@ use super::Failure;
 /// How long the grader waits for one connect, read or write unless told otherwise.
 pub const IO_LIMIT: Duration = Duration::from_secs(5);
 
+/// The most the grader keeps of what a program sends on one connection or to one
+/// grader-side peer: more than any check needs, little enough that a program that
+/// streams for ever cannot fill the grader's memory.
+pub const RECEIVE_CAP: usize = 32 * 1024 * 1024;
+
 pub const LOCALHOST_V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 pub const LOCALHOST_V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 
@@ -235,6 +240,10 @@ impl Conn {
                 let line = self.received[start..line_end].to_vec();
                 return Ok(line);
             }
+            if self.received.len() - start > 64 * 1024 {
+                return Err(Failure::new("more than 64 KiB arrived without a newline")
+                    .got(show(&self.received[start..])));
+            }
             if self.read_byte(deadline)? == 0 {
                 return Err(
                     Failure::new("the connection closed before a full line arrived")
@@ -252,6 +261,10 @@ impl Conn {
         loop {
             match self.read_some_until(deadline, 64 * 1024) {
                 Ok(0) => return Ok((self.received[start..].to_vec(), true)),
+                // A stream that keeps coming is not a close.
+                Ok(_) if self.received.len() - start > 1024 * 1024 => {
+                    return Ok((self.received[start..].to_vec(), false));
+                }
                 Ok(_) => continue,
                 Err(err) if is_timeout(&err) => {
                     return Ok((self.received[start..].to_vec(), false));
@@ -280,6 +293,15 @@ impl Conn {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::Error::from(ErrorKind::TimedOut));
+        }
+        if self.received.len() >= RECEIVE_CAP {
+            return Err(io::Error::new(
+                ErrorKind::OutOfMemory,
+                format!(
+                    "the program sent more than {} MiB on one connection; the grader stopped reading",
+                    RECEIVE_CAP >> 20
+                ),
+            ));
         }
         self.stream.set_read_timeout(Some(left))?;
         let mut buffer = vec![0u8; want.min(64 * 1024)];

@@ -6,11 +6,14 @@
 //! a process-wide registry, which the Ctrl+C/SIGTERM handler empties before the grader
 //! exits: nothing is left behind, whichever way the grader stops.
 //!
-//! stdout and stderr go to files in the check's scratch folder, so a chatty program can
-//! never block on a full pipe and the grader can read them at any time.
+//! stdout and stderr go through pipes the grader owns, read by a thread each into a
+//! bounded [`Capture`] (first and last 64 KiB and a byte count): a chatty program never
+//! blocks on a full pipe, never costs the grader more than that, and cannot swap the
+//! capture for a FIFO or a symlink. Every program also carries a per-check marker in its
+//! environment ([`strays`](super::strays)), so whatever escapes its group (setsid, a
+//! double fork, the grader's own group) is still found, killed and reaped.
 
-use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -20,6 +23,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
+
+use super::capture::Capture;
+use super::{cgroup, files, strays};
 
 /// Process groups and folders to clean up if the grader is interrupted.
 struct Registry {
@@ -44,30 +50,85 @@ pub fn set_check_token(token: u64) {
     CHECK_TOKEN.with(|t| t.set(token));
 }
 
-/// Kills every process group started by check `token` (it ran past its budget).
-/// The check's own thread then sees its programs gone and finishes by itself.
+/// The check this thread is running (0 outside the runner).
+pub fn check_token() -> u64 {
+    CHECK_TOKEN.with(|t| t.get())
+}
+
+/// Kills every process group started by check `token` (it ran past its budget), and
+/// every process carrying its marker wherever it went. The check's own thread then sees
+/// its programs gone and finishes by itself.
 pub fn kill_token(token: u64) {
-    let groups: Vec<i32> = registry()
-        .groups
-        .iter()
-        .filter(|(_, t)| **t == token)
-        .map(|(g, _)| *g)
-        .collect();
+    let (groups, owned) = {
+        let reg = registry();
+        let groups: Vec<i32> = reg
+            .groups
+            .iter()
+            .filter(|(_, t)| **t == token)
+            .map(|(g, _)| *g)
+            .collect();
+        (groups, owned(&reg))
+    };
     for group in groups {
-        let _ = signal::killpg(Pid::from_raw(group), Signal::SIGKILL);
+        kill_leader(group);
+    }
+    cgroup::kill(token, false);
+    strays::kill_marked(&strays::marker_value(token), false, &owned);
+}
+
+/// Ends what check `token` left running once its programs have been killed: processes
+/// that left their group (setsid, double fork) but still carry the check's marker.
+/// Returns how many there were.
+pub fn end_check(token: u64) -> usize {
+    let owned = owned(&registry());
+    // The check's cgroup, where there is one: everything in it, whatever it did to its
+    // environment. Listed first, so that the orphans among them can be reaped.
+    let members: Vec<i32> = cgroup::members(token)
+        .into_iter()
+        .filter(|p| !owned.contains(p))
+        .collect();
+    cgroup::kill(token, false);
+    let killed = strays::kill_marked(&strays::marker_value(token), false, &owned);
+    strays::reap(members.iter().copied());
+    cgroup::kill(token, true);
+    killed.max(members.len())
+}
+
+/// Kills every group still registered, every process any check of this grader started,
+/// and removes every scratch folder: the last thing the grader does, whichever way it
+/// ends.
+pub fn cleanup_all() {
+    let mut reg = registry();
+    let leaders: Vec<i32> = std::mem::take(&mut reg.groups).into_keys().collect();
+    for &group in &leaders {
+        kill_leader(group);
+    }
+    let folders: Vec<PathBuf> = reg.folders.drain(..).collect();
+    drop(reg);
+    // The grader is ending: reap even the programs whose checks are still unwinding,
+    // so that no zombie keeps a check's cgroup from being removed.
+    let members = cgroup::all_members();
+    cgroup::kill_all(false);
+    strays::kill_marked(&format!("{}-", std::process::id()), true, &BTreeSet::new());
+    strays::reap(leaders.into_iter().chain(members));
+    cgroup::kill_all(true);
+    for folder in folders {
+        for left in files::remove_tree(&folder) {
+            eprintln!("socklab: could not remove {}", left.display());
+        }
     }
 }
 
-/// Kills every group still registered and removes every scratch folder: the last
-/// thing the grader does, whichever way it ends.
-pub fn cleanup_all() {
-    let mut reg = registry();
-    for group in std::mem::take(&mut reg.groups).into_keys() {
-        let _ = signal::killpg(Pid::from_raw(group), Signal::SIGKILL);
-    }
-    for folder in reg.folders.drain(..) {
-        let _ = fs::remove_dir_all(folder);
-    }
+/// SIGKILL to a program's group and to the program itself: it may have left its group
+/// (for the grader's own, even), where the group kill misses it.
+fn kill_leader(pid: i32) {
+    let _ = signal::killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+}
+
+/// The pids the grader waits for itself (the programs it started directly).
+fn owned(reg: &Registry) -> BTreeSet<i32> {
+    reg.groups.keys().copied().collect()
 }
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
@@ -76,11 +137,24 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Set once Ctrl+C or SIGTERM has come: the handler is cleaning up and will exit.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// If the grader was interrupted, waits for the handler to finish cleaning up and exit
+/// with status 130 (never returns then): the checks it cut short must not be reported
+/// as the grade, nor the grader exit first with another status.
+pub fn wait_if_interrupted() {
+    while INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Installs the Ctrl+C/SIGTERM handler once: kill every group, remove every folder, exit.
 pub fn install_interrupt_cleanup() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = ctrlc::set_handler(|| {
+            INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
             cleanup_all();
             eprintln!("\ninterrupted: stopped every program under test and cleaned up");
             std::process::exit(130);
@@ -128,26 +202,25 @@ pub struct Running {
     /// The open stdin of a program started with [`Input::Open`].
     typing: Option<std::process::ChildStdin>,
     child: Child,
-    stdout_path: PathBuf,
-    stderr_path: PathBuf,
+    stdout: Capture,
+    stderr: Capture,
     exit: Option<ExitStatus>,
 }
 
 impl Running {
-    /// Starts `argv` with output captured to files named after `label` in `folder`.
+    /// Starts `argv` with its output captured through pipes (`label` names it in
+    /// reports), marked as belonging to the current check.
     ///
     /// `input` says what its stdin holds.
     pub fn start(
         argv: &[String],
         label: &str,
-        folder: &Path,
         input: Input,
         envs: &[(&str, &str)],
         uid: Option<u32>,
     ) -> std::io::Result<Running> {
-        let safe = label.replace(|c: char| !c.is_ascii_alphanumeric(), "_");
-        let stdout_path = folder.join(format!("{safe}.stdout"));
-        let stderr_path = folder.join(format!("{safe}.stderr"));
+        strays::become_subreaper();
+        let token = check_token();
         let mut command = Command::new(&argv[0]);
         command
             .args(&argv[1..])
@@ -155,8 +228,9 @@ impl Running {
             .process_group(0)
             .env_remove("SOCKLAB_NARRATE")
             .env_remove("RUST_BACKTRACE")
-            .stdout(File::create(&stdout_path)?)
-            .stderr(File::create(&stderr_path)?)
+            .env(strays::MARKER, strays::marker_value(token))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .stdin(match input {
                 Input::Empty => Stdio::null(),
                 Input::Bytes(_) | Input::Open => Stdio::piped(),
@@ -167,14 +241,23 @@ impl Running {
         if let Some(uid) = uid {
             // Only root may do this; the program then has no privileges of its own.
             command.uid(uid).gid(uid);
+        } else if let Some(procs) = cgroup::procs_file(token) {
+            // SAFETY: the closure only makes async-signal-safe calls (open/write/close).
+            unsafe {
+                command.pre_exec(move || {
+                    cgroup::join_in_child(&procs);
+                    Ok(())
+                });
+            }
         }
         // Register before the child can fork anything, under the same lock the
         // interrupt handler takes, so no group escapes.
         let mut reg = registry();
         let mut child = command.spawn()?;
-        reg.groups
-            .insert(child.id() as i32, CHECK_TOKEN.with(|t| t.get()));
+        reg.groups.insert(child.id() as i32, token);
         drop(reg);
+        let stdout = Capture::start(child.stdout.take().expect("stdout is piped").into());
+        let stderr = Capture::start(child.stderr.take().expect("stderr is piped").into());
         let mut typing = None;
         match input {
             Input::Bytes(bytes) => {
@@ -191,8 +274,8 @@ impl Running {
             label: label.to_string(),
             typing,
             child,
-            stdout_path,
-            stderr_path,
+            stdout,
+            stderr,
             exit: None,
         })
     }
@@ -218,14 +301,22 @@ impl Running {
         self.child.id()
     }
 
-    /// Everything the program printed on stdout so far.
+    /// What the program printed on stdout so far: all of it, or its first and last
+    /// 64 KiB when it printed more (see [`Capture`]).
     pub fn stdout(&self) -> Vec<u8> {
-        fs::read(&self.stdout_path).unwrap_or_default()
+        self.stdout.bytes()
     }
 
-    /// Everything the program printed on stderr so far.
+    /// What the program printed on stderr so far (all, or first and last 64 KiB).
     pub fn stderr(&self) -> Vec<u8> {
-        fs::read(&self.stderr_path).unwrap_or_default()
+        self.stderr.bytes()
+    }
+
+    /// The end of stderr (the last 64 KiB), and how many bytes were printed in all
+    /// when that is more than was kept.
+    pub fn stderr_tail(&self) -> (String, Option<u64>) {
+        let text = String::from_utf8_lossy(&self.stderr.tail_bytes()).into_owned();
+        (text, self.stderr.was_cut().then(|| self.stderr.total()))
     }
 
     /// stdout so far, as (lossy) text.
@@ -238,12 +329,22 @@ impl Running {
         String::from_utf8_lossy(&self.stderr()).into_owned()
     }
 
-    /// The exit status, if the program has exited (never blocks).
+    /// The exit status, if the program has exited (never blocks for long: once it has
+    /// exited, what is still in its output pipes is taken in first, so that its output
+    /// is complete).
     pub fn exited(&mut self) -> Option<ExitStatus> {
         if self.exit.is_none() {
             self.exit = self.child.try_wait().ok().flatten();
+            if self.exit.is_some() {
+                self.drain_output();
+            }
         }
         self.exit
+    }
+
+    fn drain_output(&self) {
+        self.stdout.drain(Duration::from_millis(300));
+        self.stderr.drain(Duration::from_millis(300));
     }
 
     /// Waits up to `limit` for the program to exit, polling.
@@ -265,12 +366,17 @@ impl Running {
         let _ = signal::kill(Pid::from_raw(self.pid() as i32), sig);
     }
 
-    /// Kills the whole process group and reaps the program.
+    /// Kills the whole process group (and the program itself, in case it left its
+    /// group) and reaps the program.
     pub fn kill(&mut self) {
         let group = self.pid() as i32;
-        let _ = signal::killpg(Pid::from_raw(group), Signal::SIGKILL);
         if self.exit.is_none() {
+            kill_leader(group);
             self.exit = self.child.wait().ok();
+            self.drain_output();
+        } else {
+            // The program is gone; its group may still hold its children.
+            let _ = signal::killpg(Pid::from_raw(group), Signal::SIGKILL);
         }
         registry().groups.remove(&group);
     }
@@ -279,6 +385,8 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.kill();
+        self.stdout.stop();
+        self.stderr.stop();
     }
 }
 

@@ -65,7 +65,9 @@ pub struct CheckResult {
     pub max_score: u32,
     pub passed: bool,
     pub status: Status,
-    /// Empty when passed; otherwise the whole explanation as plain text, one item per line.
+    /// Empty when passed (unless the check could not test its point here: then
+    /// "cannot test this here: <why>"); otherwise the whole explanation as plain text,
+    /// one item per line.
     pub message: String,
     /// What the check verifies, in one line.
     pub verifies: String,

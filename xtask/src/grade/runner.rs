@@ -67,7 +67,20 @@ struct Job {
 /// Runs every plan with at most `jobs` checks at once; `sink` sees every event in
 /// order. Returns one report per plan.
 pub fn run(plans: &[Plan], jobs: usize, sink: &mut dyn FnMut(Event)) -> Vec<Report> {
+    run_within(plans, jobs, None, sink)
+}
+
+/// Like [`run`], with a bound on the whole run: when `limit` has passed, the checks
+/// still running are stopped and failed like a check past its budget, and those not
+/// started yet fail with "not run": a run ends in bounded time whatever the program.
+pub fn run_within(
+    plans: &[Plan],
+    jobs: usize,
+    limit: Option<Duration>,
+    sink: &mut dyn FnMut(Event),
+) -> Vec<Report> {
     process::install_interrupt_cleanup();
+    let run_deadline = limit.map(|limit| Instant::now() + limit);
     let order: Vec<(usize, usize)> = plans
         .iter()
         .enumerate()
@@ -91,6 +104,28 @@ pub fn run(plans: &[Plan], jobs: usize, sink: &mut dyn FnMut(Event)) -> Vec<Repo
     let mut reports: Vec<Option<Report>> = vec![None; plans.len()];
 
     loop {
+        if let (Some(deadline), Some(limit)) = (run_deadline, limit)
+            && Instant::now() >= deadline
+        {
+            for &(p, r) in &order[next..] {
+                results[p][r] = Some(not_run(plans[p].checks[r], limit));
+            }
+            next = order.len();
+            for job in running.drain(..) {
+                process::kill_token(job.token);
+                let check = plans[job.plan].checks[job.row];
+                let mut result = timed_out(check, job.started.elapsed());
+                if let Some(e) = result.failure.as_mut() {
+                    e.problem = format!(
+                        "stopped after {} s: the whole run's time limit ({} s) ran out",
+                        job.started.elapsed().as_secs(),
+                        limit.as_secs()
+                    );
+                    result.message = plain_text(e);
+                }
+                results[job.plan][job.row] = Some(result);
+            }
+        }
         while running.len() < jobs.max(1) && next < order.len() {
             let (p, r) = order[next];
             next += 1;
@@ -150,11 +185,15 @@ pub fn run(plans: &[Plan], jobs: usize, sink: &mut dyn FnMut(Event)) -> Vec<Repo
         if emitted_plan == plans.len() {
             break;
         }
+        // Interrupted: the handler is cleaning up and exits with 130; report nothing more.
+        process::wait_if_interrupted();
         // Wait for the next result or the next budget to run out.
         let now = Instant::now();
         let wait = running
             .iter()
-            .map(|job| (job.started + job.budget).saturating_duration_since(now))
+            .map(|job| job.started + job.budget)
+            .chain(run_deadline)
+            .map(|at| at.saturating_duration_since(now))
             .min()
             .unwrap_or(Duration::from_millis(50));
         match rx.recv_timeout(wait) {
@@ -189,6 +228,7 @@ pub fn run(plans: &[Plan], jobs: usize, sink: &mut dyn FnMut(Event)) -> Vec<Repo
     if live_threads.load(Ordering::SeqCst) > 0 {
         process::cleanup_all();
     }
+    process::wait_if_interrupted();
     reports
         .into_iter()
         .map(|r| r.expect("every lab reported"))
@@ -252,6 +292,23 @@ fn grader_bug(panic: Box<dyn std::any::Any + Send>) -> Failure {
         .unwrap_or_default();
     Failure::new(format!("the grader itself failed in this check: {text}"))
         .hint("this is a grader bug, not yours: please report it")
+}
+
+/// A check the run had no time left to start.
+fn not_run(check: &Check, limit: Duration) -> CheckResult {
+    let explanation = Explanation {
+        problem: format!(
+            "not run: the whole run's time limit ({} s) ran out before this check started",
+            limit.as_secs()
+        ),
+        hint: Some(
+            "earlier checks used up the time, each waiting for the program until its budget: \
+             fix those first (or raise --max-time)"
+                .into(),
+        ),
+        ..Explanation::default()
+    };
+    finished(check, Status::TimedOut, Some(explanation), Duration::ZERO)
 }
 
 fn timed_out(check: &Check, after: Duration) -> CheckResult {

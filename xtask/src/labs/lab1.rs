@@ -120,7 +120,7 @@ pub static LAB: Lab = Lab {
             name: "port-in-use",
             points: 1,
             verifies: "one-line error and non-zero exit when the port is taken",
-            details: "a taken port gives one clear line and a non-zero exit, not a crash",
+            details: "a taken port gives one clear line and a non-zero exit, not a crash; at most 2 lines on stderr, one containing `in use` (any case), no panic or traceback",
             run: common::port_in_use,
             budget: secs(20),
         },
@@ -128,7 +128,7 @@ pub static LAB: Lab = Lab {
             name: "privileged-port",
             points: 1,
             verifies: "one-line error for a privileged port without the right",
-            details: "a port below 1024 without the privilege: one clear line, non-zero exit",
+            details: "a port below 1024 without the privilege (as root, the grader runs the program as `nobody`): one clear line, non-zero exit; at most 2 lines, one containing `permission` or `privileged`. If `nobody` cannot run the program at all (a folder it may not read), the check passes with \"cannot test this here\"",
             run: privileged_port,
             budget: secs(20),
         },
@@ -136,7 +136,7 @@ pub static LAB: Lab = Lab {
             name: "bad-host",
             points: 1,
             verifies: "one-line error for an address this machine does not have",
-            details: "an address this machine does not have (`192.0.2.1`): one clear line, non-zero exit",
+            details: "an address this machine does not have (`192.0.2.1`): one clear line, non-zero exit; at most 2 lines, one containing `not available`, `cannot assign` or `not an address`",
             run: bad_host,
             budget: secs(20),
         },
@@ -366,6 +366,15 @@ fn privileged_port(ctx: &mut Ctx) -> Result<(), Failure> {
     };
     let port = port.to_string();
     let args = ["server", "--host", "127.0.0.1", "--port", &port];
+    if root {
+        // First make sure `nobody` can run the program at all (a folder it may not read
+        // gives "Permission denied" too, and that would pass for the right answer).
+        let (_holder, taken) = common::hold_tcp_port()?;
+        let probe = ["server", "--host", "127.0.0.1", "--port", &taken];
+        if let Err(why) = ctx.other_user_runs_it(65534, &probe) {
+            return ctx.cannot_test(why);
+        }
+    }
     // Root may bind any port, so the grader runs the program as the user `nobody`.
     let id = if root {
         ctx.spawn_as_user("server", &args, 65534)?

@@ -284,7 +284,13 @@ fn serve_one(listener: TcpListener, script: Script, stop: Receiver<()>) -> Seen 
                 seen.eof = true;
                 break;
             }
-            Ok(n) => seen.received.extend_from_slice(&buffer[..n]),
+            Ok(n) => {
+                seen.received.extend_from_slice(&buffer[..n]);
+                if seen.received.len() > net::RECEIVE_CAP {
+                    seen.note = Some("the client sent more than the grader keeps".into());
+                    return seen;
+                }
+            }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
@@ -980,7 +986,12 @@ fn demo_server(listener: TcpListener, stop: Receiver<()>, voice: Voice, tables: 
             "accepted a client from {peer}; reading until its end-of-file"
         ));
         let mut request = Vec::new();
-        if stream.read_to_end(&mut request).is_err() {
+        // At most 1 MiB: a client that streams for ever gets no more of the grader.
+        if (&stream)
+            .take(1024 * 1024)
+            .read_to_end(&mut request)
+            .is_err()
+        {
             say(format!("no end-of-file from {peer}; closing"));
             continue;
         }

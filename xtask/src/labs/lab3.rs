@@ -73,6 +73,14 @@ pub static LAB: Lab = Lab {
             budget: secs(20),
         },
         Check {
+            name: "short-sends",
+            points: 1,
+            verifies: "a client that reads very slowly gets back exactly what it sent (every short send() completed)",
+            details: "`--send-timeout 3`: sends 384 KiB and reads the echo back very slowly (tiny segments and window, 4 KiB ten times a second), so a big send() cannot finish before its timeout and returns a short count; every byte must still come back, in order (send the rest: a send-all loop)",
+            run: short_sends,
+            budget: secs(40),
+        },
+        Check {
             name: "timestamp-lines",
             points: 1,
             verifies: "--timestamp answers each line of one send with its own [<ctime>] stamp",
@@ -584,6 +592,87 @@ fn large_binary(ctx: &mut Ctx) -> Result<(), Failure> {
     .hint(hint))
 }
 
+/// The send timeout `short-sends` gives the server: long next to the grader's pauses
+/// between reads (so a send() always makes progress in time), short next to the time a
+/// big send() needs at the grader's pace (so it comes back short).
+const SHORT_SEND_TIMEOUT: &str = "3";
+/// How many bytes `short-sends` sends.
+const SHORT_SEND_BYTES: usize = 384 * 1024;
+
+/// A very slow reader: tiny segments (TCP_MAXSEG) and a tiny receive window, read a
+/// little at a time. The server's send buffer then stays small, so a send() of more than
+/// a few KiB cannot finish within the send timeout and returns a short count, every
+/// run: only a server that sends the rest (a send-all loop) echoes every byte. Between
+/// reads the grader pauses (it is the slow reader), never long enough for a send() to
+/// make no progress at all before its timeout.
+fn short_sends(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--send-timeout", SHORT_SEND_TIMEOUT])?;
+    let payload = Arc::new(pseudo_random(SHORT_SEND_BYTES));
+    let addr = server.addr;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+        .map_err(|e| Failure::new(format!("grader socket() failed: {e}")))?;
+    let _ = socket.set_tcp_mss(536);
+    let _ = socket.set_recv_buffer_size(4096);
+    socket
+        .connect_timeout(&addr.into(), net::IO_LIMIT)
+        .map_err(|e| net::connect_failure(addr, &e))?;
+    let stream: TcpStream = socket.into();
+    let pusher = Pusher::all(&stream, payload.clone())?;
+    let mut got: Vec<u8> = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let outcome = loop {
+        if Instant::now() >= deadline {
+            break Err("the echo was still coming after 30 s".to_string());
+        }
+        match (&stream).read(&mut buffer) {
+            Ok(0) => break Ok(()),
+            Ok(n) => {
+                got.extend_from_slice(&buffer[..n]);
+                // Every byte that comes back must be the next byte that was sent.
+                if !payload.starts_with(&got) || got.len() > payload.len() {
+                    break Err("bytes came back that do not continue what was sent".into());
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => break Err(format!("reading failed: {e}")),
+        }
+        // The slow reader's pace (about 40 KiB/s): it is what the check is about.
+        thread::sleep(Duration::from_millis(100));
+    };
+    drop(stream);
+    let _ = pusher.finish();
+    let complete = outcome.is_ok() && got.len() == payload.len();
+    if complete {
+        return Ok(());
+    }
+    let first_difference = got
+        .iter()
+        .zip(payload.iter())
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len());
+    let problem = match outcome {
+        Err(why) => why,
+        Ok(()) => "the connection closed before everything came back".into(),
+    };
+    Err(Failure::new(format!(
+        "{problem}: sent {} bytes, {} came back, the first {first_difference} of them right",
+        payload.len(),
+        got.len()
+    ))
+    .sent(format!(
+        "{} KiB of binary data, read back 4 KiB at a time, 10 times a second",
+        payload.len() >> 10
+    ))
+    .got(show(&got))
+    .hint(
+        "with a send timeout, a send() that waits for a slow reader returns how many bytes \
+         it took, often fewer than you gave it: call send() again with the rest (a send-all \
+         loop: write_all, sendall) before the next recv(), or bytes go missing",
+    ))
+}
+
 fn timestamp_lines(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--timestamp"])?;
     let lines: [&[u8]; 3] = [b"one", b"two \xff\xfe (not UTF-8)", b"three"];
@@ -878,6 +967,9 @@ fn serve_visit(mut stream: TcpStream, n: usize, answer: Answer) -> Visit {
             }
             Ok(n) => request.extend_from_slice(&buffer[..n]),
             Err(_) => break,
+        }
+        if request.len() > net::RECEIVE_CAP {
+            break;
         }
     }
     if half_closed {

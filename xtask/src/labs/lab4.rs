@@ -653,7 +653,10 @@ fn serve(socket: UdpSocket, script: Script, stop: &AtomicBool) -> Received {
             continue;
         };
         let data = buffer[..n].to_vec();
-        seen.push((data.clone(), from));
+        // A client that floods gets its first datagrams kept, not all of them.
+        if seen.len() < 1000 {
+            seen.push((data.clone(), from));
+        }
         if seen.len() <= script.drop_first {
             continue; // lost, as UDP may lose any datagram
         }
@@ -668,7 +671,9 @@ fn serve(socket: UdpSocket, script: Script, stop: &AtomicBool) -> Received {
     }
     // Whatever was queued when the check said stop still counts as received.
     let _ = socket.set_nonblocking(true);
-    while let Ok((n, from)) = socket.recv_from(&mut buffer) {
+    while seen.len() < 1000
+        && let Ok((n, from)) = socket.recv_from(&mut buffer)
+    {
         seen.push((buffer[..n].to_vec(), from));
     }
     seen

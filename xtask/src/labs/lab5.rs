@@ -27,9 +27,12 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::grade::ctx::START_LIMIT;
 use crate::grade::demo::Demo;
-use crate::grade::net::show;
+use crate::grade::net::{self, show};
 use crate::grade::process::describe_status;
-use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect, secs};
+use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect, files, secs};
+
+/// How many datagrams a grader-side peer keeps of a client that floods it.
+const MAX_DATAGRAMS: usize = 1000;
 
 pub static LAB: Lab = Lab {
     id: "lab5",
@@ -171,6 +174,14 @@ pub static LAB: Lab = Lab {
             details: "a datagram from an unnamed socket does not end the server: the next named sender gets its echo",
             run: dgram_unnamed_sender,
             budget: secs(20),
+        },
+        Check {
+            name: "dgram-stuck-client",
+            points: 1,
+            verifies: "dgram-server: a client that sends but never reads does not freeze it for the next client",
+            details: "a client sends 600 datagrams and never reads its replies (its queue fills, so a blocking sendto() to it waits for ever); a second client must still get its reply within 5 s",
+            run: dgram_stuck_client,
+            budget: secs(30),
         },
         Check {
             name: "dgram-removes-on-signal",
@@ -329,6 +340,16 @@ fn visit(path: &Path, data: &[u8]) -> Result<Vec<u8>, Failure> {
     loop {
         match reader.read(&mut buffer) {
             Ok(0) => break,
+            Ok(n) if received.len() + n > 2 * data.len() + 64 * 1024 => {
+                let _ = reader.shutdown(std::net::Shutdown::Both);
+                let _ = sending.join();
+                return Err(Failure::new(format!(
+                    "the server sent back more than {} bytes for {} sent",
+                    received.len() + n,
+                    data.len()
+                ))
+                .hint("an echo sends back exactly what it received, once"));
+            }
             Ok(n) => received.extend_from_slice(&buffer[..n]),
             Err(err) if err.kind() == ErrorKind::Interrupted => {}
             Err(err) => {
@@ -381,6 +402,15 @@ fn scratch_path(ctx: &Ctx, name: &str) -> PathBuf {
     ctx.scratch().join(name)
 }
 
+/// The designs that get a blocked accept()/recvfrom() loop out on a signal.
+const SIGNAL_DESIGNS: &str = "a flag set by the handler is not enough: a blocking accept() \
+    or recvfrom() is restarted after the handler returns (SA_RESTART; Python always retries, \
+    PEP 475), so the loop never looks at the flag. Designs that work: a self-pipe (the \
+    handler writes a byte to a pipe; poll() the socket and the pipe), signalfd() with the \
+    signals blocked, Python's signal.set_wakeup_fd() with select(), a thread in sigwait(), \
+    or a timeout on accept() (SO_RCVTIMEO / settimeout) so the loop checks the flag often; \
+    then remove the socket file and exit";
+
 /// Sends `signal` to the program and requires it to exit and its file to be gone.
 fn expect_removed_on(ctx: &mut Ctx, id: usize, path: &Path, signal: Signal) -> Result<(), Failure> {
     ctx.proc(id).signal(signal);
@@ -389,7 +419,7 @@ fn expect_removed_on(ctx: &mut Ctx, id: usize, path: &Path, signal: Signal) -> R
             "the program did not exit within {} s of {signal}",
             IO_LIMIT.as_secs()
         ))
-        .hint("after the signal, remove the socket file and end the process"));
+        .hint(SIGNAL_DESIGNS));
     };
     let left = std::fs::symlink_metadata(path).is_ok();
     ensure(!left, || {
@@ -399,9 +429,8 @@ fn expect_removed_on(ctx: &mut Ctx, id: usize, path: &Path, signal: Signal) -> R
         ))
         .expected(format!("{} removed", path.display()))
         .hint(format!(
-            "the default action of {signal} kills the process before it can unlink(): \
-             catch the signal (a thread in sigwait(), or a flag checked by the accept loop) \
-             and remove the file before exiting"
+            "the default action of {signal} kills the process before it can unlink(): catch \
+             the signal and remove the file before exiting. {SIGNAL_DESIGNS}"
         ))
     })
 }
@@ -589,7 +618,7 @@ fn keeps_regular_file(ctx: &mut Ctx) -> Result<(), Failure> {
     working_server(ctx)?;
     let path = scratch_path(ctx, "precious.txt");
     let contents = b"precious data, not a socket\n";
-    std::fs::write(&path, contents)
+    files::write_new(&path, contents)
         .map_err(|e| Failure::new(format!("the grader could not write a file: {e}")))?;
     let path_text = path.to_string_lossy().into_owned();
     let run = ctx.run(
@@ -598,7 +627,7 @@ fn keeps_regular_file(ctx: &mut Ctx) -> Result<(), Failure> {
         None,
         Duration::from_secs(10),
     )?;
-    let now = std::fs::read(&path).unwrap_or_default();
+    let now = files::read_capped(&path).unwrap_or_default();
     ensure(now == contents, || {
         Failure::new("the regular file at --path was deleted or changed")
             .expected(format!("{} left alone", path.display()))
@@ -670,6 +699,9 @@ fn client_sends_stdin(ctx: &mut Ctx) -> Result<(), Failure> {
         loop {
             match stream.read(&mut buffer) {
                 Ok(0) => break,
+                Ok(n) if request.len() + n > net::RECEIVE_CAP => {
+                    return Err("the client sent more than the grader keeps".into());
+                }
                 Ok(n) => request.extend_from_slice(&buffer[..n]),
                 Err(_) if flag.load(Ordering::Relaxed) || Instant::now() >= deadline => {
                     return Err(format!(
@@ -813,6 +845,54 @@ fn dgram_unnamed_sender(ctx: &mut Ctx) -> Result<(), Failure> {
     })
 }
 
+/// How many datagrams the stuck client sends: more than any receive queue of unread
+/// datagrams holds (net.unix.max_dgram_qlen is 10 by default, 512 at most).
+const STUCK_DATAGRAMS: usize = 600;
+
+fn dgram_stuck_client(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server_path = scratch_path(ctx, "dgram.sock");
+    let id = start(ctx, "dgram-server", &server_path, &[])?;
+    // The stuck client: sends and sends, never reads its replies, so its queue fills
+    // and a sendto() to it blocks (unless the server says MSG_DONTWAIT).
+    let stuck = grader_dgram(&scratch_path(ctx, "stuck.sock"))?;
+    let _ = stuck.set_nonblocking(true);
+    let mut sent = 0;
+    let deadline = Instant::now() + IO_LIMIT;
+    while sent < STUCK_DATAGRAMS && Instant::now() < deadline {
+        match stuck.send_to(b"I never read my replies", &server_path) {
+            Ok(_) => sent += 1,
+            // The server's own queue is full: it is busy (or stuck). Let it work.
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => {
+                return Err(Failure::new(format!("the grader could not send: {e}")));
+            }
+        }
+    }
+    let me = grader_dgram(&scratch_path(ctx, "grader.sock"))?;
+    me.send_to(b"am I served?", &server_path)
+        .map_err(|e| Failure::new(format!("the grader could not send: {e}")))?;
+    let (reply, _) = receive(
+        &me,
+        &format!("{sent} datagrams from a client that never reads its replies"),
+    )
+    .map_err(|f| {
+        f.hint(
+            "a client that never reads fills its receive queue; a blocking sendto() to it \
+             then waits for ever and nobody else is served. Send replies with MSG_DONTWAIT \
+             (or a non-blocking socket) and drop the reply when the queue is full (EAGAIN)",
+        )
+    })?;
+    ctx.ensure_running(id, "after a client that never reads")?;
+    drop(stuck);
+    ensure(reply == b"am I served?", || {
+        Failure::new("the reply to the second client is wrong")
+            .expected(show(b"am I served?"))
+            .got(show(&reply))
+    })
+}
+
 fn dgram_removes_on_signal(ctx: &mut Ctx) -> Result<(), Failure> {
     let path = scratch_path(ctx, "dgram.sock");
     let id = start(ctx, "dgram-server", &path, &[])?;
@@ -850,11 +930,16 @@ impl GraderDgramServer {
                     let reply = [b"R:".as_slice(), &buffer[..n]].concat();
                     let _ = socket.send_to(&reply, sender);
                 }
-                seen.push((buffer[..n].to_vec(), sender));
+                // A client that floods gets its first datagrams kept, not all of them.
+                if seen.len() < MAX_DATAGRAMS {
+                    seen.push((buffer[..n].to_vec(), sender));
+                }
             }
             // Whatever was queued when the check said stop still counts as received.
             let _ = socket.set_nonblocking(true);
-            while let Ok((n, from)) = socket.recv_from(&mut buffer) {
+            while seen.len() < MAX_DATAGRAMS
+                && let Ok((n, from)) = socket.recv_from(&mut buffer)
+            {
                 seen.push((
                     buffer[..n].to_vec(),
                     from.as_pathname().map(Path::to_path_buf),

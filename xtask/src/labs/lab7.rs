@@ -76,7 +76,7 @@ pub static LAB: Lab = Lab {
             name: "slow-reader-intact",
             points: 2,
             verifies: "a slow reader gets every byte in order despite partial sends",
-            details: "with `--max-buffer 4194304`, a client sends 32 MiB but reads nothing until its sends stall, then reads everything: every byte must come back, in order (the queue is sent in several partial `send()`s)",
+            details: "with `--max-buffer 4194304`, a client sends up to 16 MiB but reads nothing until its sends stall, then reads everything while it sends the other 16 MiB: every byte must come back, in order (the queue is sent in several partial `send()`s, and bytes read while older ones wait go behind them)",
             run: slow_reader_intact,
             budget: secs(40),
         },
@@ -124,7 +124,7 @@ pub static LAB: Lab = Lab {
             name: "port-in-use",
             points: 1,
             verifies: "one-line error and non-zero exit when the port is taken",
-            details: "a taken port gives one clear line and a non-zero exit",
+            details: "a taken port gives one clear line and a non-zero exit; at most 2 lines on stderr, one containing `in use` (any case), no panic or traceback",
             run: common::port_in_use,
             budget: secs(20),
         },
@@ -466,6 +466,12 @@ fn many_clients(ctx: &mut Ctx) -> Result<(), Failure> {
                         waiting.retain(|&w| w != i);
                         break;
                     }
+                    // More than was sent is wrong anyway: stop keeping it.
+                    Ok(count) if echoes[i].len() > net::RECEIVE_CAP => {
+                        waiting.retain(|&w| w != i);
+                        let _ = count;
+                        break;
+                    }
                     Ok(count) => echoes[i].extend_from_slice(&buffer[..count]),
                     Err(err) if err.kind() == ErrorKind::WouldBlock => break,
                     Err(err) if err.kind() == ErrorKind::Interrupted => {}
@@ -560,11 +566,25 @@ fn slow_reader_intact(ctx: &mut Ctx) -> Result<(), Failure> {
         .map_err(|e| Failure::new(format!("grader: cannot clone its socket: {e}")))?;
     let progress = Arc::new(AtomicUsize::new(0));
     let writer_progress = Arc::clone(&progress);
+    // The writer pauses halfway until phase 2 starts, so that bytes are still coming
+    // in while the server has a queue to send and room to send it: the moment a server
+    // that sends new bytes ahead of queued ones gets them wrong. (Without the pause, a
+    // server that reads without bound has swallowed the whole stream before the grader
+    // reads anything, and never has that moment.)
+    let go = Arc::new(AtomicBool::new(false));
+    let writer_go = Arc::clone(&go);
     let writer = thread::spawn(move || -> Result<(), String> {
         let _ = writer_stream.set_write_timeout(Some(Duration::from_secs(30)));
         let pattern = pattern_buffer();
         let mut sent = 0;
+        let paused_until = Instant::now() + Duration::from_secs(40);
         while sent < INTACT_BYTES {
+            while sent >= INTACT_BYTES / 2
+                && !writer_go.load(Ordering::Relaxed)
+                && Instant::now() < paused_until
+            {
+                thread::sleep(Duration::from_millis(5));
+            }
             let from = sent % CYCLE;
             let len = (INTACT_BYTES - sent).min(CHUNK);
             match (&writer_stream).write(&pattern[from..from + len]) {
@@ -580,17 +600,23 @@ fn slow_reader_intact(ctx: &mut Ctx) -> Result<(), Failure> {
             .shutdown(Shutdown::Write)
             .map_err(|e| format!("half-closing: {e}"))
     });
-    // Phase 1, the slow part: read nothing until the sender stalls or is done, so the
-    // server's send()s surely meet full buffers (EAGAIN, partial writes).
+    // Phase 1, the slow part: read nothing until the sender stalls or reaches its
+    // halfway pause, so the server's send()s surely meet full buffers (EAGAIN, partial
+    // writes) and it holds a queue.
     let deadline = Instant::now() + Duration::from_secs(30);
     let (mut seen, mut since) = (0, Instant::now());
-    while !writer.is_finished() && since.elapsed() < STALL && Instant::now() < deadline {
+    while !writer.is_finished()
+        && seen < INTACT_BYTES / 2
+        && since.elapsed() < STALL
+        && Instant::now() < deadline
+    {
         thread::sleep(Duration::from_millis(20));
         let now = progress.load(Ordering::Relaxed);
         if now != seen {
             (seen, since) = (now, Instant::now());
         }
     }
+    go.store(true, Ordering::Relaxed);
     // Phase 2: read everything back, comparing every byte with the pattern.
     let outcome = read_pattern_back(&stream);
     let _ = stream.shutdown(Shutdown::Both); // frees the writer if it is still blocked
@@ -895,7 +921,8 @@ fn serve_one_echo(
             }
             Ok(count) => {
                 received.extend_from_slice(&buffer[..count]);
-                if stream.write_all(&buffer[..count]).is_err() {
+                if received.len() > net::RECEIVE_CAP || stream.write_all(&buffer[..count]).is_err()
+                {
                     return Ok(Seen {
                         received,
                         half_closed: false,

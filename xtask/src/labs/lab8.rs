@@ -33,7 +33,7 @@ use nix::unistd::Pid;
 use crate::grade::ctx::{START_LIMIT, running_as_root};
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Finished, Lab, common, ensure, expect, secs};
+use crate::grade::{Check, Ctx, Failure, Finished, Lab, common, ensure, expect, files, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab8",
@@ -161,6 +161,14 @@ pub static LAB: Lab = Lab {
             budget: secs(20),
         },
         Check {
+            name: "status-strict-format",
+            points: 1,
+            verifies: "a pid file with a sign, a space, a tab, an underscore or a second line is malformed",
+            details: "ten files a lax parser takes for `pid;port` (a live pid, a port where nothing listens): `+pid;port`, `pid;+port`, a space before, inside or after a number, a tab, `pid_0;port`, two lines, an empty second line; each must be refused as malformed (exit 1, reason saying malformed, invalid, bad, ...)",
+            run: status_strict_format,
+            budget: secs(30),
+        },
+        Check {
             name: "status-dead-pid",
             points: 1,
             verifies: "not running when kill(pid, 0) says the process is gone (ESRCH)",
@@ -212,7 +220,7 @@ pub static LAB: Lab = Lab {
             name: "status-eperm",
             points: 1,
             verifies: "EPERM from kill(pid, 0) means the process exists: probes the port and says so",
-            details: "as root: a process of uid 65534 whose port the grader answers for (`socklab-daemon <its pid>`), and status run as uid 65533, so `kill()` gives EPERM. Status must exit 0 with `running (pid N, port P)` and say on stdout that the process belongs to another user (EPERM, permission, not permitted, ...). Not root: the same with process 1 when it is another user's; otherwise skipped",
+            details: "as root: a process of uid 65534 whose port the grader answers for (`socklab-daemon <its pid>`), and status run as uid 65533, so `kill()` gives EPERM. Status must exit 0 with `running (pid N, port P)` and say on stdout that the process belongs to another user (EPERM, permission, not permitted, ...). Not root: the same with process 1 when it is another user's; otherwise skipped. If uid 65533 cannot run the program at all (`status` on a missing pid file ends differently than for the grader's user), the check passes with \"cannot test this here\"",
             run: status_eperm,
             budget: secs(20),
         },
@@ -258,17 +266,20 @@ fn parse_record(text: &str) -> Option<(u32, u16)> {
 fn wait_for_pidfile(ctx: &mut Ctx, id: usize, path: &Path) -> Result<(u32, u16), Failure> {
     let deadline = Instant::now() + START_LIMIT;
     loop {
-        let text = fs::read_to_string(path).ok();
-        if let Some(record) = text.as_deref().and_then(parse_record) {
+        let read = files::read_text(path);
+        let text = read.as_ref().ok();
+        if let Some(record) = text.map(String::as_str).and_then(parse_record) {
             return Ok(record);
         }
         if ctx.proc(id).exited().is_some() {
             return Err(ctx.exited_failure(id, "before writing its pid file"));
         }
         if Instant::now() >= deadline {
-            let got = match text {
-                Some(text) => format!("the file holds {}", show(text.as_bytes())),
-                None => String::from("no file"),
+            let got = match read {
+                Ok(text) => format!("the file holds {}", show(text.as_bytes())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::from("no file"),
+                // A FIFO, a symlink, a folder: say what is there (it was not opened).
+                Err(e) => format!("the path cannot be read as a pid file: {e}"),
             };
             return Err(Failure::new(format!(
                 "no well-formed pid file at {} within {} s of starting",
@@ -332,7 +343,8 @@ fn probe_ok(daemon: &Daemon, ip: IpAddr) -> Result<(), Failure> {
 /// Writes `text` to `path` the safe way (temporary file, then rename).
 fn replace_file(path: &Path, text: &str) -> Result<(), Failure> {
     let temporary = path.with_extension("grader-tmp");
-    fs::write(&temporary, text)
+    // Created anew, never through whatever the daemon may have left at that path.
+    files::write_new(&temporary, text.as_bytes())
         .and_then(|()| fs::rename(&temporary, path))
         .map_err(|e| Failure::new(format!("grader could not write {}: {e}", path.display())))
 }
@@ -348,7 +360,7 @@ fn daemon_writes_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
     let (pid, port) = wait_for_pidfile(ctx, id, &pidfile)?;
     // The file appears only once the daemon listens: the port must listen right now.
     let listening = net::is_listening(port);
-    let text = fs::read_to_string(&pidfile).unwrap_or_default();
+    let text = files::read_text(&pidfile).unwrap_or_default();
     let own_pid = ctx.proc(id).pid();
     ensure(pid == own_pid, || {
         Failure::new("the pid in the pid file is not the daemon's")
@@ -377,7 +389,7 @@ fn daemon_writes_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
 
 fn daemon_fixed_port(ctx: &mut Ctx) -> Result<(), Failure> {
     let daemon = start_daemon(ctx, LOCALHOST_V4)?;
-    let text = fs::read_to_string(&daemon.pidfile).unwrap_or_default();
+    let text = files::read_text(&daemon.pidfile).unwrap_or_default();
     let (pid, port) = parse_record(&text).unwrap_or((0, 0));
     let expected = format!("{};{}", daemon.pid, daemon.port);
     ensure(pid == daemon.pid && port == daemon.port, || {
@@ -586,7 +598,9 @@ fn removes_on(ctx: &mut Ctx, signal: Signal) -> Result<(), Failure> {
     })?;
     ensure(!daemon.pidfile.exists(), || {
         Failure::new(format!("the pid file is still there after {name}"))
-            .got(show(&fs::read(&daemon.pidfile).unwrap_or_default()))
+            .got(show(
+                &files::read_capped(&daemon.pidfile).unwrap_or_default(),
+            ))
             .hint("remove the pid file (when it still holds your pid) before exiting")
     })
 }
@@ -613,7 +627,7 @@ fn keeps_foreign_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
                 .unwrap_or_else(|| "still running".into()),
         )
     })?;
-    let left = fs::read_to_string(&daemon.pidfile).ok();
+    let left = files::read_text(&daemon.pidfile).ok();
     ensure(left.as_deref() == Some(foreign.as_str()), || {
         Failure::new("the daemon removed (or changed) a pid file that no longer named it")
             .sent(format!("replaced the pid file with {} before SIGTERM", show(foreign.as_bytes())))
@@ -648,7 +662,7 @@ fn daemon_port_in_use(ctx: &mut Ctx) -> Result<(), Failure> {
         .map_err(|f| f.during(format!("port {port} already taken by the grader")))?;
     ensure(!pidfile.exists(), || {
         Failure::new("a daemon that could not listen left a pid file behind")
-            .got(show(&fs::read(&pidfile).unwrap_or_default()))
+            .got(show(&files::read_capped(&pidfile).unwrap_or_default()))
             .hint("write the pid file only after listen() succeeded")
     })
 }
@@ -752,7 +766,6 @@ fn status_no_file(ctx: &mut Ctx) -> Result<(), Failure> {
 }
 
 fn status_malformed(ctx: &mut Ctx) -> Result<(), Failure> {
-    let pidfile = ctx.scratch().join("daemon.pid");
     let cases = [
         "",
         "hello\n",
@@ -766,7 +779,49 @@ fn status_malformed(ctx: &mut Ctx) -> Result<(), Failure> {
         "4242;70000\n",
         "1;2;3\n",
     ];
-    for text in cases {
+    expect_all_malformed(ctx, &cases)
+}
+
+/// Files that a lax parser (trim, then parse) takes for `pid;port`, and the README
+/// refuses: signs, spaces, underscores, more than one line. They name a live pid (the
+/// grader's) and a port where nothing listens, so a program that accepts them says "not
+/// running" at once, but for the wrong reason (refused, not malformed).
+fn status_strict_format(ctx: &mut Ctx) -> Result<(), Failure> {
+    let port = net::free_port(LOCALHOST_V4).to_string();
+    let pid = std::process::id();
+    let cases: Vec<String> = [
+        "+{pid};{port}\n",
+        "{pid};+{port}\n",
+        " {pid};{port}\n",
+        "{pid} ;{port}\n",
+        "{pid}; {port}\n",
+        "{pid};{port} \n",
+        "{pid};{port}\t\n",
+        "{pid}_0;{port}\n",
+        "{pid};{port}\n{pid};{port}\n",
+        "{pid};{port}\n\n",
+    ]
+    .iter()
+    .map(|t| {
+        t.replace("{pid}", &pid.to_string())
+            .replace("{port}", &port)
+    })
+    .collect();
+    let cases: Vec<&str> = cases.iter().map(String::as_str).collect();
+    expect_all_malformed(ctx, &cases).map_err(|f| {
+        f.hint(
+            "take the file exactly as written: one line, digits only on each side of the ';' \
+             (no sign, space, tab or underscore: int() and parse() accept some of these), at \
+             most one final newline",
+        )
+    })
+}
+
+/// `status` on a pid file holding each of `cases` must say "not running" because the
+/// file is malformed.
+fn expect_all_malformed(ctx: &mut Ctx, cases: &[&str]) -> Result<(), Failure> {
+    let pidfile = ctx.scratch().join("daemon.pid");
+    for &text in cases {
         replace_file(&pidfile, text)?;
         let run = run_status(ctx, &pidfile, &[])?;
         expect_not_running(
@@ -886,8 +941,10 @@ fn serve_once(mut stream: TcpStream, answer: &[u8]) {
     let _ = stream.write_all(answer);
     let _ = stream.shutdown(Shutdown::Write);
     let mut rest = [0u8; 256];
+    // Until the peer closes, but not for ever if it keeps sending.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
     while let Ok(n) = stream.read(&mut rest) {
-        if n == 0 {
+        if n == 0 || std::time::Instant::now() >= deadline {
             break;
         }
     }
@@ -1013,6 +1070,15 @@ fn status_eperm(ctx: &mut Ctx) -> Result<(), Failure> {
     } else {
         return Ok(()); // no process of another user to try: nothing to check
     };
+    if foreign.is_some() {
+        // First make sure uid 65533 can run the program at all: if it cannot, its error
+        // ("Permission denied") would pass for the EPERM note, or fail the program for
+        // the machine's fault.
+        let missing = ctx.scratch().join("missing.pid").display().to_string();
+        if let Err(why) = ctx.other_user_runs_it(65533, &["status", "--pidfile", &missing]) {
+            return ctx.cannot_test(why);
+        }
+    }
     let pid = match foreign {
         Some(id) => ctx.proc(id).pid(),
         None => 1,

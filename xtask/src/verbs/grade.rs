@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::grade::format::{self, Format, Progress};
 use crate::grade::human::{Human, Style};
@@ -42,6 +43,10 @@ pub struct GradeArgs {
     /// How many checks run at once (default: twice the cores; 1 runs them in turn).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// The most the whole run may take, in seconds: checks still running then are
+    /// stopped and failed, those not started fail as "not run".
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    max_time: u64,
     /// Show every failure in full, not only the first.
     #[arg(long, short)]
     verbose: bool,
@@ -120,12 +125,13 @@ pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
             }
         }
     }
+    let limit = Duration::from_secs(args.max_time);
     if format != Format::Human || args.out.is_some() {
-        return machine(&plans, jobs, format, args.out.as_deref());
+        return machine(&plans, jobs, limit, format, args.out.as_deref());
     }
     let reports = {
         let mut human = Human::new(io::stdout().lock(), Style::detect(), args.verbose);
-        let reports = runner::run(&plans, jobs, &mut |event| {
+        let reports = runner::run_within(&plans, jobs, Some(limit), &mut |event| {
             quiet_on_broken_pipe(human.event(event))
         });
         let next_lab = next_lab(&selected);
@@ -153,12 +159,13 @@ pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
 fn machine(
     plans: &[Plan],
     jobs: usize,
+    limit: Duration,
     format: Format,
     out: Option<&Path>,
 ) -> Result<bool, String> {
     let mut progress = Progress::default();
     let mut trouble = None;
-    let reports = runner::run(plans, jobs, &mut |event| {
+    let reports = runner::run_within(plans, jobs, Some(limit), &mut |event| {
         if progress.event(&event)
             && let Some(path) = out
             && trouble.is_none()
