@@ -196,3 +196,42 @@ fn json_has_the_program_durations_and_a_format_version() {
     assert!(report["checks"][0]["duration_ms"].is_u64());
     assert_eq!(report["checks"][0]["status"], "passed");
 }
+
+#[test]
+fn the_whole_run_is_bounded_by_max_time() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/never_reads.py");
+    let started = std::time::Instant::now();
+    let output = common::xtask(&[
+        "grade",
+        "lab3",
+        "--cmd",
+        &format!("python3 {script}"),
+        "--max-time",
+        "3",
+        "--json",
+    ]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let report = &common::reports(&output)[0];
+    let statuses: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    assert!(statuses.contains(&"timed-out"), "{statuses:?}");
+    let messages: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("not run")),
+        "{messages:?}"
+    );
+}

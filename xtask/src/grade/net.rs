@@ -412,8 +412,15 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         assert!(is_listening(port));
-        drop(listener);
-        assert!(!is_listening(port));
+        // A socket bound to a port but not listening: ours for as long as the test runs,
+        // so no other program on this busy machine can take the port meanwhile.
+        let bound =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        bound
+            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        let bound_port = bound.local_addr().unwrap().as_socket().unwrap().port();
+        assert!(!is_listening(bound_port));
         let listener = TcpListener::bind("[::1]:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         assert!(is_listening(port), "IPv6 listeners are found too");

@@ -129,7 +129,9 @@ mod tests {
     #[test]
     fn finds_and_kills_what_left_its_group() {
         become_subreaper();
-        let value = format!("{}-test-{}", std::process::id(), line!());
+        // Not prefixed by our pid: `cleanup_all` (run by other tests in this binary) kills
+        // every marker that starts with it.
+        let value = format!("unit-test-{}-{}", std::process::id(), line!());
         // The shell starts a sleeper in a session of its own and exits at once: the
         // sleeper is an orphan in no group of ours, found only by its marker.
         let status = std::process::Command::new("sh")
