@@ -50,6 +50,15 @@ impl<T> Context<T> for io::Result<T> {
     }
 }
 
+/// nix's errors (an `Errno`) read exactly as std's: `<what> failed: <explanation>`.
+#[cfg(feature = "nix")]
+impl<T> Context<T> for nix::Result<T> {
+    fn context(self, what: impl fmt::Display) -> Result<T, Failure> {
+        self.map_err(|errno| io::Error::from_raw_os_error(errno as i32))
+            .context(what)
+    }
+}
+
 /// Explains an I/O error in words a student can act on.
 pub fn explain(err: &io::Error) -> String {
     let why = match err.raw_os_error() {
@@ -120,5 +129,13 @@ mod tests {
     fn unknown_errors_keep_the_os_words() {
         let err = io::Error::from_raw_os_error(libc::ENOTSOCK);
         assert_eq!(explain(&err), "socket operation on non-socket");
+    }
+
+    #[cfg(feature = "nix")]
+    #[test]
+    fn nix_errors_read_as_std_ones() {
+        let failed: nix::Result<()> = Err(nix::errno::Errno::EADDRINUSE);
+        let message = failed.context("bind()").unwrap_err().to_string();
+        assert!(message.starts_with("bind() failed: address already in use"));
     }
 }

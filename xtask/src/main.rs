@@ -7,7 +7,7 @@
 //! - `demo` ([`verbs::demo`]): the reference programs narrate a session, for class.
 //! - `lan` ([`lan`]): two hosts on a private cable, for trying things by hand.
 //! - instructors: `grade --submissions`, `gradescope`, `classroom` ([`class`], [`verbs`]).
-//! - maintainers: `skeletons`, `mutants`, `bench`, `bench-class`.
+//! - maintainers: `skeletons`, `docs`, `mutants`, `bench`, `bench-class`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,8 +15,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod class;
-// The grader is a toolkit for the lab modules: not every lab uses every helper.
-#[allow(dead_code)]
 mod grade;
 mod labs;
 mod lan;
@@ -31,6 +29,7 @@ mod verbs;
     about = "socklab's grader and maintainer tools",
     after_help = "Maintainers' commands (each has --help):\n  \
                   skeletons  Regenerate labs/ from solutions/ (refuses to overwrite a student's work)\n  \
+                  docs       Regenerate the lab READMEs' check and step tables\n  \
                   mutants    Prove every check can fail, with deliberately buggy programs\n  \
                   bench      Load-test the lab3, lab6 and lab7 servers against tokio\n  \
                   bench-class  Time grading a class with --jobs 1 and in parallel"
@@ -64,6 +63,9 @@ enum Command {
         #[arg(long)]
         step: bool,
     },
+    /// Regenerate the tables of every lab README (checks, steps) between their markers.
+    #[command(hide = true)]
+    Docs(verbs::docs::DocsArgs),
     /// Regenerate the student skeletons in labs/ from the reference solutions.
     #[command(hide = true)]
     Skeletons(skeletons::SkeletonArgs),
@@ -96,6 +98,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => student::watch::run(&root, args),
         Command::Reset(args) => student::reset::run(&root, args),
         Command::Skeletons(args) => skeletons::run(&root, args).map(|()| true),
+        Command::Docs(args) => verbs::docs::run(&root, args),
         Command::Mutants(args) => mutants::run(&root, args),
         Command::Bench { args } => verbs::bench::run(&root, &args),
         Command::Lan(args) => lan::run(args),

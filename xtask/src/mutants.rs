@@ -12,7 +12,14 @@
 //! file = "src/main.rs"          # optional; this is the default
 //! find = ".set_reuse_address(true)"
 //! replace = ".set_reuse_address(false)"
+//! step = 2                      # optional: the fence the edit lies in
 //! ```
+//!
+//! An edit that names its `step` (`step = 4`, `step = "client step 2"`, or a fence's
+//! title without a number, `step = "stale check"`) must find its text exactly once
+//! inside that step's fences (between `//- answer: step 4: ...` and `//- end`), so a
+//! reworded comment elsewhere cannot silently break or move it. Without `step`, the text
+//! must occur exactly once in the whole file (for code outside any fence).
 //!
 //! Deriving mutants from the solutions keeps one source of truth: when a solution
 //! changes so that an edit no longer applies, this command says so. Each mutant is
@@ -65,6 +72,27 @@ struct Edit {
     file: String,
     find: String,
     replace: String,
+    /// The step whose fences hold `find`; `None`: anywhere in the file.
+    #[serde(default)]
+    step: Option<StepName>,
+}
+
+/// How an edit names a step: `4` (main step 4) or a title's label: `"client step 2"`.
+#[derive(Deserialize, Clone, Debug)]
+#[serde(untagged)]
+enum StepName {
+    Number(u32),
+    Label(String),
+}
+
+impl StepName {
+    /// The label a fence's title starts with: `step 4`, `client step 2`, `stale check`.
+    fn label(&self) -> String {
+        match self {
+            StepName::Number(n) => format!("step {n}"),
+            StepName::Label(label) => label.clone(),
+        }
+    }
 }
 
 fn default_file() -> String {
@@ -260,17 +288,109 @@ fn write_workspace(root: &Path, workspace: &Path, planned: &[Planned]) -> Result
         for edit in &plan.mutant.edit {
             let path = dir.join(&edit.file);
             let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let found = text.matches(&edit.find).count();
-            if found != 1 {
-                return Err(format!(
-                    "mutant {} of {}: the text to find occurs {found} times in {} (must be exactly once; did the solution change?):\n{}",
-                    plan.mutant.name, plan.lab.id, edit.file, edit.find
-                ));
-            }
-            write_if_changed(&path, &text.replacen(&edit.find, &edit.replace, 1))?;
+            let edited = apply(&text, edit).map_err(|e| {
+                format!(
+                    "mutant {} of {}: {e} (did the solution change?):\n{}",
+                    plan.mutant.name, plan.lab.id, edit.find
+                )
+            })?;
+            write_if_changed(&path, &edited)?;
         }
     }
     Ok(())
+}
+
+/// `text` with the edit made: its `find` must occur exactly once in the file or, when it
+/// names a step, exactly once inside that step's fences.
+fn apply(text: &str, edit: &Edit) -> Result<String, String> {
+    let spans = match &edit.step {
+        None => std::iter::once(0..text.len()).collect(),
+        Some(step) => {
+            let spans = fence_spans(text, &step.label());
+            if spans.is_empty() {
+                return Err(format!("{} has no fence for {:?}", edit.file, step.label()));
+            }
+            spans
+        }
+    };
+    let found: Vec<usize> = spans
+        .iter()
+        .flat_map(|span| {
+            text[span.clone()]
+                .match_indices(&edit.find)
+                .map(move |(at, _)| span.start + at)
+        })
+        .collect();
+    let place = match &edit.step {
+        None => edit.file.clone(),
+        Some(step) => format!("the fences of {:?} in {}", step.label(), edit.file),
+    };
+    if let ([at], None) = (&found[..], &edit.step) {
+        // Text inside a fence must be found by its step, so that no other text can move it.
+        if let Some(title) = fence_holding(text, *at..*at + edit.find.len()) {
+            return Err(format!(
+                "the text to find lies inside the fence {title:?} of {}: name it with `step = ...`",
+                edit.file
+            ));
+        }
+    }
+    match found[..] {
+        [at] => Ok(format!(
+            "{}{}{}",
+            &text[..at],
+            edit.replace,
+            &text[at + edit.find.len()..]
+        )),
+        _ => Err(format!(
+            "the text to find occurs {} times in {place} (must be exactly once)",
+            found.len()
+        )),
+    }
+}
+
+/// The title of the fence whose code holds all of `range`, if any.
+fn fence_holding(text: &str, range: std::ops::Range<usize>) -> Option<String> {
+    let mut open: Option<(String, usize)> = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if let Some(title) = trimmed.strip_prefix("//- answer:") {
+            open = Some((title.trim().to_string(), offset + line.len()));
+        } else if trimmed.starts_with("//- end")
+            && let Some((title, start)) = open.take()
+            && start <= range.start
+            && range.end <= offset
+        {
+            return Some(title);
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// The byte ranges of the code inside the fences whose title is `label` or starts with
+/// `label:` (from the line after `//- answer:` up to the `//- end` line).
+fn fence_spans(text: &str, label: &str) -> Vec<std::ops::Range<usize>> {
+    let mut spans = Vec::new();
+    let mut open: Option<usize> = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if let Some(title) = trimmed.strip_prefix("//- answer:") {
+            let title = title.trim();
+            let named = title == label
+                || title
+                    .strip_prefix(label)
+                    .is_some_and(|rest| rest.starts_with(':'));
+            open = named.then_some(offset + line.len());
+        } else if trimmed.starts_with("//- end")
+            && let Some(start) = open.take()
+        {
+            spans.push(start..offset);
+        }
+        offset += line.len();
+    }
+    spans
 }
 
 fn copy_sources(from: &Path, to: &Path) -> Result<(), String> {
@@ -365,5 +485,71 @@ fn join(names: &BTreeSet<String>) -> String {
         "nothing".into()
     } else {
         names.iter().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOLUTION: &str = "// listen(backlog) is explained here\nfn a() {\n    //- answer: step 4: listen\n    //- hint: h\n    //- more: m\n    socket.listen(backlog)?;\n    //- end\n}\nfn b() {\n    //- answer: client step 4: listen too\n    //- hint: h\n    //- more: m\n    socket.listen(backlog)?;\n    //- end\n}\n";
+
+    fn edit(find: &str, step: Option<StepName>) -> Edit {
+        Edit {
+            file: "src/main.rs".into(),
+            find: find.into(),
+            replace: "socket.listen(1)?".into(),
+            step,
+        }
+    }
+
+    #[test]
+    fn a_step_scoped_find_counts_only_inside_that_steps_fences() {
+        // Text inside a fence must name its step; text across a fence's end need not.
+        let seven = SOLUTION.replacen("socket.listen(backlog)?", "socket.listen(7)?", 1);
+        let unnamed = apply(&seven, &edit("socket.listen(7)?", None));
+        assert!(unnamed.unwrap_err().contains("name it with `step"));
+        let across = edit("listen(7)?;\n    //- end\n}\nfn b", None);
+        assert!(apply(&seven, &across).is_ok());
+        // File-wide, the text occurs twice: ambiguous.
+        let anywhere = apply(SOLUTION, &edit("socket.listen(backlog)?", None));
+        assert!(anywhere.unwrap_err().contains("2 times"));
+        // In step 4's fence it occurs once; the client's fence is left alone.
+        let main = apply(
+            SOLUTION,
+            &edit("socket.listen(backlog)?", Some(StepName::Number(4))),
+        );
+        let main = main.unwrap();
+        assert!(main.contains("    socket.listen(1)?;\n    //- end\n}\nfn b"));
+        assert_eq!(main.matches("socket.listen(backlog)?").count(), 1);
+        let client = edit(
+            "socket.listen(backlog)?",
+            Some(StepName::Label("client step 4".into())),
+        );
+        assert!(
+            apply(SOLUTION, &client)
+                .unwrap()
+                .ends_with("socket.listen(1)?;\n    //- end\n}\n")
+        );
+        // Text outside the fence (a comment) is not found in the step, however worded.
+        let comment = edit("listen(backlog) is explained", Some(StepName::Number(4)));
+        assert!(apply(SOLUTION, &comment).unwrap_err().contains("0 times"));
+        // A step with no fence is named in the error.
+        let missing = edit("x", Some(StepName::Number(9)));
+        assert!(apply(SOLUTION, &missing).unwrap_err().contains("no fence"));
+    }
+
+    #[test]
+    fn steps_are_named_by_number_or_label() {
+        let table: Table = toml::from_str(
+            "[[mutant]]\nname = \"m\"\nabout = \"a\"\nfails = []\n[[mutant.edit]]\nfind = \"f\"\nreplace = \"r\"\nstep = 3\n[[mutant.edit]]\nfind = \"f\"\nreplace = \"r\"\nstep = \"client step 2\"\n",
+        )
+        .unwrap();
+        let labels: Vec<String> = table.mutant[0]
+            .edit
+            .iter()
+            .map(|e| e.step.as_ref().unwrap().label())
+            .collect();
+        assert_eq!(labels, ["step 3", "client step 2"]);
     }
 }

@@ -213,6 +213,14 @@ pub struct Fence {
     pub code: String,
     /// 1-based line of the `//- answer:` marker.
     pub line: usize,
+    /// `//- call:` (optional): the system calls the step makes, for the README's step
+    /// table (`cargo xtask docs`).
+    pub call: String,
+    /// `//- why:` (optional): why the step exists, for the README's step table.
+    pub why: String,
+    /// A `//- given:` marker: a step the solution gives whole (no `todo!`), listed in the
+    /// README's step table only; it holds no code and leaves nothing in the skeleton.
+    pub given: bool,
 }
 
 /// A solution file cut into plain lines and fenced answers.
@@ -221,8 +229,14 @@ enum Piece<'a> {
     Answer { indent: String, fence: Fence },
 }
 
-/// Every fenced answer of one solution file, in order.
+/// Every fenced answer of one solution file, in order (the steps a student writes).
 pub fn fences(text: &str) -> Result<Vec<Fence>, String> {
+    Ok(steps(text)?.into_iter().filter(|f| !f.given).collect())
+}
+
+/// Every step of one solution file, in order: the fenced answers and the `//- given:`
+/// markers of steps the solution gives whole.
+pub fn steps(text: &str) -> Result<Vec<Fence>, String> {
     Ok(parse(text.lines())?
         .into_iter()
         .filter_map(|piece| match piece {
@@ -252,6 +266,7 @@ pub fn skeleton_source(text: &str, is_crate_root: bool, lab: &str) -> Result<Str
                 out.push_str(line);
                 out.push('\n');
             }
+            Piece::Answer { fence, .. } if fence.given => {}
             Piece::Answer { indent, fence } => {
                 let message = fence.title.replace('\\', "\\\\").replace('"', "\\\"");
                 out.push_str(&format!("{indent}// Stuck? `cargo xtask hint {lab}`\n"));
@@ -277,10 +292,11 @@ fn parse<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Vec<Piece<'a>>, Str
             if !fence.code.is_empty() {
                 return Err(format!("line {number}: {which} after the answer's code"));
             }
-            let slot = if which == "hint" {
-                &mut fence.hint
-            } else {
-                &mut fence.more
+            let slot = match which {
+                "hint" => &mut fence.hint,
+                "more" => &mut fence.more,
+                "call" => &mut fence.call,
+                _ => &mut fence.why,
             };
             // A tier may span several marker lines; they read as one paragraph.
             if !slot.is_empty() {
@@ -289,7 +305,15 @@ fn parse<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Vec<Piece<'a>>, Str
             slot.push_str(text.trim());
             Ok(())
         };
-        if let Some(title) = trimmed.strip_prefix("//- answer:") {
+        let opening = trimmed
+            .strip_prefix("//- answer:")
+            .map(|title| (title, false))
+            .or_else(|| {
+                trimmed
+                    .strip_prefix("//- given:")
+                    .map(|title| (title, true))
+            });
+        if let Some((title, given)) = opening {
             if open.is_some() {
                 return Err(format!("line {number}: answer inside an answer"));
             }
@@ -299,17 +323,31 @@ fn parse<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Vec<Piece<'a>>, Str
                 more: String::new(),
                 code: String::new(),
                 line: number,
+                call: String::new(),
+                why: String::new(),
+                given,
             };
             open = Some((indent.to_string(), fence));
         } else if let Some(text) = trimmed.strip_prefix("//- hint:") {
             tier(&mut open, "hint", text)?;
         } else if let Some(text) = trimmed.strip_prefix("//- more:") {
             tier(&mut open, "more", text)?;
+        } else if let Some(text) = trimmed.strip_prefix("//- call:") {
+            tier(&mut open, "call", text)?;
+        } else if let Some(text) = trimmed.strip_prefix("//- why:") {
+            tier(&mut open, "why", text)?;
         } else if trimmed.starts_with("//- end") {
             let Some((indent, fence)) = open.take() else {
                 return Err(format!("line {number}: end without an answer"));
             };
-            if fence.hint.is_empty() || fence.more.is_empty() {
+            if fence.given {
+                if !fence.code.is_empty() {
+                    return Err(format!(
+                        "line {}: a `//- given:` step holds no code (close it before the code)",
+                        fence.line
+                    ));
+                }
+            } else if fence.hint.is_empty() || fence.more.is_empty() {
                 return Err(format!(
                     "line {}: answer {:?} needs both a `//- hint:` (the idea) and a `//- more:` (the API)",
                     fence.line, fence.title
@@ -390,6 +428,23 @@ mod tests {
         assert_eq!(fences[0].more, "the API");
         assert_eq!(fences[0].code.trim(), "1");
         assert_eq!(fences[0].line, 4);
+    }
+
+    #[test]
+    fn table_fields_and_given_steps_leave_the_skeleton_alone() {
+        let solution = "//- given: step 1: raise the limit\n//- call: `setrlimit()`\n//- end\nlimit();\n//- answer: step 2: x\n//- hint: idea\n//- more: api\n//- call: `socket()`\n//- why: a\n//- why: b\nx\n//- end\n";
+        let skeleton = skeleton_source(solution, false, "lab9").unwrap();
+        assert_eq!(
+            skeleton,
+            "limit();\n// Stuck? `cargo xtask hint lab9`\ntodo!(\"step 2: x\");\n"
+        );
+        let all = steps(solution).unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(all[0].given);
+        assert_eq!(all[0].call, "`setrlimit()`");
+        assert_eq!(all[1].why, "a b");
+        assert_eq!(fences(solution).unwrap().len(), 1);
+        assert!(steps("//- given: step 1: a\nx\n//- end\n").is_err());
     }
 
     #[test]

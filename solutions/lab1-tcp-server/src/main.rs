@@ -69,6 +69,10 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
         //- more: socket2's `Socket::new` takes a `Domain`, a `Type` and an optional `Protocol`;
         //- more: `Domain::for_address` picks the family from a `SocketAddr`; look at `Type::STREAM`
         //- more: and `Protocol::TCP`. Add `.context(...)` naming the call, as the other steps do.
+        //- call: `socket()`
+        //- why: Ask the kernel for a new endpoint. You choose the *domain* (IPv4 or IPv6: it
+        //- why: must match the address you will bind) and the *type* (a `STREAM` is TCP's
+        //- why: reliable, ordered byte stream). The socket has no address yet.
         Socket::new(
             Domain::for_address(address),
             Type::STREAM,
@@ -88,6 +92,11 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
         //- hint: it is set before bind().
         //- more: socket2's `Socket::set_reuse_address` (setsockopt SO_REUSEADDR, see `man 7
         //- more: socket`); name the call in errors with `.context(...)`.
+        //- call: `setsockopt(SO_REUSEADDR)`
+        //- why: After a server closes a connection, the kernel keeps that connection's address
+        //- why: in `TIME_WAIT` for a minute or so, to catch stray late packets. Without this
+        //- why: option a restarted server cannot `bind()` its own port until that has passed
+        //- why: ("address already in use").
         socket
             .set_reuse_address(true)
             .context("setsockopt(SO_REUSEADDR)")?;
@@ -103,6 +112,10 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
         //- more: socket2's `Socket::bind` wants a `&SockAddr`; a `std::net::SocketAddr` converts
         //- more: into one with `Into` (`.into()`). See `man 2 bind`; add `.context(...)` naming the
         //- more: address.
+        //- call: `bind()`
+        //- why: Give the socket its name: the address and port clients will dial. This fails if
+        //- why: the port is taken, if the port is below 1024 and you lack the privilege, or if
+        //- why: the IP address is not one of this machine's.
         socket
             .bind(&address.into())
             .context(format!("bind({address})"))?;
@@ -118,6 +131,10 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
         //- hint: queues the finished ones, at most as many as the backlog you were given.
         //- more: socket2's `Socket::listen`; its one argument is the backlog, the number from the
         //- more: command line. See `man 2 listen`.
+        //- call: `listen(backlog)`
+        //- why: Turn the socket into a *passive* one. From now on the kernel itself answers
+        //- why: connection requests (the TCP three-way handshake) and queues up to `backlog`
+        //- why: finished handshakes until you take them.
         socket.listen(backlog).context("listen()")?;
         //- end
     }
@@ -141,6 +158,11 @@ fn serve_forever(listener: &Socket) -> Result<(), Failure> {
             //- more: socket2's `Socket::accept` returns `io::Result<(Socket, SockAddr)>`;
             //- more: `shared::errors::explain` puts an error into words; `continue` goes round the
             //- more: loop again.
+            //- call: `accept()`
+            //- why: Take the next caller off the queue. It blocks, asleep and using no CPU,
+            //- why: until there is one. It returns a **new** socket for this one conversation
+            //- why: plus the caller's address; the listening socket stays untouched, ready for
+            //- why: the next caller.
             match listener.accept() {
                 Ok(pair) => pair,
                 // A client that gave up while queued is its problem, not ours.
@@ -171,6 +193,9 @@ fn greet_and_echo(mut connection: Socket) -> Result<(), Failure> {
         //- hint: bytes, so keep sending until every byte is out.
         //- more: socket2's `Socket` implements `std::io::Write`: look at `Write::write_all`; name
         //- more: the call with `.context(...)`.
+        //- call: `send()`
+        //- why: Send the greeting. `send()` may accept fewer bytes than you offered, so we use
+        //- why: `write_all`, which repeats the call until all are out.
         connection.write_all(GREETING).context("send(greeting)")?;
         //- end
     }
@@ -185,6 +210,11 @@ fn greet_and_echo(mut connection: Socket) -> Result<(), Failure> {
         //- hint: block's value is how many bytes came; 0 means the client closed without sending.
         //- more: socket2's `Socket` implements `std::io::Read`: look at `Read::read`, which fills a
         //- more: `&mut [u8]` and returns the count (recv(), `man 2 recv`).
+        //- call: `recv()`
+        //- why: Read what has arrived, up to 1000 bytes. A return of 0 means the client closed
+        //- why: its side. One read returns *what has arrived so far*, not "the message": TCP has
+        //- why: no message boundaries. This lab reads once (as the course notes do); lab 3 does
+        //- why: it properly.
         connection.read(&mut buffer).context("recv()")?
         //- end
     };
@@ -200,6 +230,9 @@ fn greet_and_echo(mut connection: Socket) -> Result<(), Failure> {
         //- more: `Write::write_all` on a slice of the buffer (`&buffer[..n]`), then socket2's
         //- more: `Socket::shutdown` with `Shutdown::Write`; an error from the shutdown can be
         //- more: ignored, the client may be gone already.
+        //- call: `send()`, `close()`
+        //- why: Echo the bytes back and hang up. `shutdown(Write)` sends our end-of-stream (FIN)
+        //- why: straight away; dropping the socket closes the file descriptor.
         connection
             .write_all(&buffer[..received])
             .context("send(echo)")?;

@@ -115,6 +115,8 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
         //- more: socket2's `Socket::new` takes a `Domain`, a `Type` and an optional `Protocol`;
         //- more: `Domain::for_address` picks the family from a `SocketAddr`; look at `Type::STREAM`
         //- more: and `Protocol::TCP`. Add `.context(...)` naming the call, as the other steps do.
+        //- call: `socket(AF_INET or AF_INET6, SOCK_STREAM, IPPROTO_TCP)`
+        //- why: a new endpoint; the family must match the address you bind
         Socket::new(
             Domain::for_address(address),
             Type::STREAM,
@@ -134,6 +136,9 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
         //- hint: it is set before bind().
         //- more: socket2's `Socket::set_reuse_address` (setsockopt SO_REUSEADDR, see `man 7
         //- more: socket`); name the call in errors with `.context(...)`.
+        //- call: `setsockopt(SO_REUSEADDR)`
+        //- why: restart the server on the same port at once, even while old connections sit in
+        //- why: TIME_WAIT
         socket
             .set_reuse_address(true)
             .context("setsockopt(SO_REUSEADDR)")?;
@@ -149,6 +154,8 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
         //- more: socket2's `Socket::bind` wants a `&SockAddr`; a `std::net::SocketAddr` converts
         //- more: into one with `Into` (`.into()`). See `man 2 bind`; add `.context(...)` naming the
         //- more: address.
+        //- call: `bind(address)`
+        //- why: give the socket the address clients dial
         socket
             .bind(&address.into())
             .context(format!("bind({address})"))?;
@@ -164,6 +171,9 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
         //- hint: queues the finished ones, at most as many as the backlog you were given.
         //- more: socket2's `Socket::listen`; its one argument is the backlog, the number from the
         //- more: command line. See `man 2 listen`.
+        //- call: `listen(backlog)`
+        //- why: make it passive; while we are busy with one client, the kernel finishes the
+        //- why: handshakes of up to `backlog` others and queues them
         socket.listen(backlog).context("listen()")?;
         //- end
     }
@@ -187,6 +197,9 @@ fn serve_forever(
             //- hint: Wait for the next client and take its connection and address. Keep the result
             //- hint: as it is: the code below decides what to do with an error.
             //- more: socket2's `Socket::accept` returns `io::Result<(Socket, SockAddr)>`.
+            //- call: `accept()`
+            //- why: sleep until a client is queued, then get a **new** socket for that one
+            //- why: conversation
             listener.accept()
             //- end
         };
@@ -219,6 +232,11 @@ fn serve_forever(
             Err(failure) => eprintln!("lab3: client {peer_text}: {failure}"),
         }
 
+        //- given: step 11: close the connection
+        //- call: `close()`
+        //- why: free the descriptor and send our FIN; forget it and you leak one descriptor per
+        //- why: client (and the client waits for ever for the end of the answer)
+        //- end
         // Step 11: close() frees the descriptor and, if the client has not gone already,
         // sends our FIN: the client's recv() returns 0, the end of our answer. A server
         // that forgets this leaks one descriptor per client until accept() fails.
@@ -244,6 +262,9 @@ fn serve_client(
         //- hint: server for everyone who waits behind it.
         //- more: socket2's `Socket::set_write_timeout` takes an `Option<Duration>` (SO_SNDTIMEO in
         //- more: `man 7 socket`); name the call with `.context(...)`.
+        //- call: `setsockopt(SO_SNDTIMEO, 10 s)`
+        //- why: a client that never reads would block our `send()` for ever, and an iterative
+        //- why: server serves nobody else meanwhile; the timeout ends that one client instead
         connection
             .set_write_timeout(Some(send_timeout))
             .context("setsockopt(SO_SNDTIMEO)")?;
@@ -265,6 +286,8 @@ fn serve_client(
             //- hint: the count: 0 means the client has finished sending (end of stream).
             //- more: socket2's `Socket` implements `std::io::Read`: `Read::read` with a mutable
             //- more: borrow of the buffer returns how many bytes it copied.
+            //- call: `recv()` in a loop
+            //- why: take what has arrived; loop until it returns 0
             connection.read(&mut buffer).context("recv()")?
             //- end
         };
@@ -286,6 +309,10 @@ fn serve_client(
         // One recv() is not the whole message: go back for more until recv() returns 0.
     }
 
+    //- given: step 10: answer a last line that has no `\n`
+    //- call: (`--timestamp`) answer the last line
+    //- why: a final line without `\n` is still a line: stamp it and add the `\n`
+    //- end
     // Step 10: with --timestamp, a last line that ended without `\n` is still a line.
     if let Some(stamper) = stamper.as_mut() {
         let last_answer = stamper.finish();
@@ -310,6 +337,8 @@ fn send_all(connection: &mut Socket, answer: &[u8]) -> Result<u64, Failure> {
         //- hint: every byte is out. Keep the result; the caller looks at it.
         //- more: socket2's `Socket` implements `std::io::Write`: `Write::write_all` returns
         //- more: `io::Result<()>`.
+        //- call: `send()` via `write_all()`
+        //- why: send every byte of the answer, however many `send()` calls it takes
         connection.write_all(answer)
         //- end
     };
@@ -353,6 +382,9 @@ impl LineStamper {
             //- more: The slice method `split_inclusive` (with a closure that tests for `b'\n'`),
             //- more: `<[u8]>::ends_with`, `Vec::extend_from_slice` and `Vec::clear`; the helper
             //- more: `stamp` adds one answer to `answers`.
+            //- call: line framing (`--timestamp` only)
+            //- why: every `\n` ends a line, whose start may have come in earlier `recv()`s; keep
+            //- why: the bytes after the last `\n` for later
             for piece in chunk.split_inclusive(|&byte| byte == b'\n') {
                 self.unfinished.extend_from_slice(piece);
                 if piece.ends_with(b"\n") {
@@ -417,6 +449,11 @@ fn run_client(addresses: &[SocketAddr]) -> Result<(), Failure> {
         let mut connection = connect_to(addresses)?;
         let answer = exchange(&mut connection, &line)?;
 
+        //- given: client step 6: close the connection
+        //- call: `close()`
+        //- why: done with this connection; a half-closed connection cannot carry a second line,
+        //- why: so the next line gets a new one
+        //- end
         // Client step 6: close(). The server has closed already (that is how we knew the
         // answer was complete); closing frees our descriptor too.
         let fd = connection.as_raw_fd();
@@ -475,6 +512,8 @@ fn connect_once(address: SocketAddr) -> Result<Socket, Failure> {
         //- hint: will dial.
         //- more: socket2's `Socket::new` with `Domain::for_address`, `Type::STREAM` and
         //- more: `Protocol::TCP`.
+        //- call: `socket()`
+        //- why: a new socket for every line
         Socket::new(
             Domain::for_address(address),
             Type::STREAM,
@@ -494,6 +533,8 @@ fn connect_once(address: SocketAddr) -> Result<Socket, Failure> {
         //- hint: in the error.
         //- more: socket2's `Socket::connect` takes a `&SockAddr`, which a `SocketAddr` becomes with
         //- more: `.into()`; name the call with `.context(...)`. See `man 2 connect`.
+        //- call: `connect(address)`
+        //- why: the handshake; the kernel picks our ephemeral port, no `bind()` needed
         socket
             .connect(&address.into())
             .context(format!("connect({address})"))?;
@@ -518,6 +559,8 @@ fn exchange(connection: &mut Socket, line: &[u8]) -> Result<Vec<u8>, Failure> {
         //- answer: client step 3: send all of `request`
         //- hint: Send the whole request, every byte, however many send() calls it takes.
         //- more: `std::io::Write::write_all` on the socket; name the call with `.context(...)`.
+        //- call: `send()` via `write_all()`
+        //- why: the line and its `\n`
         connection.write_all(&request).context("send()")?;
         //- end
     }
@@ -532,6 +575,8 @@ fn exchange(connection: &mut Socket, line: &[u8]) -> Result<Vec<u8>, Failure> {
         //- hint: the reply.
         //- more: socket2's `Socket::shutdown` with `std::net::Shutdown::Write` (shutdown(SHUT_WR),
         //- more: see `man 2 shutdown`).
+        //- call: `shutdown(SHUT_WR)`
+        //- why: half-close: "that was all", yet we can still receive
         connection
             .shutdown(Shutdown::Write)
             .context("shutdown(SHUT_WR)")?;
@@ -550,6 +595,9 @@ fn exchange(connection: &mut Socket, line: &[u8]) -> Result<Vec<u8>, Failure> {
             //- hint: meaning the server closed its side.
             //- more: socket2's `Socket` implements `std::io::Read`: `Read::read` into the buffer,
             //- more: with `.context(...)`.
+            //- call: `recv()` in a loop until 0
+            //- why: the answer may come in pieces; 0 means the server closed, the answer is
+            //- why: complete
             connection.read(&mut buffer).context("recv()")?
             //- end
         };

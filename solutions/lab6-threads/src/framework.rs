@@ -85,6 +85,8 @@ impl Server {
             //- more: `Domain::for_address` picks the family from a `SocketAddr`; look at
             //- more: `Type::STREAM` and `Protocol::TCP`. Add `.context(...)` naming the call, as
             //- more: the other steps do.
+            //- call: `socket(AF_INET or AF_INET6, SOCK_STREAM, IPPROTO_TCP)`
+            //- why: a new endpoint; the family must match the address you bind
             Socket::new(
                 Domain::for_address(address),
                 Type::STREAM,
@@ -104,6 +106,9 @@ impl Server {
             //- hint: if it is set before bind().
             //- more: socket2's `Socket::set_reuse_address` (setsockopt SO_REUSEADDR, see `man 7
             //- more: socket`); name the call in errors with `.context(...)`.
+            //- call: `setsockopt(SO_REUSEADDR)`
+            //- why: a restarted server can bind the port at once, even with old connections in
+            //- why: TIME_WAIT
             listener
                 .set_reuse_address(true)
                 .context("setsockopt(SO_REUSEADDR)")?;
@@ -119,6 +124,8 @@ impl Server {
             //- more: socket2's `Socket::bind` wants a `&SockAddr`; a `std::net::SocketAddr`
             //- more: converts into one with `Into` (`.into()`). See `man 2 bind`; add
             //- more: `.context(...)` naming the address.
+            //- call: `bind(address)`
+            //- why: the address callers dial
             listener
                 .bind(&address.into())
                 .context(format!("bind({address})"))?;
@@ -134,6 +141,9 @@ impl Server {
             //- hint: finished handshakes until you accept them.
             //- more: socket2's `Socket::listen` with the constant `BACKLOG`; name the call with
             //- more: `.context(...)`.
+            //- call: `listen(128)`
+            //- why: passive socket; the kernel queues finished handshakes until we accept them,
+            //- why: so a crowd arriving at once waits instead of being dropped
             listener.listen(BACKLOG).context("listen()")?;
             //- end
         }
@@ -201,6 +211,9 @@ impl Server {
                 //- hint: such as running out of file descriptors does not become a busy loop.
                 //- more: socket2's `Socket::accept` returns `io::Result<(Socket, SockAddr)>`;
                 //- more: `explain` words the error; `std::thread::sleep` with `TICK`; `continue`.
+                //- call: `accept()`
+                //- why: take the caller off the queue: a new socket for this one conversation. A
+                //- why: failed `accept()` is logged, and the loop goes on
                 match listener.accept() {
                     Ok(pair) => pair,
                     // A caller that hung up while queued is its problem, not ours. Wait a
@@ -238,6 +251,9 @@ impl Server {
             //- hint: reads.
             //- more: In Rust a socket is closed when it is dropped: `std::mem::drop` (in the
             //- more: prelude) ends the value's life right here.
+            //- call: `close(listener)`
+            //- why: after the signal: stop accepting **now**; the port is free and new callers
+            //- why: are refused by the kernel
             drop(listener);
             //- end
         }
@@ -296,6 +312,10 @@ fn catch_stop_signals() -> Result<(), Failure> {
             //- more: nix's `sys::signal::sigaction` takes the `Signal` and a `&SigAction` and
             //- more: returns `nix::Result<SigAction>`; `os_failure` builds a `Failure` from a label
             //- more: and an `Errno`.
+            //- call: `sigaction(SIGINT)`, `sigaction(SIGTERM)`
+            //- why: do not die on the spot: note the signal in a flag and stop politely.
+            //- why: `SA_RESTART` restarts calls a signal interrupts (except `poll()`, which
+            //- why: wakes up: that is what we want)
             // SAFETY: the handler only stores into an atomic, which is async-signal-safe.
             unsafe { sigaction(signal, &action) }
                 .map_err(|errno| os_failure(format!("sigaction({signal})"), errno))?;
@@ -319,6 +339,9 @@ fn caller_waiting(listener: &Socket) -> Result<bool, Failure> {
         //- more: with `PollFd::new`, the listener's `as_fd()` and `PollFlags::POLLIN`;
         //- more: `PollTimeout::from` a number of milliseconds (`TICK_MS`); match `Errno::EINTR`;
         //- more: `os_failure` for other errors.
+        //- call: `poll(listener, POLLIN, 100 ms)`
+        //- why: sleep until a caller is queued, but wake every tick to look at the stop flag;
+        //- why: `EINTR` (a signal arrived) just means "look at the flag now"
         let mut watched = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
         match poll(&mut watched, PollTimeout::from(TICK_MS)) {
             Ok(ready_count) => ready_count > 0,
@@ -344,6 +367,9 @@ fn hand_over<H: Handler>(connection: Socket, peer: String, place: Place, handler
         //- hint: client (returning closes its socket).
         //- more: socket2's `Socket::set_read_timeout` with an `Option<Duration>` (`TICK`);
         //- more: `explain` words the error for `eprintln!`.
+        //- call: `setsockopt(SO_RCVTIMEO, 100 ms)`
+        //- why: a `recv()` that waited a tick without data returns `EAGAIN`, so the client's
+        //- why: thread gets to look at the stop flag
         if let Err(err) = connection.set_read_timeout(Some(TICK)) {
             eprintln!(
                 "lab6: client {peer}: setsockopt(SO_RCVTIMEO) failed: {}",
@@ -372,6 +398,9 @@ fn hand_over<H: Handler>(connection: Socket, peer: String, place: Place, handler
         //- hint: the block's value says whether the thread could start.
         //- more: `std::thread::Builder`: `Builder::new`, `Builder::name`, `Builder::spawn` returns
         //- more: `io::Result<JoinHandle<()>>`; `Result::map` with `drop` detaches the thread.
+        //- call: `thread::spawn` (`clone(2)` underneath)
+        //- why: the client gets its own thread; the socket moves into it; the main thread goes
+        //- why: back to step 6 at once
         thread::Builder::new()
             .name(thread_name.clone())
             .spawn(job)
@@ -413,6 +442,10 @@ fn refuse(mut connection: Socket, peer: &str, live: usize) {
         //- hint: the first worked.
         //- more: `std::io::Write::write_all` with the string's bytes (`str::as_bytes`), chained
         //- more: with `Result::and_then` to socket2's `Socket::shutdown` with `Shutdown::Write`.
+        //- call: `send("busy: ...")`, `shutdown(SHUT_WR)`, `close()`
+        //- why: tell the refused caller why, then hang up (first reading what it already sent,
+        //- why: so the kernel closes normally instead of with a reset that could swallow our
+        //- why: line)
         connection
             .write_all(message.as_bytes())
             .and_then(|()| connection.shutdown(Shutdown::Write))
@@ -488,6 +521,9 @@ impl Read for StopAwareReader<'_> {
                     //- more: `stop_requested` returns an `Option`; the flag
                     //- more: `self.between_requests`; returning `Ok` with a count of 0 means end of
                     //- more: stream for a reader.
+                    //- call: on `EAGAIN`: stop flag set and no line half in? then end of stream
+                    //- why: the client's thread hangs up between requests only; a started
+                    //- why: request is read and answered
                     if stop_requested().is_some() && self.between_requests {
                         narrate!("stopping: hanging up on an idle client");
                         return Ok(0);
@@ -556,6 +592,10 @@ impl LiveClients {
             //- more: `live` is a `MutexGuard<usize>`: dereference it (`*live`) to read or change
             //- more: the count; the cap is `self.max_clients`; return `Err` with the count to
             //- more: refuse.
+            //- call: count one more client, or refuse
+            //- why: under the `Mutex`: if `max_clients` are already live, refuse; otherwise
+            //- why: count this one. The place is given back automatically when the client's
+            //- why: thread drops it
             if *live >= self.max_clients {
                 return Err(*live);
             }
@@ -582,6 +622,9 @@ impl LiveClients {
             //- more: returns a `LockResult<(MutexGuard, WaitTimeoutResult)>`;
             //- more: `PoisonError::into_inner` recovers from poisoning; `Instant::now` and
             //- more: `Instant` subtraction for the time left; start from `self.lock`.
+            //- call: wait on the `Condvar` until the count is 0 or the grace period is over
+            //- why: every departing client wakes the main thread, which then checks the count;
+            //- why: it never sleeps past the deadline
             let mut live = self.lock();
             while *live > 0 {
                 let now = Instant::now();

@@ -112,6 +112,11 @@ impl Handler for LineEcho {
                 //- more: `std::io::Read::take` limits any reader to a number of bytes (call it as
                 //- more: `Read::take` on a reborrow of the `dyn BufRead`); `BufRead::read_until`
                 //- more: with `b'\n'` appends to a `Vec<u8>`; use `?` for errors.
+                //- call: `read_until(b'\n')` on the buffered reader (at most 64 KiB)
+                //- why: one whole line, however many `recv()` calls it takes: one `recv()` is
+                //- why: not one message. The bound means a client that never sends a newline
+                //- why: cannot eat all the memory (a longer line comes back in 64 KiB pieces,
+                //- why: every byte in order)
                 Read::take(&mut *reader, MAX_LINE).read_until(b'\n', &mut line)?
                 //- end
             };
@@ -126,6 +131,8 @@ impl Handler for LineEcho {
                 //- answer: step 16: send the bytes of `line` back to the client
                 //- hint: Send the line back to the client, every byte of it.
                 //- more: `std::io::Write::write_all` on the writer; use `?` for errors.
+                //- call: `write_all(line)`
+                //- why: send every byte of the answer, however many `send()` calls it takes
                 writer.write_all(&line)?;
                 //- end
             }
@@ -144,6 +151,8 @@ fn run_client(address: SocketAddr) -> Result<(), Failure> {
         //- more: socket2's `Socket::new` takes a `Domain`, a `Type` and an optional `Protocol`;
         //- more: `Domain::for_address` picks the family from a `SocketAddr`; look at `Type::STREAM`
         //- more: and `Protocol::TCP`. Add `.context(...)` naming the call, as the other steps do.
+        //- call: `socket()`
+        //- why: a TCP socket in the server address's family
         Socket::new(
             Domain::for_address(address),
             Type::STREAM,
@@ -163,6 +172,10 @@ fn run_client(address: SocketAddr) -> Result<(), Failure> {
         //- hint: in the error.
         //- more: socket2's `Socket::connect` takes a `&SockAddr`, which a `SocketAddr` becomes with
         //- more: `.into()`; name the call with `.context(...)`. See `man 2 connect`.
+        //- call: `connect(address)`
+        //- why: the handshake. It succeeds once the kernel has queued us, before the server has
+        //- why: even called `accept()`: a refusal (`busy:`) comes later, as the reply to our
+        //- why: first line
         socket
             .connect(&address.into())
             .context(format!("connect({address})"))?;
@@ -202,6 +215,8 @@ fn run_client(address: SocketAddr) -> Result<(), Failure> {
             //- hint: takes.
             //- more: `std::io::Write::write_all` on the sending handle; name the call with
             //- more: `.context(...)`.
+            //- call: `write_all(line)`
+            //- why: the line and its `\n` (added if the input's last line lacks it)
             sender.write_all(&typed).context("send()")?;
             //- end
         }
@@ -216,6 +231,8 @@ fn run_client(address: SocketAddr) -> Result<(), Failure> {
             //- hint: closed.
             //- more: `BufRead::read_until` with `b'\n'` on the buffered reader, appending to the
             //- more: reply `Vec`; name the call with `.context(...)`.
+            //- call: `read_until(b'\n')`
+            //- why: one reply line, however many `recv()`s; 0 bytes means the server closed
             replies.read_until(b'\n', &mut reply).context("recv()")?
             //- end
         };

@@ -43,6 +43,10 @@ pub fn run(address: SocketAddr, backlog: i32, max_buffer: usize) -> Result<(), F
     EventLoop::new(listener, epoll, max_buffer).serve_forever()
 }
 
+//- given: step 1: raise the descriptor limit
+//- call: `setrlimit(RLIMIT_NOFILE)`
+//- why: room for 10,000 sockets
+//- end
 /// Step 1: every socket is a file descriptor, and a process may only hold RLIMIT_NOFILE
 /// of them (the "soft" limit is often 1024). Raising it to the "hard" ceiling, which needs
 /// no privilege, is what lets 10,000 clients in at once.
@@ -65,6 +69,8 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
         //- more: socket2's `Socket::new` takes a `Domain`, a `Type` and an optional `Protocol`;
         //- more: `Domain::for_address` picks the family from a `SocketAddr`; look at `Type::STREAM`
         //- more: and `Protocol::TCP`. Add `.context(...)` naming the call, as the other steps do.
+        //- call: `socket()`
+        //- why: as in lab 1
         Socket::new(
             Domain::for_address(address),
             Type::STREAM,
@@ -83,6 +89,8 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
         //- hint: it is set before bind().
         //- more: socket2's `Socket::set_reuse_address` (setsockopt SO_REUSEADDR, see `man 7
         //- more: socket`); name the call in errors with `.context(...)`.
+        //- call: `setsockopt(SO_REUSEADDR)`
+        //- why: as in lab 1
         listener
             .set_reuse_address(true)
             .context("setsockopt(SO_REUSEADDR)")?;
@@ -99,6 +107,8 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
         //- hint: to non-blocking mode, where accept fails with EAGAIN when nobody is waiting.
         //- more: socket2's `Socket::set_nonblocking` (fcntl F_SETFL O_NONBLOCK); name the call with
         //- more: `.context(...)`.
+        //- call: `fcntl(O_NONBLOCK)` on the listener
+        //- why: the accept loop ends on `EAGAIN` instead of sleeping in `accept()`
         listener
             .set_nonblocking(true)
             .context("fcntl(O_NONBLOCK)")?;
@@ -114,6 +124,8 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
         //- more: socket2's `Socket::bind` wants a `&SockAddr`; a `std::net::SocketAddr` converts
         //- more: into one with `Into` (`.into()`). See `man 2 bind`; add `.context(...)` naming the
         //- more: address.
+        //- call: `bind()`
+        //- why: as in lab 1
         listener
             .bind(&address.into())
             .context(format!("bind({address})"))?;
@@ -130,6 +142,8 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
         //- hint: queues the finished ones, at most as many as the backlog you were given.
         //- more: socket2's `Socket::listen`; its one argument is the backlog, the number from the
         //- more: command line. See `man 2 listen`.
+        //- call: `listen(backlog)`
+        //- why: as in lab 1, with a deep backlog
         listener.listen(backlog).context("listen()")?;
         //- end
     }
@@ -151,6 +165,8 @@ fn watch_listener(listener: &Socket) -> Result<Epoll, Failure> {
         //- more: nix's `sys::epoll::Epoll::new` with `EpollCreateFlags::EPOLL_CLOEXEC`
         //- more: (epoll_create1, `man 7 epoll`); turn the `Errno` into an `io::Error`
         //- more: (`io::Error::from`) before `.context(...)`.
+        //- call: `epoll_create1()`
+        //- why: the kernel object that keeps the interest list
         Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
             .map_err(io::Error::from)
             .context("epoll_create1()")?
@@ -167,6 +183,8 @@ fn watch_listener(listener: &Socket) -> Result<Epoll, Failure> {
         //- more: nix's `Epoll::add` takes the fd and an `EpollEvent`, made by `EpollEvent::new`
         //- more: from `EpollFlags::EPOLLIN` and a `u64` token; map the `Errno` into `io::Error`,
         //- more: then `.context(...)`.
+        //- call: `epoll_ctl(ADD, listener, EPOLLIN)`
+        //- why: wake up when a caller is queued
         epoll
             .add(listener, EpollEvent::new(EpollFlags::EPOLLIN, LISTENER))
             .map_err(io::Error::from)
@@ -256,6 +274,8 @@ impl EventLoop {
                 //- more: nix's `Epoll::wait` takes a `&mut [EpollEvent]` and an `EpollTimeout`
                 //- more: (`EpollTimeout::NONE` waits forever); match `Errno::EINTR` to `continue`;
                 //- more: other errors become an `io::Error` with `.context(...)`.
+                //- call: `epoll_wait(-1)`
+                //- why: the only place the thread sleeps; `EINTR`: wait again
                 match self.epoll.wait(&mut events, EpollTimeout::NONE) {
                     Ok(count) => count,
                     // A signal interrupted the sleep (even `kill -STOP` then `-CONT` does
@@ -306,6 +326,9 @@ impl EventLoop {
                 //- more: `libc::SOCK_CLOEXEC` combined with `|`; match `io::ErrorKind::WouldBlock`
                 //- more: and `Interrupted`, and `raw_os_error` against
                 //- more: `libc::EMFILE`/`libc::ENFILE` (then `self.pause_accepting`).
+                //- call: `accept4(SOCK_NONBLOCK)` until `EAGAIN`
+                //- why: every queued caller, each socket non-blocking from birth (on Linux,
+                //- why: `accept()` does not copy `O_NONBLOCK` from the listener)
                 match self
                     .listener
                     .accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
@@ -331,6 +354,10 @@ impl EventLoop {
                 .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
             narrate_if!(self.narrating, "accept4() -> fd {fd} from {peer}");
 
+            //- given: step 11: turn off Nagle's algorithm on the client socket
+            //- call: `setsockopt(TCP_NODELAY)`
+            //- why: send small echoes at once
+            //- end
             // Step 11: TCP_NODELAY. An echo answers with whatever it has, at once; Nagle's
             // algorithm could hold a small leftover back until the previous segment is
             // acknowledged, a needless delay of up to tens of milliseconds.
@@ -352,6 +379,8 @@ impl EventLoop {
                 //- hint: back and drop the client.
                 //- more: nix's `Epoll::add` with `EpollEvent::new`, `EpollFlags::EPOLLIN` and the
                 //- more: slot as `u64`; `self.free_slots` takes the slot back; `continue`.
+                //- call: `epoll_ctl(ADD, client, EPOLLIN)`
+                //- why: watch the new client, its slot index as the token
                 if let Err(errno) = self
                     .epoll
                     .add(&socket, EpollEvent::new(EpollFlags::EPOLLIN, slot as u64))
@@ -453,6 +482,8 @@ impl EventLoop {
             //- hint: close its socket by letting the client go.
             //- more: nix's `Epoll::delete` with the client's socket; dropping the `Client`
             //- more: (`std::mem::drop`) closes its fd.
+            //- call: `epoll_ctl(DEL)`, `close()`
+            //- why: forget the client, free its slot
             let _ = self.epoll.delete(&client.socket);
             drop(client);
             //- end
@@ -513,6 +544,10 @@ impl Client {
     ) -> Result<Next, Failure> {
         let fd = self.socket.as_raw_fd();
 
+        //- given: step 13: drop a broken connection
+        //- call: `EPOLLERR`/`EPOLLHUP`, `SO_ERROR`
+        //- why: a broken connection: drop it
+        //- end
         // Step 13: EPOLLERR and EPOLLHUP come even though we never ask for them: the
         // connection is broken (usually the client reset it). SO_ERROR says why.
         if ready.intersects(EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP) {
@@ -535,6 +570,8 @@ impl Client {
                 //- more: socket2's `Socket::send_with_flags` with the slice of `self.unsent` from
                 //- more: `self.sent_from` on and `libc::MSG_NOSIGNAL`; the helper `try_later`
                 //- more: recognises EAGAIN and EINTR; other errors: `return Err(err).context(...)`.
+                //- call: `send()` from the queue on `EPOLLOUT`
+                //- why: oldest bytes first; keep what did not fit
                 match self
                     .socket
                     .send_with_flags(&self.unsent[self.sent_from..], libc::MSG_NOSIGNAL)
@@ -565,6 +602,8 @@ impl Client {
                 //- more: `std::io::Read::read` through a `&Socket` borrow of `self.socket`; on
                 //- more: `try_later(&err)` return `Ok(Next::KeepGoing)`; other errors: `return
                 //- more: Err(err).context(...)`.
+                //- call: `recv()` on `EPOLLIN`
+                //- why: one read into the one shared buffer; 0 is the FIN
                 match (&self.socket).read(read_buffer) {
                     Ok(count) => count,
                     Err(err) if try_later(&err) => return Ok(Next::KeepGoing),
@@ -588,6 +627,8 @@ impl Client {
                     //- hint: send would block).
                     //- more: `self.unsent_len`; socket2's `Socket::send_with_flags` with the
                     //- more: received slice and `libc::MSG_NOSIGNAL`; `try_later` for EAGAIN.
+                    //- call: `send()` the new bytes, queue the rest
+                    //- why: straight from the read buffer when nothing is queued
                     if self.unsent_len() == 0 {
                         match self
                             .socket
@@ -633,6 +674,8 @@ impl Client {
             //- more: Start from `EpollFlags::empty` and add `EpollFlags::EPOLLIN` and
             //- more: `EpollFlags::EPOLLOUT` with `|=`; the conditions use `self.peer_finished`,
             //- more: `self.unsent_len` and `max_buffer`.
+            //- call: interest, then `epoll_ctl(MOD)`
+            //- why: `EPOLLIN` under the bound, `EPOLLOUT` only while bytes are queued
             let mut wanted = EpollFlags::empty();
             if !self.peer_finished && self.unsent_len() < max_buffer {
                 wanted |= EpollFlags::EPOLLIN;

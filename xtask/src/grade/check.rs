@@ -28,11 +28,6 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// Points for a perfect score.
-    pub fn max_score(&self) -> u32 {
-        self.checks.iter().map(|c| c.points).sum()
-    }
-
     /// The student's package (`lab3`) or the reference's (`lab3-solution`).
     pub fn package(&self, solution: bool) -> String {
         if solution {
@@ -48,8 +43,11 @@ pub struct Check {
     /// Short, stable, kebab-case: mutant tables and `--json` refer to it.
     pub name: &'static str,
     pub points: u32,
-    /// What the check verifies, in one line a student understands.
+    /// What the check verifies, in one line a student understands (the reports).
     pub verifies: &'static str,
+    /// What the grader does and accepts, exactly: the "what it verifies" column of the
+    /// lab README's check table, which `cargo xtask docs` generates from this (Markdown).
+    pub details: &'static str,
     pub run: fn(&mut Ctx) -> Result<(), Failure>,
     /// The most this check may take on a slow, loaded machine. Past it the check fails
     /// with "no answer within N s", its programs are killed and the others go on.
@@ -129,12 +127,6 @@ impl Failure {
         self.expected = Some(super::net::show(expected));
         self.got = Some(super::net::show(got));
         self.compared = Some((expected.to_vec(), got.to_vec()));
-        self
-    }
-
-    /// A command line a student can paste to see the same thing by hand.
-    pub fn by_hand(mut self, command: impl Into<String>) -> Self {
-        self.by_hand = Some(command.into());
         self
     }
 

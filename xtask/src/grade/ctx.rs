@@ -52,7 +52,6 @@ pub struct Server {
 
 /// A program that ran to its end.
 pub struct Finished {
-    pub id: usize,
     pub status: ExitStatus,
     pub stdout: Vec<u8>,
     pub stderr: String,
@@ -321,7 +320,6 @@ impl Ctx {
         let running = &mut self.procs[id];
         match running.wait_exit(limit) {
             Some(status) => Ok(Finished {
-                id,
                 status,
                 stdout: running.stdout(),
                 stderr: running.stderr_text(),

@@ -294,7 +294,7 @@ impl Demo {
         match &self.network {
             Some((host, _)) => host
                 .connect(addr, net::IO_LIMIT)
-                .map(|stream| Conn::new(stream, addr))
+                .map(Conn::new)
                 .map_err(|e| net::connect_failure(addr, &e).into_details().problem),
             None => net::connect(addr).map_err(|f| f.into_details().problem),
         }

@@ -70,7 +70,6 @@ pub fn connect_failure(addr: SocketAddr, err: &io::Error) -> Failure {
 /// A grader-side TCP connection whose every operation has a deadline.
 pub struct Conn {
     pub stream: TcpStream,
-    pub peer: SocketAddr,
     /// Everything received so far, for failure reports.
     pub received: Vec<u8>,
     /// Everything sent so far, for failure reports.
@@ -83,27 +82,14 @@ pub struct Conn {
 pub fn connect(addr: SocketAddr) -> Result<Conn, Failure> {
     let stream =
         TcpStream::connect_timeout(&addr, IO_LIMIT).map_err(|e| connect_failure(addr, &e))?;
-    Ok(Conn::new(stream, addr))
-}
-
-/// Tries to connect until `limit` passes (for servers that are still starting).
-pub fn connect_retrying(addr: SocketAddr, limit: Duration) -> Result<Conn, Failure> {
-    let deadline = Instant::now() + limit;
-    loop {
-        match connect(addr) {
-            Ok(conn) => return Ok(conn),
-            Err(failure) if Instant::now() >= deadline => return Err(failure),
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
+    Ok(Conn::new(stream))
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, peer: SocketAddr) -> Conn {
+    pub fn new(stream: TcpStream) -> Conn {
         let _ = stream.set_nodelay(true);
         Conn {
             stream,
-            peer,
             received: Vec::new(),
             sent: Vec::new(),
             limit: IO_LIMIT,

@@ -20,7 +20,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::mem::{size_of, zeroed};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -262,20 +262,6 @@ impl Host {
         !tcp_table::listeners(&self.tcp_tables(), port).is_empty()
     }
 
-    /// Polls (at most `limit`) until something listens on `port` inside this host.
-    pub fn wait_listening(&self, port: u16, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            if self.is_listening(port) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
     fn fds(&self) -> [RawFd; 3] {
         [
             self.user.as_raw_fd(),
@@ -308,15 +294,6 @@ impl Lan {
         alpha.ip = Some(ALPHA_IP);
         beta.ip = Some(BETA_IP);
         Ok(Lan { alpha, beta })
-    }
-
-    /// The host called `name`.
-    pub fn host(&self, name: &str) -> Option<&Host> {
-        match name {
-            "alpha" => Some(&self.alpha),
-            "beta" => Some(&self.beta),
-            _ => None,
-        }
     }
 
     /// Polls (at most `limit`) until the cable carries packets: `eth0` is `state UP`
@@ -620,14 +597,15 @@ fn receive_fd(channel: RawFd) -> io::Result<OwnedFd> {
     }))
 }
 
-/// `ip:port` on the LAN.
-pub fn lan_addr(ip: Ipv4Addr, port: u16) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(ip), port)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
+
+    /// `ip:port` on the LAN.
+    fn lan_addr(ip: Ipv4Addr, port: u16) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(ip), port)
+    }
     use std::io::{Read, Write};
 
     /// Namespaces are available when running as root (CI); elsewhere they may not be.

@@ -319,11 +319,6 @@ impl Running {
         (text, self.stderr.was_cut().then(|| self.stderr.total()))
     }
 
-    /// How many bytes the program printed on stdout, when more than was kept.
-    pub fn stdout_cut(&self) -> Option<u64> {
-        self.stdout.was_cut().then(|| self.stdout.total())
-    }
-
     /// stdout so far, as (lossy) text.
     pub fn stdout_text(&self) -> String {
         String::from_utf8_lossy(&self.stdout()).into_owned()

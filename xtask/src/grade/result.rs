@@ -143,17 +143,9 @@ pub enum Event<'a> {
         lab: &'static Lab,
         program: &'a str,
         steps: Option<&'a Steps>,
-        checks: usize,
     },
     /// A check finished (events come in table order, whatever order checks end in).
-    CheckFinished {
-        lab: &'static Lab,
-        index: usize,
-        result: &'a CheckResult,
-    },
+    CheckFinished { result: &'a CheckResult },
     /// Every check of the lab has finished.
-    LabFinished {
-        lab: &'static Lab,
-        report: &'a Report,
-    },
+    LabFinished { report: &'a Report },
 }

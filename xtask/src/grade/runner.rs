@@ -159,7 +159,6 @@ pub fn run_within(
                     lab: plan.lab,
                     program: &plan.shown,
                     steps: plan.steps.as_ref(),
-                    checks: plan.checks.len(),
                 });
             }
             if emitted_row == plan.checks.len() {
@@ -169,10 +168,7 @@ pub fn run_within(
                     .map(|r| r.take().expect("every result is in"))
                     .collect();
                 let report = report(plan, checks, elapsed);
-                sink(Event::LabFinished {
-                    lab: plan.lab,
-                    report: &report,
-                });
+                sink(Event::LabFinished { report: &report });
                 reports[emitted_plan] = Some(report);
                 emitted_plan += 1;
                 emitted_row = 0;
@@ -180,11 +176,7 @@ pub fn run_within(
             }
             match &results[emitted_plan][emitted_row] {
                 Some(result) => {
-                    sink(Event::CheckFinished {
-                        lab: plan.lab,
-                        index: emitted_row,
-                        result,
-                    });
+                    sink(Event::CheckFinished { result });
                     emitted_row += 1;
                 }
                 None => break,

@@ -13,34 +13,10 @@ use std::path::Path;
 pub struct Row {
     pub local: SocketAddr,
     pub remote: SocketAddr,
-    /// The kernel's state number: 0x0A is LISTEN, 0x06 TIME_WAIT (see [`Row::state_name`]).
+    /// The kernel's state number: 0x0A is LISTEN, 0x06 TIME_WAIT (`include/net/tcp_states.h`).
     pub state: u8,
     /// The socket's inode: `/proc/PID/fd/N -> socket:[INODE]` links it to a process.
     pub inode: u64,
-}
-
-impl Row {
-    pub fn is_listen(&self) -> bool {
-        self.state == 0x0A
-    }
-
-    /// The state as `ss` names it.
-    pub fn state_name(&self) -> &'static str {
-        match self.state {
-            0x01 => "ESTAB",
-            0x02 => "SYN-SENT",
-            0x03 => "SYN-RECV",
-            0x04 => "FIN-WAIT-1",
-            0x05 => "FIN-WAIT-2",
-            0x06 => "TIME-WAIT",
-            0x07 => "CLOSE",
-            0x08 => "CLOSE-WAIT",
-            0x09 => "LAST-ACK",
-            0x0A => "LISTEN",
-            0x0B => "CLOSING",
-            _ => "UNKNOWN",
-        }
-    }
 }
 
 /// Every row of these tables (missing files are skipped).
@@ -50,11 +26,6 @@ pub fn read<P: AsRef<Path>>(tables: &[P]) -> Vec<Row> {
         .filter_map(|path| std::fs::read_to_string(path).ok())
         .flat_map(|text| parse(&text))
         .collect()
-}
-
-/// The machine's own tables.
-pub fn read_own() -> Vec<Row> {
-    read(&["/proc/net/tcp", "/proc/net/tcp6"])
 }
 
 /// The listeners on `port` in these tables. Cheaper than [`read`] on a busy machine
@@ -133,16 +104,6 @@ pub fn socket_inodes(pid: u32) -> Vec<u64> {
         .collect()
 }
 
-/// The addresses process `pid` listens on, per these tables.
-pub fn listening_addresses<P: AsRef<Path>>(tables: &[P], pid: u32) -> Vec<SocketAddr> {
-    let inodes = socket_inodes(pid);
-    read(tables)
-        .into_iter()
-        .filter(|row| row.is_listen() && inodes.contains(&row.inode))
-        .map(|row| row.local)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,12 +113,12 @@ mod tests {
         let v4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1388 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0\n";
         let rows = parse(v4);
         assert_eq!(rows[0].local, "127.0.0.1:5000".parse().unwrap());
-        assert!(rows[0].is_listen());
+        assert_eq!(rows[0].state, 0x0A);
         assert_eq!(rows[0].inode, 12345);
         let v6 = "header\n   0: 00000000000000000000000001000000:1388 00000000000000000000000000000000:0000 06 00000000:00000000 00:00000000 00000000     0        0 0 1\n";
         let rows = parse(v6);
         assert_eq!(rows[0].local, "[::1]:5000".parse().unwrap());
-        assert_eq!(rows[0].state_name(), "TIME-WAIT");
+        assert_eq!(rows[0].state, 0x06);
     }
 
     #[test]
@@ -167,13 +128,5 @@ mod tests {
         let found = listeners(&["/proc/net/tcp"], addr.port());
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].local, addr);
-    }
-
-    #[test]
-    fn finds_what_this_process_listens_on() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let found = listening_addresses(&["/proc/net/tcp"], std::process::id());
-        assert!(found.contains(&addr), "{found:?}");
     }
 }

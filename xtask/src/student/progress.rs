@@ -140,7 +140,7 @@ pub fn todos(text: &str) -> Vec<(usize, String)> {
 }
 
 /// `step 5: ...` is (false, 5); `client step 2: ...` is (true, 2).
-fn step_number(title: &str) -> Option<(bool, u32)> {
+pub(crate) fn step_number(title: &str) -> Option<(bool, u32)> {
     let at = title.find("step ")?;
     let digits: String = title[at + 5..]
         .chars()
@@ -154,7 +154,7 @@ fn step_number(title: &str) -> Option<(bool, u32)> {
 
 /// A fence with no number belongs to the numbered step next to it in the same file
 /// (the one after it, else the one before): `build the sockaddr_un` goes with bind().
-fn inherited_number(fences: &[(PathBuf, Fence)], file: &Path, title: &str) -> u32 {
+pub(crate) fn inherited_number(fences: &[(PathBuf, Fence)], file: &Path, title: &str) -> u32 {
     let same_file: Vec<&Fence> = fences
         .iter()
         .filter(|(f, _)| f == file)

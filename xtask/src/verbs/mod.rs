@@ -3,5 +3,6 @@
 pub mod bench;
 pub mod classroom;
 pub mod demo;
+pub mod docs;
 pub mod grade;
 pub mod gradescope;

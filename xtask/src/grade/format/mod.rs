@@ -72,12 +72,11 @@ pub fn human_text(reports: &[Report]) -> String {
                 lab,
                 program: &report.program,
                 steps: report.steps.as_ref(),
-                checks: report.checks.len(),
             });
-            for (index, result) in report.checks.iter().enumerate() {
-                let _ = human.event(Event::CheckFinished { lab, index, result });
+            for result in &report.checks {
+                let _ = human.event(Event::CheckFinished { result });
             }
-            let _ = human.event(Event::LabFinished { lab, report });
+            let _ = human.event(Event::LabFinished { report });
         }
         let _ = human.next_step(reports, None);
     }
