@@ -103,6 +103,13 @@ pub static LAB: Lab = Lab {
             budget: secs(20),
         },
         Check {
+            name: "survives-epipe",
+            points: 1,
+            verifies: "keeps serving after its send() fails with EPIPE (SIGPIPE ignored)",
+            run: survives_epipe,
+            budget: secs(20),
+        },
+        Check {
             name: "stuck-reader",
             points: 1,
             verifies: "drops a client that never reads (send timeout) and serves the next",
@@ -670,6 +677,102 @@ fn survives_reset(ctx: &mut Ctx) -> Result<(), Failure> {
             .or_hint(hint)
     })?;
     ctx.ensure_running(server.id, "after two clients reset their connections")
+}
+
+/// A client that sends its request, half-closes and then resets while it waits in the
+/// queue behind another client. When the server gets to it, the request is still there
+/// to read, but the connection is gone: its send() fails with EPIPE, and unless the
+/// program ignores SIGPIPE (or sends with MSG_NOSIGNAL) the kernel kills it with that
+/// signal. Rust and Python ignore SIGPIPE for you; C does not.
+fn survives_epipe(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    // The first client keeps the server busy (it is in recv() for it) ...
+    let mut holder = net::connect(server.addr)?;
+    holder.send(b"x")?;
+    holder.read_exact_bytes(1)?;
+    // ... while the second one, queued by the kernel, sends, half-closes and resets.
+    let mut gone = net::connect(server.addr)?;
+    let gone_port = gone.local_port();
+    gone.send(
+        b"hello
+",
+    )?;
+    gone.half_close()?;
+    let port = server.addr.port();
+    ensure(
+        wait_server_side(port, gone_port, |state| state == Some(CLOSE_WAIT)),
+        || Failure::new("the grader's FIN never reached the queued connection"),
+    )?;
+    gone.reset();
+    ensure(
+        wait_server_side(port, gone_port, |state| state.is_none()),
+        || Failure::new("the grader's reset never reached the queued connection"),
+    )?;
+    // Let the server go on: it accepts the reset connection next, reads `hello\n` and
+    // answers into a connection that no longer exists.
+    holder.half_close()?;
+    holder.read_to_eof(16)?;
+    let outcome = expect_echo(server.addr, b"after the EPIPE\n");
+    let died = ctx.proc(server.id).wait_exit(if outcome.is_err() {
+        Duration::from_secs(2)
+    } else {
+        Duration::ZERO
+    });
+    if let Some(status) = died {
+        use std::os::unix::process::ExitStatusExt;
+        let mut failure = ctx.exited_failure(
+            server.id,
+            "answering a client that had half-closed and then reset",
+        );
+        if status.signal() == Some(libc::SIGPIPE) {
+            failure = failure.hint(
+                "SIGPIPE killed it: send() on a connection the peer has reset raises SIGPIPE, \
+                 whose default action ends the process. Ignore that signal once at start-up \
+                 or pass MSG_NOSIGNAL to each send(); send() then fails with EPIPE, which \
+                 ends that client only",
+            );
+        }
+        return Err(failure);
+    }
+    outcome.map_err(|f| {
+        f.during("the client after one whose answer met EPIPE")
+            .or_hint("EPIPE from send() ends that client only: report it, close, accept the next")
+    })?;
+    ctx.ensure_running(server.id, "after a send() that failed with EPIPE")
+}
+
+/// The kernel's number for CLOSE-WAIT: a FIN came in, our side is still open.
+const CLOSE_WAIT: u8 = 0x08;
+
+/// Polls (up to 5 s) the state of the server's side of the connection from
+/// `client_port` to `server_port` (None: no such socket) until `wanted` holds.
+fn wait_server_side(
+    server_port: u16,
+    client_port: u16,
+    wanted: impl Fn(Option<u8>) -> bool,
+) -> bool {
+    let (local, remote) = (format!(":{server_port:04X}"), format!(":{client_port:04X}"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let state = std::fs::read_to_string("/proc/net/tcp")
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .find_map(|line| {
+                let mut fields = line.split_whitespace().skip(1);
+                let (l, r, st) = (fields.next()?, fields.next()?, fields.next()?);
+                (l.ends_with(&local) && r.ends_with(&remote))
+                    .then(|| u8::from_str_radix(st, 16).ok())
+                    .flatten()
+            });
+        if wanted(state) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn stuck_reader(ctx: &mut Ctx) -> Result<(), Failure> {
