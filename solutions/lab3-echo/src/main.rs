@@ -40,6 +40,13 @@ const RECV_BUFFER_SIZE: usize = 4096;
 /// With `--timestamp`, the longest line we wait for. A client that sends more bytes
 /// without any `\n` is cut off rather than allowed to eat all the server's memory.
 const MAX_LINE_LENGTH: usize = 64 * 1024 * 1024;
+/// How long the server waits before it calls accept() again after running out of
+/// descriptors (a few descriptors may be freed meanwhile, by clients that leave).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// errno: this process has as many descriptors open as RLIMIT_NOFILE allows.
+const EMFILE: i32 = 24;
+/// errno: the whole system has run out of file descriptions.
+const ENFILE: i32 = 23;
 /// What the client prints before it reads each line.
 const PROMPT: &str = "> ";
 
@@ -200,11 +207,28 @@ fn serve_forever(
                     shared::errors::explain(&err)
                 )));
             }
-            // Anything else (a client that gave up while queued, ...) concerns one
-            // client only: report it and wait for the next.
+            // Anything else is not fatal: a client that gave up while it was queued
+            // (ECONNABORTED), or no descriptor left to give the new connection (EMFILE:
+            // this process has as many open as its limit allows; ENFILE: the whole
+            // system has). A descriptor is freed when a client leaves, so the server
+            // must live on. The refused client stays in the queue, though, and accept()
+            // would fail again at once: retrying straight away spins a CPU at 100% and
+            // floods the log, so pause a moment first.
             Err(err) => {
+                //- answer: report a failed accept(), pause if descriptors ran out, then accept again
+                //- hint: One line on stderr saying what failed, and the server goes on. When the
+                //- hint: error says the process (or the system) has no descriptor left, wait a
+                //- hint: little before the next accept(): the client is still queued, so an
+                //- hint: immediate retry would fail the same way, over and over.
+                //- more: `io::Error::raw_os_error` gives the errno; compare it with the constants
+                //- more: `EMFILE` and `ENFILE` below (`man 2 accept`, ERRORS). `std::thread::sleep`
+                //- more: with `ACCEPT_BACKOFF`; `continue` goes back to the top of the loop.
                 eprintln!("lab3: accept() failed: {}", shared::errors::explain(&err));
+                if matches!(err.raw_os_error(), Some(EMFILE | ENFILE)) {
+                    std::thread::sleep(ACCEPT_BACKOFF);
+                }
                 continue;
+                //- end
             }
         };
         let fd = connection.as_raw_fd();
