@@ -95,6 +95,25 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     }
     narrate!("setsockopt(SO_REUSEADDR, 1)");
 
+    // An IPv6 socket may take IPv4 clients too: bound to the wildcard `::`, it then
+    // answers on every IPv4 address as well, and sees those clients as IPv4-mapped
+    // addresses (`::ffff:127.0.0.1`). Whether it does is the option IPV6_V6ONLY, whose
+    // default differs between systems (off on Linux, on in OpenBSD and Windows), so a
+    // server that means "every client" says so, before bind().
+    if address.is_ipv6() {
+        //- answer: turn IPV6_V6ONLY off, so that `::` takes IPv4 clients too
+        //- hint: An IPv6 socket can serve both families: a wildcard bind then covers IPv4 as
+        //- hint: well. Say so explicitly rather than trusting the system's default, and before
+        //- hint: the socket gets its address.
+        //- more: socket2's `Socket::set_only_v6` (setsockopt IPV6_V6ONLY, `man 7 ipv6`); name
+        //- more: the call with `.context(...)`.
+        socket
+            .set_only_v6(false)
+            .context("setsockopt(IPV6_V6ONLY)")?;
+        //- end
+        narrate!("setsockopt(IPV6_V6ONLY, 0)");
+    }
+
     // Step 3: bind() gives the socket its name: the address clients will dial.
     {
         //- answer: step 3: bind the socket to `address`

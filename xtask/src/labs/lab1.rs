@@ -84,6 +84,13 @@ pub static LAB: Lab = Lab {
             budget: secs(20),
         },
         Check {
+            name: "dual-stack",
+            points: 1,
+            verifies: "with --host :: an IPv4 client is served too (IPV6_V6ONLY off)",
+            run: dual_stack,
+            budget: secs(20),
+        },
+        Check {
             name: "prints-addresses",
             points: 1,
             verifies: "prints its port and each client's address:port",
@@ -303,6 +310,38 @@ fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
     ensure(got == b"hello\nsix\n", || {
         Failure::new("wrong reply over IPv6").compare(b"hello\nsix\n", &got)
     })
+}
+
+/// `--host ::` is the IPv6 wildcard; with IPV6_V6ONLY off it takes IPv4 clients too
+/// (their addresses appear as `::ffff:a.b.c.d`). Binding a wildcard is only done inside
+/// a private host made for the check, where every interface is its own loopback.
+fn dual_stack(ctx: &mut Ctx) -> Result<(), Failure> {
+    let host = netns::Host::new("dual").map_err(Failure::cannot_test_here)?;
+    let port = 5000;
+    onlan::start_server_inside(ctx, &host, "::", port)
+        .map_err(|f| f.during("in a private host with --host ::"))?;
+    for ip in [IpAddr::V4(Ipv4Addr::LOCALHOST), LOCALHOST_V6] {
+        let addr = SocketAddr::new(ip, port);
+        let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+        let stream = host.connect(addr, net::IO_LIMIT).map_err(|e| {
+            net::connect_failure(addr, &e)
+                .during(format!(
+                    "an {family} client of the server started with --host ::"
+                ))
+                .hint(
+                    "an IPv6 socket bound to the wildcard :: can take IPv4 clients as well, \
+                     but only with the socket option IPV6_V6ONLY off; some systems turn it on \
+                     by default, so set it yourself, before bind()",
+                )
+        })?;
+        let mut conn = net::Conn::new(stream, addr);
+        conn.expect_bytes(GREETING).map_err(|f| {
+            f.during(format!(
+                "the greeting to an {family} client, with --host ::"
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 fn prints_addresses(ctx: &mut Ctx) -> Result<(), Failure> {
