@@ -693,10 +693,19 @@ fn survives_reset(ctx: &mut Ctx) -> Result<(), Failure> {
 /// signal. Rust and Python ignore SIGPIPE for you; C does not.
 fn survives_epipe(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &[])?;
-    // The first client keeps the server busy (it is in recv() for it) ...
+    // The first client keeps the server busy: once the server has accepted it, it
+    // waits in recv() for it ...
+    let port = server.addr.port();
     let mut holder = net::connect(server.addr)?;
-    holder.send(b"x")?;
-    holder.read_exact_bytes(1)?;
+    let holder_port = holder.local_port();
+    ensure(
+        wait_server_side(port, holder_port, |state| state == Some(ESTABLISHED))
+            && wait_accept_queue_empty(port),
+        || {
+            Failure::new("the server did not accept a client within 5 s")
+                .hint("accept() the next client as soon as the previous one is done")
+        },
+    )?;
     // ... while the second one, queued by the kernel, sends, half-closes and resets.
     let mut gone = net::connect(server.addr)?;
     let gone_port = gone.local_port();
@@ -705,7 +714,6 @@ fn survives_epipe(ctx: &mut Ctx) -> Result<(), Failure> {
 ",
     )?;
     gone.half_close()?;
-    let port = server.addr.port();
     ensure(
         wait_server_side(port, gone_port, |state| state == Some(CLOSE_WAIT)),
         || Failure::new("the grader's FIN never reached the queued connection"),
@@ -844,6 +852,44 @@ fn set_open_files_limit(pid: u32, soft: libc::rlim_t) -> Option<libc::rlim_t> {
 
 /// The kernel's number for CLOSE-WAIT: a FIN came in, our side is still open.
 const CLOSE_WAIT: u8 = 0x08;
+/// The kernel's number for ESTABLISHED.
+const ESTABLISHED: u8 = 0x01;
+
+/// Polls (up to 5 s) until the listener on `port` has no connection waiting to be
+/// accepted (for a listening socket, the rx_queue column of `/proc/net/tcp` is the
+/// length of its accept queue), twice in a row.
+fn wait_accept_queue_empty(port: u16) -> bool {
+    let local = format!(":{port:04X}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut empty_before = false;
+    loop {
+        let queued = std::fs::read_to_string("/proc/net/tcp")
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .find_map(|line| {
+                let mut fields = line.split_whitespace().skip(1);
+                let (l, _, st, queues) = (
+                    fields.next()?,
+                    fields.next()?,
+                    fields.next()?,
+                    fields.next()?,
+                );
+                (l.ends_with(&local) && st == "0A")
+                    .then(|| u32::from_str_radix(queues.split_once(':')?.1, 16).ok())
+                    .flatten()
+            });
+        let empty = queued == Some(0);
+        if empty && empty_before {
+            return true;
+        }
+        empty_before = empty;
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
 
 /// Polls (up to 5 s) the state of the server's side of the connection from
 /// `client_port` to `server_port` (None: no such socket) until `wanted` holds.
