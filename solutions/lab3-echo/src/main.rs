@@ -452,8 +452,40 @@ fn run_client(addresses: &[SocketAddr]) -> Result<(), Failure> {
                 "the server closed the connection without answering",
             ));
         }
-        output.write_all(&answer).context("write(stdout)")?;
-        if !answer.ends_with(b"\n") {
+        // Client step 7: the answer is bytes; a person reads text. We print it as UTF-8
+        // text, so we decode it on purpose, with a policy for bytes that are not valid
+        // UTF-8 (a binary echo, a server with another encoding, a character cut in
+        // half): each invalid sequence shows as U+FFFD (`�`), and one line on stderr says
+        // that the answer was not all text. Failing (Python's plain `.decode()` raises,
+        // Rust's `String::from_utf8(..)?` returns an error) would end the client over one
+        // odd byte; printing the raw bytes would hand the terminal whatever they happen to
+        // be. (The server, by contrast, never decodes: an echo must give back the bytes.)
+        let shown: Cow<str> = {
+            //- answer: client step 7: decode `answer` as UTF-8 for display; replace what is invalid and say so on stderr
+            //- hint: Turn the bytes into text to print. When they are not valid UTF-8, do not stop
+            //- hint: and do not print them raw: replace each invalid sequence with the replacement
+            //- hint: character, and tell the user on stderr (one line) that the answer was not
+            //- hint: all text.
+            //- more: `std::str::from_utf8` says whether the bytes are valid (its error has
+            //- more: `valid_up_to`); `String::from_utf8_lossy` returns a `Cow<str>` with U+FFFD in
+            //- more: place of each invalid sequence. `eprintln!` writes the note.
+            match std::str::from_utf8(&answer) {
+                Ok(text) => Cow::Borrowed(text),
+                Err(err) => {
+                    eprintln!(
+                        "lab3: the answer is not valid UTF-8 (first bad byte at offset {}): \
+                         shown with U+FFFD in place of the invalid bytes",
+                        err.valid_up_to()
+                    );
+                    String::from_utf8_lossy(&answer)
+                }
+            }
+            //- end
+        };
+        output
+            .write_all(shown.as_bytes())
+            .context("write(stdout)")?;
+        if !shown.ends_with('\n') {
             output.write_all(b"\n").context("write(stdout)")?;
         }
     }

@@ -187,6 +187,13 @@ pub static LAB: Lab = Lab {
             budget: secs(20),
         },
         Check {
+            name: "client-decodes-text",
+            points: 1,
+            verifies: "client shows an answer that is not UTF-8 as text (U+FFFD), notes it on stderr",
+            run: client_decodes_text,
+            budget: secs(20),
+        },
+        Check {
             name: "client-stops",
             points: 1,
             verifies: "client ends (status 0) at an empty line, sending nothing more",
@@ -1327,6 +1334,58 @@ fn client_reads_to_eof(ctx: &mut Ctx) -> Result<(), Failure> {
         ));
     }
     Ok(())
+}
+
+/// An answer in Latin-1 (`caf\xe9`) with a stray `\xff`: not UTF-8.
+const LATIN1_ANSWER: &[u8] = b"caf\xe9 \xff ok\n";
+/// How it must be shown: one U+FFFD for each invalid sequence.
+const LATIN1_SHOWN: &str = "caf\u{FFFD} \u{FFFD} ok\n";
+
+fn latin1_answer(_n: usize, _request: &[u8]) -> Vec<Vec<u8>> {
+    vec![LATIN1_ANSWER.to_vec()]
+}
+
+fn client_decodes_text(ctx: &mut Ctx) -> Result<(), Failure> {
+    let stand_in = StandIn::start(latin1_answer)?;
+    let run = run_client(ctx, &stand_in, b"hello\n")?;
+    let sent = format!(
+        "the answer {} (Latin-1, not UTF-8), then close",
+        show(LATIN1_ANSWER)
+    );
+    let hint = "the answer is bytes; to print it as text, decode it as UTF-8 on purpose, with a \
+                policy for invalid bytes: replace each invalid sequence with U+FFFD (the \
+                'replace' error handler, a lossy conversion) and carry on, never fail or \
+                print the raw bytes";
+    if !run.status.success() {
+        return Err(Failure::new(format!(
+            "the client exited ({}) on an answer that is not UTF-8",
+            describe_status(run.status)
+        ))
+        .sent(sent)
+        .got(format!(
+            "stderr: {}",
+            run.stderr.lines().last().unwrap_or("(nothing)")
+        ))
+        .hint(hint));
+    }
+    let shown = LATIN1_SHOWN.as_bytes();
+    ensure(run.stdout.windows(shown.len()).any(|w| w == shown), || {
+        Failure::new("the client did not show the answer as text with U+FFFD for its invalid bytes")
+            .sent(sent.clone())
+            .expected(format!("stdout containing {LATIN1_SHOWN:?}"))
+            .got(show(&run.stdout))
+            .hint(hint)
+    })?;
+    ensure(run.stderr.to_lowercase().contains("utf"), || {
+        Failure::new("the client replaced invalid bytes without a word on stderr")
+            .sent(sent.clone())
+            .expected("one line on stderr saying the answer was not valid UTF-8")
+            .got(format!("stderr: {:?}", run.stderr.trim()))
+            .hint(
+                "a lossy decode changes what the server sent: tell the user (one line on \
+                 stderr naming UTF-8), so that a `\u{FFFD}` is not taken for the server's own",
+            )
+    })
 }
 
 fn client_stops(ctx: &mut Ctx) -> Result<(), Failure> {
