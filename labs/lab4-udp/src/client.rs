@@ -27,12 +27,20 @@ struct Patience {
 }
 
 /// Step 1, then steps 2 to 4 for every line of stdin.
-pub fn run(server: SocketAddr, timeout_ms: u64, retries: u32) -> Result<(), Failure> {
+pub fn run(
+    server: SocketAddr,
+    timeout_ms: u64,
+    retries: u32,
+    connect: bool,
+) -> Result<(), Failure> {
     let patience = Patience {
         timeout: Duration::from_millis(timeout_ms),
         retries,
     };
     let socket = open_socket(server)?;
+    if connect {
+        connect_socket(&socket, server)?;
+    }
     let server_address = SockAddr::from(server);
     let limit = max_payload(server);
     let mut reply_buffer = vec![0u8; RECEIVE_BUFFER];
@@ -89,6 +97,22 @@ fn open_socket(server: SocketAddr) -> Result<Socket, Failure> {
     };
     narrate!("socket(DGRAM, UDP) -> fd {}", socket.as_raw_fd());
     Ok(socket)
+}
+
+/// With `--connect`: connect() on a UDP socket sends no packet (there is no handshake);
+/// it only records a default peer in the kernel. That changes two things. The kernel now
+/// drops datagrams from anyone but the server before we see them. And when our datagram
+/// reaches a machine where nothing is bound to the port, that machine answers with an
+/// ICMP "port unreachable"; the kernel hands it to a connected socket as ECONNREFUSED on
+/// its next call (an unconnected socket is never told: it can only time out). Step 4's
+/// recvfrom() then fails with that error, and the client stops at once, saying so.
+fn connect_socket(socket: &Socket, server: SocketAddr) -> Result<(), Failure> {
+    {
+        // Stuck? `cargo xtask hint lab4`
+        todo!("with --connect: connect the UDP socket to `server`");
+    }
+    narrate!("connect({server}) on a UDP socket: no packet, just a default peer");
+    Ok(())
 }
 
 /// Steps 2 to 4 for one line: send it, wait for the reply, send again if none came.

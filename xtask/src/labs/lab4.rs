@@ -143,6 +143,13 @@ pub static LAB: Lab = Lab {
             run: client_checks_sender,
             budget: secs(20),
         },
+        Check {
+            name: "client-connected-refused",
+            points: 1,
+            verifies: "client --connect: nothing bound at the port, it stops with \"refused\" (ECONNREFUSED)",
+            run: client_connected_refused,
+            budget: secs(20),
+        },
     ],
     demo: Some(demo),
 };
@@ -824,6 +831,43 @@ fn client_checks_sender(ctx: &mut Ctx) -> Result<(), Failure> {
          returns with the server's, and keep waiting when it is someone else",
     )
     .map_err(|f| f.during("a stranger's datagram arrived just before the server's reply"))
+}
+
+/// With `--connect`, a datagram to a port where nothing is bound comes back as an ICMP
+/// "port unreachable", which the kernel reports to a connected socket as ECONNREFUSED.
+/// The client must stop with that, not time out: the timeouts are long enough that only
+/// a client that heard the ICMP error can name it.
+fn client_connected_refused(ctx: &mut Ctx) -> Result<(), Failure> {
+    let port = free_udp_port(LOCALHOST_V4).to_string();
+    let run = ctx.run(
+        "client",
+        &[
+            "client",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--timeout-ms",
+            "1000",
+            "--retries",
+            "1",
+            "--connect",
+        ],
+        Some(b"anyone there?\n".to_vec()),
+        RUN_LIMIT,
+    )?;
+    expect::clean_error(&run, &["refused"], 4).map_err(|f| {
+        f.during(format!("--connect, with nothing bound at 127.0.0.1:{port}"))
+            .or_hint(
+                "connect() the UDP socket when --connect is given: the kernel then reports \
+                 the ICMP port unreachable as ECONNREFUSED on the next send or receive; stop \
+                 with one line that says the connection was refused",
+            )
+    })?;
+    ensure(run.stdout.is_empty(), || {
+        Failure::new("the client printed something although nothing answered")
+            .got(show(&run.stdout))
+    })
 }
 
 // ---------------------------------------------------------------------------------
