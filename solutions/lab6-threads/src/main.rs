@@ -161,12 +161,12 @@ impl Handler for OneRequest {
             //- hint: before a whole line came gets no answer.
             //- more: `Read::take` and `BufRead::read_until` as in step 15, `Write::write_all` as in
             //- more: step 16, then `Ok(())`.
-            let mut line: Vec<u8> = Vec::new();
-            if Read::take(&mut *reader, MAX_LINE).read_until(b'\n', &mut line)? > 0 {
-                writer.write_all(&line)?;
+            let mut request: Vec<u8> = Vec::new();
+            if Read::take(&mut *reader, MAX_LINE).read_until(b'\n', &mut request)? > 0 {
+                writer.write_all(&request)?;
                 narrate!(
                     "send({} bytes), then hang up: one request per connection",
-                    line.len()
+                    request.len()
                 );
             }
             Ok(())

@@ -144,6 +144,13 @@ pub static LAB: Lab = Lab {
             budget: secs(20),
         },
         Check {
+            name: "client-ignores-stale",
+            points: 1,
+            verifies: "client: a late, duplicated reply to an earlier line is not printed as this line's",
+            run: client_ignores_stale,
+            budget: secs(20),
+        },
+        Check {
             name: "client-connected-refused",
             points: 1,
             verifies: "client --connect: nothing bound at the port, it stops with \"refused\" (ECONNREFUSED)",
@@ -574,6 +581,10 @@ struct Script {
     drop_first: usize,
     /// Before the first reply, send the client a datagram from another socket.
     stranger_first: bool,
+    /// Hold back the reply to the very first datagram (the client retries meanwhile and
+    /// gets the retry's reply); send it, twice, just before the reply to the next line:
+    /// a late, duplicated reply that arrives while the client waits for another one.
+    late_first: bool,
 }
 
 /// What the grader's server answers to `data`.
@@ -639,6 +650,7 @@ fn serve(socket: UdpSocket, script: Script, stop: &AtomicBool) -> Received {
     let _ = socket.set_read_timeout(Some(Duration::from_millis(20)));
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut replied = false;
+    let mut held: Option<Vec<u8>> = None;
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         let Ok((n, from)) = socket.recv_from(&mut buffer) else {
             continue;
@@ -648,11 +660,26 @@ fn serve(socket: UdpSocket, script: Script, stop: &AtomicBool) -> Received {
         if seen.len() <= script.drop_first {
             continue; // lost, as UDP may lose any datagram
         }
+        if script.late_first {
+            if seen.len() == 1 {
+                held = Some(data); // delayed, as UDP may delay any datagram
+                continue;
+            }
+            if held.as_ref().is_some_and(|first| *first != data)
+                && let Some(first) = held.take()
+            {
+                // The late reply to the first attempt, and a duplicate of it.
+                let _ = socket.send_to(&answer(&first), from);
+                let _ = socket.send_to(&answer(&first), from);
+            }
+        }
         if script.stranger_first
             && !replied
             && let Some(stranger) = &stranger
         {
-            let _ = stranger.send_to(b"STRANGER", from);
+            // It even looks like the answer (it ends with the request): only the
+            // sender tells it apart.
+            let _ = stranger.send_to(&[b"STRANGER: ".as_slice(), &data].concat(), from);
         }
         let _ = socket.send_to(&answer(&data), from);
         replied = true;
@@ -867,6 +894,36 @@ fn client_connected_refused(ctx: &mut Ctx) -> Result<(), Failure> {
     ensure(run.stdout.is_empty(), || {
         Failure::new("the client printed something although nothing answered")
             .got(show(&run.stdout))
+    })
+}
+
+/// The reply to the first line's first attempt comes late and twice, just before the
+/// reply to the second line: the client must print each line's own reply.
+fn client_ignores_stale(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = GraderServer::start(Script {
+        late_first: true,
+        ..Script::default()
+    })?;
+    let run = run_client(ctx, &server, "500", "3", b"first\nsecond\n")?;
+    let seen = server.finish();
+    ensure(seen.len() >= 3, || {
+        Failure::new("the client did not send the first line again when its reply was late")
+            .expected(
+                "a second datagram for \"first\" after --timeout-ms (500 ms), then \"second\"",
+            )
+            .got(format!("{} datagram(s)", seen.len()))
+            .hint("wait for the reply with a timeout (SO_RCVTIMEO); when it passes, send again")
+    })?;
+    expect_stdout(
+        &run,
+        b"R:first\nR:second\n",
+        "a datagram may arrive late or twice: the reply to an earlier attempt can turn up \
+         while you wait for the next line's answer. Every answer here ends with the request \
+         it answers: ignore a reply that does not end with the line you sent, and keep \
+         waiting",
+    )
+    .map_err(|f| {
+        f.during("the first line's first reply arrived late, twice, just before the second line's")
     })
 }
 
