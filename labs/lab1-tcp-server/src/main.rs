@@ -20,6 +20,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use shared::cli::Endpoint;
@@ -29,6 +30,12 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 /// The greeting every client gets first.
 const GREETING: &[u8] = b"hello\n";
+/// How long to wait before calling accept() again after running out of descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// errno: this process has as many descriptors open as RLIMIT_NOFILE allows.
+const EMFILE: i32 = 24;
+/// errno: the whole system has run out of file descriptions.
+const ENFILE: i32 = 23;
 /// The most we read from one client, as in the course notes.
 const MAX_MESSAGE: usize = 1000;
 

@@ -14,6 +14,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use shared::cli::Endpoint;
@@ -23,6 +24,12 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 /// The greeting every client gets first.
 const GREETING: &[u8] = b"hello\n";
+/// How long to wait before calling accept() again after running out of descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// errno: this process has as many descriptors open as RLIMIT_NOFILE allows.
+const EMFILE: i32 = 24;
+/// errno: the whole system has run out of file descriptions.
+const ENFILE: i32 = 23;
 /// The most we read from one client, as in the course notes.
 const MAX_MESSAGE: usize = 1000;
 
@@ -157,14 +164,23 @@ fn serve_forever(listener: &Socket) -> Result<(), Failure> {
             //- hint: socket made for that one conversation, plus the client's address. If one
             //- hint: accept fails, say so on stderr and wait for the next client: never stop the
             //- hint: server for it.
+            //- hint: When the process has no descriptor left for the new socket, pause a moment
+            //- hint: before the next try: that client is still queued, and an immediate retry
+            //- hint: would fail the same way, over and over.
             //- more: socket2's `Socket::accept` returns `io::Result<(Socket, SockAddr)>`;
             //- more: `shared::errors::explain` puts an error into words; `continue` goes round the
-            //- more: loop again.
+            //- more: loop again. `io::Error::raw_os_error` compared with `EMFILE`/`ENFILE` below,
+            //- more: and `std::thread::sleep` with `ACCEPT_BACKOFF`.
             match listener.accept() {
                 Ok(pair) => pair,
-                // A client that gave up while queued is its problem, not ours.
+                // A client that gave up while queued is its problem, not ours. So is a
+                // moment without a free descriptor (EMFILE): one comes back as soon as
+                // some connection is closed.
                 Err(err) => {
                     eprintln!("lab1: accept() failed: {}", shared::errors::explain(&err));
+                    if matches!(err.raw_os_error(), Some(EMFILE | ENFILE)) {
+                        std::thread::sleep(ACCEPT_BACKOFF);
+                    }
                     continue;
                 }
             }

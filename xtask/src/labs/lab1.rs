@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::grade::ctx::running_as_root;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
+use crate::grade::process::describe_status;
 use crate::grade::{
     Check, Ctx, Failure, Lab, Server, common, ensure, expect, netns, onlan, secs, tcp_table,
 };
@@ -102,6 +103,13 @@ pub static LAB: Lab = Lab {
             points: 1,
             verifies: "keeps serving after a client resets the connection",
             run: survives_reset,
+            budget: secs(20),
+        },
+        Check {
+            name: "survives-emfile",
+            points: 1,
+            verifies: "keeps serving after accept() fails with EMFILE (no descriptor left)",
+            run: survives_emfile,
             budget: secs(20),
         },
         Check {
@@ -342,6 +350,56 @@ fn dual_stack(ctx: &mut Ctx) -> Result<(), Failure> {
         })?;
     }
     Ok(())
+}
+
+/// The server runs out of descriptors: the grader lowers its RLIMIT_NOFILE below what
+/// it holds, so its next accept() fails with EMFILE. It must report that and live on,
+/// and once the limit is back serve the client that waited, and the next one.
+fn survives_emfile(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx)?;
+    let stderr_before = ctx.proc(server.id).stderr().len();
+    let usual = common::starve_descriptors(server.pid)?;
+    // Its message goes out at once: had the server been waiting in accept() already
+    // (with a descriptor reserved), it serves this client and the next accept() fails.
+    let mut first = net::connect(server.addr)?;
+    first.send(b"first\n")?;
+    common::await_failed_accept(ctx, server.id, stderr_before);
+    let restored = common::set_open_files_limit(server.pid, usual);
+    let hint = "EMFILE from accept() means this process has no descriptor left for the \
+                new connection; they come back as connections close, so it is not fatal: \
+                report it, wait a moment and accept again, instead of ending the server";
+    if let Some(status) = ctx.proc(server.id).wait_exit(Duration::from_millis(200)) {
+        return Err(Failure::new(format!(
+            "the server exited ({}) when accept() found no descriptor left (EMFILE)",
+            describe_status(status)
+        ))
+        .hint(hint));
+    }
+    ensure(restored.is_some(), || {
+        Failure::new("the grader could not give the program its descriptors back")
+    })?;
+    first.limit = Duration::from_secs(10);
+    first
+        .expect_bytes(GREETING)
+        .and_then(|()| first.read_to_eof(64))
+        .and_then(|echo| {
+            ensure(echo == b"first\n", || {
+                Failure::new("the client that waited through EMFILE got the wrong echo")
+                    .compare(b"first\n", &echo)
+            })
+        })
+        .map_err(|f| {
+            f.during("the client that arrived while the server had no descriptor left")
+                .or_hint(hint)
+        })?;
+    let got = visit(server.addr, b"next\n").map_err(|f| {
+        f.during("a client after the descriptors came back")
+            .or_hint(hint)
+    })?;
+    ensure(got == b"hello\nnext\n", || {
+        Failure::new("wrong reply after the descriptors came back").compare(b"hello\nnext\n", &got)
+    })?;
+    ctx.ensure_running(server.id, "after accept() failed with EMFILE")
 }
 
 fn prints_addresses(ctx: &mut Ctx) -> Result<(), Failure> {

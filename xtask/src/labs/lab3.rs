@@ -770,27 +770,15 @@ fn survives_emfile(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &[])?;
     let pid = server.pid;
     let stderr_before = ctx.proc(server.id).stderr().len();
-    let Some(usual) = set_open_files_limit(pid, 3) else {
-        return Err(Failure::cannot_test_here(
-            "cannot change the program's descriptor limit (prlimit)",
-        ));
-    };
+    let usual = common::starve_descriptors(pid)?;
     // A client arrives while no descriptor can be had. (Had the server already been
     // waiting in accept(), it reserved that descriptor beforehand: this client gets
     // it, and the accept() after it fails instead.)
     let mut first = net::connect(server.addr)?;
     first.send(b"first\n")?;
     first.half_close()?;
-    // Wait until the failed accept() shows: a line on stderr, or the end of the program.
-    // A program that says nothing gets a few seconds to try, and goes on.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline
-        && ctx.proc(server.id).stderr().len() == stderr_before
-        && ctx.proc(server.id).exited().is_none()
-    {
-        thread::sleep(Duration::from_millis(10));
-    }
-    let restored = set_open_files_limit(pid, usual);
+    common::await_failed_accept(ctx, server.id, stderr_before);
+    let restored = common::set_open_files_limit(pid, usual);
     let hint = "EMFILE from accept() means this process has no descriptor left for the \
                 new connection; descriptors come back as clients leave, so it is not \
                 fatal: report it, wait a moment (the client is still queued) and accept \
@@ -820,41 +808,6 @@ fn survives_emfile(ctx: &mut Ctx) -> Result<(), Failure> {
             .or_hint(hint)
     })?;
     ctx.ensure_running(server.id, "after accept() failed with EMFILE")
-}
-
-/// Sets the soft RLIMIT_NOFILE of process `pid` to `soft` (its hard limit unchanged);
-/// returns the soft limit it had, or None when the kernel refused.
-fn set_open_files_limit(pid: u32, soft: libc::rlim_t) -> Option<libc::rlim_t> {
-    let mut old = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: prlimit only reads `new` and writes `old`, both valid for the call.
-    let got = unsafe {
-        libc::prlimit(
-            pid as libc::pid_t,
-            libc::RLIMIT_NOFILE,
-            std::ptr::null(),
-            &mut old,
-        )
-    };
-    if got != 0 {
-        return None;
-    }
-    let new = libc::rlimit {
-        rlim_cur: soft.min(old.rlim_max),
-        rlim_max: old.rlim_max,
-    };
-    // SAFETY: as above.
-    let set = unsafe {
-        libc::prlimit(
-            pid as libc::pid_t,
-            libc::RLIMIT_NOFILE,
-            &new,
-            std::ptr::null_mut(),
-        )
-    };
-    (set == 0).then_some(old.rlim_cur)
 }
 
 /// The kernel's number for CLOSE-WAIT: a FIN came in, our side is still open.
