@@ -181,7 +181,7 @@ fn list_shows_every_lab_with_steps_score_and_where_you_are() {
         "lab 1 is where a newcomer is:\n{list}"
     );
     assert!(
-        lab1.contains("0/8 steps") && lab1.contains("score 3/10"),
+        lab1.contains("0/9 steps") && lab1.contains("score 3/10"),
         "{list}"
     );
     for n in 2..=8 {

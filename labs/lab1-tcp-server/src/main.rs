@@ -20,6 +20,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use shared::cli::Endpoint;
@@ -29,6 +30,12 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 /// The greeting every client gets first.
 const GREETING: &[u8] = b"hello\n";
+/// How long to wait before calling accept() again after running out of descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// errno: this process has as many descriptors open as RLIMIT_NOFILE allows.
+const EMFILE: i32 = 24;
+/// errno: the whole system has run out of file descriptions.
+const ENFILE: i32 = 23;
 /// The most we read from one client, as in the course notes.
 const MAX_MESSAGE: usize = 1000;
 
@@ -64,7 +71,7 @@ fn main() -> ExitCode {
     })
 }
 
-/// Steps 1 to 4: a socket that listens on `address`.
+/// Steps 1 to 5: a socket that listens on `address`.
 fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 1: socket() asks the kernel for a new, unnamed endpoint. The domain must
     // match the address family (IPv4 or IPv6); STREAM + TCP means a reliable byte stream.
@@ -82,33 +89,44 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     }
     narrate!("setsockopt(SO_REUSEADDR, 1)");
 
-    // Step 3: bind() gives the socket its name: the address clients will dial.
+    // Step 3: an IPv6 socket may take IPv4 clients too: bound to the wildcard `::`, it then
+    // answers on every IPv4 address as well, and sees those clients as IPv4-mapped
+    // addresses (`::ffff:127.0.0.1`). Whether it does is the option IPV6_V6ONLY, whose
+    // default differs between systems (off on Linux, on in OpenBSD and Windows), so a
+    // server that means "every client" says so, before bind().
+    if address.is_ipv6() {
+        // Stuck? `cargo xtask hint lab1`
+        todo!("step 3: turn IPV6_V6ONLY off, so that `::` takes IPv4 clients too");
+        narrate!("setsockopt(IPV6_V6ONLY, 0)");
+    }
+
+    // Step 4: bind() gives the socket its name: the address clients will dial.
     {
         // Stuck? `cargo xtask hint lab1`
-        todo!("step 3: bind the socket to `address`");
+        todo!("step 4: bind the socket to `address`");
     }
     narrate!("bind({address})");
 
-    // Step 4: listen() turns it into a passive socket. The kernel now completes
+    // Step 5: listen() turns it into a passive socket. The kernel now completes
     // handshakes for us and queues up to `backlog` of them until we accept().
     {
         // Stuck? `cargo xtask hint lab1`
-        todo!("step 4: start listening with the given backlog");
+        todo!("step 5: start listening with the given backlog");
     }
     narrate!("listen(backlog={backlog})");
     println!("listening on {address} (backlog {backlog})");
     Ok(socket)
 }
 
-/// Steps 5 to 8, forever: one client at a time.
+/// Steps 6 to 9, forever: one client at a time.
 fn serve_forever(listener: &Socket) -> Result<(), Failure> {
     loop {
-        // Step 5: accept() sleeps (no CPU used) until a client has connected, then
+        // Step 6: accept() sleeps (no CPU used) until a client has connected, then
         // returns a brand-new socket for that one conversation. `listener` keeps
         // listening for the next caller.
         let (connection, peer): (Socket, SockAddr) = {
             // Stuck? `cargo xtask hint lab1`
-            todo!("step 5: accept the next client on `listener`");
+            todo!("step 6: accept the next client on `listener`");
         };
         let peer_text = describe(&peer);
         narrate!("accept() -> fd {} from {peer_text}", connection.as_raw_fd());
@@ -121,29 +139,29 @@ fn serve_forever(listener: &Socket) -> Result<(), Failure> {
     }
 }
 
-/// Steps 6 to 8 for one client. Dropping `connection` at the end is close().
+/// Steps 7 to 9 for one client. Dropping `connection` at the end is close().
 fn greet_and_echo(mut connection: Socket) -> Result<(), Failure> {
-    // Step 6: send the greeting. write_all() repeats send() until every byte is out.
+    // Step 7: send the greeting. write_all() repeats send() until every byte is out.
     {
         // Stuck? `cargo xtask hint lab1`
-        todo!("step 6: send GREETING to the client");
+        todo!("step 7: send GREETING to the client");
     }
     narrate!("send({:?})", String::from_utf8_lossy(GREETING));
 
-    // Step 7: recv() up to MAX_MESSAGE bytes. It returns what has arrived so far,
+    // Step 8: recv() up to MAX_MESSAGE bytes. It returns what has arrived so far,
     // which may be less than the client sent: this lab reads once, lab 3 reads all.
     let mut buffer = [0u8; MAX_MESSAGE];
     let received: usize = {
         // Stuck? `cargo xtask hint lab1`
-        todo!("step 7: receive up to MAX_MESSAGE bytes into `buffer`");
+        todo!("step 8: receive up to MAX_MESSAGE bytes into `buffer`");
     };
     narrate!("recv() -> {received} bytes");
 
-    // Step 8: echo exactly the bytes we got, then close. shutdown(Write) sends our FIN
+    // Step 9: echo exactly the bytes we got, then close. shutdown(Write) sends our FIN
     // right away, so the client sees end-of-stream even before the fd is freed.
     {
         // Stuck? `cargo xtask hint lab1`
-        todo!("step 8: send back the `received` bytes, then shut down the write side");
+        todo!("step 9: send back the `received` bytes, then shut down the write side");
     }
     narrate!("send({received} bytes); close()");
     Ok(())

@@ -8,6 +8,9 @@
 //! UDP does not promise delivery: our datagram or the server's reply may be lost, and
 //! nobody tells us. So we never wait forever: every `recvfrom()` has a deadline, a lost
 //! exchange is tried again a bounded number of times, and then we give up out loud.
+//! Nor does it promise "once" or "in order": a reply is taken only if it answers the
+//! line we are waiting for. With `--connect` the socket is connected to the server, so
+//! the kernel filters other senders and reports "nothing listens there" (ECONNREFUSED).
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
@@ -27,12 +30,20 @@ struct Patience {
 }
 
 /// Step 1, then steps 2 to 4 for every line of stdin.
-pub fn run(server: SocketAddr, timeout_ms: u64, retries: u32) -> Result<(), Failure> {
+pub fn run(
+    server: SocketAddr,
+    timeout_ms: u64,
+    retries: u32,
+    connect: bool,
+) -> Result<(), Failure> {
     let patience = Patience {
         timeout: Duration::from_millis(timeout_ms),
         retries,
     };
     let socket = open_socket(server)?;
+    if connect {
+        connect_socket(&socket, server)?;
+    }
     let server_address = SockAddr::from(server);
     let limit = max_payload(server);
     let mut reply_buffer = vec![0u8; RECEIVE_BUFFER];
@@ -91,6 +102,22 @@ fn open_socket(server: SocketAddr) -> Result<Socket, Failure> {
     Ok(socket)
 }
 
+/// With `--connect`: connect() on a UDP socket sends no packet (there is no handshake);
+/// it only records a default peer in the kernel. That changes two things. The kernel now
+/// drops datagrams from anyone but the server before we see them. And when our datagram
+/// reaches a machine where nothing is bound to the port, that machine answers with an
+/// ICMP "port unreachable"; the kernel hands it to a connected socket as ECONNREFUSED on
+/// its next call (an unconnected socket is never told: it can only time out). Step 4's
+/// recvfrom() then fails with that error, and the client stops at once, saying so.
+fn connect_socket(socket: &Socket, server: SocketAddr) -> Result<(), Failure> {
+    {
+        // Stuck? `cargo xtask hint lab4`
+        todo!("with --connect: connect the UDP socket to `server`");
+    }
+    narrate!("connect({server}) on a UDP socket: no packet, just a default peer");
+    Ok(())
+}
+
 /// Steps 2 to 4 for one line: send it, wait for the reply, send again if none came.
 /// Returns the length of the reply now at the start of `reply_buffer`.
 fn exchange(
@@ -113,7 +140,9 @@ fn exchange(
         };
         narrate!("sendto({server_text}, {sent} bytes), attempt {attempt} of {attempts}");
 
-        if let Some(received) = wait_for_reply(socket, server, patience.timeout, reply_buffer)? {
+        if let Some(received) =
+            wait_for_reply(socket, server, request, patience.timeout, reply_buffer)?
+        {
             return Ok(received);
         }
         eprintln!(
@@ -129,10 +158,11 @@ fn exchange(
     )))
 }
 
-/// Steps 3 and 4: the reply from `server` within `timeout`, or `None`.
+/// Steps 3 and 4: the reply from `server` to `request` within `timeout`, or `None`.
 fn wait_for_reply(
     socket: &Socket,
     server: &SockAddr,
+    request: &[u8],
     timeout: Duration,
     reply_buffer: &mut [u8],
 ) -> Result<Option<usize>, Failure> {
@@ -164,7 +194,28 @@ fn wait_for_reply(
             // only the server's count as the reply.
             Ok((received, from)) if from.as_socket() == server.as_socket() => {
                 narrate!("recvfrom() -> {received} bytes from {}", describe(&from));
-                return Ok(Some(received));
+                let reply = &reply_buffer[..received];
+                // The server's datagram is not necessarily the answer to *this* line.
+                // UDP may deliver a datagram late, twice, or after a later one: the reply
+                // to a first attempt we gave up on, or a duplicate, can turn up while we
+                // wait for the next line's answer. This protocol carries no request
+                // number, but every answer ends with the request it answers (`[<ctime>]
+                // <data>`, or the data itself with --echo), so that is what we match on;
+                // the server's `error: ...` answers (a line too long to stamp) are taken
+                // too. Anything else is stale: ignore it and keep waiting.
+                let answers_this_line: bool = {
+                    // Stuck? `cargo xtask hint lab4`
+                    todo!(
+                        "tell whether `reply` answers `request` (a late or duplicate reply to an earlier line does not)"
+                    );
+                };
+                if answers_this_line {
+                    return Ok(Some(received));
+                }
+                eprintln!(
+                    "lab4: ignoring a late or duplicate reply of {received} bytes: it does not \
+                     answer this line"
+                );
             }
             Ok((received, from)) => {
                 eprintln!(
@@ -195,10 +246,10 @@ fn wait_for_reply(
 /// Drops replies that are already waiting before a new line is sent.
 ///
 /// When we sent a line twice because its first reply was slow, that slow reply can
-/// still arrive after we moved on. Left in the queue, it would pass for the answer to
-/// the next line. UDP gives no way to match a reply to its request; real protocols add
-/// a request number to each datagram (DNS does). This lab keeps the data plain, so it
-/// clears what is already queued and accepts that a very late reply can still slip in.
+/// still arrive after we moved on. What is already queued when the next line starts is
+/// dropped here; what comes later still is caught by the matching in step 4 (an answer
+/// ends with its request). Real protocols put a request number in each datagram (DNS
+/// does); this lab keeps the data plain.
 fn discard_late_replies(socket: &Socket, buffer: &mut [u8]) {
     // MSG_DONTWAIT: return at once (EAGAIN) when nothing is queued.
     while let Ok((received, from)) =

@@ -67,6 +67,10 @@ enum Role {
         /// How many times to send a line again when no reply came in time.
         #[arg(long, default_value_t = 3)]
         retries: u32,
+        /// connect() the UDP socket to the server: the kernel then drops datagrams from
+        /// anyone else and reports "nothing listens there" as ECONNREFUSED.
+        #[arg(long)]
+        connect: bool,
     },
 }
 
@@ -80,9 +84,10 @@ fn main() -> ExitCode {
             endpoint,
             timeout_ms,
             retries,
+            connect,
         } => {
             shared::narrate::set_role("client");
-            client::run(endpoint.first_address()?, timeout_ms, retries)
+            client::run(endpoint.first_address()?, timeout_ms, retries, connect)
         }
     })
 }

@@ -29,9 +29,10 @@
 
 mod framework;
 
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -68,6 +69,9 @@ enum Role {
         /// After Ctrl+C/SIGTERM, how long (in milliseconds) connected clients get to finish.
         #[arg(long, default_value_t = 3000)]
         grace_ms: u64,
+        /// Answer one line per connection, then hang up (the notes' SocketServer shape).
+        #[arg(long)]
+        one_request: bool,
     },
     /// Send each line typed on stdin to the server and print its reply.
     Client {
@@ -82,13 +86,18 @@ fn main() -> ExitCode {
             endpoint,
             max_clients,
             grace_ms,
+            one_request,
         } => {
             shared::narrate::set_role("server");
             let address = endpoint.first_address()?;
-            Server::bind(address)?
+            let server = Server::bind(address)?
                 .max_clients(max_clients as usize)
-                .grace(Duration::from_millis(grace_ms))
-                .serve_forever(LineEcho)
+                .grace(Duration::from_millis(grace_ms));
+            if one_request {
+                server.serve_forever(OneRequest)
+            } else {
+                server.serve_forever(LineEcho)
+            }
         }
         Role::Client { endpoint } => {
             shared::narrate::set_role("client");
@@ -130,6 +139,26 @@ impl Handler for LineEcho {
     }
 }
 
+/// The service with `--one-request`, in the shape of the notes' SocketServer handler:
+/// one request per connection. The handler reads one line, answers it and returns; the
+/// framework then hangs up. A client with a second line connects again.
+struct OneRequest;
+
+impl Handler for OneRequest {
+    fn handle(&self, reader: &mut dyn BufRead, writer: &mut dyn Write) -> io::Result<()> {
+        // Returning is what ends the conversation: the framework closes the connection
+        // (the client's recv() returns 0) and frees the client's place. One line, one
+        // answer, one connection: simple, and each request is independent of the last,
+        // at the price of a handshake for every line.
+        {
+            // Stuck? `cargo xtask hint lab6`
+            todo!(
+                "--one-request: read one line (at most MAX_LINE bytes), send it back, and return"
+            );
+        }
+    }
+}
+
 /// Steps 17 to 20: the client role, for trying the server by hand.
 fn run_client(address: SocketAddr) -> Result<(), Failure> {
     // Step 17: socket(), in the domain of the server's address.
@@ -149,7 +178,21 @@ fn run_client(address: SocketAddr) -> Result<(), Failure> {
     println!("connected to {address}; type lines, Ctrl+D to quit");
 
     let mut replies = BufReader::new(&socket);
-    let mut sender: &Socket = &socket;
+    // Sockets are files: a socket is reached through a file descriptor like any open
+    // file, so the plain file calls read(2) and write(2) work on it too (write() is
+    // send() without flags and address). Here we send through a std File opened on a
+    // duplicate (dup(2)) of the socket's descriptor: File::write is write(2), nothing
+    // socket-specific. The duplicate is a second descriptor for the same connection;
+    // the connection ends when both are closed (or at shutdown()).
+    let mut sender: File = {
+        // Stuck? `cargo xtask hint lab6`
+        todo!("make `sender`, a `File` on a duplicate of the socket's descriptor");
+    };
+    narrate!(
+        "dup(fd {}) -> fd {}: the same connection, to be written with write(2)",
+        socket.as_raw_fd(),
+        sender.as_raw_fd()
+    );
     let mut stdin = io::stdin().lock();
     let mut typed: Vec<u8> = Vec::new();
     let mut reply: Vec<u8> = Vec::new();
@@ -172,12 +215,13 @@ fn run_client(address: SocketAddr) -> Result<(), Failure> {
             typed.push(b'\n');
         }
 
-        // Step 19: send the whole line (write_all loops over send()).
+        // Step 19: send the whole line. write_all() loops over write(2) here, the file
+        // call, exactly as it would loop over send(2) on the socket itself.
         {
             // Stuck? `cargo xtask hint lab6`
-            todo!("step 19: send all of `typed` on the socket");
+            todo!("step 19: write all of `typed` to `sender`");
         }
-        narrate!("send({} bytes)", typed.len());
+        narrate!("write(fd {}, {} bytes)", sender.as_raw_fd(), typed.len());
 
         // Step 20: receive one reply line, however many recv() calls it takes.
         reply.clear();

@@ -14,6 +14,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use shared::cli::Endpoint;
@@ -23,6 +24,12 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 /// The greeting every client gets first.
 const GREETING: &[u8] = b"hello\n";
+/// How long to wait before calling accept() again after running out of descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// errno: this process has as many descriptors open as RLIMIT_NOFILE allows.
+const EMFILE: i32 = 24;
+/// errno: the whole system has run out of file descriptions.
+const ENFILE: i32 = 23;
 /// The most we read from one client, as in the course notes.
 const MAX_MESSAGE: usize = 1000;
 
@@ -58,7 +65,7 @@ fn main() -> ExitCode {
     })
 }
 
-/// Steps 1 to 4: a socket that listens on `address`.
+/// Steps 1 to 5: a socket that listens on `address`.
 fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     // Step 1: socket() asks the kernel for a new, unnamed endpoint. The domain must
     // match the address family (IPv4 or IPv6); STREAM + TCP means a reliable byte stream.
@@ -104,9 +111,28 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     }
     narrate!("setsockopt(SO_REUSEADDR, 1)");
 
-    // Step 3: bind() gives the socket its name: the address clients will dial.
+    // Step 3: an IPv6 socket may take IPv4 clients too: bound to the wildcard `::`, it then
+    // answers on every IPv4 address as well, and sees those clients as IPv4-mapped
+    // addresses (`::ffff:127.0.0.1`). Whether it does is the option IPV6_V6ONLY, whose
+    // default differs between systems (off on Linux, on in OpenBSD and Windows), so a
+    // server that means "every client" says so, before bind().
+    if address.is_ipv6() {
+        //- answer: step 3: turn IPV6_V6ONLY off, so that `::` takes IPv4 clients too
+        //- hint: An IPv6 socket can serve both families: a wildcard bind then covers IPv4 as
+        //- hint: well. Say so explicitly rather than trusting the system's default, and before
+        //- hint: the socket gets its address.
+        //- more: socket2's `Socket::set_only_v6` (setsockopt IPV6_V6ONLY, `man 7 ipv6`); name
+        //- more: the call with `.context(...)`.
+        socket
+            .set_only_v6(false)
+            .context("setsockopt(IPV6_V6ONLY)")?;
+        //- end
+        narrate!("setsockopt(IPV6_V6ONLY, 0)");
+    }
+
+    // Step 4: bind() gives the socket its name: the address clients will dial.
     {
-        //- answer: step 3: bind the socket to `address`
+        //- answer: step 4: bind the socket to `address`
         //- hint: Give the socket its name: the address and port that clients will dial. Until it is
         //- hint: bound, nobody can find it.
         //- more: socket2's `Socket::bind` wants a `&SockAddr`; a `std::net::SocketAddr` converts
@@ -123,10 +149,10 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     }
     narrate!("bind({address})");
 
-    // Step 4: listen() turns it into a passive socket. The kernel now completes
+    // Step 5: listen() turns it into a passive socket. The kernel now completes
     // handshakes for us and queues up to `backlog` of them until we accept().
     {
-        //- answer: step 4: start listening with the given backlog
+        //- answer: step 5: start listening with the given backlog
         //- hint: Make the socket passive: from now on the kernel completes handshakes for you and
         //- hint: queues the finished ones, at most as many as the backlog you were given.
         //- more: socket2's `Socket::listen`; its one argument is the backlog, the number from the
@@ -143,21 +169,25 @@ fn open_listener(address: SocketAddr, backlog: i32) -> Result<Socket, Failure> {
     Ok(socket)
 }
 
-/// Steps 5 to 8, forever: one client at a time.
+/// Steps 6 to 9, forever: one client at a time.
 fn serve_forever(listener: &Socket) -> Result<(), Failure> {
     loop {
-        // Step 5: accept() sleeps (no CPU used) until a client has connected, then
+        // Step 6: accept() sleeps (no CPU used) until a client has connected, then
         // returns a brand-new socket for that one conversation. `listener` keeps
         // listening for the next caller.
         let (connection, peer): (Socket, SockAddr) = {
-            //- answer: step 5: accept the next client on `listener`
+            //- answer: step 6: accept the next client on `listener`
             //- hint: Wait for the next client that has finished its handshake and take the new
             //- hint: socket made for that one conversation, plus the client's address. If one
             //- hint: accept fails, say so on stderr and wait for the next client: never stop the
             //- hint: server for it.
+            //- hint: When the process has no descriptor left for the new socket, pause a moment
+            //- hint: before the next try: that client is still queued, and an immediate retry
+            //- hint: would fail the same way, over and over.
             //- more: socket2's `Socket::accept` returns `io::Result<(Socket, SockAddr)>`;
             //- more: `shared::errors::explain` puts an error into words; `continue` goes round the
-            //- more: loop again.
+            //- more: loop again. `io::Error::raw_os_error` compared with `EMFILE`/`ENFILE` below,
+            //- more: and `std::thread::sleep` with `ACCEPT_BACKOFF`.
             //- call: `accept()`
             //- why: Take the next caller off the queue. It blocks, asleep and using no CPU,
             //- why: until there is one. It returns a **new** socket for this one conversation
@@ -165,9 +195,14 @@ fn serve_forever(listener: &Socket) -> Result<(), Failure> {
             //- why: the next caller.
             match listener.accept() {
                 Ok(pair) => pair,
-                // A client that gave up while queued is its problem, not ours.
+                // A client that gave up while queued is its problem, not ours. So is a
+                // moment without a free descriptor (EMFILE): one comes back as soon as
+                // some connection is closed.
                 Err(err) => {
                     eprintln!("lab1: accept() failed: {}", shared::errors::explain(&err));
+                    if matches!(err.raw_os_error(), Some(EMFILE | ENFILE)) {
+                        std::thread::sleep(ACCEPT_BACKOFF);
+                    }
                     continue;
                 }
             }
@@ -184,11 +219,11 @@ fn serve_forever(listener: &Socket) -> Result<(), Failure> {
     }
 }
 
-/// Steps 6 to 8 for one client. Dropping `connection` at the end is close().
+/// Steps 7 to 9 for one client. Dropping `connection` at the end is close().
 fn greet_and_echo(mut connection: Socket) -> Result<(), Failure> {
-    // Step 6: send the greeting. write_all() repeats send() until every byte is out.
+    // Step 7: send the greeting. write_all() repeats send() until every byte is out.
     {
-        //- answer: step 6: send GREETING to the client
+        //- answer: step 7: send GREETING to the client
         //- hint: Send the greeting before anything else. One send() may take only part of the
         //- hint: bytes, so keep sending until every byte is out.
         //- more: socket2's `Socket` implements `std::io::Write`: look at `Write::write_all`; name
@@ -201,11 +236,11 @@ fn greet_and_echo(mut connection: Socket) -> Result<(), Failure> {
     }
     narrate!("send({:?})", String::from_utf8_lossy(GREETING));
 
-    // Step 7: recv() up to MAX_MESSAGE bytes. It returns what has arrived so far,
+    // Step 8: recv() up to MAX_MESSAGE bytes. It returns what has arrived so far,
     // which may be less than the client sent: this lab reads once, lab 3 reads all.
     let mut buffer = [0u8; MAX_MESSAGE];
     let received: usize = {
-        //- answer: step 7: receive up to MAX_MESSAGE bytes into `buffer`
+        //- answer: step 8: receive up to MAX_MESSAGE bytes into `buffer`
         //- hint: Read once: whatever has arrived so far, at most the size of the buffer. The
         //- hint: block's value is how many bytes came; 0 means the client closed without sending.
         //- more: socket2's `Socket` implements `std::io::Read`: look at `Read::read`, which fills a
@@ -220,10 +255,10 @@ fn greet_and_echo(mut connection: Socket) -> Result<(), Failure> {
     };
     narrate!("recv() -> {received} bytes");
 
-    // Step 8: echo exactly the bytes we got, then close. shutdown(Write) sends our FIN
+    // Step 9: echo exactly the bytes we got, then close. shutdown(Write) sends our FIN
     // right away, so the client sees end-of-stream even before the fd is freed.
     {
-        //- answer: step 8: send back the `received` bytes, then shut down the write side
+        //- answer: step 9: send back the `received` bytes, then shut down the write side
         //- hint: Echo exactly the bytes you received (only the first `received` bytes of the
         //- hint: buffer, not all of it), then close your sending side so the client sees
         //- hint: end-of-stream at once.

@@ -23,9 +23,10 @@
 
 mod framework;
 
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -62,6 +63,9 @@ enum Role {
         /// After Ctrl+C/SIGTERM, how long (in milliseconds) connected clients get to finish.
         #[arg(long, default_value_t = 3000)]
         grace_ms: u64,
+        /// Answer one line per connection, then hang up (the notes' SocketServer shape).
+        #[arg(long)]
+        one_request: bool,
     },
     /// Send each line typed on stdin to the server and print its reply.
     Client {
@@ -76,13 +80,18 @@ fn main() -> ExitCode {
             endpoint,
             max_clients,
             grace_ms,
+            one_request,
         } => {
             shared::narrate::set_role("server");
             let address = endpoint.first_address()?;
-            Server::bind(address)?
+            let server = Server::bind(address)?
                 .max_clients(max_clients as usize)
-                .grace(Duration::from_millis(grace_ms))
-                .serve_forever(LineEcho)
+                .grace(Duration::from_millis(grace_ms));
+            if one_request {
+                server.serve_forever(OneRequest)
+            } else {
+                server.serve_forever(LineEcho)
+            }
         }
         Role::Client { endpoint } => {
             shared::narrate::set_role("client");
@@ -141,6 +150,38 @@ impl Handler for LineEcho {
     }
 }
 
+/// The service with `--one-request`, in the shape of the notes' SocketServer handler:
+/// one request per connection. The handler reads one line, answers it and returns; the
+/// framework then hangs up. A client with a second line connects again.
+struct OneRequest;
+
+impl Handler for OneRequest {
+    fn handle(&self, reader: &mut dyn BufRead, writer: &mut dyn Write) -> io::Result<()> {
+        // Returning is what ends the conversation: the framework closes the connection
+        // (the client's recv() returns 0) and frees the client's place. One line, one
+        // answer, one connection: simple, and each request is independent of the last,
+        // at the price of a handshake for every line.
+        {
+            //- answer: --one-request: read one line (at most MAX_LINE bytes), send it back, and return
+            //- hint: The same read and answer as steps 15 and 16, but only once: after the answer
+            //- hint: the handler returns, and returning is what hangs up. A connection that ends
+            //- hint: before a whole line came gets no answer.
+            //- more: `Read::take` and `BufRead::read_until` as in step 15, `Write::write_all` as in
+            //- more: step 16, then `Ok(())`.
+            let mut request: Vec<u8> = Vec::new();
+            if Read::take(&mut *reader, MAX_LINE).read_until(b'\n', &mut request)? > 0 {
+                writer.write_all(&request)?;
+                narrate!(
+                    "send({} bytes), then hang up: one request per connection",
+                    request.len()
+                );
+            }
+            Ok(())
+            //- end
+        }
+    }
+}
+
 /// Steps 17 to 20: the client role, for trying the server by hand.
 fn run_client(address: SocketAddr) -> Result<(), Failure> {
     // Step 17: socket(), in the domain of the server's address.
@@ -185,7 +226,28 @@ fn run_client(address: SocketAddr) -> Result<(), Failure> {
     println!("connected to {address}; type lines, Ctrl+D to quit");
 
     let mut replies = BufReader::new(&socket);
-    let mut sender: &Socket = &socket;
+    // Sockets are files: a socket is reached through a file descriptor like any open
+    // file, so the plain file calls read(2) and write(2) work on it too (write() is
+    // send() without flags and address). Here we send through a std File opened on a
+    // duplicate (dup(2)) of the socket's descriptor: File::write is write(2), nothing
+    // socket-specific. The duplicate is a second descriptor for the same connection;
+    // the connection ends when both are closed (or at shutdown()).
+    let mut sender: File = {
+        //- answer: make `sender`, a `File` on a duplicate of the socket's descriptor
+        //- hint: Get a second descriptor for the same connection and wrap it in the standard
+        //- hint: library's plain file type: from then on, writing to it is an ordinary write(),
+        //- hint: the call you would use for any open file.
+        //- more: socket2's `Socket::try_clone` duplicates the descriptor (dup(2)); the result
+        //- more: converts into `std::os::fd::OwnedFd` (`OwnedFd::from`), and an `OwnedFd` into
+        //- more: `std::fs::File` (`File::from`). Name the call with `.context(...)`.
+        File::from(OwnedFd::from(socket.try_clone().context("dup()")?))
+        //- end
+    };
+    narrate!(
+        "dup(fd {}) -> fd {}: the same connection, to be written with write(2)",
+        socket.as_raw_fd(),
+        sender.as_raw_fd()
+    );
     let mut stdin = io::stdin().lock();
     let mut typed: Vec<u8> = Vec::new();
     let mut reply: Vec<u8> = Vec::new();
@@ -208,19 +270,20 @@ fn run_client(address: SocketAddr) -> Result<(), Failure> {
             typed.push(b'\n');
         }
 
-        // Step 19: send the whole line (write_all loops over send()).
+        // Step 19: send the whole line. write_all() loops over write(2) here, the file
+        // call, exactly as it would loop over send(2) on the socket itself.
         {
-            //- answer: step 19: send all of `typed` on the socket
-            //- hint: Send the whole typed line on the socket, every byte, however many sends that
-            //- hint: takes.
-            //- more: `std::io::Write::write_all` on the sending handle; name the call with
-            //- more: `.context(...)`.
-            //- call: `write_all(line)`
+            //- answer: step 19: write all of `typed` to `sender`
+            //- hint: Send the whole typed line through the file you made on the socket's
+            //- hint: descriptor, every byte, however many writes that takes.
+            //- more: `std::io::Write::write_all` on `sender` (a `File`: each call is write(2));
+            //- more: name the call with `.context(...)`.
+            //- call: `write(2)` via `write_all(line)`
             //- why: the line and its `\n` (added if the input's last line lacks it)
-            sender.write_all(&typed).context("send()")?;
+            sender.write_all(&typed).context("write()")?;
             //- end
         }
-        narrate!("send({} bytes)", typed.len());
+        narrate!("write(fd {}, {} bytes)", sender.as_raw_fd(), typed.len());
 
         // Step 20: receive one reply line, however many recv() calls it takes.
         reply.clear();

@@ -87,3 +87,60 @@ pub fn no_fd_growth(
             .hint("close (drop) each client's socket when you are done with it")
     })
 }
+
+/// For the EMFILE checks: lowers the soft RLIMIT_NOFILE of the program `pid` to 3, below
+/// the descriptors it already holds (its listener is at least fd 3), so its next
+/// accept() fails with EMFILE. Returns the soft limit to give back.
+pub fn starve_descriptors(pid: u32) -> Result<libc::rlim_t, Failure> {
+    set_open_files_limit(pid, 3).ok_or_else(|| {
+        Failure::cannot_test_here("cannot change the program's descriptor limit (prlimit)")
+    })
+}
+
+/// Waits until a failed accept() shows: a line on stderr after `stderr_before` bytes, or
+/// the end of the program. A program that says nothing gets 5 s to try, then the check
+/// goes on (it then passes or fails on what the program does next, never on time).
+pub fn await_failed_accept(ctx: &mut Ctx, id: usize, stderr_before: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline
+        && ctx.proc(id).stderr().len() == stderr_before
+        && ctx.proc(id).exited().is_none()
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sets the soft RLIMIT_NOFILE of process `pid` to `soft` (its hard limit unchanged);
+/// returns the soft limit it had, or None when the kernel refused.
+pub fn set_open_files_limit(pid: u32, soft: libc::rlim_t) -> Option<libc::rlim_t> {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit only reads `new` and writes `old`, both valid for the call.
+    let got = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            std::ptr::null(),
+            &mut old,
+        )
+    };
+    if got != 0 {
+        return None;
+    }
+    let new = libc::rlimit {
+        rlim_cur: soft.min(old.rlim_max),
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: as above.
+    let set = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &new,
+            std::ptr::null_mut(),
+        )
+    };
+    (set == 0).then_some(old.rlim_cur)
+}

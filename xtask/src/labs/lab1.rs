@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::grade::ctx::running_as_root;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
+use crate::grade::process::describe_status;
 use crate::grade::{
     Check, Ctx, Failure, Lab, Server, common, ensure, expect, netns, onlan, secs, tcp_table,
 };
@@ -93,6 +94,14 @@ pub static LAB: Lab = Lab {
             budget: secs(20),
         },
         Check {
+            name: "dual-stack",
+            points: 1,
+            verifies: "with --host :: an IPv4 client is served too (IPV6_V6ONLY off)",
+            details: "in a private host of its own (so the wildcard reaches nothing else), started with `--host ::`: a client over IPv4 (`127.0.0.1`) and one over IPv6 (`::1`) are both greeted",
+            run: dual_stack,
+            budget: secs(20),
+        },
+        Check {
             name: "prints-addresses",
             points: 1,
             verifies: "prints its port and each client's address:port",
@@ -106,6 +115,14 @@ pub static LAB: Lab = Lab {
             verifies: "keeps serving after a client resets the connection",
             details: "a client that aborts its connection (a TCP reset) does not end the server",
             run: survives_reset,
+            budget: secs(20),
+        },
+        Check {
+            name: "survives-emfile",
+            points: 1,
+            verifies: "keeps serving after accept() fails with EMFILE (no descriptor left)",
+            details: "the grader lowers the server's descriptor limit (`RLIMIT_NOFILE`, as `prlimit --nofile` does) below what it has open, so `accept()` fails with `EMFILE` (\"too many open files\"); the server must report it and live on, then serve the waiting client and the next once the limit is back (lab 3's README explains why, and why to pause before retrying)",
+            run: survives_emfile,
             budget: secs(20),
         },
         Check {
@@ -318,6 +335,88 @@ fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
     ensure(got == b"hello\nsix\n", || {
         Failure::new("wrong reply over IPv6").compare(b"hello\nsix\n", &got)
     })
+}
+
+/// `--host ::` is the IPv6 wildcard; with IPV6_V6ONLY off it takes IPv4 clients too
+/// (their addresses appear as `::ffff:a.b.c.d`). Binding a wildcard is only done inside
+/// a private host made for the check, where every interface is its own loopback.
+fn dual_stack(ctx: &mut Ctx) -> Result<(), Failure> {
+    let host = netns::Host::new("dual").map_err(Failure::cannot_test_here)?;
+    let port = 5000;
+    onlan::start_server_inside(ctx, &host, "::", port)
+        .map_err(|f| f.during("in a private host with --host ::"))?;
+    for ip in [IpAddr::V4(Ipv4Addr::LOCALHOST), LOCALHOST_V6] {
+        let addr = SocketAddr::new(ip, port);
+        let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+        let stream = host.connect(addr, net::IO_LIMIT).map_err(|e| {
+            net::connect_failure(addr, &e)
+                .during(format!(
+                    "an {family} client of the server started with --host ::"
+                ))
+                .hint(
+                    "an IPv6 socket bound to the wildcard :: can take IPv4 clients as well, \
+                     but only with the socket option IPV6_V6ONLY off; some systems turn it on \
+                     by default, so set it yourself, before bind()",
+                )
+        })?;
+        let mut conn = net::Conn::new(stream);
+        conn.expect_bytes(GREETING).map_err(|f| {
+            f.during(format!(
+                "the greeting to an {family} client, with --host ::"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// The server runs out of descriptors: the grader lowers its RLIMIT_NOFILE below what
+/// it holds, so its next accept() fails with EMFILE. It must report that and live on,
+/// and once the limit is back serve the client that waited, and the next one.
+fn survives_emfile(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx)?;
+    let stderr_before = ctx.proc(server.id).stderr().len();
+    let usual = common::starve_descriptors(server.pid)?;
+    // Its message goes out at once: had the server been waiting in accept() already
+    // (with a descriptor reserved), it serves this client and the next accept() fails.
+    let mut first = net::connect(server.addr)?;
+    first.send(b"first\n")?;
+    common::await_failed_accept(ctx, server.id, stderr_before);
+    let restored = common::set_open_files_limit(server.pid, usual);
+    let hint = "EMFILE from accept() means this process has no descriptor left for the \
+                new connection; they come back as connections close, so it is not fatal: \
+                report it, wait a moment and accept again, instead of ending the server";
+    if let Some(status) = ctx.proc(server.id).wait_exit(Duration::from_millis(200)) {
+        return Err(Failure::new(format!(
+            "the server exited ({}) when accept() found no descriptor left (EMFILE)",
+            describe_status(status)
+        ))
+        .hint(hint));
+    }
+    ensure(restored.is_some(), || {
+        Failure::new("the grader could not give the program its descriptors back")
+    })?;
+    first.limit = Duration::from_secs(10);
+    first
+        .expect_bytes(GREETING)
+        .and_then(|()| first.read_to_eof(64))
+        .and_then(|echo| {
+            ensure(echo == b"first\n", || {
+                Failure::new("the client that waited through EMFILE got the wrong echo")
+                    .compare(b"first\n", &echo)
+            })
+        })
+        .map_err(|f| {
+            f.during("the client that arrived while the server had no descriptor left")
+                .or_hint(hint)
+        })?;
+    let got = visit(server.addr, b"next\n").map_err(|f| {
+        f.during("a client after the descriptors came back")
+            .or_hint(hint)
+    })?;
+    ensure(got == b"hello\nnext\n", || {
+        Failure::new("wrong reply after the descriptors came back").compare(b"hello\nnext\n", &got)
+    })?;
+    ctx.ensure_running(server.id, "after accept() failed with EMFILE")
 }
 
 fn prints_addresses(ctx: &mut Ctx) -> Result<(), Failure> {

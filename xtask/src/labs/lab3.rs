@@ -121,6 +121,22 @@ pub static LAB: Lab = Lab {
             budget: secs(20),
         },
         Check {
+            name: "survives-epipe",
+            points: 1,
+            verifies: "keeps serving after its send() fails with EPIPE (SIGPIPE ignored)",
+            details: "a queued client sends a line, half-closes and resets before the server gets to it; the server's send() to it fails with `EPIPE` (a program that lets SIGPIPE kill it fails here), and the next client must still be served",
+            run: survives_epipe,
+            budget: secs(20),
+        },
+        Check {
+            name: "survives-emfile",
+            points: 1,
+            verifies: "keeps serving after accept() fails with EMFILE (no descriptor left)",
+            details: "lowers the server's descriptor limit (`RLIMIT_NOFILE`, as `prlimit` does) below what it has open, so `accept()` fails with `EMFILE`; the server must live on and, once the limit is back, serve the client that waited and the next one",
+            run: survives_emfile,
+            budget: secs(20),
+        },
+        Check {
             name: "stuck-reader",
             points: 1,
             verifies: "drops a client that never reads (send timeout) and serves the next",
@@ -198,6 +214,14 @@ pub static LAB: Lab = Lab {
             verifies: "client prints an answer that comes in several pieces (recv until 0)",
             details: "the answer comes in three pieces, 300 ms apart, then the grader closes: all of it must be printed",
             run: client_reads_to_eof,
+            budget: secs(20),
+        },
+        Check {
+            name: "client-decodes-text",
+            points: 1,
+            verifies: "client shows an answer that is not UTF-8 as text (U+FFFD), notes it on stderr",
+            details: "the answer is `caf\\xe9 \\xff ok\\n` (Latin-1, not UTF-8): the client must exit 0 with `caf� � ok` on stdout (one U+FFFD per invalid sequence) and a line on stderr that names UTF-8",
+            run: client_decodes_text,
             budget: secs(20),
         },
         Check {
@@ -783,6 +807,195 @@ fn survives_reset(ctx: &mut Ctx) -> Result<(), Failure> {
     ctx.ensure_running(server.id, "after two clients reset their connections")
 }
 
+/// A client that sends its request, half-closes and then resets while it waits in the
+/// queue behind another client. When the server gets to it, the request is still there
+/// to read, but the connection is gone: its send() fails with EPIPE, and unless the
+/// program ignores SIGPIPE (or sends with MSG_NOSIGNAL) the kernel kills it with that
+/// signal. Rust and Python ignore SIGPIPE for you; C does not.
+fn survives_epipe(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    // The first client keeps the server busy: once the server has accepted it, it
+    // waits in recv() for it ...
+    let port = server.addr.port();
+    let mut holder = net::connect(server.addr)?;
+    let holder_port = holder.local_port();
+    ensure(
+        wait_server_side(port, holder_port, |state| state == Some(ESTABLISHED))
+            && wait_accept_queue_empty(port),
+        || {
+            Failure::new("the server did not accept a client within 5 s")
+                .hint("accept() the next client as soon as the previous one is done")
+        },
+    )?;
+    // ... while the second one, queued by the kernel, sends, half-closes and resets.
+    let mut gone = net::connect(server.addr)?;
+    let gone_port = gone.local_port();
+    gone.send(
+        b"hello
+",
+    )?;
+    gone.half_close()?;
+    ensure(
+        wait_server_side(port, gone_port, |state| state == Some(CLOSE_WAIT)),
+        || Failure::new("the grader's FIN never reached the queued connection"),
+    )?;
+    gone.reset();
+    ensure(
+        wait_server_side(port, gone_port, |state| state.is_none()),
+        || Failure::new("the grader's reset never reached the queued connection"),
+    )?;
+    // Let the server go on: it accepts the reset connection next, reads `hello\n` and
+    // answers into a connection that no longer exists.
+    holder.half_close()?;
+    holder.read_to_eof(16)?;
+    let outcome = expect_echo(server.addr, b"after the EPIPE\n");
+    let died = ctx.proc(server.id).wait_exit(if outcome.is_err() {
+        Duration::from_secs(2)
+    } else {
+        Duration::ZERO
+    });
+    if let Some(status) = died {
+        use std::os::unix::process::ExitStatusExt;
+        let mut failure = ctx.exited_failure(
+            server.id,
+            "answering a client that had half-closed and then reset",
+        );
+        if status.signal() == Some(libc::SIGPIPE) {
+            failure = failure.hint(
+                "SIGPIPE killed it: send() on a connection the peer has reset raises SIGPIPE, \
+                 whose default action ends the process. Ignore that signal once at start-up \
+                 or pass MSG_NOSIGNAL to each send(); send() then fails with EPIPE, which \
+                 ends that client only",
+            );
+        }
+        return Err(failure);
+    }
+    outcome.map_err(|f| {
+        f.during("the client after one whose answer met EPIPE")
+            .or_hint("EPIPE from send() ends that client only: report it, close, accept the next")
+    })?;
+    ctx.ensure_running(server.id, "after a send() that failed with EPIPE")
+}
+
+/// The server runs out of descriptors: the grader lowers its RLIMIT_NOFILE below the
+/// descriptors it already has, so its next accept() fails with EMFILE. The server must
+/// report that, live on, and serve the waiting client once the limit is back.
+fn survives_emfile(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    let pid = server.pid;
+    let stderr_before = ctx.proc(server.id).stderr().len();
+    let usual = common::starve_descriptors(pid)?;
+    // A client arrives while no descriptor can be had. (Had the server already been
+    // waiting in accept(), it reserved that descriptor beforehand: this client gets
+    // it, and the accept() after it fails instead.)
+    let mut first = net::connect(server.addr)?;
+    first.send(b"first\n")?;
+    first.half_close()?;
+    common::await_failed_accept(ctx, server.id, stderr_before);
+    let restored = common::set_open_files_limit(pid, usual);
+    let hint = "EMFILE from accept() means this process has no descriptor left for the \
+                new connection; descriptors come back as clients leave, so it is not \
+                fatal: report it, wait a moment (the client is still queued) and accept \
+                again, instead of ending the server";
+    if let Some(status) = ctx.proc(server.id).wait_exit(Duration::from_millis(200)) {
+        let status = describe_status(status);
+        return Err(Failure::new(format!(
+            "the server exited ({status}) when accept() found no descriptor left (EMFILE)"
+        ))
+        .hint(hint));
+    }
+    ensure(restored.is_some(), || {
+        Failure::new("the grader could not give the program its descriptors back")
+    })?;
+    first.limit = Duration::from_secs(10);
+    let got = first.read_to_eof(64).map_err(|f| {
+        f.during("the client that arrived while the server had no descriptor left")
+            .or_hint(hint)
+    })?;
+    ensure(got == b"first\n", || {
+        Failure::new("the client that waited through EMFILE got the wrong echo")
+            .sent_bytes(b"first\n")
+            .compare(b"first\n", &got)
+    })?;
+    expect_echo(server.addr, b"and the next one\n").map_err(|f| {
+        f.during("a client after the descriptors came back")
+            .or_hint(hint)
+    })?;
+    ctx.ensure_running(server.id, "after accept() failed with EMFILE")
+}
+
+/// The kernel's number for CLOSE-WAIT: a FIN came in, our side is still open.
+const CLOSE_WAIT: u8 = 0x08;
+/// The kernel's number for ESTABLISHED.
+const ESTABLISHED: u8 = 0x01;
+
+/// Polls (up to 5 s) until the listener on `port` has no connection waiting to be
+/// accepted (for a listening socket, the rx_queue column of `/proc/net/tcp` is the
+/// length of its accept queue), twice in a row.
+fn wait_accept_queue_empty(port: u16) -> bool {
+    let local = format!(":{port:04X}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut empty_before = false;
+    loop {
+        let queued = std::fs::read_to_string("/proc/net/tcp")
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .find_map(|line| {
+                let mut fields = line.split_whitespace().skip(1);
+                let (l, _, st, queues) = (
+                    fields.next()?,
+                    fields.next()?,
+                    fields.next()?,
+                    fields.next()?,
+                );
+                (l.ends_with(&local) && st == "0A")
+                    .then(|| u32::from_str_radix(queues.split_once(':')?.1, 16).ok())
+                    .flatten()
+            });
+        let empty = queued == Some(0);
+        if empty && empty_before {
+            return true;
+        }
+        empty_before = empty;
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Polls (up to 5 s) the state of the server's side of the connection from
+/// `client_port` to `server_port` (None: no such socket) until `wanted` holds.
+fn wait_server_side(
+    server_port: u16,
+    client_port: u16,
+    wanted: impl Fn(Option<u8>) -> bool,
+) -> bool {
+    let (local, remote) = (format!(":{server_port:04X}"), format!(":{client_port:04X}"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let state = std::fs::read_to_string("/proc/net/tcp")
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .find_map(|line| {
+                let mut fields = line.split_whitespace().skip(1);
+                let (l, r, st) = (fields.next()?, fields.next()?, fields.next()?);
+                (l.ends_with(&local) && r.ends_with(&remote))
+                    .then(|| u8::from_str_radix(st, 16).ok())
+                    .flatten()
+            });
+        if wanted(state) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn stuck_reader(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--send-timeout", STUCK_SEND_TIMEOUT])?;
     let stuck = connect_small_window(server.addr)?;
@@ -1191,6 +1404,58 @@ fn client_reads_to_eof(ctx: &mut Ctx) -> Result<(), Failure> {
         ));
     }
     Ok(())
+}
+
+/// An answer in Latin-1 (`caf\xe9`) with a stray `\xff`: not UTF-8.
+const LATIN1_ANSWER: &[u8] = b"caf\xe9 \xff ok\n";
+/// How it must be shown: one U+FFFD for each invalid sequence.
+const LATIN1_SHOWN: &str = "caf\u{FFFD} \u{FFFD} ok\n";
+
+fn latin1_answer(_n: usize, _request: &[u8]) -> Vec<Vec<u8>> {
+    vec![LATIN1_ANSWER.to_vec()]
+}
+
+fn client_decodes_text(ctx: &mut Ctx) -> Result<(), Failure> {
+    let stand_in = StandIn::start(latin1_answer)?;
+    let run = run_client(ctx, &stand_in, b"hello\n")?;
+    let sent = format!(
+        "the answer {} (Latin-1, not UTF-8), then close",
+        show(LATIN1_ANSWER)
+    );
+    let hint = "the answer is bytes; to print it as text, decode it as UTF-8 on purpose, with a \
+                policy for invalid bytes: replace each invalid sequence with U+FFFD (the \
+                'replace' error handler, a lossy conversion) and carry on, never fail or \
+                print the raw bytes";
+    if !run.status.success() {
+        return Err(Failure::new(format!(
+            "the client exited ({}) on an answer that is not UTF-8",
+            describe_status(run.status)
+        ))
+        .sent(sent)
+        .got(format!(
+            "stderr: {}",
+            run.stderr.lines().last().unwrap_or("(nothing)")
+        ))
+        .hint(hint));
+    }
+    let shown = LATIN1_SHOWN.as_bytes();
+    ensure(run.stdout.windows(shown.len()).any(|w| w == shown), || {
+        Failure::new("the client did not show the answer as text with U+FFFD for its invalid bytes")
+            .sent(sent.clone())
+            .expected(format!("stdout containing {LATIN1_SHOWN:?}"))
+            .got(show(&run.stdout))
+            .hint(hint)
+    })?;
+    ensure(run.stderr.to_lowercase().contains("utf"), || {
+        Failure::new("the client replaced invalid bytes without a word on stderr")
+            .sent(sent.clone())
+            .expected("one line on stderr saying the answer was not valid UTF-8")
+            .got(format!("stderr: {:?}", run.stderr.trim()))
+            .hint(
+                "a lossy decode changes what the server sent: tell the user (one line on \
+                 stderr naming UTF-8), so that a `\u{FFFD}` is not taken for the server's own",
+            )
+    })
 }
 
 fn client_stops(ctx: &mut Ctx) -> Result<(), Failure> {

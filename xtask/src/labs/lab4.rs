@@ -159,6 +159,22 @@ pub static LAB: Lab = Lab {
             run: client_checks_sender,
             budget: secs(20),
         },
+        Check {
+            name: "client-ignores-stale",
+            points: 1,
+            verifies: "client: a late, duplicated reply to an earlier line is not printed as this line's",
+            details: "stdin `first`, `second` (`--timeout-ms 500`): the grader holds back the reply to `first`'s first datagram, answers its retry, then sends the held reply twice just before `R:second`. Stdout must be exactly `R:first`, `R:second`",
+            run: client_ignores_stale,
+            budget: secs(20),
+        },
+        Check {
+            name: "client-connected-refused",
+            points: 1,
+            verifies: "client --connect: nothing bound at the port, it stops with \"refused\" (ECONNREFUSED)",
+            details: "`--connect` with nothing bound at the port (`--timeout-ms 1000 --retries 1`): the client exits non-zero with one line saying *refused*, nothing on stdout. A client that did not `connect()` can only time out, and says *no reply* instead",
+            run: client_connected_refused,
+            budget: secs(20),
+        },
     ],
     demo: Some(demo),
 };
@@ -583,6 +599,10 @@ struct Script {
     drop_first: usize,
     /// Before the first reply, send the client a datagram from another socket.
     stranger_first: bool,
+    /// Hold back the reply to the very first datagram (the client retries meanwhile and
+    /// gets the retry's reply); send it, twice, just before the reply to the next line:
+    /// a late, duplicated reply that arrives while the client waits for another one.
+    late_first: bool,
 }
 
 /// What the grader's server answers to `data`.
@@ -648,6 +668,7 @@ fn serve(socket: UdpSocket, script: Script, stop: &AtomicBool) -> Received {
     let _ = socket.set_read_timeout(Some(Duration::from_millis(20)));
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut replied = false;
+    let mut held: Option<Vec<u8>> = None;
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         let Ok((n, from)) = socket.recv_from(&mut buffer) else {
             continue;
@@ -660,11 +681,26 @@ fn serve(socket: UdpSocket, script: Script, stop: &AtomicBool) -> Received {
         if seen.len() <= script.drop_first {
             continue; // lost, as UDP may lose any datagram
         }
+        if script.late_first {
+            if seen.len() == 1 {
+                held = Some(data); // delayed, as UDP may delay any datagram
+                continue;
+            }
+            if held.as_ref().is_some_and(|first| *first != data)
+                && let Some(first) = held.take()
+            {
+                // The late reply to the first attempt, and a duplicate of it.
+                let _ = socket.send_to(&answer(&first), from);
+                let _ = socket.send_to(&answer(&first), from);
+            }
+        }
         if script.stranger_first
             && !replied
             && let Some(stranger) = &stranger
         {
-            let _ = stranger.send_to(b"STRANGER", from);
+            // It even looks like the answer (it ends with the request): only the
+            // sender tells it apart.
+            let _ = stranger.send_to(&[b"STRANGER: ".as_slice(), &data].concat(), from);
         }
         let _ = socket.send_to(&answer(&data), from);
         replied = true;
@@ -845,6 +881,73 @@ fn client_checks_sender(ctx: &mut Ctx) -> Result<(), Failure> {
          returns with the server's, and keep waiting when it is someone else",
     )
     .map_err(|f| f.during("a stranger's datagram arrived just before the server's reply"))
+}
+
+/// With `--connect`, a datagram to a port where nothing is bound comes back as an ICMP
+/// "port unreachable", which the kernel reports to a connected socket as ECONNREFUSED.
+/// The client must stop with that, not time out: the timeouts are long enough that only
+/// a client that heard the ICMP error can name it.
+fn client_connected_refused(ctx: &mut Ctx) -> Result<(), Failure> {
+    let port = free_udp_port(LOCALHOST_V4).to_string();
+    let run = ctx.run(
+        "client",
+        &[
+            "client",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--timeout-ms",
+            "1000",
+            "--retries",
+            "1",
+            "--connect",
+        ],
+        Some(b"anyone there?\n".to_vec()),
+        RUN_LIMIT,
+    )?;
+    expect::clean_error(&run, &["refused"], 4).map_err(|f| {
+        f.during(format!("--connect, with nothing bound at 127.0.0.1:{port}"))
+            .or_hint(
+                "connect() the UDP socket when --connect is given: the kernel then reports \
+                 the ICMP port unreachable as ECONNREFUSED on the next send or receive; stop \
+                 with one line that says the connection was refused",
+            )
+    })?;
+    ensure(run.stdout.is_empty(), || {
+        Failure::new("the client printed something although nothing answered")
+            .got(show(&run.stdout))
+    })
+}
+
+/// The reply to the first line's first attempt comes late and twice, just before the
+/// reply to the second line: the client must print each line's own reply.
+fn client_ignores_stale(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = GraderServer::start(Script {
+        late_first: true,
+        ..Script::default()
+    })?;
+    let run = run_client(ctx, &server, "500", "3", b"first\nsecond\n")?;
+    let seen = server.finish();
+    ensure(seen.len() >= 3, || {
+        Failure::new("the client did not send the first line again when its reply was late")
+            .expected(
+                "a second datagram for \"first\" after --timeout-ms (500 ms), then \"second\"",
+            )
+            .got(format!("{} datagram(s)", seen.len()))
+            .hint("wait for the reply with a timeout (SO_RCVTIMEO); when it passes, send again")
+    })?;
+    expect_stdout(
+        &run,
+        b"R:first\nR:second\n",
+        "a datagram may arrive late or twice: the reply to an earlier attempt can turn up \
+         while you wait for the next line's answer. Every answer here ends with the request \
+         it answers: ignore a reply that does not end with the line you sent, and keep \
+         waiting",
+    )
+    .map_err(|f| {
+        f.during("the first line's first reply arrived late, twice, just before the second line's")
+    })
 }
 
 // ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@
 //! datagram client binds a path of its own (or it could get no reply) and removes it.
 
 use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1083,6 +1083,67 @@ fn describe_file(path: &Path) -> String {
     }
 }
 
+/// What `find DIR -type s` and `ls -l PATH` show for the socket file at `path`,
+/// worked out here (no external tools needed): a socket is a file anyone can find.
+fn find_sockets(demo: &mut Demo, path: &Path) {
+    let Some(folder) = path.parent() else {
+        return;
+    };
+    demo.say("A socket is a file: find -type s lists it, ls -l shows its type as s, size 0");
+    let mut found: Vec<String> = std::fs::read_dir(folder)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_socket()))
+                .map(|e| e.path().display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    demo.line(
+        "grader",
+        format!(
+            "find {} -type s -> {}",
+            folder.display(),
+            if found.is_empty() {
+                "(nothing)".to_string()
+            } else {
+                found.join(" ")
+            }
+        ),
+    );
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        let mode = meta.permissions().mode();
+        let mut letters = String::from(if meta.file_type().is_socket() {
+            "s"
+        } else {
+            "-"
+        });
+        for (bit, letter) in [
+            (0o400, 'r'),
+            (0o200, 'w'),
+            (0o100, 'x'),
+            (0o040, 'r'),
+            (0o020, 'w'),
+            (0o010, 'x'),
+            (0o004, 'r'),
+            (0o002, 'w'),
+            (0o001, 'x'),
+        ] {
+            letters.push(if mode & bit != 0 { letter } else { '-' });
+        }
+        demo.line(
+            "grader",
+            format!(
+                "ls -l -> {letters} uid {} size {} {}",
+                meta.uid(),
+                meta.len(),
+                path.display()
+            ),
+        );
+    }
+}
+
 fn demo(demo: &mut Demo) -> Result<(), String> {
     let limit = Duration::from_secs(15);
     let path = demo.scratch().join("lab5.sock");
@@ -1094,6 +1155,7 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     wait_for_socket(&path)?;
     demo.settle();
     demo.say(&describe_file(&path));
+    find_sockets(demo, &path);
 
     demo.say("A client connects to the path, sends stdin, half-closes and prints the echo; the server learns its pid, uid and gid from the kernel");
     demo.run(

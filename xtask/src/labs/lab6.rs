@@ -130,6 +130,14 @@ pub static LAB: Lab = Lab {
             budget: secs(40),
         },
         Check {
+            name: "one-request",
+            points: 1,
+            verifies: "--one-request answers one line per connection, then hangs up (SocketServer shape)",
+            details: "`--one-request`: two connections, one after the other, each sends one line (without half-closing); each gets its line back and then end of stream within 5 s, and the server keeps running",
+            run: one_request,
+            budget: secs(20),
+        },
+        Check {
             name: "client",
             points: 1,
             verifies: "the client sends stdin's lines and prints the replies, busy: included",
@@ -224,6 +232,38 @@ fn echoes_lines(ctx: &mut Ctx) -> Result<(), Failure> {
     // Binary is not text: bytes come back exactly.
     echo(&mut conn, b"\xff\x00\xfe binary\n")
         .map_err(|f| f.or_hint("treat the line as bytes, not UTF-8 text"))
+}
+
+/// `--one-request`: the notes' SocketServer handler, one request per connection. Each
+/// client sends one line and gets it back, then end of stream, without half-closing
+/// first: the server hangs up because the request is answered, not because we left.
+fn one_request(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--one-request"])?;
+    for n in 1..=2 {
+        let name = format!("client {n} of 2");
+        let mut conn = net::connect(server.addr).map_err(|f| f.during(name.clone()))?;
+        let line = format!("request {n}\n");
+        echo(&mut conn, line.as_bytes()).map_err(|f| f.during(name.clone()))?;
+        let (more, closed) = conn
+            .closes_within(Duration::from_secs(5))
+            .map_err(|f| f.during(name.clone()))?;
+        ensure(more.is_empty() && closed, || {
+            Failure::new("with --one-request the server did not hang up after its answer")
+                .sent_bytes(line.as_bytes())
+                .expected(format!("{line:?}, then end of stream (within 5 s)"))
+                .got(if more.is_empty() {
+                    format!("{line:?}, then the connection stayed open")
+                } else {
+                    format!("{line:?}, then {}", show(&more))
+                })
+                .hint(
+                    "one request per connection: the handler reads one line, answers it and \
+                     returns; returning is what makes the framework close the connection",
+                )
+                .during(name.clone())
+        })?;
+    }
+    ctx.ensure_running(server.id, "after two one-request connections")
 }
 
 fn concurrent_clients(ctx: &mut Ctx) -> Result<(), Failure> {
