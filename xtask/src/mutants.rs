@@ -46,10 +46,11 @@ pub struct MutantArgs {
     #[arg(long)]
     only: Option<String>,
     /// How many mutants to grade at once.
-    #[arg(long, default_value_t = 2)]
+    /// (Grading is mostly waiting on programs, so more than the cores pays off.)
+    #[arg(long, default_value_t = 4)]
     jobs: usize,
     /// How many checks of one mutant run at once.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 4)]
     checks_jobs: usize,
 }
 

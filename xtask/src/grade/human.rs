@@ -278,9 +278,16 @@ fn caret_from(e: &Explanation) -> Option<usize> {
     caret_column(expected, got)
 }
 
-/// `step 5` of `step 5: accept ...`.
-fn step_number(step: &str) -> &str {
-    step.split(':').next().unwrap_or(step)
+/// `step 5` of `step 5: accept ...` (`client step 2` likewise); a step named by what it
+/// does, without a number, is shown whole.
+fn step_number(step: &str) -> String {
+    let title = step_title(step);
+    match title.split_once(": ") {
+        Some((label, _)) if label.starts_with("step ") || label.starts_with("client step ") => {
+            label.to_string()
+        }
+        _ => title,
+    }
 }
 
 /// `step 5: accept ...` without its `(file:line)`.
