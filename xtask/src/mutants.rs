@@ -264,6 +264,14 @@ fn write_workspace(root: &Path, workspace: &Path, planned: &[Planned]) -> Result
             root.join("shared").display().to_string().into(),
         );
     }
+    // Mutants are built once and never debugged: without debug info or incremental
+    // state the hundred-odd builds compile and link faster.
+    let mut dev = toml::Table::new();
+    dev.insert("debug".into(), false.into());
+    dev.insert("incremental".into(), false.into());
+    let mut profile = toml::Table::new();
+    profile.insert("dev".into(), dev.into());
+    manifest.insert("profile".into(), profile.into());
     fs::create_dir_all(workspace).map_err(|e| e.to_string())?;
     let lock = workspace.join("Cargo.lock");
     if !lock.exists() {
