@@ -79,6 +79,7 @@ impl<W: Write> Human<W> {
                 lab,
                 program,
                 steps,
+                sandbox,
                 ..
             } => {
                 self.width = lab.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
@@ -92,6 +93,9 @@ impl<W: Write> Human<W> {
                     ));
                 }
                 writeln!(self.out, "{line}")?;
+                if let Some(sandbox) = sandbox {
+                    writeln!(self.out, "{}", sandbox_line(sandbox))?;
+                }
             }
             Event::CheckFinished { result, .. } => {
                 let summary = match (&result.failure, result.status) {
@@ -296,4 +300,16 @@ fn step_place(step: &str) -> Option<String> {
     let at = step.rfind(" (")?;
     step.ends_with(')')
         .then(|| step[at + 2..step.len() - 1].to_string())
+}
+
+/// The report header's sandbox line: the level, what held, what did not and why.
+pub fn sandbox_line(sandbox: &crate::grade::sandbox::Summary) -> String {
+    let mut line = format!("sandbox: {}", sandbox.level.name());
+    if !sandbox.in_force.is_empty() {
+        line.push_str(&format!(" ({})", sandbox.in_force.join(", ")));
+    }
+    if sandbox.level != crate::grade::sandbox::Level::Basic && !sandbox.missing.is_empty() {
+        line.push_str(&format!("; not in force: {}", sandbox.missing.join("; ")));
+    }
+    line
 }

@@ -54,7 +54,7 @@ pub fn read<P: AsRef<Path>>(tables: &[P]) -> Vec<Row> {
 
 /// The machine's own tables.
 pub fn read_own() -> Vec<Row> {
-    read(&["/proc/net/tcp", "/proc/net/tcp6"])
+    read(&["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"])
 }
 
 /// The listeners on `port` in these tables. Cheaper than [`read`] on a busy machine
@@ -164,7 +164,7 @@ mod tests {
     fn finds_the_listeners_on_a_port() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let found = listeners(&["/proc/net/tcp"], addr.port());
+        let found = listeners(&["/proc/thread-self/net/tcp"], addr.port());
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].local, addr);
     }
@@ -173,7 +173,7 @@ mod tests {
     fn finds_what_this_process_listens_on() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let found = listening_addresses(&["/proc/net/tcp"], std::process::id());
+        let found = listening_addresses(&["/proc/thread-self/net/tcp"], std::process::id());
         assert!(found.contains(&addr), "{found:?}");
     }
 }

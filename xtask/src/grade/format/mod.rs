@@ -72,6 +72,7 @@ pub fn human_text(reports: &[Report]) -> String {
                 lab,
                 program: &report.program,
                 steps: report.steps.as_ref(),
+                sandbox: report.sandbox.as_ref(),
                 checks: report.checks.len(),
             });
             for (index, result) in report.checks.iter().enumerate() {
@@ -116,6 +117,7 @@ impl Progress {
                 lab,
                 program,
                 steps,
+                sandbox,
                 ..
             } => {
                 self.reports.push(Report {
@@ -127,6 +129,7 @@ impl Progress {
                     max_score: 0,
                     duration_ms: 0,
                     steps: steps.cloned(),
+                    sandbox: sandbox.cloned(),
                     checks: Vec::new(),
                 });
                 self.under_way = true;

@@ -1,0 +1,443 @@
+//! The sandbox every program under test runs in: `--sandbox strict|basic|off`.
+//!
+//! An instructor grading a class runs other people's code, often as root. What each
+//! level gives every program a check starts:
+//! - `basic`: its working directory is the check's scratch folder (never the repository),
+//!   and its environment is scrubbed: `PATH`, `HOME` and `TMPDIR` (the scratch folder),
+//!   `LANG`/`LC_ALL`, the check's marker and the variables the check passes; nothing else
+//!   of the grader's environment (no tokens, no `CARGO_*`, no `SSH_AUTH_SOCK`).
+//! - `strict` (where the machine allows it): as `basic`, and, as root, a uid of its own
+//!   per check (so it cannot write the repository, read root's files or signal the grader
+//!   or another check's programs), `no_new_privs` (no setuid binary gives root back), a cap
+//!   on file size and on its processes; and a network namespace per check with only `lo`:
+//!   the check's thread enters it before the check runs, so the grader's own sockets for
+//!   that check, the programs it starts (they inherit the thread's namespace) and the
+//!   `/proc/thread-self/net/*` tables the checks read all live there, and the program
+//!   cannot reach any other address.
+//! - `off`: as the grader itself (the repository as working directory, the whole
+//!   environment): for debugging the grader only.
+//!
+//! [`Policy::decide`] says once per graded program which protections hold here, and
+//! why the others do not ([`Summary`], shown in the report's header and JSON).
+//! [`Jail`] is one check's share of it, applied by [`Running::start`](super::process).
+
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde::Serialize;
+
+/// How much the programs under test are confined.
+#[derive(clap::ValueEnum, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    /// Own uid per check (as root), private network, capped files and processes.
+    Strict,
+    /// Scratch folder as working directory, scrubbed environment.
+    Basic,
+    /// As the grader itself (debugging the grader).
+    Off,
+}
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Strict => "strict",
+            Level::Basic => "basic",
+            Level::Off => "off",
+        }
+    }
+}
+
+/// Which protections were in force for a graded program, for the report.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    pub level: Level,
+    pub in_force: Vec<String>,
+    /// Protections of `strict` that were not in force, each with why.
+    pub missing: Vec<String>,
+}
+
+/// What the checks of one graded program get.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub level: Level,
+    /// Each check's programs run as a uid of their own (root only).
+    pub own_uid: bool,
+    /// Each check runs in a network namespace of its own with only `lo`.
+    pub private_network: bool,
+    pub summary: Summary,
+}
+
+/// The largest file a confined program may write (`RLIMIT_FSIZE`).
+pub const FILE_SIZE_CAP: u64 = 64 * 1024 * 1024;
+/// How many processes a check's uid may have at once (`RLIMIT_NPROC`): no fork bomb.
+pub const PROCESS_CAP: u64 = 256;
+
+const SCRATCH_CWD: &str = "scratch folder as working directory";
+const SCRUBBED_ENV: &str = "scrubbed environment";
+const OWN_UID: &str = "own uid per check";
+const LIMITS: &str = "no new privileges, files up to 64 MiB, 256 processes";
+const NETWORK: &str = "network namespace per check (only lo)";
+
+impl Policy {
+    /// The policy for `program` (absolute argv, see [`absolute_argv`]) at `level`.
+    pub fn decide(level: Level, program: &[String]) -> Policy {
+        let mut in_force = Vec::new();
+        let mut missing = Vec::new();
+        let (mut own_uid, mut private_network) = (false, false);
+        if level != Level::Off {
+            in_force.push(SCRATCH_CWD.to_string());
+            in_force.push(SCRUBBED_ENV.to_string());
+        }
+        match level {
+            Level::Strict => {
+                match uid_available().and_then(|()| readable_by_others(program)) {
+                    Ok(()) => {
+                        own_uid = true;
+                        in_force.push(OWN_UID.to_string());
+                        in_force.push(LIMITS.to_string());
+                    }
+                    Err(why) => missing.push(format!("{OWN_UID}: {why}")),
+                }
+                match network_available() {
+                    Ok(()) => {
+                        private_network = true;
+                        in_force.push(NETWORK.to_string());
+                    }
+                    Err(why) => missing.push(format!("{NETWORK}: {why}")),
+                }
+            }
+            Level::Basic | Level::Off => {
+                let why = format!("--sandbox {}", level.name());
+                missing.push(format!("{OWN_UID}: {why}"));
+                missing.push(format!("{NETWORK}: {why}"));
+            }
+        }
+        Policy {
+            level,
+            own_uid,
+            private_network,
+            summary: Summary {
+                level,
+                in_force,
+                missing,
+            },
+        }
+    }
+
+    /// The policy of the grader's own tests and tools: `basic`.
+    pub fn basic() -> Policy {
+        Policy::decide(Level::Basic, &[])
+    }
+
+    /// Check `token`'s share, with `scratch` as its folder; None at `off`.
+    pub fn jail(&self, token: u64, scratch: &Path) -> Option<Jail> {
+        if self.level == Level::Off {
+            return None;
+        }
+        let scratch_text = scratch.as_os_str().to_os_string();
+        let path = match self.own_uid {
+            // Only the folders the check's user may enter (not root's ~/.cargo/bin).
+            true => others_path(),
+            false => std::env::var_os("PATH").filter(|p| !p.is_empty()),
+        }
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        let env: Vec<(OsString, OsString)> = vec![
+            ("PATH".into(), path),
+            ("HOME".into(), scratch_text.clone()),
+            ("TMPDIR".into(), scratch_text),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("LC_ALL".into(), "C.UTF-8".into()),
+        ];
+        Some(Jail {
+            cwd: scratch.to_path_buf(),
+            env,
+            uid: self.own_uid.then(|| check_uid(token)),
+        })
+    }
+}
+
+/// One check's confinement, applied to every program the check starts.
+#[derive(Clone, Debug)]
+pub struct Jail {
+    /// The working directory: the check's scratch folder.
+    pub cwd: PathBuf,
+    /// The whole environment (before the marker and the check's own variables).
+    pub env: Vec<(OsString, OsString)>,
+    /// The check's own uid (also its gid), when it has one.
+    pub uid: Option<u32>,
+}
+
+/// The uid (and gid) of check `token`'s programs: `0x4000_0000 | pid << 8 | token`, a
+/// range no distribution hands out, distinct across the checks of this grader that can
+/// be alive at once (256 apart at least) and across concurrent graders (their pids).
+pub fn check_uid(token: u64) -> u32 {
+    let pid = std::process::id() & 0x3F_FFFF;
+    0x4000_0000 | (pid << 8) | (token as u32 & 0xFF)
+}
+
+/// In the child, between fork and exec: caps, then drops to `uid`. Only async-signal
+/// safe system calls.
+///
+/// # Safety
+/// Call only in a forked child before exec.
+pub unsafe fn drop_to(uid: u32, limits: bool) -> std::io::Result<()> {
+    // SAFETY: plain system calls on integers and stack values.
+    unsafe {
+        if limits {
+            let size = libc::rlimit {
+                rlim_cur: FILE_SIZE_CAP,
+                rlim_max: FILE_SIZE_CAP,
+            };
+            let procs = libc::rlimit {
+                rlim_cur: PROCESS_CAP,
+                rlim_max: PROCESS_CAP,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &size);
+            libc::setrlimit(libc::RLIMIT_NPROC, &procs);
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        if libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setgid(uid) != 0
+            || libc::setuid(uid) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Whether programs can be started as a uid of their own here (root, and a uid outside
+/// any container's narrow mapping): tried once with `true`.
+fn uid_available() -> Result<(), String> {
+    static ANSWER: OnceLock<Result<(), String>> = OnceLock::new();
+    ANSWER
+        .get_or_init(|| {
+            if !nix::unistd::geteuid().is_root() {
+                return Err("the grader is not root (only root can start programs as \
+                            another user)"
+                    .into());
+            }
+            use std::os::unix::process::CommandExt;
+            let uid = check_uid(0);
+            let mut command = std::process::Command::new("true");
+            // SAFETY: drop_to makes system calls only.
+            unsafe {
+                command.pre_exec(move || drop_to(uid, true));
+            }
+            match command.status() {
+                Ok(status) if status.success() => Ok(()),
+                Ok(status) => Err(format!("`true` as uid {uid} ended with {status}")),
+                Err(e) => Err(format!("cannot switch to uid {uid} here: {e}")),
+            }
+        })
+        .clone()
+}
+
+/// Whether a thread may make a network namespace of its own here: tried once, on a
+/// thread that ends right after.
+fn network_available() -> Result<(), String> {
+    static ANSWER: OnceLock<Result<(), String>> = OnceLock::new();
+    ANSWER
+        .get_or_init(|| {
+            if !nix::unistd::geteuid().is_root() {
+                return Err(
+                    "the grader is not root (the grader's own sockets must join \
+                            the namespace, which needs CAP_SYS_ADMIN)"
+                        .into(),
+                );
+            }
+            std::thread::spawn(enter_private_network)
+                .join()
+                .unwrap_or_else(|_| Err("the probe thread panicked".into()))
+        })
+        .clone()
+}
+
+/// Moves the calling thread (only it) into a new network namespace and brings its `lo`
+/// up. Every socket the thread makes from then on, every thread it spawns and every
+/// program it starts live there. The namespace goes when the last of them ends.
+pub fn enter_private_network() -> Result<(), String> {
+    // SAFETY: unshare affects the calling thread only for CLONE_NEWNET.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(format!(
+            "cannot make a network namespace: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    loopback_up().map_err(|e| format!("cannot bring lo up in the check's namespace: {e}"))
+}
+
+/// `ip link set lo up`, with one ioctl on a socket of the current namespace.
+fn loopback_up() -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: a socket we own, and an ifreq on the stack.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let socket = OwnedFd::from_raw_fd(fd);
+        let mut request: libc::ifreq = std::mem::zeroed();
+        for (slot, byte) in request.ifr_name.iter_mut().zip(b"lo\0") {
+            *slot = *byte as libc::c_char;
+        }
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        request.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The program's argv with relative paths made absolute: the program (when it names a
+/// file, `./server` or `bin/server`) and every argument naming an existing file relative
+/// to the grader's working directory (`python3 my_server.py`), since programs start in
+/// their scratch folder.
+pub fn absolute_argv(argv: &[String]) -> Vec<String> {
+    let Ok(here) = std::env::current_dir() else {
+        return argv.to_vec();
+    };
+    argv.iter()
+        .enumerate()
+        .map(|(i, arg)| {
+            let path = Path::new(arg);
+            let names_file = if i == 0 {
+                arg.contains('/')
+            } else {
+                !arg.starts_with('-') && path.exists()
+            };
+            if path.is_relative() && names_file {
+                here.join(path).display().to_string()
+            } else {
+                arg.clone()
+            }
+        })
+        .collect()
+}
+
+/// The grader's PATH without the folders other users cannot enter.
+fn others_path() -> Option<OsString> {
+    let paths = std::env::var_os("PATH")?;
+    let kept: Vec<PathBuf> = std::env::split_paths(&paths)
+        .filter(|dir| searchable_by_others(dir))
+        .collect();
+    std::env::join_paths(kept).ok()
+}
+
+/// Whether `dir` and every folder above it may be entered by any user.
+fn searchable_by_others(dir: &Path) -> bool {
+    dir.is_absolute()
+        && dir.ancestors().all(|folder| {
+            std::fs::metadata(folder)
+                .is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o001 != 0)
+        })
+}
+
+/// For a program named without a folder (`python3`): the first one on the PATH other
+/// users can reach, as an absolute path (the grader's own may be in root's home, as a
+/// pyenv shim is). Unchanged when none is, or when the program has a folder.
+pub fn for_others(argv: &mut [String]) {
+    let Some(first) = argv.first_mut() else {
+        return;
+    };
+    if first.contains('/') {
+        return;
+    }
+    let found = others_path().and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(&*first))
+            .find(|candidate| candidate.is_file())
+    });
+    if let Some(path) = found {
+        *first = path.display().to_string();
+    }
+}
+
+/// The program as a path: itself when it has a `/`, else found on PATH.
+fn program_path(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Whether a user that is neither owner nor group can run `program` (absolute argv):
+/// every folder on the way searchable by others, the program executable by others,
+/// file arguments readable by others. Otherwise why, naming the path.
+pub fn readable_by_others(program: &[String]) -> Result<(), String> {
+    let Some(first) = program.first() else {
+        return Ok(());
+    };
+    let mut wanted: Vec<(PathBuf, u32)> = Vec::new();
+    if let Some(path) = program_path(first) {
+        wanted.push((path, 0o001));
+    }
+    for arg in &program[1..] {
+        let path = Path::new(arg);
+        if path.is_absolute() && path.is_file() {
+            wanted.push((path.to_path_buf(), 0o004));
+        }
+    }
+    for (path, bit) in wanted {
+        for folder in path.ancestors().skip(1) {
+            if folder.as_os_str().is_empty() {
+                continue;
+            }
+            let mode = std::fs::metadata(folder).map_or(0, |m| m.permissions().mode());
+            if mode & 0o001 == 0 {
+                return Err(format!(
+                    "other users cannot enter {} (chmod o+x it, or grade with --sandbox basic)",
+                    folder.display()
+                ));
+            }
+        }
+        let mode = std::fs::metadata(&path).map_or(0, |m| m.permissions().mode());
+        if mode & bit == 0 {
+            let what = if bit == 0o001 { "run" } else { "read" };
+            return Err(format!(
+                "other users cannot {what} {} (chmod o+{}, or grade with --sandbox basic)",
+                path.display(),
+                if bit == 0o001 { "rx" } else { "r" }
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_become_absolute() {
+        let here = std::env::current_dir().unwrap();
+        let argv: Vec<String> = ["python3", "Cargo.toml", "--port", "x/none"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let got = absolute_argv(&argv);
+        assert_eq!(got[0], "python3");
+        assert_eq!(got[1], here.join("Cargo.toml").display().to_string());
+        assert_eq!(&got[2..], &argv[2..]);
+        let got = absolute_argv(&["./run".to_string()]);
+        assert_eq!(got[0], here.join("./run").display().to_string());
+    }
+
+    #[test]
+    fn check_uids_are_high_and_distinct() {
+        assert!(check_uid(1) >= 0x4000_0000);
+        assert_ne!(check_uid(1), check_uid(2));
+        assert!(check_uid(u64::MAX) < 0x8000_0000);
+    }
+}
