@@ -126,7 +126,7 @@ pub fn run(plans: &[Plan], jobs: usize, sink: &mut dyn FnMut(Event)) -> Vec<Repo
             live.fetch_add(1, Ordering::SeqCst);
             std::thread::spawn(move || {
                 process::set_check_token(token);
-                let result = run_check(check, &program, &policy);
+                let result = run_check(check, &program, &policy, token);
                 let _ = tx.send((p, r, result));
                 live.fetch_sub(1, Ordering::SeqCst);
             });
@@ -244,16 +244,12 @@ fn report(plan: &Plan, checks: Vec<CheckResult>, elapsed: Duration) -> Report {
 }
 
 /// Runs one check in a fresh context and turns its outcome into a result.
-fn run_check(check: &Check, program: &[String], policy: &Policy) -> CheckResult {
+fn run_check(check: &Check, program: &[String], policy: &Policy, token: u64) -> CheckResult {
     let started = Instant::now();
     let mut untestable = false;
     // The check's thread (only it) moves into a network namespace of its own: the
     // grader's sockets, the programs and the tables it reads for this check live there.
-    let prepared = if policy.private_network {
-        sandbox::enter_private_network()
-    } else {
-        Ok(())
-    };
+    let prepared = sandbox::prepare_thread(policy, token);
     let explanation = match prepared.and_then(|()| Ctx::new(program, policy)) {
         Err(e) => Some(Explanation {
             problem: format!("the grader could not prepare this check: {e}"),

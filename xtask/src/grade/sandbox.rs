@@ -201,6 +201,9 @@ pub unsafe fn drop_to(uid: u32, limits: bool) -> std::io::Result<()> {
                 return Err(std::io::Error::last_os_error());
             }
         }
+        // The check's thread creates files group-writable (umask 002, see
+        // share_files_with); the program gets the usual umask.
+        libc::umask(0o022);
         if libc::setgroups(0, std::ptr::null()) != 0
             || libc::setgid(uid) != 0
             || libc::setuid(uid) != 0
@@ -256,6 +259,38 @@ fn network_available() -> Result<(), String> {
                 .unwrap_or_else(|_| Err("the probe thread panicked".into()))
         })
         .clone()
+}
+
+/// Prepares the calling thread, which is about to run check `token`: its network
+/// namespace, and (with an own uid) files it makes belong to the check's group.
+pub fn prepare_thread(policy: &Policy, token: u64) -> Result<(), String> {
+    if policy.private_network {
+        enter_private_network()?;
+    }
+    if policy.own_uid {
+        share_files_with(check_uid(token))?;
+    }
+    Ok(())
+}
+
+/// Makes the files, folders and Unix sockets this thread creates (a folder for a pid
+/// file, the grader's own socket in the scratch folder) usable by the check's programs
+/// and by no other check's: group `gid` (the check's), group-writable. The thread gets
+/// its own umask (`unshare(CLONE_FS)`) and file-system gid (`setfsgid`, per thread);
+/// root keeps every other right.
+fn share_files_with(gid: u32) -> Result<(), String> {
+    // SAFETY: system calls on integers; both affect the calling thread only.
+    unsafe {
+        if libc::unshare(libc::CLONE_FS) != 0 {
+            return Err(format!(
+                "cannot give the check's thread its own umask: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        libc::umask(0o002);
+        libc::setfsgid(gid);
+    }
+    Ok(())
 }
 
 /// Moves the calling thread (only it) into a new network namespace and brings its `lo`
