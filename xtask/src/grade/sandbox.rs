@@ -415,13 +415,30 @@ pub fn readable_by_others(program: &[String]) -> Result<(), String> {
         return Ok(());
     };
     let mut wanted: Vec<(PathBuf, u32)> = Vec::new();
+    let mut folders: Vec<PathBuf> = Vec::new();
     if let Some(path) = program_path(first) {
+        if first.contains('/') {
+            folders.extend(path.parent().map(Path::to_path_buf));
+        }
         wanted.push((path, 0o001));
     }
     for arg in &program[1..] {
         let path = Path::new(arg);
         if path.is_absolute() && path.is_file() {
+            folders.extend(path.parent().map(Path::to_path_buf));
             wanted.push((path.to_path_buf(), 0o004));
+        }
+    }
+    // The files next to the program (a submission's `run` and the script it starts)
+    // are read too: each must be readable by others.
+    for folder in folders {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten().take(500) {
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                wanted.push((entry.path(), 0o004));
+            }
         }
     }
     for (path, bit) in wanted {
