@@ -8,6 +8,7 @@
 //! what `basic` gives (working directory, environment) and says what it skipped.
 
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
 
@@ -25,14 +26,15 @@ fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// The findings the program wrote (one file per start).
-fn findings(log: &Path) -> Vec<Value> {
-    std::fs::read_dir(log)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-        .map(|e| serde_json::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap())
-        .collect()
+/// The findings the program sent (one datagram per start), once the grader is done.
+fn findings(log: &UnixDatagram) -> Vec<Value> {
+    log.set_nonblocking(true).unwrap();
+    let mut found = Vec::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    while let Ok(n) = log.recv(&mut buffer) {
+        found.push(serde_json::from_slice(&buffer[..n]).unwrap());
+    }
+    found
 }
 
 /// Live processes named like the program's left-behind sleeper.
@@ -52,9 +54,10 @@ fn sleepers() -> Vec<String> {
 
 #[test]
 fn every_escape_fails_under_cmd() {
+    // Outside /tmp: the program gets a /tmp of its own, and must still see this.
     let tmp = tempfile::Builder::new()
         .prefix("sandbox-test")
-        .tempdir_in("/tmp")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .unwrap();
     // A repository as an instructor's checkout has it: folders 0755, files 0644, the
     // program under test inside it, named by a relative path.
@@ -73,10 +76,10 @@ fn every_escape_fails_under_cmd() {
     let secret = tmp.path().join("secret");
     std::fs::write(&secret, "instructor's private key\n").unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-    // Where the program writes down what it saw (the only folder open to everyone).
-    let log = tmp.path().join("log");
-    std::fs::create_dir(&log).unwrap();
-    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // Where the program sends what it saw: a Unix socket anyone may write to.
+    let log = tmp.path().join("log.sock");
+    let receiver = UnixDatagram::bind(&log).unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
 
     let cmd = format!(
         "env SANDBOX_REPO={} SANDBOX_SECRET={} SANDBOX_LOG={} python3 repo/sandbox_escapes.py",
@@ -101,7 +104,7 @@ fn every_escape_fails_under_cmd() {
     let sandbox = &report["sandbox"];
     assert_eq!(sandbox["level"], "strict", "{stdout}");
 
-    let found = findings(&log);
+    let found = findings(&receiver);
     assert!(
         !found.is_empty(),
         "the program never ran: {stdout}\n{stderr}"
@@ -147,6 +150,7 @@ fn every_escape_fails_under_cmd() {
             "edit_self",
             "read_secret",
             "kill_grader",
+            "write_elsewhere",
         ] {
             let how = seen[attempt].as_str().unwrap();
             assert!(how.starts_with("stopped: "), "{attempt}: {how}");
@@ -186,6 +190,14 @@ fn every_escape_fails_under_cmd() {
         std::fs::read_to_string(&secret).unwrap(),
         "instructor's private key\n"
     );
+    for planted in [
+        "/tmp/socklab-sandbox-planted",
+        "/var/tmp/socklab-sandbox-planted",
+    ] {
+        let there = Path::new(planted).exists();
+        let _ = std::fs::remove_file(planted);
+        assert!(!there || !is_root(), "the program left {planted} behind");
+    }
     // Nothing was left running.
     assert_eq!(sleepers(), Vec::<String>::new());
 }

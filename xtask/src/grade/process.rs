@@ -254,6 +254,9 @@ impl Running {
         // Another user: the one the check asked for, else the check's own (strict).
         let jailed = jail.and_then(|j| j.uid);
         let uid = uid.or(jailed);
+        let mounts = jail
+            .and_then(|j| j.mounts.clone())
+            .filter(|_| uid.is_some());
         let procs = cgroup::procs_file(token);
         if uid.is_some() || procs.is_some() {
             // SAFETY: the closure only makes async-signal-safe system calls.
@@ -264,6 +267,9 @@ impl Running {
                     // could write root's cgroup.procs.
                     if let Some(procs) = &procs {
                         cgroup::join_in_child(procs);
+                    }
+                    if let Some(mounts) = &mounts {
+                        mounts.enter()?;
                     }
                     if let Some(uid) = uid {
                         sandbox::drop_to(uid, jailed.is_some())?;

@@ -21,7 +21,7 @@
 //! why the others do not ([`Summary`], shown in the report's header and JSON).
 //! [`Jail`] is one check's share of it, applied by [`Running::start`](super::process).
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -67,6 +67,9 @@ pub struct Policy {
     pub own_uid: bool,
     /// Each check runs in a network namespace of its own with only `lo`.
     pub private_network: bool,
+    /// Each program sees the file system read-only but for its scratch folder and a
+    /// private /tmp (a mount namespace of its own).
+    pub read_only_files: bool,
     pub summary: Summary,
 }
 
@@ -80,13 +83,14 @@ const SCRUBBED_ENV: &str = "scrubbed environment";
 const OWN_UID: &str = "own uid per check";
 const LIMITS: &str = "no new privileges, files up to 64 MiB, 256 processes";
 const NETWORK: &str = "network namespace per check (only lo)";
+const FILES: &str = "read-only file system but the scratch folder and a private 64 MiB /tmp";
 
 impl Policy {
     /// The policy for `program` (absolute argv, see [`absolute_argv`]) at `level`.
     pub fn decide(level: Level, program: &[String]) -> Policy {
         let mut in_force = Vec::new();
         let mut missing = Vec::new();
-        let (mut own_uid, mut private_network) = (false, false);
+        let (mut own_uid, mut private_network, mut read_only_files) = (false, false, false);
         if level != Level::Off {
             in_force.push(SCRATCH_CWD.to_string());
             in_force.push(SCRUBBED_ENV.to_string());
@@ -108,17 +112,27 @@ impl Policy {
                     }
                     Err(why) => missing.push(format!("{NETWORK}: {why}")),
                 }
+                match mounts_available() {
+                    Ok(()) if own_uid => {
+                        read_only_files = true;
+                        in_force.push(FILES.to_string());
+                    }
+                    Ok(()) => missing.push(format!("{FILES}: the program has no uid of its own")),
+                    Err(why) => missing.push(format!("{FILES}: {why}")),
+                }
             }
             Level::Basic | Level::Off => {
                 let why = format!("--sandbox {}", level.name());
                 missing.push(format!("{OWN_UID}: {why}"));
                 missing.push(format!("{NETWORK}: {why}"));
+                missing.push(format!("{FILES}: {why}"));
             }
         }
         Policy {
             level,
             own_uid,
             private_network,
+            read_only_files,
             summary: Summary {
                 level,
                 in_force,
@@ -155,6 +169,7 @@ impl Policy {
             cwd: scratch.to_path_buf(),
             env,
             uid: self.own_uid.then(|| check_uid(token)),
+            mounts: self.read_only_files.then(|| Mounts::new(scratch)).flatten(),
         })
     }
 }
@@ -168,6 +183,177 @@ pub struct Jail {
     pub env: Vec<(OsString, OsString)>,
     /// The check's own uid (also its gid), when it has one.
     pub uid: Option<u32>,
+    /// The program's private view of the file system, when it gets one.
+    pub mounts: Option<Mounts>,
+}
+
+/// What a program's mount namespace is made of, prepared before fork (no allocation
+/// after it): the scratch folder, and the folders to make on the private /tmp so that
+/// the scratch folder keeps its path there.
+#[derive(Clone, Debug)]
+pub struct Mounts {
+    scratch: CString,
+    /// `/tmp/a`, `/tmp/a/b`, ... down to the scratch folder, when it is under /tmp.
+    on_tmp: Vec<CString>,
+}
+
+impl Mounts {
+    fn new(scratch: &Path) -> Option<Mounts> {
+        let text = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).ok();
+        let on_tmp = match scratch.strip_prefix("/tmp") {
+            Ok(below) => {
+                let mut folders = Vec::new();
+                let mut path = PathBuf::from("/tmp");
+                for part in below.components() {
+                    path.push(part);
+                    folders.push(text(&path)?);
+                }
+                folders
+            }
+            Err(_) => Vec::new(),
+        };
+        Some(Mounts {
+            scratch: text(scratch)?,
+            on_tmp,
+        })
+    }
+
+    /// In the child, as root, before exec: a mount namespace of its own where
+    /// everything is read-only, /tmp is a fresh 64 MiB tmpfs, and the scratch folder
+    /// (bound at its own path) is writable; then back into the scratch folder.
+    ///
+    /// # Safety
+    /// Call only in a forked child before exec: system calls only.
+    pub unsafe fn enter(&self) -> std::io::Result<()> {
+        let fail = || Err(std::io::Error::last_os_error());
+        let none = std::ptr::null::<libc::c_char>();
+        // SAFETY: system calls on C strings prepared before fork.
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return fail();
+            }
+            let root = c"/".as_ptr();
+            if libc::mount(
+                none,
+                root,
+                none,
+                libc::MS_REC | libc::MS_PRIVATE,
+                none.cast(),
+            ) != 0
+            {
+                return fail();
+            }
+            let scratch = libc::open(
+                self.scratch.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            if scratch < 0 {
+                return fail();
+            }
+            let tmp = c"/tmp".as_ptr();
+            let options = c"size=64m,mode=1777".as_ptr();
+            if libc::mount(
+                c"tmpfs".as_ptr(),
+                tmp,
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                options.cast(),
+            ) != 0
+            {
+                return fail();
+            }
+            for folder in &self.on_tmp {
+                libc::mkdir(folder.as_ptr(), 0o755);
+            }
+            // The scratch folder, bound at its own path (over the fresh /tmp, if there).
+            let mut source = [0 as libc::c_char; 32];
+            let digits = fd_path(scratch, &mut source);
+            if digits == 0
+                || libc::mount(
+                    source.as_ptr(),
+                    self.scratch.as_ptr(),
+                    none,
+                    libc::MS_BIND,
+                    none.cast(),
+                ) != 0
+            {
+                return fail();
+            }
+            libc::close(scratch);
+            if set_read_only(root, true, true) != 0
+                || set_read_only(tmp, false, false) != 0
+                || set_read_only(self.scratch.as_ptr(), false, false) != 0
+                || libc::chdir(self.scratch.as_ptr()) != 0
+            {
+                return fail();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// mount_setattr(2) on `path`: read-only (or writable), the mounts below too
+/// (`recursive`).
+///
+/// # Safety
+/// A system call on a C string.
+unsafe fn set_read_only(path: *const libc::c_char, read_only: bool, recursive: bool) -> i64 {
+    let attr = MountAttr {
+        attr_set: if read_only { MOUNT_ATTR_RDONLY } else { 0 },
+        attr_clr: if read_only { 0 } else { MOUNT_ATTR_RDONLY },
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: the kernel reads `attr` (its size given) and the path.
+    unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path,
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    }
+}
+
+/// Writes `/proc/self/fd/<fd>` and a NUL into `out` without allocating; returns its
+/// length (0 if it does not fit).
+fn fd_path(fd: i32, out: &mut [libc::c_char; 32]) -> usize {
+    let prefix = b"/proc/self/fd/";
+    let mut digits = [0u8; 12];
+    let (mut n, mut value) = (0, fd.max(0) as u32);
+    loop {
+        digits[n] = b'0' + (value % 10) as u8;
+        n += 1;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    if prefix.len() + n + 1 > out.len() {
+        return 0;
+    }
+    for (slot, byte) in out.iter_mut().zip(prefix) {
+        *slot = *byte as libc::c_char;
+    }
+    for i in 0..n {
+        out[prefix.len() + i] = digits[n - 1 - i] as libc::c_char;
+    }
+    out[prefix.len() + n] = 0;
+    prefix.len() + n
 }
 
 /// The uid (and gid) of check `token`'s programs: `0x4000_0000 | pid << 8 | token`, a
@@ -236,6 +422,35 @@ fn uid_available() -> Result<(), String> {
                 Ok(status) if status.success() => Ok(()),
                 Ok(status) => Err(format!("`true` as uid {uid} ended with {status}")),
                 Err(e) => Err(format!("cannot switch to uid {uid} here: {e}")),
+            }
+        })
+        .clone()
+}
+
+/// Whether a program can be given its private, read-only view of the file system here
+/// (root, mount_setattr: Linux 5.12): tried once with `true` on a scratch folder.
+fn mounts_available() -> Result<(), String> {
+    static ANSWER: OnceLock<Result<(), String>> = OnceLock::new();
+    ANSWER
+        .get_or_init(|| {
+            if !nix::unistd::geteuid().is_root() {
+                return Err("the grader is not root".into());
+            }
+            use std::os::unix::process::CommandExt;
+            let folder = tempfile::Builder::new()
+                .prefix("socklab-probe-")
+                .tempdir()
+                .map_err(|e| format!("cannot make a folder to try it: {e}"))?;
+            let mounts = Mounts::new(folder.path()).ok_or("an unusual temp path")?;
+            let mut command = std::process::Command::new("true");
+            // SAFETY: Mounts::enter makes system calls only.
+            unsafe {
+                command.pre_exec(move || mounts.enter());
+            }
+            match command.status() {
+                Ok(status) if status.success() => Ok(()),
+                Ok(status) => Err(format!("`true` in a mount namespace ended with {status}")),
+                Err(e) => Err(format!("cannot make a read-only mount namespace here: {e}")),
             }
         })
         .clone()

@@ -3,9 +3,10 @@ serves as a lab 1 server (greets, echoes) so that it is graded as usual.
 
 The test (tests/sandbox.rs) names its targets in the environment of the command line
 (`env SANDBOX_LOG=... python3 sandbox_escapes.py`): a copy of a repository with a canary
-file, a root-only secret, and a world-writable folder for this program's findings. The
-test then checks that every target is unchanged; the findings say what the program saw
-(its uid, cwd, environment, network interfaces and namespace)."""
+file, a root-only secret, and a Unix datagram socket where this program sends its
+findings (the one way out of a read-only file system and a private network). The test
+then checks that every target is unchanged; the findings say what the program saw (its
+uid, cwd, environment, network interfaces and namespace)."""
 import json
 import os
 import signal
@@ -63,6 +64,20 @@ def kill_grader():
     return "SIGKILL sent to the grader (pid %d)" % os.getppid()
 
 
+def write_elsewhere():
+    # World-writable on most machines: a place to leave files for another submission.
+    with open("/var/tmp/socklab-sandbox-planted", "w") as f:
+        f.write("planted\n")
+    return "/var/tmp/socklab-sandbox-planted created"
+
+
+def plant_in_tmp():
+    # Allowed, but in a /tmp of its own: the machine's /tmp must not see it.
+    with open("/tmp/socklab-sandbox-planted", "w") as f:
+        f.write("planted\n")
+    return "/tmp/socklab-sandbox-planted created"
+
+
 def fill_scratch():
     chunk = b"x" * (1 << 20)
     written = 0
@@ -98,6 +113,8 @@ for name, action in [
     ("read_secret", read_secret),
     ("kill_grader", kill_grader),
     ("fill_scratch", fill_scratch),
+    ("write_elsewhere", write_elsewhere),
+    ("plant_in_tmp", plant_in_tmp),
 ]:
     attempt(name, action)
 try:
@@ -117,10 +134,9 @@ found["cwd"] = os.getcwd()
 found["env"] = dict(os.environ)
 
 if log:
-    path = os.path.join(log, "found-%d.json" % os.getpid())
-    with open(path + ".tmp", "w") as f:
-        json.dump(found, f)
-    os.rename(path + ".tmp", path)
+    out = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    out.sendto(json.dumps(found).encode(), log)
+    out.close()
 
 opts = common.args()
 sock = common.listen(opts)
