@@ -13,7 +13,10 @@
 //!   the check's thread enters it before the check runs, so the grader's own sockets for
 //!   that check, the programs it starts (they inherit the thread's namespace) and the
 //!   `/proc/thread-self/net/*` tables the checks read all live there, and the program
-//!   cannot reach any other address.
+//!   cannot reach any other address; and (root, Linux 5.12) a mount namespace per program
+//!   in which the whole file system is read-only but its scratch folder (bound at its
+//!   own path) and a private 64 MiB tmpfs `/tmp` ([`Mounts`]): nothing it writes
+//!   outlives its check or reaches another submission.
 //! - `off`: as the grader itself (the repository as working directory, the whole
 //!   environment): for debugging the grader only.
 //!
@@ -70,6 +73,10 @@ pub struct Policy {
     /// Each program sees the file system read-only but for its scratch folder and a
     /// private /tmp (a mount namespace of its own).
     pub read_only_files: bool,
+    /// The folders of the program's files under /tmp, bound (read-only) into each
+    /// program's private /tmp so that it still finds them there; None when one of its
+    /// files is in /tmp itself: then /tmp is only read-only, not private.
+    keep: Option<Vec<PathBuf>>,
     pub summary: Summary,
 }
 
@@ -115,7 +122,12 @@ impl Policy {
                 match mounts_available() {
                     Ok(()) if own_uid => {
                         read_only_files = true;
-                        in_force.push(FILES.to_string());
+                        in_force.push(match folders_on_tmp(program) {
+                            Some(_) => FILES.to_string(),
+                            None => "read-only file system but the scratch folder (the program \
+                                     is in /tmp itself: /tmp is read-only, not private)"
+                                .to_string(),
+                        });
                     }
                     Ok(()) => missing.push(format!("{FILES}: the program has no uid of its own")),
                     Err(why) => missing.push(format!("{FILES}: {why}")),
@@ -133,6 +145,7 @@ impl Policy {
             own_uid,
             private_network,
             read_only_files,
+            keep: folders_on_tmp(program),
             summary: Summary {
                 level,
                 in_force,
@@ -169,7 +182,10 @@ impl Policy {
             cwd: scratch.to_path_buf(),
             env,
             uid: self.own_uid.then(|| check_uid(token)),
-            mounts: self.read_only_files.then(|| Mounts::new(scratch)).flatten(),
+            mounts: self
+                .read_only_files
+                .then(|| Mounts::new(scratch, self.keep.as_deref()))
+                .flatten(),
         })
     }
 }
@@ -193,28 +209,51 @@ pub struct Jail {
 #[derive(Clone, Debug)]
 pub struct Mounts {
     scratch: CString,
-    /// `/tmp/a`, `/tmp/a/b`, ... down to the scratch folder, when it is under /tmp.
+    /// The folders bound at their own path over the private /tmp: the scratch folder
+    /// first, then the program's (at most [`KEPT`] in all).
+    bound: Vec<CString>,
+    /// `/tmp/a`, `/tmp/a/b`, ... down to each bound folder under /tmp, parents first.
     on_tmp: Vec<CString>,
+    /// Whether /tmp is a fresh tmpfs (else it is the machine's, read-only).
+    private_tmp: bool,
 }
 
+/// The most folders bound into a program's private /tmp.
+const KEPT: usize = 8;
+
 impl Mounts {
-    fn new(scratch: &Path) -> Option<Mounts> {
+    fn new(scratch: &Path, keep: Option<&[PathBuf]>) -> Option<Mounts> {
         let text = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).ok();
-        let on_tmp = match scratch.strip_prefix("/tmp") {
-            Ok(below) => {
-                let mut folders = Vec::new();
-                let mut path = PathBuf::from("/tmp");
-                for part in below.components() {
-                    path.push(part);
-                    folders.push(text(&path)?);
+        let private_tmp = keep.is_some();
+        let keep = keep.unwrap_or_default();
+        let mut on_tmp = Vec::new();
+        let mut bound = Vec::new();
+        for folder in std::iter::once(scratch).chain(keep.iter().map(PathBuf::as_path)) {
+            let below = folder.strip_prefix("/tmp").ok().filter(|_| private_tmp);
+            let Some(below) = below else {
+                if folder == scratch {
+                    bound.push(text(folder)?);
                 }
-                folders
+                continue;
+            };
+            if bound.len() == KEPT {
+                break;
             }
-            Err(_) => Vec::new(),
-        };
+            let mut path = PathBuf::from("/tmp");
+            for part in below.components() {
+                path.push(part);
+                let made = text(&path)?;
+                if !on_tmp.contains(&made) {
+                    on_tmp.push(made);
+                }
+            }
+            bound.push(text(folder)?);
+        }
         Some(Mounts {
             scratch: text(scratch)?,
+            bound,
             on_tmp,
+            private_tmp,
         })
     }
 
@@ -243,45 +282,52 @@ impl Mounts {
             {
                 return fail();
             }
-            let scratch = libc::open(
-                self.scratch.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            );
-            if scratch < 0 {
-                return fail();
+            // Held open across the new /tmp, to bind them back at their own paths.
+            let mut held = [-1; KEPT];
+            for (slot, folder) in held.iter_mut().zip(&self.bound) {
+                *slot = libc::open(
+                    folder.as_ptr(),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                );
+                if *slot < 0 {
+                    return fail();
+                }
             }
             let tmp = c"/tmp".as_ptr();
             let options = c"size=64m,mode=1777".as_ptr();
-            if libc::mount(
-                c"tmpfs".as_ptr(),
-                tmp,
-                c"tmpfs".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                options.cast(),
-            ) != 0
+            if self.private_tmp
+                && libc::mount(
+                    c"tmpfs".as_ptr(),
+                    tmp,
+                    c"tmpfs".as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV,
+                    options.cast(),
+                ) != 0
             {
                 return fail();
             }
             for folder in &self.on_tmp {
                 libc::mkdir(folder.as_ptr(), 0o755);
             }
-            // The scratch folder, bound at its own path (over the fresh /tmp, if there).
-            let mut source = [0 as libc::c_char; 32];
-            let digits = fd_path(scratch, &mut source);
-            if digits == 0
-                || libc::mount(
-                    source.as_ptr(),
-                    self.scratch.as_ptr(),
-                    none,
-                    libc::MS_BIND,
-                    none.cast(),
-                ) != 0
-            {
-                return fail();
+            // The scratch folder and the program's, bound at their own paths (over the
+            // fresh /tmp, when there).
+            for (&fd, folder) in held.iter().zip(&self.bound) {
+                let mut source = [0 as libc::c_char; 32];
+                if fd_path(fd, &mut source) == 0
+                    || libc::mount(
+                        source.as_ptr(),
+                        folder.as_ptr(),
+                        none,
+                        libc::MS_BIND,
+                        none.cast(),
+                    ) != 0
+                {
+                    return fail();
+                }
+                libc::close(fd);
             }
-            libc::close(scratch);
             if set_read_only(root, true, true) != 0
-                || set_read_only(tmp, false, false) != 0
+                || (self.private_tmp && set_read_only(tmp, false, false) != 0)
                 || set_read_only(self.scratch.as_ptr(), false, false) != 0
                 || libc::chdir(self.scratch.as_ptr()) != 0
             {
@@ -290,6 +336,33 @@ impl Mounts {
         }
         Ok(())
     }
+}
+
+/// The folders of the program and of its file arguments that are under /tmp (absolute
+/// argv), which a private /tmp would hide.
+fn folders_on_tmp(program: &[String]) -> Option<Vec<PathBuf>> {
+    let mut folders: Vec<PathBuf> = Vec::new();
+    let first = program.first().and_then(|p| program_path(p));
+    let files = program
+        .iter()
+        .skip(1)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute() && p.is_file());
+    for file in first.into_iter().chain(files) {
+        let Some(folder) = file.parent() else {
+            continue;
+        };
+        if folder == Path::new("/tmp") {
+            return None;
+        }
+        if folder.starts_with("/tmp") {
+            let folder = folder.to_path_buf();
+            if !folders.contains(&folder) {
+                folders.push(folder);
+            }
+        }
+    }
+    Some(folders)
 }
 
 /// `struct mount_attr` of mount_setattr(2).
@@ -441,7 +514,7 @@ fn mounts_available() -> Result<(), String> {
                 .prefix("socklab-probe-")
                 .tempdir()
                 .map_err(|e| format!("cannot make a folder to try it: {e}"))?;
-            let mounts = Mounts::new(folder.path()).ok_or("an unusual temp path")?;
+            let mounts = Mounts::new(folder.path(), Some(&[])).ok_or("an unusual temp path")?;
             let mut command = std::process::Command::new("true");
             // SAFETY: Mounts::enter makes system calls only.
             unsafe {
