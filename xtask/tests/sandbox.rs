@@ -204,12 +204,12 @@ fn every_escape_fails_under_cmd() {
 
 #[test]
 fn the_report_says_which_protections_held() {
-    // The human header's line, at each level, for a quick check (no program escapes).
+    // The human header's line, for a quick check (no program escapes).
     let program = format!("python3 {}", hostile("sleeps.py"));
     for (level, expected) in [
         (
-            "basic",
-            "sandbox: basic (scratch folder as working directory",
+            "strict",
+            "sandbox: strict (scratch folder as working directory",
         ),
         (
             "off",
@@ -224,6 +224,14 @@ fn the_report_says_which_protections_held() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(stdout.contains(expected), "{level}: {stdout}");
     }
+    // `basic` (a student's own crate) says it in the JSON only.
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["grade", "lab1", "--cmd", &program, "--sandbox", "basic"])
+        .args(["--check", "bad-host", "--json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["sandbox"]["level"], "basic");
 }
 
 #[test]

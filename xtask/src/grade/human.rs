@@ -11,6 +11,7 @@ use std::io::{self, IsTerminal, Write};
 
 use super::explain::caret_column;
 use super::result::{CheckResult, Event, Explanation, Report, Status, Steps};
+use super::sandbox::Level;
 
 /// Terminal colours, or none.
 #[derive(Clone, Copy)]
@@ -93,7 +94,9 @@ impl<W: Write> Human<W> {
                     ));
                 }
                 writeln!(self.out, "{line}")?;
-                if let Some(sandbox) = sandbox {
+                // `basic` is what a student grading their own crate always gets: said in
+                // the JSON, not in every header. `strict` and `off` are said here.
+                if let Some(sandbox) = sandbox.filter(|s| s.level != Level::Basic) {
                     writeln!(self.out, "{}", sandbox_line(sandbox))?;
                 }
             }
@@ -308,7 +311,7 @@ pub fn sandbox_line(sandbox: &crate::grade::sandbox::Summary) -> String {
     if !sandbox.in_force.is_empty() {
         line.push_str(&format!(" ({})", sandbox.in_force.join(", ")));
     }
-    if sandbox.level != crate::grade::sandbox::Level::Basic && !sandbox.missing.is_empty() {
+    if !sandbox.missing.is_empty() {
         line.push_str(&format!("; not in force: {}", sandbox.missing.join("; ")));
     }
     line
