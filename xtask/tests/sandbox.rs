@@ -271,3 +271,33 @@ fn a_program_other_users_cannot_read_runs_without_its_own_uid_and_says_why() {
     );
     assert!(header.contains("network namespace"), "{header}");
 }
+
+#[test]
+fn on_a_second_host_the_program_runs_as_its_own_uid_too() {
+    if !is_root() {
+        eprintln!("skipped: only root starts programs as another user");
+        return;
+    }
+    // A "server" that says who it is and stops: its stderr is in the report.
+    let program =
+        "python3 -c 'import os,sys; print(\"uid=%d\" % os.getuid(), file=sys.stderr); sys.exit(3)'";
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["grade", "lab1", "--cmd", program, "--json"])
+        .args(["--check", "reachable-from-another-host"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let check = &report["checks"][0];
+    if check["status"] == "cannot-test" {
+        eprintln!("skipped: {}", check["message"]);
+        return;
+    }
+    let message = check["message"].as_str().unwrap();
+    let uid: u64 = message
+        .split("uid=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("no uid in {message}"));
+    assert!(uid >= 0x4000_0000, "ran as uid {uid} on the second host");
+}

@@ -105,6 +105,11 @@ impl Ctx {
         })
     }
 
+    /// The uid the program under test runs as, when the sandbox gives it one of its own.
+    pub fn program_uid(&self) -> Option<u32> {
+        self.jail.as_ref().and_then(|j| j.uid)
+    }
+
     /// The argv prefix of the program under test.
     pub fn program(&self) -> &[String] {
         &self.program
