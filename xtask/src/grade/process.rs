@@ -11,7 +11,9 @@
 //! blocks on a full pipe, never costs the grader more than that, and cannot swap the
 //! capture for a FIFO or a symlink. Every program also carries a per-check marker in its
 //! environment ([`strays`](super::strays)), so whatever escapes its group (setsid, a
-//! double fork, the grader's own group) is still found, killed and reaped.
+//! double fork, the grader's own group) is still found, killed and reaped. How each
+//! program is confined (working directory, environment, uid, mounts) is the check's
+//! [`Jail`](super::sandbox::Jail), applied here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
