@@ -105,7 +105,13 @@ fn grade(name: &str, (lab, checks): Target, canary: &Path) -> Figures {
         .tempdir_in("/tmp")
         .unwrap();
     let program = hostile(name);
-    let cmd = format!("python3 {}", program.display());
+    // The canary reaches the program through its command line: the sandbox scrubs the
+    // grader's environment.
+    let cmd = format!(
+        "env HOSTILE_CANARY={} python3 {}",
+        canary.display(),
+        program.display()
+    );
     let mut args = vec![
         "grade".to_string(),
         lab.to_string(),
@@ -131,7 +137,6 @@ fn grade(name: &str, (lab, checks): Target, canary: &Path) -> Figures {
         .arg(env!("CARGO_BIN_EXE_xtask"))
         .args(&args)
         .env("TMPDIR", &scratch)
-        .env("HOSTILE_CANARY", canary)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path).unwrap())
         .stderr(std::fs::File::create(&stderr_path).unwrap())

@@ -88,6 +88,7 @@ pub fn run(root: &Path, args: BenchClassArgs) -> Result<bool, String> {
             format: Format::Json,
             only: &[],
             jobs,
+            sandbox: crate::grade::sandbox::Level::Strict,
         };
         let (graded, took) = super::grade(root, &class, &mut io::sink())?;
         println!("  --jobs {jobs:<3} {:>7.1} s", took.as_secs_f64());

@@ -37,6 +37,8 @@ pub struct Class<'a> {
     pub format: Format,
     pub only: &'a [String],
     pub jobs: usize,
+    /// How the submissions' programs are confined.
+    pub sandbox: crate::grade::sandbox::Level,
 }
 
 /// One student's result: a report (all zero when not gradable, saying why).
@@ -98,7 +100,8 @@ pub fn grade(
     let mut owner = Vec::new();
     for (i, submission) in prepared.iter().enumerate() {
         if let Ok(ready) = &submission.outcome {
-            let mut plan = Plan::new(class.lab, ready.program.clone(), class.only);
+            let mut plan =
+                Plan::new(class.lab, ready.program.clone(), class.only).with_sandbox(class.sandbox);
             plan.shown = ready.shown.clone();
             plans.push(plan);
             owner.push(i);
@@ -252,6 +255,7 @@ pub fn not_gradable_report(
         max_score: checks.iter().map(|c| c.max_score).sum(),
         duration_ms: 0,
         steps: None,
+        sandbox: None,
         checks,
     }
 }

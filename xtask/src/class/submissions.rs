@@ -136,7 +136,10 @@ fn probe(run: &Path, out: &Path, student: &str) -> Result<(), NotGradable> {
         source: "run --help".into(),
         lines,
     };
-    let mut running = Running::start(&argv, "probe", Input::Empty, &[], None)
+    // Started in its build folder with a scrubbed environment, like every check's programs.
+    let argv = crate::grade::sandbox::absolute_argv(&argv);
+    let jail = crate::grade::sandbox::Policy::basic().jail(0, &folder);
+    let mut running = Running::start(&argv, "probe", Input::Empty, &[], None, jail.as_ref())
         .map_err(|e| cannot(cannot_execute(run, &e)))?;
     let status = running.wait_exit(PROBE_LIMIT);
     let said = first_lines(&running.stderr_text());
@@ -196,7 +199,7 @@ fn build(root: &Path, krate: &Path, out: &Path, student: &str) -> Result<PathBuf
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut cargo = Running::start(&argv, "cargo", Input::Empty, &[], None)
+    let mut cargo = Running::start(&argv, "cargo", Input::Empty, &[], None, None)
         .map_err(|e| fail("cannot be built", vec![format!("cannot run cargo: {e}")]))?;
     let status = cargo.wait_exit(BUILD_LIMIT);
     let stdout = cargo.stdout_text();

@@ -7,7 +7,8 @@
 //! are born in it, and at the end of the check `cgroup.kill` (Linux 5.14) kills them
 //! all at once. Where no cgroup can be made (no cgroup2 mount, not root, an old kernel),
 //! nothing changes: the marker still finds the rest. A program started as another user
-//! cannot move itself into root's cgroup; it is left to the marker too.
+//! (the sandbox's uid, `spawn_as_user`) joins while still root, before it drops to that
+//! user (see `Running::start`), so it is in the check's cgroup too.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;

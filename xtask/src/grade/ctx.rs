@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::Failure;
 use super::capture::describe_size;
 use super::process::{self, Input, Running, describe_status};
+use super::sandbox::{Jail, Policy};
 use super::{files, net};
 
 /// How long a program may take to start listening.
@@ -30,6 +31,8 @@ pub struct Ctx {
     /// What each started program was asked to do, for the "try it by hand" line;
     /// one entry per process, `None` for programs other than the one under test.
     launches: Vec<Option<Launch>>,
+    /// How this check's programs are confined (None: `--sandbox off`).
+    jail: Option<Jail>,
 }
 
 /// One start of the program under test: its arguments after the program itself, and
@@ -72,8 +75,9 @@ impl Finished {
 }
 
 impl Ctx {
-    /// A context that runs `program` (the argv prefix before the role).
-    pub fn new(program: &[String]) -> Result<Ctx, String> {
+    /// A context that runs `program` (the argv prefix before the role), confined as
+    /// `policy` says.
+    pub fn new(program: &[String], policy: &Policy) -> Result<Ctx, String> {
         let scratch = tempfile::Builder::new()
             .prefix("socklab-check-")
             .tempdir()
@@ -83,13 +87,26 @@ impl Ctx {
         // Readable by all, so a program started as an unprivileged user can run in it.
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o755));
+        let token = process::check_token();
+        let jail = policy.jail(token, &scratch);
+        if let Some(uid) = jail.as_ref().and_then(|j| j.uid) {
+            // The check's own user owns its folder (and nothing else on the machine).
+            std::os::unix::fs::chown(&scratch, Some(uid), Some(uid))
+                .map_err(|e| format!("cannot give the scratch folder to uid {uid}: {e}"))?;
+        }
         Ok(Ctx {
             program: program.to_vec(),
             procs: Vec::new(),
             scratch,
-            token: process::check_token(),
+            token,
             launches: Vec::new(),
+            jail,
         })
+    }
+
+    /// The uid the program under test runs as, when the sandbox gives it one of its own.
+    pub fn program_uid(&self) -> Option<u32> {
+        self.jail.as_ref().and_then(|j| j.uid)
     }
 
     /// The argv prefix of the program under test.
@@ -140,12 +157,17 @@ impl Ctx {
     ) -> Result<usize, Failure> {
         let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
         let label = format!("{label} #{}", self.procs.len() + 1);
-        let running = Running::start(&argv, &label, Input::Empty, &[], uid).map_err(|e| {
-            Failure::new(format!(
-                "the grader could not start {:?}: {e}",
-                argv.join(" ")
-            ))
-        })?;
+        // The grader's helpers (nsenter, a sleeper) start in the scratch folder with the
+        // scrubbed environment, but not as the check's uid: nsenter must still join
+        // namespaces, a helper of another user must stay another user.
+        let jail = self.jail.clone().map(|j| Jail { uid: None, ..j });
+        let running = Running::start(&argv, &label, Input::Empty, &[], uid, jail.as_ref())
+            .map_err(|e| {
+                Failure::new(format!(
+                    "the grader could not start {:?}: {e}",
+                    argv.join(" ")
+                ))
+            })?;
         self.procs.push(running);
         self.launches.push(None);
         Ok(self.procs.len() - 1)
@@ -173,10 +195,11 @@ impl Ctx {
         let mut argv = self.program.clone();
         argv.extend(args.iter().map(|a| a.to_string()));
         let label = format!("{label} #{}", self.procs.len() + 1);
-        let running = Running::start(&argv, &label, input, envs, uid).map_err(|e| {
-            Failure::new(format!("could not start {:?}: {e}", argv.join(" ")))
-                .hint("is the program built, and is the --cmd path right?")
-        })?;
+        let running =
+            Running::start(&argv, &label, input, envs, uid, self.jail.as_ref()).map_err(|e| {
+                Failure::new(format!("could not start {:?}: {e}", argv.join(" ")))
+                    .hint("is the program built, and is the --cmd path right?")
+            })?;
         self.procs.push(running);
         self.launches.push(Some(Launch {
             args: args.iter().map(|a| a.to_string()).collect(),

@@ -11,6 +11,7 @@ use std::io::{self, IsTerminal, Write};
 
 use super::explain::caret_column;
 use super::result::{CheckResult, Event, Explanation, Report, Status, Steps};
+use super::sandbox::Level;
 
 /// Terminal colours, or none.
 #[derive(Clone, Copy)]
@@ -79,6 +80,7 @@ impl<W: Write> Human<W> {
                 lab,
                 program,
                 steps,
+                sandbox,
                 ..
             } => {
                 self.width = lab.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
@@ -92,6 +94,11 @@ impl<W: Write> Human<W> {
                     ));
                 }
                 writeln!(self.out, "{line}")?;
+                // `basic` is what a student grading their own crate always gets: said in
+                // the JSON, not in every header. `strict` and `off` are said here.
+                if let Some(sandbox) = sandbox.filter(|s| s.level != Level::Basic) {
+                    writeln!(self.out, "{}", sandbox_line(sandbox))?;
+                }
             }
             Event::CheckFinished { result, .. } => {
                 let summary = match (&result.failure, result.status) {
@@ -303,4 +310,16 @@ fn step_place(step: &str) -> Option<String> {
     let at = step.rfind(" (")?;
     step.ends_with(')')
         .then(|| step[at + 2..step.len() - 1].to_string())
+}
+
+/// The report header's sandbox line: the level, what held, what did not and why.
+pub fn sandbox_line(sandbox: &crate::grade::sandbox::Summary) -> String {
+    let mut line = format!("sandbox: {}", sandbox.level.name());
+    if !sandbox.in_force.is_empty() {
+        line.push_str(&format!(" ({})", sandbox.in_force.join(", ")));
+    }
+    if !sandbox.missing.is_empty() {
+        line.push_str(&format!("; not in force: {}", sandbox.missing.join("; ")));
+    }
+    line
 }

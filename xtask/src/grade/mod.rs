@@ -29,6 +29,7 @@ pub mod onlan;
 pub mod process;
 pub mod result;
 pub mod runner;
+pub mod sandbox;
 pub mod strays;
 pub mod tcp_table;
 pub mod wire;

@@ -368,7 +368,7 @@ fn is_timeout(err: &io::Error) -> bool {
 
 /// Whether a TCP socket on `port` is in LISTEN state on this machine (IPv4 or IPv6).
 pub fn is_listening(port: u16) -> bool {
-    ["/proc/net/tcp", "/proc/net/tcp6"]
+    ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"]
         .iter()
         .filter_map(|path| std::fs::read_to_string(path).ok())
         .any(|table| table_has_listener(&table, port))

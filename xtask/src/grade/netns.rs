@@ -401,7 +401,9 @@ fn refuse_when(disabled: bool) -> Result<(), Unavailable> {
     Ok(())
 }
 
-/// Maps our uid and gid to root inside the holder's new user namespace.
+/// Maps our uid and gid to root inside the holder's new user namespace. As root, every
+/// uid is mapped to itself instead, so that a program inside can still be run as an
+/// unprivileged user (the sandbox's uid for the check: `nsenter -S UID -G GID`).
 fn map_root(pid: u32) -> Result<(), Unavailable> {
     let uid = nix::unistd::geteuid().as_raw();
     let gid = nix::unistd::getegid().as_raw();
@@ -409,6 +411,10 @@ fn map_root(pid: u32) -> Result<(), Unavailable> {
         std::fs::write(format!("/proc/{pid}/{file}"), text)
             .map_err(|e| Unavailable(format!("cannot write /proc/{pid}/{file}: {e}")))
     };
+    if uid == 0 {
+        write("uid_map", "0 0 4294967295".into())?;
+        return write("gid_map", "0 0 4294967295".into());
+    }
     // An unprivileged process may map its gid only once setgroups is denied.
     write("setgroups", "deny".into())?;
     write("uid_map", format!("0 {uid} 1"))?;

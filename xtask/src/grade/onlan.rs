@@ -32,6 +32,11 @@ pub fn spawn_inside(
     args: &[&str],
 ) -> Result<usize, Failure> {
     let mut argv = host.nsenter_argv();
+    // Under the strict sandbox, as the check's own uid there too (not root of the host).
+    if let Some(uid) = ctx.program_uid() {
+        let uid = uid.to_string();
+        argv.extend(["-S".to_string(), uid.clone(), "-G".to_string(), uid]);
+    }
     argv.extend(ctx.program().iter().cloned());
     argv.extend(args.iter().map(|a| a.to_string()));
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();

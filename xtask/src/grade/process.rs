@@ -11,7 +11,9 @@
 //! blocks on a full pipe, never costs the grader more than that, and cannot swap the
 //! capture for a FIFO or a symlink. Every program also carries a per-check marker in its
 //! environment ([`strays`](super::strays)), so whatever escapes its group (setsid, a
-//! double fork, the grader's own group) is still found, killed and reaped.
+//! double fork, the grader's own group) is still found, killed and reaped. How each
+//! program is confined (working directory, environment, uid, mounts) is the check's
+//! [`Jail`](super::sandbox::Jail), applied here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -25,6 +27,7 @@ use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
 use super::capture::Capture;
+use super::sandbox::{self, Jail};
 use super::{cgroup, files, strays};
 
 /// Process groups and folders to clean up if the grader is interrupted.
@@ -218,16 +221,28 @@ impl Running {
         input: Input,
         envs: &[(&str, &str)],
         uid: Option<u32>,
+        jail: Option<&Jail>,
     ) -> std::io::Result<Running> {
         strays::become_subreaper();
         let token = check_token();
         let mut command = Command::new(&argv[0]);
+        command.args(&argv[1..]).process_group(0);
+        match jail {
+            // The check's scratch folder and a scrubbed environment (sandbox.rs).
+            Some(jail) => {
+                command
+                    .current_dir(&jail.cwd)
+                    .env_clear()
+                    .envs(jail.env.iter().cloned());
+            }
+            // The grader's own working directory and environment (--sandbox off).
+            None => {
+                command
+                    .env_remove("SOCKLAB_NARRATE")
+                    .env_remove("RUST_BACKTRACE");
+            }
+        }
         command
-            .args(&argv[1..])
-            // The grader's own working directory, so relative paths in --cmd work.
-            .process_group(0)
-            .env_remove("SOCKLAB_NARRATE")
-            .env_remove("RUST_BACKTRACE")
             .env(strays::MARKER, strays::marker_value(token))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -238,14 +253,29 @@ impl Running {
         for (key, value) in envs {
             command.env(key, value);
         }
-        if let Some(uid) = uid {
-            // Only root may do this; the program then has no privileges of its own.
-            command.uid(uid).gid(uid);
-        } else if let Some(procs) = cgroup::procs_file(token) {
-            // SAFETY: the closure only makes async-signal-safe calls (open/write/close).
+        // Another user: the one the check asked for, else the check's own (strict).
+        let jailed = jail.and_then(|j| j.uid);
+        let uid = uid.or(jailed);
+        let mounts = jail
+            .and_then(|j| j.mounts.clone())
+            .filter(|_| uid.is_some());
+        let procs = cgroup::procs_file(token);
+        if uid.is_some() || procs.is_some() {
+            // SAFETY: the closure only makes async-signal-safe system calls.
             unsafe {
                 command.pre_exec(move || {
-                    cgroup::join_in_child(&procs);
+                    // As root still: into the check's cgroup, then down to the uid (with
+                    // the sandbox's caps when it is the check's own), which no longer
+                    // could write root's cgroup.procs.
+                    if let Some(procs) = &procs {
+                        cgroup::join_in_child(procs);
+                    }
+                    if let Some(mounts) = &mounts {
+                        mounts.enter()?;
+                    }
+                    if let Some(uid) = uid {
+                        sandbox::drop_to(uid, jailed.is_some())?;
+                    }
                     Ok(())
                 });
             }

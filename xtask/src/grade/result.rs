@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use super::Lab;
+use super::sandbox::Summary;
 
 /// Bumped whenever a field of the JSON report changes meaning or goes away.
 pub const FORMAT_VERSION: u32 = 2;
@@ -109,6 +110,10 @@ pub struct Report {
     pub duration_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steps: Option<Steps>,
+    /// Which protections confined the programs (`--sandbox`); optional, so readers of
+    /// format_version 2 without it still parse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<Summary>,
     pub checks: Vec<CheckResult>,
 }
 
@@ -143,6 +148,7 @@ pub enum Event<'a> {
         lab: &'static Lab,
         program: &'a str,
         steps: Option<&'a Steps>,
+        sandbox: Option<&'a Summary>,
     },
     /// A check finished (events come in table order, whatever order checks end in).
     CheckFinished { result: &'a CheckResult },

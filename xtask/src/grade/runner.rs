@@ -16,6 +16,7 @@ use super::ctx::Ctx;
 use super::explain::{explain, plain_text};
 use super::process;
 use super::result::{CheckResult, Event, Explanation, FORMAT_VERSION, Report, Status, Steps};
+use super::sandbox::{self, Level, Policy};
 use super::{Check, Failure, Lab};
 
 /// One lab to grade: which checks, against which program.
@@ -29,6 +30,8 @@ pub struct Plan {
     pub shown: String,
     /// How far the student's skeleton is, when grading the student's own crate.
     pub steps: Option<Steps>,
+    /// How the program's checks are confined (`basic` unless set).
+    pub sandbox: Policy,
 }
 
 impl Plan {
@@ -40,13 +43,25 @@ impl Plan {
             .filter(|c| only.is_empty() || only.iter().any(|name| name == c.name))
             .collect();
         let shown = shlex::try_join(program.iter().map(String::as_str)).unwrap_or_default();
+        // Programs start in their scratch folder: relative paths must not depend on it.
+        let program = sandbox::absolute_argv(&program);
         Plan {
             lab,
             program,
             checks,
             shown,
             steps: None,
+            sandbox: Policy::basic(),
         }
+    }
+
+    /// Confines this plan's programs at `level` (deciding what holds on this machine).
+    pub fn with_sandbox(mut self, level: Level) -> Plan {
+        if level == Level::Strict && nix::unistd::geteuid().is_root() {
+            sandbox::for_others(&mut self.program);
+        }
+        self.sandbox = Policy::decide(level, &self.program);
+        self
     }
 }
 
@@ -140,12 +155,13 @@ pub fn run_within(
                 budget: check.budget,
             });
             let program = plans[p].program.clone();
+            let policy = plans[p].sandbox.clone();
             let tx = tx.clone();
             let live = Arc::clone(&live_threads);
             live.fetch_add(1, Ordering::SeqCst);
             std::thread::spawn(move || {
                 process::set_check_token(token);
-                let result = run_check(check, &program);
+                let result = run_check(check, &program, &policy, token);
                 let _ = tx.send((p, r, result));
                 live.fetch_sub(1, Ordering::SeqCst);
             });
@@ -159,6 +175,7 @@ pub fn run_within(
                     lab: plan.lab,
                     program: &plan.shown,
                     steps: plan.steps.as_ref(),
+                    sandbox: Some(&plan.sandbox.summary),
                 });
             }
             if emitted_row == plan.checks.len() {
@@ -250,15 +267,19 @@ fn report(plan: &Plan, checks: Vec<CheckResult>, elapsed: Duration) -> Report {
         max_score: checks.iter().map(|c| c.max_score).sum(),
         duration_ms: elapsed.as_millis() as u64,
         steps: plan.steps.clone(),
+        sandbox: Some(plan.sandbox.summary.clone()),
         checks,
     }
 }
 
 /// Runs one check in a fresh context and turns its outcome into a result.
-fn run_check(check: &Check, program: &[String]) -> CheckResult {
+fn run_check(check: &Check, program: &[String], policy: &Policy, token: u64) -> CheckResult {
     let started = Instant::now();
     let mut untestable = false;
-    let explanation = match Ctx::new(program) {
+    // The check's thread (only it) moves into a network namespace of its own: the
+    // grader's sockets, the programs and the tables it reads for this check live there.
+    let prepared = sandbox::prepare_thread(policy, token);
+    let explanation = match prepared.and_then(|()| Ctx::new(program, policy)) {
         Err(e) => Some(Explanation {
             problem: format!("the grader could not prepare this check: {e}"),
             hint: Some("this is the grader's machine, not your program".into()),

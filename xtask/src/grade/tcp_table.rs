@@ -125,7 +125,7 @@ mod tests {
     fn finds_the_listeners_on_a_port() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let found = listeners(&["/proc/net/tcp"], addr.port());
+        let found = listeners(&["/proc/thread-self/net/tcp"], addr.port());
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].local, addr);
     }

@@ -189,7 +189,10 @@ fn binds_given_host(ctx: &mut Ctx) -> Result<(), Failure> {
         .start_server("server", given, &[])
         .map_err(|f| f.during("with --host 127.0.0.2"))?;
     let port = server.addr.port();
-    let rows = tcp_table::listeners(&["/proc/net/tcp", "/proc/net/tcp6"], port);
+    let rows = tcp_table::listeners(
+        &["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"],
+        port,
+    );
     // The server's own listening socket (found by its inode among the program's
     // descriptors); any listener on the port if the program hands it to a child.
     let owned = tcp_table::socket_inodes(server.pid);

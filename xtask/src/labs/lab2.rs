@@ -382,7 +382,10 @@ fn wait_until_read(server_port: u16, client_port: u16, stop: &Receiver<()>) -> b
 
 /// The machine's own TCP tables.
 fn own_tables() -> Vec<PathBuf> {
-    vec!["/proc/net/tcp".into(), "/proc/net/tcp6".into()]
+    vec![
+        "/proc/thread-self/net/tcp".into(),
+        "/proc/thread-self/net/tcp6".into(),
+    ]
 }
 
 /// [`wait_until_read`] on the connections these `tables` list (a private host's).

@@ -937,7 +937,7 @@ fn wait_accept_queue_empty(port: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut empty_before = false;
     loop {
-        let queued = std::fs::read_to_string("/proc/net/tcp")
+        let queued = std::fs::read_to_string("/proc/thread-self/net/tcp")
             .unwrap_or_default()
             .lines()
             .skip(1)
@@ -975,7 +975,7 @@ fn wait_server_side(
     let (local, remote) = (format!(":{server_port:04X}"), format!(":{client_port:04X}"));
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let state = std::fs::read_to_string("/proc/net/tcp")
+        let state = std::fs::read_to_string("/proc/thread-self/net/tcp")
             .unwrap_or_default()
             .lines()
             .skip(1)

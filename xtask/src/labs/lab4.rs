@@ -195,7 +195,7 @@ const RUN_LIMIT: Duration = Duration::from_secs(15);
 /// Whether a UDP socket is bound to `port` on this machine (IPv4 or IPv6).
 fn udp_bound(port: u16) -> bool {
     let wanted = format!(":{port:04X}");
-    ["/proc/net/udp", "/proc/net/udp6"]
+    ["/proc/thread-self/net/udp", "/proc/thread-self/net/udp6"]
         .iter()
         .filter_map(|path| std::fs::read_to_string(path).ok())
         .any(|table| {

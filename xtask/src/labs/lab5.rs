@@ -226,7 +226,7 @@ const RUN_LIMIT: Duration = Duration::from_secs(15);
 /// Type 1 is SOCK_STREAM, 2 SOCK_DGRAM; only a live socket is listed, not a stale file.
 fn bound_socket(path: &Path) -> Option<(u32, bool)> {
     let wanted = path.to_str()?;
-    let table = std::fs::read_to_string("/proc/net/unix").ok()?;
+    let table = std::fs::read_to_string("/proc/thread-self/net/unix").ok()?;
     table.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.len() < 8 || fields[7] != wanted {

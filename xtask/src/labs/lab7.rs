@@ -648,7 +648,7 @@ fn slow_reader_intact(ctx: &mut Ctx) -> Result<(), Failure> {
 /// Bytes in the send queue of the server's socket for the connection between its `port`
 /// and ours (`tx_queue` of `/proc/net/tcp`): data the kernel could not deliver yet.
 fn send_queue(port: u16, peer_port: u16) -> Option<u64> {
-    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let table = std::fs::read_to_string("/proc/thread-self/net/tcp").ok()?;
     let local = format!(":{port:04X}");
     let remote = format!(":{peer_port:04X}");
     table.lines().skip(1).find_map(|line| {

@@ -411,7 +411,7 @@ fn handshake(ctx: &mut Ctx) -> Result<(), Failure> {
 /// The receive queue of the daemon's end of the connection from `client_port` to
 /// `server_port` (IPv4), or None once that socket is gone.
 fn daemon_rx_queue(server_port: u16, client_port: u16) -> Option<u64> {
-    let table = fs::read_to_string("/proc/net/tcp").ok()?;
+    let table = fs::read_to_string("/proc/thread-self/net/tcp").ok()?;
     let local = format!(":{server_port:04X}");
     let remote = format!(":{client_port:04X}");
     table.lines().skip(1).find_map(|line| {

@@ -8,6 +8,7 @@ use crate::grade::format::{self, Format, Progress};
 use crate::grade::human::{Human, Style};
 use crate::grade::result::{NextStep, Report, Steps};
 use crate::grade::runner::{self, Plan};
+use crate::grade::sandbox::Level;
 use crate::grade::{self, Lab, process};
 use crate::{class, labs, student};
 
@@ -47,6 +48,12 @@ pub struct GradeArgs {
     /// stopped and failed, those not started fail as "not run".
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     max_time: u64,
+    /// How the programs under test are confined: strict (default for --cmd and
+    /// --submissions: as root a uid of their own per check, a private network with only
+    /// lo, capped files and processes), basic (default for your crate and --solution:
+    /// the check's scratch folder as working directory, a scrubbed environment) or off.
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    sandbox: Option<Level>,
     /// Show every failure in full, not only the first.
     #[arg(long, short)]
     verbose: bool,
@@ -79,6 +86,7 @@ pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
             format,
             only: &args.only,
             jobs,
+            sandbox: args.sandbox.unwrap_or(Level::Strict),
         };
         return class::run(root, &class, &mut io::stdout().lock());
     }
@@ -89,7 +97,8 @@ pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
                 format!("--cmd {cmd:?} is not a valid command line (check the quotes)")
             })?;
             preflight(&argv[0])?;
-            plans.push(Plan::new(selected[0], argv, &args.only));
+            let level = args.sandbox.unwrap_or(Level::Strict);
+            plans.push(Plan::new(selected[0], argv, &args.only).with_sandbox(level));
         }
         None => {
             let packages: Vec<String> = selected.iter().map(|l| l.package(args.solution)).collect();
@@ -116,7 +125,9 @@ pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
                 let bin = grade::target_dir(root)
                     .join("debug")
                     .join(lab.package(args.solution));
-                let mut plan = Plan::new(lab, vec![bin.display().to_string()], &args.only);
+                let level = args.sandbox.unwrap_or(Level::Basic);
+                let mut plan =
+                    Plan::new(lab, vec![bin.display().to_string()], &args.only).with_sandbox(level);
                 plan.shown = format!("cargo run -q -p {} --", lab.package(args.solution));
                 if !args.solution {
                     plan.steps = steps(root, lab);

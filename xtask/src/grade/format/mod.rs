@@ -72,6 +72,7 @@ pub fn human_text(reports: &[Report]) -> String {
                 lab,
                 program: &report.program,
                 steps: report.steps.as_ref(),
+                sandbox: report.sandbox.as_ref(),
             });
             for result in &report.checks {
                 let _ = human.event(Event::CheckFinished { result });
@@ -115,6 +116,7 @@ impl Progress {
                 lab,
                 program,
                 steps,
+                sandbox,
                 ..
             } => {
                 self.reports.push(Report {
@@ -126,6 +128,7 @@ impl Progress {
                     max_score: 0,
                     duration_ms: 0,
                     steps: steps.cloned(),
+                    sandbox: sandbox.cloned(),
                     checks: Vec::new(),
                 });
                 self.under_way = true;

@@ -1,0 +1,783 @@
+//! The sandbox every program under test runs in: `--sandbox strict|basic|off`.
+//!
+//! An instructor grading a class runs other people's code, often as root. What each
+//! level gives every program a check starts:
+//! - `basic`: its working directory is the check's scratch folder (never the repository),
+//!   and its environment is scrubbed: `PATH`, `HOME` and `TMPDIR` (the scratch folder),
+//!   `LANG`/`LC_ALL`, the check's marker and the variables the check passes; nothing else
+//!   of the grader's environment (no tokens, no `CARGO_*`, no `SSH_AUTH_SOCK`).
+//! - `strict` (where the machine allows it): as `basic`, and, as root, a uid of its own
+//!   per check (so it cannot write the repository, read root's files or signal the grader
+//!   or another check's programs), `no_new_privs` (no setuid binary gives root back), a cap
+//!   on file size and on its processes; and a network namespace per check with only `lo`:
+//!   the check's thread enters it before the check runs, so the grader's own sockets for
+//!   that check, the programs it starts (they inherit the thread's namespace) and the
+//!   `/proc/thread-self/net/*` tables the checks read all live there, and the program
+//!   cannot reach any other address; and (root, Linux 5.12) a mount namespace per program
+//!   in which the whole file system is read-only but its scratch folder (bound at its
+//!   own path) and a private 64 MiB tmpfs `/tmp` ([`Mounts`]): nothing it writes
+//!   outlives its check or reaches another submission.
+//! - `off`: as the grader itself (the repository as working directory, the whole
+//!   environment): for debugging the grader only.
+//!
+//! [`Policy::decide`] says once per graded program which protections hold here, and
+//! why the others do not ([`Summary`], shown in the report's header and JSON).
+//! [`Jail`] is one check's share of it, applied by [`Running::start`](super::process).
+
+use std::ffi::{CString, OsString};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde::Serialize;
+
+/// How much the programs under test are confined.
+#[derive(clap::ValueEnum, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    /// Own uid per check (as root), private network, capped files and processes.
+    Strict,
+    /// Scratch folder as working directory, scrubbed environment.
+    Basic,
+    /// As the grader itself (debugging the grader).
+    Off,
+}
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Strict => "strict",
+            Level::Basic => "basic",
+            Level::Off => "off",
+        }
+    }
+}
+
+/// Which protections were in force for a graded program, for the report.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    pub level: Level,
+    pub in_force: Vec<String>,
+    /// Protections of `strict` that were not in force, each with why.
+    pub missing: Vec<String>,
+}
+
+/// What the checks of one graded program get.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub level: Level,
+    /// Each check's programs run as a uid of their own (root only).
+    pub own_uid: bool,
+    /// Each check runs in a network namespace of its own with only `lo`.
+    pub private_network: bool,
+    /// Each program sees the file system read-only but for its scratch folder and a
+    /// private /tmp (a mount namespace of its own).
+    pub read_only_files: bool,
+    /// The folders of the program's files under /tmp, bound (read-only) into each
+    /// program's private /tmp so that it still finds them there; None when one of its
+    /// files is in /tmp itself: then /tmp is only read-only, not private.
+    keep: Option<Vec<PathBuf>>,
+    pub summary: Summary,
+}
+
+/// The largest file a confined program may write (`RLIMIT_FSIZE`).
+pub const FILE_SIZE_CAP: u64 = 64 * 1024 * 1024;
+/// How many processes a check's uid may have at once (`RLIMIT_NPROC`): no fork bomb.
+pub const PROCESS_CAP: u64 = 256;
+
+const SCRATCH_CWD: &str = "scratch folder as working directory";
+const SCRUBBED_ENV: &str = "scrubbed environment";
+const OWN_UID: &str = "own uid per check";
+const LIMITS: &str = "no new privileges, files up to 64 MiB, 256 processes";
+const NETWORK: &str = "network namespace per check (only lo)";
+const FILES: &str = "read-only file system but the scratch folder and a private 64 MiB /tmp";
+
+impl Policy {
+    /// The policy for `program` (absolute argv, see [`absolute_argv`]) at `level`.
+    pub fn decide(level: Level, program: &[String]) -> Policy {
+        let mut in_force = Vec::new();
+        let mut missing = Vec::new();
+        let (mut own_uid, mut private_network, mut read_only_files) = (false, false, false);
+        if level != Level::Off {
+            in_force.push(SCRATCH_CWD.to_string());
+            in_force.push(SCRUBBED_ENV.to_string());
+        }
+        match level {
+            Level::Strict => {
+                match uid_available().and_then(|()| readable_by_others(program)) {
+                    Ok(()) => {
+                        own_uid = true;
+                        in_force.push(OWN_UID.to_string());
+                        in_force.push(LIMITS.to_string());
+                    }
+                    Err(why) => missing.push(format!("{OWN_UID}: {why}")),
+                }
+                match network_available() {
+                    Ok(()) => {
+                        private_network = true;
+                        in_force.push(NETWORK.to_string());
+                    }
+                    Err(why) => missing.push(format!("{NETWORK}: {why}")),
+                }
+                match mounts_available() {
+                    Ok(()) if own_uid => {
+                        read_only_files = true;
+                        in_force.push(match folders_on_tmp(program) {
+                            Some(_) => FILES.to_string(),
+                            None => "read-only file system but the scratch folder (the program \
+                                     is in /tmp itself: /tmp is read-only, not private)"
+                                .to_string(),
+                        });
+                    }
+                    Ok(()) => missing.push(format!("{FILES}: the program has no uid of its own")),
+                    Err(why) => missing.push(format!("{FILES}: {why}")),
+                }
+            }
+            Level::Basic | Level::Off => {
+                let why = format!("--sandbox {}", level.name());
+                missing.push(format!("{OWN_UID}: {why}"));
+                missing.push(format!("{NETWORK}: {why}"));
+                missing.push(format!("{FILES}: {why}"));
+            }
+        }
+        Policy {
+            level,
+            own_uid,
+            private_network,
+            read_only_files,
+            keep: folders_on_tmp(program),
+            summary: Summary {
+                level,
+                in_force,
+                missing,
+            },
+        }
+    }
+
+    /// The policy of the grader's own tests and tools: `basic`.
+    pub fn basic() -> Policy {
+        Policy::decide(Level::Basic, &[])
+    }
+
+    /// Check `token`'s share, with `scratch` as its folder; None at `off`.
+    pub fn jail(&self, token: u64, scratch: &Path) -> Option<Jail> {
+        if self.level == Level::Off {
+            return None;
+        }
+        let scratch_text = scratch.as_os_str().to_os_string();
+        let path = match self.own_uid {
+            // Only the folders the check's user may enter (not root's ~/.cargo/bin).
+            true => others_path(),
+            false => std::env::var_os("PATH").filter(|p| !p.is_empty()),
+        }
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        let env: Vec<(OsString, OsString)> = vec![
+            ("PATH".into(), path),
+            ("HOME".into(), scratch_text.clone()),
+            ("TMPDIR".into(), scratch_text),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("LC_ALL".into(), "C.UTF-8".into()),
+        ];
+        Some(Jail {
+            cwd: scratch.to_path_buf(),
+            env,
+            uid: self.own_uid.then(|| check_uid(token)),
+            mounts: self
+                .read_only_files
+                .then(|| Mounts::new(scratch, self.keep.as_deref()))
+                .flatten(),
+        })
+    }
+}
+
+/// One check's confinement, applied to every program the check starts.
+#[derive(Clone, Debug)]
+pub struct Jail {
+    /// The working directory: the check's scratch folder.
+    pub cwd: PathBuf,
+    /// The whole environment (before the marker and the check's own variables).
+    pub env: Vec<(OsString, OsString)>,
+    /// The check's own uid (also its gid), when it has one.
+    pub uid: Option<u32>,
+    /// The program's private view of the file system, when it gets one.
+    pub mounts: Option<Mounts>,
+}
+
+/// What a program's mount namespace is made of, prepared before fork (no allocation
+/// after it): the scratch folder, and the folders to make on the private /tmp so that
+/// the scratch folder keeps its path there.
+#[derive(Clone, Debug)]
+pub struct Mounts {
+    scratch: CString,
+    /// The folders bound at their own path over the private /tmp: the scratch folder
+    /// first, then the program's (at most [`KEPT`] in all).
+    bound: Vec<CString>,
+    /// `/tmp/a`, `/tmp/a/b`, ... down to each bound folder under /tmp, parents first.
+    on_tmp: Vec<CString>,
+    /// Whether /tmp is a fresh tmpfs (else it is the machine's, read-only).
+    private_tmp: bool,
+}
+
+/// The most folders bound into a program's private /tmp.
+const KEPT: usize = 8;
+
+impl Mounts {
+    fn new(scratch: &Path, keep: Option<&[PathBuf]>) -> Option<Mounts> {
+        let text = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).ok();
+        let private_tmp = keep.is_some();
+        let keep = keep.unwrap_or_default();
+        let mut on_tmp = Vec::new();
+        let mut bound = Vec::new();
+        for folder in std::iter::once(scratch).chain(keep.iter().map(PathBuf::as_path)) {
+            let below = folder.strip_prefix("/tmp").ok().filter(|_| private_tmp);
+            let Some(below) = below else {
+                if folder == scratch {
+                    bound.push(text(folder)?);
+                }
+                continue;
+            };
+            if bound.len() == KEPT {
+                break;
+            }
+            let mut path = PathBuf::from("/tmp");
+            for part in below.components() {
+                path.push(part);
+                let made = text(&path)?;
+                if !on_tmp.contains(&made) {
+                    on_tmp.push(made);
+                }
+            }
+            bound.push(text(folder)?);
+        }
+        Some(Mounts {
+            scratch: text(scratch)?,
+            bound,
+            on_tmp,
+            private_tmp,
+        })
+    }
+
+    /// In the child, as root, before exec: a mount namespace of its own where
+    /// everything is read-only, /tmp is a fresh 64 MiB tmpfs, and the scratch folder
+    /// (bound at its own path) is writable; then back into the scratch folder.
+    ///
+    /// # Safety
+    /// Call only in a forked child before exec: system calls only.
+    pub unsafe fn enter(&self) -> std::io::Result<()> {
+        let fail = || Err(std::io::Error::last_os_error());
+        let none = std::ptr::null::<libc::c_char>();
+        // SAFETY: system calls on C strings prepared before fork.
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return fail();
+            }
+            let root = c"/".as_ptr();
+            if libc::mount(
+                none,
+                root,
+                none,
+                libc::MS_REC | libc::MS_PRIVATE,
+                none.cast(),
+            ) != 0
+            {
+                return fail();
+            }
+            // Held open across the new /tmp, to bind them back at their own paths.
+            let mut held = [-1; KEPT];
+            for (slot, folder) in held.iter_mut().zip(&self.bound) {
+                *slot = libc::open(
+                    folder.as_ptr(),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                );
+                if *slot < 0 {
+                    return fail();
+                }
+            }
+            let tmp = c"/tmp".as_ptr();
+            let options = c"size=64m,mode=1777".as_ptr();
+            if self.private_tmp
+                && libc::mount(
+                    c"tmpfs".as_ptr(),
+                    tmp,
+                    c"tmpfs".as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV,
+                    options.cast(),
+                ) != 0
+            {
+                return fail();
+            }
+            for folder in &self.on_tmp {
+                libc::mkdir(folder.as_ptr(), 0o755);
+            }
+            // The scratch folder and the program's, bound at their own paths (over the
+            // fresh /tmp, when there).
+            for (&fd, folder) in held.iter().zip(&self.bound) {
+                let mut source = [0 as libc::c_char; 32];
+                if fd_path(fd, &mut source) == 0
+                    || libc::mount(
+                        source.as_ptr(),
+                        folder.as_ptr(),
+                        none,
+                        libc::MS_BIND,
+                        none.cast(),
+                    ) != 0
+                {
+                    return fail();
+                }
+                libc::close(fd);
+            }
+            if set_read_only(root, true, true) != 0
+                || (self.private_tmp && set_read_only(tmp, false, false) != 0)
+                || set_read_only(self.scratch.as_ptr(), false, false) != 0
+                || libc::chdir(self.scratch.as_ptr()) != 0
+            {
+                return fail();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The folders of the program and of its file arguments that are under /tmp (absolute
+/// argv), which a private /tmp would hide.
+fn folders_on_tmp(program: &[String]) -> Option<Vec<PathBuf>> {
+    let mut folders: Vec<PathBuf> = Vec::new();
+    let first = program.first().and_then(|p| program_path(p));
+    let files = program
+        .iter()
+        .skip(1)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute() && p.is_file());
+    for file in first.into_iter().chain(files) {
+        let Some(folder) = file.parent() else {
+            continue;
+        };
+        if folder == Path::new("/tmp") {
+            return None;
+        }
+        if folder.starts_with("/tmp") {
+            let folder = folder.to_path_buf();
+            if !folders.contains(&folder) {
+                folders.push(folder);
+            }
+        }
+    }
+    Some(folders)
+}
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// mount_setattr(2) on `path`: read-only (or writable), the mounts below too
+/// (`recursive`).
+///
+/// # Safety
+/// A system call on a C string.
+unsafe fn set_read_only(path: *const libc::c_char, read_only: bool, recursive: bool) -> i64 {
+    let attr = MountAttr {
+        attr_set: if read_only { MOUNT_ATTR_RDONLY } else { 0 },
+        attr_clr: if read_only { 0 } else { MOUNT_ATTR_RDONLY },
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: the kernel reads `attr` (its size given) and the path.
+    unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path,
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    }
+}
+
+/// Writes `/proc/self/fd/<fd>` and a NUL into `out` without allocating; returns its
+/// length (0 if it does not fit).
+fn fd_path(fd: i32, out: &mut [libc::c_char; 32]) -> usize {
+    let prefix = b"/proc/self/fd/";
+    let mut digits = [0u8; 12];
+    let (mut n, mut value) = (0, fd.max(0) as u32);
+    loop {
+        digits[n] = b'0' + (value % 10) as u8;
+        n += 1;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    if prefix.len() + n + 1 > out.len() {
+        return 0;
+    }
+    for (slot, byte) in out.iter_mut().zip(prefix) {
+        *slot = *byte as libc::c_char;
+    }
+    for i in 0..n {
+        out[prefix.len() + i] = digits[n - 1 - i] as libc::c_char;
+    }
+    out[prefix.len() + n] = 0;
+    prefix.len() + n
+}
+
+/// The uid (and gid) of check `token`'s programs: `0x4000_0000 | pid << 8 | token`, a
+/// range no distribution hands out, distinct across the checks of this grader that can
+/// be alive at once (256 apart at least) and across concurrent graders (their pids).
+pub fn check_uid(token: u64) -> u32 {
+    let pid = std::process::id() & 0x3F_FFFF;
+    0x4000_0000 | (pid << 8) | (token as u32 & 0xFF)
+}
+
+/// In the child, between fork and exec: caps, then drops to `uid`. Only async-signal
+/// safe system calls.
+///
+/// # Safety
+/// Call only in a forked child before exec.
+pub unsafe fn drop_to(uid: u32, limits: bool) -> std::io::Result<()> {
+    // SAFETY: plain system calls on integers and stack values.
+    unsafe {
+        if limits {
+            let size = libc::rlimit {
+                rlim_cur: FILE_SIZE_CAP,
+                rlim_max: FILE_SIZE_CAP,
+            };
+            let procs = libc::rlimit {
+                rlim_cur: PROCESS_CAP,
+                rlim_max: PROCESS_CAP,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &size);
+            libc::setrlimit(libc::RLIMIT_NPROC, &procs);
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        // The check's thread creates files group-writable (umask 002, see
+        // share_files_with); the program gets the usual umask.
+        libc::umask(0o022);
+        if libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setgid(uid) != 0
+            || libc::setuid(uid) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Whether programs can be started as a uid of their own here (root, and a uid outside
+/// any container's narrow mapping): tried once with `true`.
+fn uid_available() -> Result<(), String> {
+    static ANSWER: OnceLock<Result<(), String>> = OnceLock::new();
+    ANSWER
+        .get_or_init(|| {
+            if !nix::unistd::geteuid().is_root() {
+                return Err("the grader is not root (only root can start programs as \
+                            another user)"
+                    .into());
+            }
+            use std::os::unix::process::CommandExt;
+            let uid = check_uid(0);
+            let mut command = std::process::Command::new("true");
+            // SAFETY: drop_to makes system calls only.
+            unsafe {
+                command.pre_exec(move || drop_to(uid, true));
+            }
+            match command.status() {
+                Ok(status) if status.success() => Ok(()),
+                Ok(status) => Err(format!("`true` as uid {uid} ended with {status}")),
+                Err(e) => Err(format!("cannot switch to uid {uid} here: {e}")),
+            }
+        })
+        .clone()
+}
+
+/// Whether a program can be given its private, read-only view of the file system here
+/// (root, mount_setattr: Linux 5.12): tried once with `true` on a scratch folder.
+fn mounts_available() -> Result<(), String> {
+    static ANSWER: OnceLock<Result<(), String>> = OnceLock::new();
+    ANSWER
+        .get_or_init(|| {
+            if !nix::unistd::geteuid().is_root() {
+                return Err("the grader is not root".into());
+            }
+            use std::os::unix::process::CommandExt;
+            let folder = tempfile::Builder::new()
+                .prefix("socklab-probe-")
+                .tempdir()
+                .map_err(|e| format!("cannot make a folder to try it: {e}"))?;
+            let mounts = Mounts::new(folder.path(), Some(&[])).ok_or("an unusual temp path")?;
+            let mut command = std::process::Command::new("true");
+            // SAFETY: Mounts::enter makes system calls only.
+            unsafe {
+                command.pre_exec(move || mounts.enter());
+            }
+            match command.status() {
+                Ok(status) if status.success() => Ok(()),
+                Ok(status) => Err(format!("`true` in a mount namespace ended with {status}")),
+                Err(e) => Err(format!("cannot make a read-only mount namespace here: {e}")),
+            }
+        })
+        .clone()
+}
+
+/// Whether a thread may make a network namespace of its own here: tried once, on a
+/// thread that ends right after.
+fn network_available() -> Result<(), String> {
+    static ANSWER: OnceLock<Result<(), String>> = OnceLock::new();
+    ANSWER
+        .get_or_init(|| {
+            if !nix::unistd::geteuid().is_root() {
+                return Err(
+                    "the grader is not root (the grader's own sockets must join \
+                            the namespace, which needs CAP_SYS_ADMIN)"
+                        .into(),
+                );
+            }
+            std::thread::spawn(enter_private_network)
+                .join()
+                .unwrap_or_else(|_| Err("the probe thread panicked".into()))
+        })
+        .clone()
+}
+
+/// Prepares the calling thread, which is about to run check `token`: its network
+/// namespace, and (with an own uid) files it makes belong to the check's group.
+pub fn prepare_thread(policy: &Policy, token: u64) -> Result<(), String> {
+    if policy.private_network {
+        enter_private_network()?;
+    }
+    if policy.own_uid {
+        share_files_with(check_uid(token))?;
+    }
+    Ok(())
+}
+
+/// Makes the files, folders and Unix sockets this thread creates (a folder for a pid
+/// file, the grader's own socket in the scratch folder) usable by the check's programs
+/// and by no other check's: group `gid` (the check's), group-writable. The thread gets
+/// its own umask (`unshare(CLONE_FS)`) and file-system gid (`setfsgid`, per thread);
+/// root keeps every other right.
+fn share_files_with(gid: u32) -> Result<(), String> {
+    // SAFETY: system calls on integers; both affect the calling thread only.
+    unsafe {
+        if libc::unshare(libc::CLONE_FS) != 0 {
+            return Err(format!(
+                "cannot give the check's thread its own umask: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        libc::umask(0o002);
+        libc::setfsgid(gid);
+    }
+    Ok(())
+}
+
+/// Moves the calling thread (only it) into a new network namespace and brings its `lo`
+/// up. Every socket the thread makes from then on, every thread it spawns and every
+/// program it starts live there. The namespace goes when the last of them ends.
+pub fn enter_private_network() -> Result<(), String> {
+    // SAFETY: unshare affects the calling thread only for CLONE_NEWNET.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(format!(
+            "cannot make a network namespace: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    loopback_up().map_err(|e| format!("cannot bring lo up in the check's namespace: {e}"))
+}
+
+/// `ip link set lo up`, with one ioctl on a socket of the current namespace.
+fn loopback_up() -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: a socket we own, and an ifreq on the stack.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let socket = OwnedFd::from_raw_fd(fd);
+        let mut request: libc::ifreq = std::mem::zeroed();
+        for (slot, byte) in request.ifr_name.iter_mut().zip(b"lo\0") {
+            *slot = *byte as libc::c_char;
+        }
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        request.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The program's argv with relative paths made absolute: the program (when it names a
+/// file, `./server` or `bin/server`) and every argument naming an existing file relative
+/// to the grader's working directory (`python3 my_server.py`), since programs start in
+/// their scratch folder.
+pub fn absolute_argv(argv: &[String]) -> Vec<String> {
+    let Ok(here) = std::env::current_dir() else {
+        return argv.to_vec();
+    };
+    argv.iter()
+        .enumerate()
+        .map(|(i, arg)| {
+            let path = Path::new(arg);
+            let names_file = if i == 0 {
+                arg.contains('/')
+            } else {
+                !arg.starts_with('-') && path.exists()
+            };
+            if path.is_relative() && names_file {
+                here.join(path).display().to_string()
+            } else {
+                arg.clone()
+            }
+        })
+        .collect()
+}
+
+/// The grader's PATH without the folders other users cannot enter.
+fn others_path() -> Option<OsString> {
+    let paths = std::env::var_os("PATH")?;
+    let kept: Vec<PathBuf> = std::env::split_paths(&paths)
+        .filter(|dir| searchable_by_others(dir))
+        .collect();
+    std::env::join_paths(kept).ok()
+}
+
+/// Whether `dir` and every folder above it may be entered by any user.
+fn searchable_by_others(dir: &Path) -> bool {
+    dir.is_absolute()
+        && dir.ancestors().all(|folder| {
+            std::fs::metadata(folder)
+                .is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o001 != 0)
+        })
+}
+
+/// For a program named without a folder (`python3`): the first one on the PATH other
+/// users can reach, as an absolute path (the grader's own may be in root's home, as a
+/// pyenv shim is). Unchanged when none is, or when the program has a folder.
+pub fn for_others(argv: &mut [String]) {
+    let Some(first) = argv.first_mut() else {
+        return;
+    };
+    if first.contains('/') {
+        return;
+    }
+    let found = others_path().and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(&*first))
+            .find(|candidate| candidate.is_file())
+    });
+    if let Some(path) = found {
+        *first = path.display().to_string();
+    }
+}
+
+/// The program as a path: itself when it has a `/`, else found on PATH.
+fn program_path(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Whether a user that is neither owner nor group can run `program` (absolute argv):
+/// every folder on the way searchable by others, the program executable by others,
+/// file arguments readable by others. Otherwise why, naming the path.
+pub fn readable_by_others(program: &[String]) -> Result<(), String> {
+    let Some(first) = program.first() else {
+        return Ok(());
+    };
+    let mut wanted: Vec<(PathBuf, u32)> = Vec::new();
+    let mut folders: Vec<PathBuf> = Vec::new();
+    if let Some(path) = program_path(first) {
+        if first.contains('/') {
+            folders.extend(path.parent().map(Path::to_path_buf));
+        }
+        wanted.push((path, 0o001));
+    }
+    for arg in &program[1..] {
+        let path = Path::new(arg);
+        if path.is_absolute() && path.is_file() {
+            folders.extend(path.parent().map(Path::to_path_buf));
+            wanted.push((path.to_path_buf(), 0o004));
+        }
+    }
+    // The files next to the program (a submission's `run` and the script it starts)
+    // are read too: each must be readable by others.
+    for folder in folders {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten().take(500) {
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                wanted.push((entry.path(), 0o004));
+            }
+        }
+    }
+    for (path, bit) in wanted {
+        for folder in path.ancestors().skip(1) {
+            if folder.as_os_str().is_empty() {
+                continue;
+            }
+            let mode = std::fs::metadata(folder).map_or(0, |m| m.permissions().mode());
+            if mode & 0o001 == 0 {
+                return Err(format!(
+                    "other users cannot enter {} (chmod o+x it, or grade with --sandbox basic)",
+                    folder.display()
+                ));
+            }
+        }
+        let mode = std::fs::metadata(&path).map_or(0, |m| m.permissions().mode());
+        if mode & bit == 0 {
+            let what = if bit == 0o001 { "run" } else { "read" };
+            return Err(format!(
+                "other users cannot {what} {} (chmod o+{}, or grade with --sandbox basic)",
+                path.display(),
+                if bit == 0o001 { "rx" } else { "r" }
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_become_absolute() {
+        let here = std::env::current_dir().unwrap();
+        let argv: Vec<String> = ["python3", "Cargo.toml", "--port", "x/none"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let got = absolute_argv(&argv);
+        assert_eq!(got[0], "python3");
+        assert_eq!(got[1], here.join("Cargo.toml").display().to_string());
+        assert_eq!(&got[2..], &argv[2..]);
+        let got = absolute_argv(&["./run".to_string()]);
+        assert_eq!(got[0], here.join("./run").display().to_string());
+    }
+
+    #[test]
+    fn check_uids_are_high_and_distinct() {
+        assert!(check_uid(1) >= 0x4000_0000);
+        assert_ne!(check_uid(1), check_uid(2));
+        assert!(check_uid(u64::MAX) < 0x8000_0000);
+    }
+}

@@ -1,0 +1,303 @@
+//! The sandbox holds: a hostile program (`tests/hostile/sandbox_escapes.py`) tries every
+//! escape under `--cmd` (strict by default) and each attempt fails; the grader finishes
+//! with a readable report, and every target is checked unchanged afterwards. Network
+//! isolation is proven by inspection only: the program's network namespace is not the
+//! grader's and has no interface but `lo`. No traffic ever leaves loopback.
+//!
+//! The protections of `strict` need root (CI runs as root); elsewhere the test checks
+//! what `basic` gives (working directory, environment) and says what it skipped.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn hostile(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/hostile")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The findings the program sent (one datagram per start), once the grader is done.
+fn findings(log: &UnixDatagram) -> Vec<Value> {
+    log.set_nonblocking(true).unwrap();
+    let mut found = Vec::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    while let Ok(n) = log.recv(&mut buffer) {
+        found.push(serde_json::from_slice(&buffer[..n]).unwrap());
+    }
+    found
+}
+
+/// Live processes named like the program's left-behind sleeper.
+fn sleepers() -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("sandbox_escapes.py-sleeper") {
+            found.push(pid.to_string());
+        }
+    }
+    found
+}
+
+#[test]
+fn every_escape_fails_under_cmd() {
+    // Outside /tmp: the program gets a /tmp of its own, and must still see this.
+    let tmp = tempfile::Builder::new()
+        .prefix("sandbox-test")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    // A repository as an instructor's checkout has it: folders 0755, files 0644, the
+    // program under test inside it, named by a relative path.
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&repo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let canary = repo.join("canary.txt");
+    std::fs::write(&canary, "the reference solution\n").unwrap();
+    for file in ["sandbox_escapes.py", "common.py"] {
+        std::fs::copy(hostile(file), repo.join(file)).unwrap();
+        std::fs::set_permissions(repo.join(file), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let program_before = std::fs::read(repo.join("sandbox_escapes.py")).unwrap();
+    // A file only the grader's user may read.
+    let secret = tmp.path().join("secret");
+    std::fs::write(&secret, "instructor's private key\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Where the program sends what it saw: a Unix socket anyone may write to.
+    let log = tmp.path().join("log.sock");
+    let receiver = UnixDatagram::bind(&log).unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
+
+    let cmd = format!(
+        "env SANDBOX_REPO={} SANDBOX_SECRET={} SANDBOX_LOG={} python3 repo/sandbox_escapes.py",
+        repo.display(),
+        secret.display(),
+        log.display()
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .current_dir(tmp.path())
+        .args(["grade", "lab1", "--cmd", &cmd, "--json"])
+        .args(["--check", "listens"])
+        .env("SOCKLAB_TEST_SECRET_TOKEN", "do-not-leak")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The grader survived (kill_grader did not reach it) and reported.
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("a JSON report");
+    assert_eq!(report["score"], report["max_score"], "{stdout}");
+    let sandbox = &report["sandbox"];
+    assert_eq!(sandbox["level"], "strict", "{stdout}");
+
+    let found = findings(&receiver);
+    assert!(
+        !found.is_empty(),
+        "the program never ran: {stdout}\n{stderr}"
+    );
+    for seen in &found {
+        // Basic: started in its scratch folder, with the scrubbed environment.
+        let cwd = seen["cwd"].as_str().unwrap();
+        assert!(
+            cwd.contains("socklab-check-"),
+            "not in its scratch folder: {cwd}"
+        );
+        let env = seen["env"].as_object().unwrap();
+        assert_eq!(env["HOME"], cwd);
+        assert_eq!(env["TMPDIR"], cwd);
+        assert!(!env.contains_key("SOCKLAB_TEST_SECRET_TOKEN"), "{env:?}");
+        let allowed = [
+            "PATH",
+            "HOME",
+            "TMPDIR",
+            "LANG",
+            "LC_ALL",
+            "SOCKLAB_CHECK",
+            "SANDBOX_REPO",
+            "SANDBOX_SECRET",
+            "SANDBOX_LOG",
+        ];
+        for key in env.keys() {
+            // (env adds nothing; python may add PYTHON*-free LC_CTYPE on some systems)
+            assert!(
+                allowed.contains(&key.as_str()) || key == "LC_CTYPE",
+                "the grader's {key} leaked into the program's environment"
+            );
+        }
+        if !is_root() {
+            eprintln!("strict protections skipped: not root");
+            continue;
+        }
+        // Strict: every attempt was stopped.
+        for attempt in [
+            "write_repo",
+            "new_file_in_repo",
+            "delete_in_repo",
+            "edit_self",
+            "read_secret",
+            "kill_grader",
+            "write_elsewhere",
+        ] {
+            let how = seen[attempt].as_str().unwrap();
+            assert!(how.starts_with("stopped: "), "{attempt}: {how}");
+        }
+        // The file-size cap (64 MiB) stopped the filler.
+        let mib = seen["fill_scratch_mib"].as_u64().unwrap();
+        assert!(mib <= 64, "wrote {mib} MiB into its scratch folder");
+        // Its own uid, in the high range, not root.
+        let uid = seen["uid"].as_u64().unwrap();
+        assert!(uid >= 0x4000_0000, "uid {uid}");
+        // Network isolation by inspection: another namespace, with only lo in it.
+        let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+        assert_ne!(seen["net_namespace"], ours.display().to_string());
+        assert_eq!(seen["interfaces"], serde_json::json!(["lo"]));
+    }
+    if is_root() {
+        let in_force: Vec<&str> = sandbox["in_force"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(in_force.iter().any(|p| p.contains("own uid")), "{sandbox}");
+        assert!(in_force.iter().any(|p| p.contains("network")), "{sandbox}");
+    }
+    // The targets are unchanged.
+    assert_eq!(
+        std::fs::read_to_string(&canary).unwrap(),
+        "the reference solution\n"
+    );
+    assert!(!repo.join("planted.txt").exists());
+    assert_eq!(
+        std::fs::read(repo.join("sandbox_escapes.py")).unwrap(),
+        program_before
+    );
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "instructor's private key\n"
+    );
+    for planted in [
+        "/tmp/socklab-sandbox-planted",
+        "/var/tmp/socklab-sandbox-planted",
+    ] {
+        let there = Path::new(planted).exists();
+        let _ = std::fs::remove_file(planted);
+        assert!(!there || !is_root(), "the program left {planted} behind");
+    }
+    // Nothing was left running.
+    assert_eq!(sleepers(), Vec::<String>::new());
+}
+
+#[test]
+fn the_report_says_which_protections_held() {
+    // The human header's line, for a quick check (no program escapes).
+    let program = format!("python3 {}", hostile("sleeps.py"));
+    for (level, expected) in [
+        (
+            "strict",
+            "sandbox: strict (scratch folder as working directory",
+        ),
+        (
+            "off",
+            "sandbox: off; not in force: own uid per check: --sandbox off",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["grade", "lab1", "--cmd", &program, "--sandbox", level])
+            .args(["--check", "bad-host"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains(expected), "{level}: {stdout}");
+    }
+    // `basic` (a student's own crate) says it in the JSON only.
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["grade", "lab1", "--cmd", &program, "--sandbox", "basic"])
+        .args(["--check", "bad-host", "--json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["sandbox"]["level"], "basic");
+}
+
+#[test]
+fn a_program_other_users_cannot_read_runs_without_its_own_uid_and_says_why() {
+    if !is_root() {
+        eprintln!("skipped: only root starts programs as another user");
+        return;
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("sandbox-private")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let script = tmp.path().join("lab1_server.py");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/python/lab1_server.py"
+        ),
+        &script,
+    )
+    .unwrap();
+    let program = format!("python3 {}", script.display());
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["grade", "lab1", "--cmd", &program, "--check", "greets"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let header = stdout.lines().find(|l| l.starts_with("sandbox:")).unwrap();
+    assert!(
+        header.contains(&format!(
+            "not in force: own uid per check: other users cannot enter {}",
+            tmp.path().display()
+        )),
+        "{header}"
+    );
+    assert!(header.contains("network namespace"), "{header}");
+}
+
+#[test]
+fn on_a_second_host_the_program_runs_as_its_own_uid_too() {
+    if !is_root() {
+        eprintln!("skipped: only root starts programs as another user");
+        return;
+    }
+    // A "server" that says who it is and stops: its stderr is in the report.
+    let program =
+        "python3 -c 'import os,sys; print(\"uid=%d\" % os.getuid(), file=sys.stderr); sys.exit(3)'";
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["grade", "lab1", "--cmd", program, "--json"])
+        .args(["--check", "reachable-from-another-host"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let check = &report["checks"][0];
+    if check["status"] == "cannot-test" {
+        eprintln!("skipped: {}", check["message"]);
+        return;
+    }
+    let message = check["message"].as_str().unwrap();
+    let uid: u64 = message
+        .split("uid=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("no uid in {message}"));
+    assert!(uid >= 0x4000_0000, "ran as uid {uid} on the second host");
+}
