@@ -22,12 +22,38 @@ pub const RECEIVE_CAP: usize = 32 * 1024 * 1024;
 pub const LOCALHOST_V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 pub const LOCALHOST_V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 
-/// A port the kernel says is free right now on `ip`.
+/// A port the kernel says is free right now on `ip`, for TCP and UDP alike, and not
+/// handed to another check of this grader in the last two minutes.
+///
+/// Checks run side by side: a port one check was given and has not bound yet is free
+/// again in the kernel's eyes, and bind(0) may hand it out twice. Two UDP servers that
+/// both set SO_REUSEADDR then share the port and receive each other's datagrams, so the
+/// grader remembers what it gave out, and checks UDP too.
 pub fn free_port(ip: IpAddr) -> u16 {
-    TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashMap<u16, Instant>>> = Mutex::new(None);
+    const REMEMBER: Duration = Duration::from_secs(120);
+    for _ in 0..64 {
+        let Ok(port) = TcpListener::bind((ip, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+        else {
+            return 0;
+        };
+        if std::net::UdpSocket::bind((ip, port)).is_err() {
+            continue;
+        }
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        let given = given.get_or_insert_with(HashMap::new);
+        given.retain(|_, at| at.elapsed() < REMEMBER);
+        if given.contains_key(&port) {
+            continue;
+        }
+        given.insert(port, Instant::now());
+        return port;
+    }
+    0
 }
 
 /// Bytes as a short, readable string: `"hello\n"`, or `1048576 bytes (binary)`.
@@ -424,6 +450,14 @@ mod tests {
         let listener = TcpListener::bind("[::1]:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         assert!(is_listening(port), "IPv6 listeners are found too");
+    }
+
+    #[test]
+    fn free_ports_are_never_handed_out_twice() {
+        let ports: Vec<u16> = (0..200).map(|_| free_port(LOCALHOST_V4)).collect();
+        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len());
+        assert!(!distinct.contains(&0));
     }
 
     #[test]
