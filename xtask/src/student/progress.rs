@@ -203,7 +203,7 @@ mod tests {
             assert!(progress.total > 0 && progress.next.is_some(), "{}", lab.id);
         }
         let progress = scan(root, crate::labs::find("lab1").unwrap()).unwrap();
-        assert_eq!((progress.written, progress.total), (0, 8));
+        assert_eq!((progress.written, progress.total), (0, 9));
         let next = progress.next.unwrap();
         assert_eq!(next.number, 1);
         assert_eq!(next.file, Path::new("labs/lab1-tcp-server/src/main.rs"));
