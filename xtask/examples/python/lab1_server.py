@@ -37,6 +37,9 @@ def main():
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        # Dual-stack: with --host :: take IPv4 clients too, whatever the system default.
+        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     try:
         listener.bind((args.host, args.port))
     except OSError as err:
@@ -45,7 +48,16 @@ def main():
     print(f"listening on {args.host}:{args.port}", flush=True)
 
     while True:
-        connection, peer = listener.accept()
+        try:
+            connection, peer = listener.accept()
+        except OSError as err:
+            # EMFILE/ENFILE: no descriptor for the new connection. Not fatal: they come
+            # back as connections close. Say so, pause (the client is still queued, so an
+            # immediate retry would spin), and accept again.
+            print(f"lab1: accept(): {err}", file=sys.stderr, flush=True)
+            if err.errno in (errno.EMFILE, errno.ENFILE):
+                time.sleep(0.1)
+            continue
         print(f"client {peer[0]}:{peer[1]} connected", flush=True)
         try:
             connection.sendall(b"hello\n")
