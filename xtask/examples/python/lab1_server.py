@@ -12,6 +12,7 @@ import argparse
 import errno
 import socket
 import sys
+import time
 
 REASONS = {
     errno.EADDRINUSE: "address already in use",
