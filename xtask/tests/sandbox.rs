@@ -54,10 +54,11 @@ fn sleepers() -> Vec<String> {
 
 #[test]
 fn every_escape_fails_under_cmd() {
-    // Outside /tmp: the program gets a /tmp of its own, and must still see this.
+    // Outside /tmp: the program gets a /tmp of its own, and must still see this. (Not
+    // under target/ either: a checkout may itself live under /tmp, as CI's does.)
     let tmp = tempfile::Builder::new()
         .prefix("sandbox-test")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .tempdir_in("/var/tmp")
         .unwrap();
     // A repository as an instructor's checkout has it: folders 0755, files 0644, the
     // program under test inside it, named by a relative path.
