@@ -71,12 +71,17 @@ fn class(dir: &Path) -> BTreeMap<String, Vec<String>> {
     let main = broken.join("src/main.rs");
     let text = fs::read_to_string(&main).unwrap();
     fs::write(&main, format!("{text}\nfn unfinished( {{\n")).unwrap();
+    // A Python submission holds its own files, as a student's folder does (under the
+    // strict sandbox a program sees its own folder, not the rest of a /tmp checkout).
+    fs::create_dir_all(dir.join("python")).unwrap();
+    fs::copy(
+        root.join("xtask/examples/python/lab1_server.py"),
+        dir.join("python/lab1_server.py"),
+    )
+    .unwrap();
     executable(
         &dir.join("python/run"),
-        &format!(
-            "#!/bin/sh\nexec python3 {} \"$@\"\n",
-            root.join("xtask/examples/python/lab1_server.py").display()
-        ),
+        "#!/bin/sh\nexec python3 \"$(dirname \"$0\")/lab1_server.py\" \"$@\"\n",
     );
     executable(&dir.join("no-interpreter/run"), "#!/no/such/interpreter\n");
     fs::create_dir_all(dir.join("empty")).unwrap();
