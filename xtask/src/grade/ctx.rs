@@ -83,7 +83,10 @@ impl Ctx {
             .tempdir()
             .map_err(|e| format!("cannot create a scratch folder: {e}"))?;
         let scratch = scratch.keep();
-        process::register_folder(&scratch);
+        if !process::register_folder(&scratch) {
+            let _ = std::fs::remove_dir_all(&scratch);
+            return Err("the grader is ending".into());
+        }
         // Readable by all, so a program started as an unprivileged user can run in it.
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o755));

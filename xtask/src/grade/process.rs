@@ -141,7 +141,21 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
 }
 
 /// Set once Ctrl+C or SIGTERM has come: the handler is cleaning up and will exit.
+/// Set once the grader is on its way out (see [`shut_down`]).
+static CLOSING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The grader is ending (Ctrl+C, a reader that went away): no check may start a program
+/// any more (one started after the sweep would outlive the grader), then everything is
+/// swept up as [`cleanup_all`] does.
+pub fn shut_down() {
+    {
+        let _reg = registry();
+        CLOSING.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    cleanup_all();
+}
 
 /// If the grader was interrupted, waits for the handler to finish cleaning up and exit
 /// with status 130 (never returns then): the checks it cut short must not be reported
@@ -158,7 +172,7 @@ pub fn install_interrupt_cleanup() {
     ONCE.call_once(|| {
         let _ = ctrlc::set_handler(|| {
             INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-            cleanup_all();
+            shut_down();
             eprintln!("\ninterrupted: stopped every program under test and cleaned up");
             std::process::exit(130);
         });
@@ -178,8 +192,15 @@ pub fn untrack_group(group: i32) {
 }
 
 /// Remembers a scratch folder for interrupt cleanup.
-pub fn register_folder(path: &Path) {
-    registry().folders.push(path.to_path_buf());
+/// False once the grader is ending ([`shut_down`]): the caller must remove the folder
+/// itself and give up, or it would outlive the grader.
+pub fn register_folder(path: &Path) -> bool {
+    let mut reg = registry();
+    if CLOSING.load(std::sync::atomic::Ordering::SeqCst) {
+        return false;
+    }
+    reg.folders.push(path.to_path_buf());
+    true
 }
 
 /// Forgets a scratch folder (it is being removed normally).
@@ -283,6 +304,9 @@ impl Running {
         // Register before the child can fork anything, under the same lock the
         // interrupt handler takes, so no group escapes.
         let mut reg = registry();
+        if CLOSING.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::other("the grader is ending"));
+        }
         let mut child = command.spawn()?;
         reg.groups.insert(child.id() as i32, token);
         drop(reg);

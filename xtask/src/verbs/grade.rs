@@ -209,7 +209,7 @@ fn emit(reports: &[Report], format: Format, out: Option<&Path>) -> Result<(), St
 /// A reader that went away (`grade lab1 | head`) is not an error: clean up, exit quietly.
 fn quiet_on_broken_pipe(result: io::Result<()>) {
     if let Err(e) = result {
-        process::cleanup_all();
+        process::shut_down();
         if e.kind() == io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
