@@ -24,6 +24,13 @@ const HAND_PORT: &str = "5000";
 /// Explains `failure` with everything the context still knows.
 pub fn explain(ctx: &mut Ctx, failure: Failure) -> Explanation {
     let failure = failure.into_details();
+    // A program that has just stopped (a skeleton's todo!() panicking after accept(),
+    // which closes the connection while unwinding, before the process exits) may still
+    // have its last words in the pipe: take them in before reading its stderr.
+    for running in ctx.procs_mut() {
+        let _ = running.exited();
+        running.take_in_output();
+    }
     let stderr = ctx.stderr_tails(STDERR_TAIL);
     if let Some(step) = unfinished_step(ctx) {
         return Explanation {

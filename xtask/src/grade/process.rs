@@ -396,6 +396,12 @@ impl Running {
         self.exit
     }
 
+    /// Takes in whatever the program has written so far that the capture threads have
+    /// not read yet (say, the last words it printed just before closing a connection).
+    pub fn take_in_output(&self) {
+        self.drain_output();
+    }
+
     fn drain_output(&self) {
         self.stdout.drain(Duration::from_millis(300));
         self.stderr.drain(Duration::from_millis(300));
