@@ -2,6 +2,9 @@
 //! overwrite a student's work. Every test that writes works in a scratch copy of the
 //! workspace (SOCKLAB_ROOT), never in the repository's own labs/ or state.
 
+mod common;
+
+use common::{copy_tree, repo};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -11,14 +14,6 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use predicates::prelude::*;
-
-/// The repository this test belongs to.
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 /// A scratch workspace with the root manifest and these labs (folder names), both
 /// the student's crate and the reference solution. Removed when dropped.
@@ -44,22 +39,6 @@ fn all_folders() -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name() == "target" {
-            continue;
-        }
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// `xtask ARGS` in the scratch workspace `root`.

@@ -3,36 +3,17 @@
 //! full marks. Every step written must move something visible, and the block must
 //! always name the step that is really next. Runs in a scratch copy of the workspace.
 
+mod common;
+
+use common::{copy_tree, repo};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use assert_cmd::Command;
 use regex::Regex;
 
 const FOLDER: &str = "lab1-tcp-server";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            if entry.file_name() != "target" {
-                copy_tree(&entry.path(), &target);
-            }
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 /// A workspace holding only `shared/` and lab 1 (skeleton and solution).
 fn scratch_workspace() -> tempfile::TempDir {
