@@ -30,7 +30,8 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, mpsc};
+use std::time::Instant;
 
 use serde::Deserialize;
 
@@ -47,7 +48,7 @@ pub struct MutantArgs {
     only: Option<String>,
     /// How many mutants to grade at once.
     /// (Grading is mostly waiting on programs, so more than the cores pays off.)
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     jobs: usize,
     /// How many checks of one mutant run at once.
     #[arg(long, default_value_t = 4)]
@@ -148,21 +149,56 @@ pub fn run(root: &Path, args: MutantArgs) -> Result<bool, String> {
         .collect();
     let workspace = target_workspace(root);
     write_workspace(root, &workspace, &everything)?;
-    build(&workspace, &planned)?;
 
+    // Building is CPU work and grading is mostly waiting on programs, so the two run
+    // side by side: one thread builds lab after lab (the labs whose mutants take
+    // longest to grade first), and the graders take each lab's mutants as soon as they
+    // are built.
+    let mut batches: Vec<Vec<&Planned>> = Vec::new();
+    for lab in &selected {
+        let batch: Vec<&Planned> = planned
+            .iter()
+            .copied()
+            .filter(|plan| plan.lab.id == lab.id)
+            .collect();
+        if !batch.is_empty() {
+            batches.push(batch);
+        }
+    }
+    batches.sort_by_key(|batch| std::cmp::Reverse(grading_weight(batch[0].lab)));
+    let (ready, built) = mpsc::channel::<&Planned>();
+    let built = Mutex::new(built);
     let results = Mutex::new(Vec::new());
-    let queue = Mutex::new(planned.clone());
-    std::thread::scope(|scope| {
+    let workspace_dir = workspace.as_path();
+    let build_failure = std::thread::scope(|scope| {
+        let builder = scope.spawn(move || {
+            for batch in &batches {
+                build(workspace_dir, batch)?;
+                for plan in batch {
+                    // The graders only stop reading when this side is gone.
+                    let _ = ready.send(plan);
+                }
+            }
+            Ok::<(), String>(())
+        });
         for _ in 0..args.jobs.max(1) {
             scope.spawn(|| {
-                while let Some(next) = queue.lock().unwrap().pop() {
+                loop {
+                    let next = built.lock().unwrap().recv();
+                    let Ok(next) = next else { break };
+                    let started = Instant::now();
                     let verdict = judge(&workspace, next, args.checks_jobs);
+                    let verdict = format!("{verdict} [{:.1} s]", started.elapsed().as_secs_f64());
                     println!("{verdict}");
                     results.lock().unwrap().push(verdict);
                 }
             });
         }
+        builder.join().expect("the mutant builder panicked").err()
     });
+    if let Some(failure) = build_failure {
+        return Err(failure);
+    }
     let results = results.into_inner().unwrap();
     let wrong: Vec<&String> = results.iter().filter(|v| !v.starts_with("ok")).collect();
     for problem in &problems {
@@ -237,6 +273,12 @@ fn coverage_problems(lab: &Lab, table: &[Mutant]) -> Vec<String> {
         })
         .map(|check| format!("{} {}: no mutant fails this check", lab.id, check.name))
         .collect()
+}
+
+/// Roughly how long one mutant of `lab` takes to grade (its checks' budgets), so the
+/// slowest labs are built and started first.
+fn grading_weight(lab: &Lab) -> u64 {
+    lab.checks.iter().map(|check| check.budget.as_secs()).sum()
 }
 
 fn target_workspace(root: &Path) -> PathBuf {
