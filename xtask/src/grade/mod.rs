@@ -34,6 +34,7 @@ pub mod strays;
 pub mod tcp_table;
 pub mod wire;
 
+use anyhow::{Context, anyhow};
 use std::path::Path;
 use std::process::Command;
 
@@ -49,7 +50,7 @@ pub fn grade(lab: &'static Lab, program: &[String], only: &[String], jobs: usize
 }
 
 /// Builds packages with cargo, showing compiler errors as they are.
-pub fn build(root: &Path, packages: &[String], release: bool) -> Result<(), String> {
+pub fn build(root: &Path, packages: &[String], release: bool) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command.current_dir(root).args(["build", "--quiet"]);
@@ -59,13 +60,11 @@ pub fn build(root: &Path, packages: &[String], release: bool) -> Result<(), Stri
     for package in packages {
         command.args(["-p", package]);
     }
-    let status = command
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let status = command.status().context("cannot run cargo")?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!(
+        Err(anyhow!(
             "{} does not compile yet: fix the errors above, then grade again",
             packages.join(", ")
         ))

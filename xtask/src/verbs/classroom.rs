@@ -6,6 +6,7 @@
 //! (`runners: socklab`) reads it from `SOCKLAB_RESULTS`: the runner id, upper-cased,
 //! then `_RESULTS`.
 
+use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 
 use super::grade::select_labs;
@@ -24,9 +25,9 @@ pub struct ClassroomArgs {
     out: Option<PathBuf>,
 }
 
-pub fn run(_root: &Path, args: ClassroomArgs) -> Result<bool, String> {
+pub fn run(_root: &Path, args: ClassroomArgs) -> anyhow::Result<bool> {
     if args.lab == "all" {
-        return Err("a GitHub Classroom assignment grades one lab: name it (e.g. lab3)".into());
+        bail!("a GitHub Classroom assignment grades one lab: name it (e.g. lab3)");
     }
     let lab = select_labs(&args.lab)?[0];
     let text = workflow(lab);
@@ -35,9 +36,9 @@ pub fn run(_root: &Path, args: ClassroomArgs) -> Result<bool, String> {
         Some(path) => {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("--out {}: {e}", parent.display()))?;
+                    .with_context(|| format!("--out {}", parent.display()))?;
             }
-            std::fs::write(path, &text).map_err(|e| format!("--out {}: {e}", path.display()))?;
+            std::fs::write(path, &text).with_context(|| format!("--out {}", path.display()))?;
             eprintln!(
                 "wrote {}: commit it to the assignment's template repository",
                 path.display()

@@ -1,5 +1,6 @@
 //! `cargo xtask grade`: grade one lab or all, stream the report, say what to do next.
 
+use anyhow::{Context, anyhow, bail};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -60,14 +61,14 @@ pub struct GradeArgs {
 }
 
 /// Grades; true only at full marks.
-pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
+pub fn run(root: &Path, args: GradeArgs) -> anyhow::Result<bool> {
     let selected = select_labs(&args.lab)?;
     check_names(&selected, &args.only)?;
     if args.cmd.is_some() && selected.len() > 1 {
-        return Err("--cmd grades one lab at a time: name the lab (e.g. lab3)".into());
+        bail!("--cmd grades one lab at a time: name the lab (e.g. lab3)");
     }
     if args.jobs == Some(0) {
-        return Err("--jobs must be at least 1".into());
+        bail!("--jobs must be at least 1");
     }
     let format = match (args.json, args.format) {
         (true, _) => Format::Json,
@@ -76,7 +77,7 @@ pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
     let jobs = args.jobs.unwrap_or_else(runner::default_jobs);
     if let Some(submissions) = &args.submissions {
         let [lab] = selected[..] else {
-            return Err("--submissions grades one lab at a time: name the lab (e.g. lab3)".into());
+            bail!("--submissions grades one lab at a time: name the lab (e.g. lab3)");
         };
         let out = args.out.as_deref().expect("clap requires --out");
         let class = class::Class {
@@ -94,7 +95,7 @@ pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
     match &args.cmd {
         Some(cmd) => {
             let argv = shlex::split(cmd).filter(|a| !a.is_empty()).ok_or_else(|| {
-                format!("--cmd {cmd:?} is not a valid command line (check the quotes)")
+                anyhow!("--cmd {cmd:?} is not a valid command line (check the quotes)")
             })?;
             preflight(&argv[0])?;
             let level = args.sandbox.unwrap_or(Level::Strict);
@@ -107,7 +108,7 @@ pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
                     return Err(error);
                 }
                 // A machine reader still gets a report: zero, saying why.
-                eprintln!("xtask: error: {error}");
+                eprintln!("xtask: error: {error:#}");
                 let why = class::submissions::NotGradable {
                     reason: "does not compile (cargo build failed: its errors are in the log)"
                         .into(),
@@ -173,7 +174,7 @@ fn machine(
     limit: Duration,
     format: Format,
     out: Option<&Path>,
-) -> Result<bool, String> {
+) -> anyhow::Result<bool> {
     let mut progress = Progress::default();
     let mut trouble = None;
     let reports = runner::run_within(plans, jobs, Some(limit), &mut |event| {
@@ -194,7 +195,7 @@ fn machine(
 
 /// Prints (or writes to `out`) finished reports; GitHub also gets its summary and
 /// Classroom result.
-fn emit(reports: &[Report], format: Format, out: Option<&Path>) -> Result<(), String> {
+fn emit(reports: &[Report], format: Format, out: Option<&Path>) -> anyhow::Result<()> {
     let text = format::render(format, reports, None);
     match out {
         Some(path) => format::write_atomically(path, &text)?,
@@ -242,7 +243,7 @@ fn next_lab(selected: &[&'static Lab]) -> Option<&'static str> {
 
 /// One clear error for a program that cannot be started at all, instead of one failure
 /// per check.
-fn preflight(program: &str) -> Result<(), String> {
+fn preflight(program: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let found: Option<PathBuf> = if program.contains('/') {
         Some(PathBuf::from(program))
@@ -254,41 +255,38 @@ fn preflight(program: &str) -> Result<(), String> {
         })
     };
     let Some(path) = found else {
-        return Err(format!("--cmd: {program:?} is not a command on PATH"));
+        bail!("--cmd: {program:?} is not a command on PATH");
     };
     let meta = std::fs::metadata(&path)
-        .map_err(|e| format!("--cmd: cannot run {}: {e}", path.display()))?;
+        .with_context(|| format!("--cmd: cannot run {}", path.display()))?;
     if meta.is_dir() {
-        return Err(format!(
-            "--cmd: {} is a folder, not a program",
-            path.display()
-        ));
+        bail!("--cmd: {} is a folder, not a program", path.display());
     }
     if meta.permissions().mode() & 0o111 == 0 {
-        return Err(format!(
+        bail!(
             "--cmd: {} is not executable (chmod +x it, or name its interpreter: --cmd \"python3 {}\")",
             path.display(),
             path.display()
-        ));
+        );
     }
     Ok(())
 }
 
 /// The labs `which` names: one lab, or `all`.
-pub fn select_labs(which: &str) -> Result<Vec<&'static Lab>, String> {
+pub fn select_labs(which: &str) -> anyhow::Result<Vec<&'static Lab>> {
     let with_checks = |lab: &&Lab| !lab.checks.is_empty();
     if which == "all" {
         return Ok(labs::all().into_iter().filter(with_checks).collect());
     }
-    let lab = labs::find(which).ok_or_else(|| unknown_lab(which, true))?;
+    let lab = labs::find(which).ok_or_else(|| anyhow!(unknown_lab(which, true)))?;
     if lab.checks.is_empty() {
-        return Err(format!("{} has no checks yet", lab.id));
+        bail!("{} has no checks yet", lab.id);
     }
     Ok(vec![lab])
 }
 
 /// Every `--check` name must exist in some selected lab.
-fn check_names(selected: &[&'static Lab], only: &[String]) -> Result<(), String> {
+fn check_names(selected: &[&'static Lab], only: &[String]) -> anyhow::Result<()> {
     for name in only {
         if !selected
             .iter()
@@ -303,10 +301,10 @@ fn check_names(selected: &[&'static Lab], only: &[String]) -> Result<(), String>
             } else {
                 "any lab"
             };
-            return Err(format!(
+            bail!(
                 "unknown check {name:?} in {which}: choose one of {}",
                 known.join(", ")
-            ));
+            );
         }
     }
     Ok(())
