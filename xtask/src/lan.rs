@@ -8,7 +8,6 @@
 //! them) when `lan` ends. The running `lan` leaves the hosts' holder pids in a small
 //! file in the temporary folder, which `lan shell` reads to find them.
 
-use anyhow::{Context, anyhow, bail};
 use std::io::{BufRead, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
@@ -16,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 
 use crate::grade::netns::{self, ALPHA_IP, BETA_IP, Lan};

@@ -27,13 +27,13 @@
 //! fail exactly the checks in its `fails` list; every check of a lab must be in some
 //! mutant's list.
 
-use anyhow::{Context, anyhow, bail};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
 use std::time::Instant;
 
+use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
 
 use crate::grade::{self, Lab};

@@ -24,9 +24,10 @@
 //! `--check` compares instead of writing and fails when `labs/` is stale. Writing
 //! refuses to overwrite a lab file a student has changed unless `--force`.
 
-use anyhow::{Context, bail};
 use std::fs;
 use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
 
 /// The crate-level attribute block that keeps unfinished skeletons warning-free.
 ///

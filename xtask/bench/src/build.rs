@@ -4,10 +4,11 @@
 //! fast enough to drive 10,000 connections fairly. The lab servers are built one package
 //! at a time, so one missing or broken lab only skips that lab.
 
-use anyhow::{Context, anyhow};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use anyhow::{Context, anyhow};
 
 use super::server::ServerKind;
 

@@ -5,11 +5,11 @@
 //! slowest check run alone. The grader is driven as a separate process (the debug xtask
 //! students use), so the figures are what a student waits for.
 
-use anyhow::{Context, bail};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, bail};
 use serde_json::Value;
 
 /// One timed `cargo xtask grade ... --json`: its reports and how long it took.

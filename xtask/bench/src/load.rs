@@ -11,12 +11,12 @@
 //! the window ends. A server that never answers (the iterative lab 3 server is busy
 //! with another client) simply completes fewer round trips.
 
-use anyhow::{Context, anyhow, bail};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use anyhow::{Context, anyhow, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;

@@ -25,10 +25,10 @@ mod server;
 mod stats;
 mod tokio_server;
 
-use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::{Context, bail};
 use cell::Settings;
 use server::ServerKind;
 

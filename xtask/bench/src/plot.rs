@@ -2,9 +2,9 @@
 //! per server. Connections and latencies span orders of magnitude, so their axes are
 //! logarithmic; throughput is linear from zero.
 
-use anyhow::Context;
 use std::path::Path;
 
+use anyhow::Context;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;

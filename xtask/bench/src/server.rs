@@ -5,7 +5,6 @@
 //! it started) and gets SIGKILL from the kernel if the bench dies first
 //! (PR_SET_PDEATHSIG), so no server outlives the benchmark, not even after Ctrl+C.
 
-use anyhow::{Context, bail};
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -16,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 

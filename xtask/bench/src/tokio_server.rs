@@ -5,10 +5,10 @@
 //! The bench starts it as a separate process, `xtask bench --serve-tokio PORT`, so its
 //! memory is measured on its own, like the lab servers'. It serves until it is killed.
 
-use anyhow::Context;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -7,11 +7,12 @@
 //! `--jobs`), in one run, and reports both times, the speed-up and every verdict that
 //! differs between the two. A benchmark, not a test: the figures depend on the machine.
 
-use anyhow::{Context, bail};
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
 
 use super::{Class, Graded};
 use crate::grade::format::Format;

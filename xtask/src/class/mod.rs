@@ -17,11 +17,12 @@ pub mod gradebook;
 pub mod submissions;
 pub mod summary;
 
-use anyhow::{Context, bail};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
 
 use crate::grade::Lab;
 use crate::grade::explain::plain_text;

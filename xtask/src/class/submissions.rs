@@ -13,11 +13,12 @@
 //! A submission that cannot be graded keeps the first lines of what the compiler or the
 //! program said, for its report.
 
-use anyhow::{Context, anyhow, bail};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
 
 use crate::grade::Lab;
 use crate::grade::process::{Input, Running};

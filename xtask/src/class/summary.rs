@@ -2,9 +2,10 @@
 //! across the graded submissions, worst first, as a Markdown table (`summary.md`) and a
 //! bar chart (`summary.svg`, plain SVG written by hand).
 
-use anyhow::Context;
 use std::fmt::Write;
 use std::path::Path;
+
+use anyhow::Context;
 
 use super::Graded;
 use crate::grade::Lab;

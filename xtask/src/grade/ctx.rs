@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+
 use super::Failure;
 use super::capture::describe_size;
 use super::process::{self, Input, Running, describe_status};
@@ -77,15 +79,15 @@ impl Finished {
 impl Ctx {
     /// A context that runs `program` (the argv prefix before the role), confined as
     /// `policy` says.
-    pub fn new(program: &[String], policy: &Policy) -> Result<Ctx, String> {
+    pub fn new(program: &[String], policy: &Policy) -> anyhow::Result<Ctx> {
         let scratch = tempfile::Builder::new()
             .prefix("socklab-check-")
             .tempdir()
-            .map_err(|e| format!("cannot create a scratch folder: {e}"))?;
+            .context("cannot create a scratch folder")?;
         let scratch = scratch.keep();
         if !process::register_folder(&scratch) {
             let _ = std::fs::remove_dir_all(&scratch);
-            return Err("the grader is ending".into());
+            anyhow::bail!("the grader is ending");
         }
         // Readable by all, so a program started as an unprivileged user can run in it.
         use std::os::unix::fs::PermissionsExt;
@@ -95,7 +97,7 @@ impl Ctx {
         if let Some(uid) = jail.as_ref().and_then(|j| j.uid) {
             // The check's own user owns its folder (and nothing else on the machine).
             std::os::unix::fs::chown(&scratch, Some(uid), Some(uid))
-                .map_err(|e| format!("cannot give the scratch folder to uid {uid}: {e}"))?;
+                .with_context(|| format!("cannot give the scratch folder to uid {uid}"))?;
         }
         Ok(Ctx {
             program: program.to_vec(),

@@ -34,9 +34,10 @@ pub mod strays;
 pub mod tcp_table;
 pub mod wire;
 
-use anyhow::{Context, anyhow};
 use std::path::Path;
 use std::process::Command;
+
+use anyhow::{Context, anyhow};
 
 pub use check::{Check, Failure, Lab, ensure, secs};
 pub use ctx::{Ctx, Finished, Server};

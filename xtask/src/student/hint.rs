@@ -5,8 +5,9 @@
 //! never gives the answer. The hints are the `//- hint:` and `//- more:` lines of the
 //! reference solution's fences, read with the same parser that writes the skeletons.
 
-use anyhow::anyhow;
 use std::path::Path;
+
+use anyhow::anyhow;
 
 use super::progress::{self, Step};
 use super::{find_lab, state, wrap};

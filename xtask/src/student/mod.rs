@@ -12,9 +12,9 @@ pub mod reset;
 pub mod state;
 pub mod watch;
 
-use crate::grade::Lab;
 use anyhow::anyhow;
 
+use crate::grade::Lab;
 /// The lab called `id` (`lab1`), or a one-line error naming the labs there are.
 pub fn find_lab(id: &str) -> anyhow::Result<&'static Lab> {
     crate::labs::find(id).ok_or_else(|| {

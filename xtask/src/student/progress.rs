@@ -1,10 +1,10 @@
 //! Where a student stands in a lab: how many answers are written and which `todo!`
 //! comes next, read from `labs/` and counted against the fences in `solutions/`.
 
-use anyhow::Context;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use serde::Serialize;
 
 use crate::grade::Lab;

@@ -1,10 +1,11 @@
 //! `cargo xtask reset <lab> [--yes]`: puts a lab back to its pristine skeleton, after
 //! asking, and after copying the student's files to `.socklab/backup/<lab>-<time>/`.
 
-use anyhow::{Context, bail};
 use std::fs;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
 
 use super::{find_lab, progress, state};
 use crate::skeletons;

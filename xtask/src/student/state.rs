@@ -5,13 +5,13 @@
 //! missing or damaged file is an empty state); writing is atomic (a temporary file
 //! renamed over the old one), so an interrupted run never leaves half a file.
 
-use anyhow::Context;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::progress::Progress;

@@ -9,7 +9,6 @@
 //! a second press). On a terminal they are single key presses (non-canonical mode,
 //! restored on exit, Ctrl+C included); otherwise one per line on stdin.
 
-use anyhow::{Context, bail};
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::os::unix::process::CommandExt;
@@ -19,6 +18,7 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::termios::{self, LocalFlags, SetArg, SpecialCharacterIndices, Termios};
 use nix::unistd::Pid;

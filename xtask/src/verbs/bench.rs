@@ -4,9 +4,10 @@
 //! compiles tokio or plotters; only this verb does, and only in release mode, since a
 //! debug load generator is far too slow to drive 10,000 connections fairly.
 
-use anyhow::Context;
 use std::path::Path;
 use std::process::Command;
+
+use anyhow::Context;
 
 /// Runs `cargo run --release -p xtask-bench -- ARGS`; true when it succeeded.
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<bool> {

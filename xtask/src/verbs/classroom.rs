@@ -6,8 +6,9 @@
 //! (`runners: socklab`) reads it from `SOCKLAB_RESULTS`: the runner id, upper-cased,
 //! then `_RESULTS`.
 
-use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
 
 use super::grade::select_labs;
 use crate::grade::Lab;

@@ -1,13 +1,14 @@
 //! `cargo xtask demo`: the reference programs play a lab's session, narrating each call.
 
-use anyhow::{anyhow, bail};
 use std::path::Path;
+
+use anyhow::bail;
 
 use crate::{grade, labs};
 
 /// Plays `which`'s demo; true when it ran to its end.
 pub fn run(root: &Path, which: &str, step: bool) -> anyhow::Result<bool> {
-    let lab = labs::find(which).ok_or_else(|| anyhow!(super::grade::unknown_lab(which, false)))?;
+    let lab = labs::find(which).ok_or_else(|| super::grade::unknown_lab(which, false))?;
     let Some(script) = lab.demo else {
         bail!("{} has no demo yet", lab.id);
     };

@@ -12,9 +12,10 @@
 //! Everything outside the markers is prose and left alone. `--check` changes nothing
 //! and fails when a README is not what the generator would write.
 
-use anyhow::{Context, bail};
 use std::fs;
 use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
 
 use crate::grade::Lab;
 use crate::labs;

@@ -1,9 +1,10 @@
 //! `cargo xtask grade`: grade one lab or all, stream the report, say what to do next.
 
-use anyhow::{Context, anyhow, bail};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
 
 use crate::grade::format::{self, Format, Progress};
 use crate::grade::human::{Human, Style};
@@ -278,7 +279,7 @@ pub fn select_labs(which: &str) -> anyhow::Result<Vec<&'static Lab>> {
     if which == "all" {
         return Ok(labs::all().into_iter().filter(with_checks).collect());
     }
-    let lab = labs::find(which).ok_or_else(|| anyhow!(unknown_lab(which, true)))?;
+    let lab = labs::find(which).ok_or_else(|| unknown_lab(which, true))?;
     if lab.checks.is_empty() {
         bail!("{} has no checks yet", lab.id);
     }
@@ -311,10 +312,10 @@ fn check_names(selected: &[&'static Lab], only: &[String]) -> anyhow::Result<()>
 }
 
 /// "unknown lab": lists the labs (and `all` where it is accepted).
-pub fn unknown_lab(which: &str, all_allowed: bool) -> String {
+pub fn unknown_lab(which: &str, all_allowed: bool) -> anyhow::Error {
     let known: Vec<&str> = labs::all().iter().map(|l| l.id).collect();
     let all = if all_allowed { " or all" } else { "" };
-    format!(
+    anyhow!(
         "unknown lab {which:?}: choose one of {}{all}",
         known.join(", ")
     )

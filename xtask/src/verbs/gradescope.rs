@@ -6,11 +6,11 @@
 //! `/autograder/source`, runs `setup.sh` once when it builds the image, then
 //! `run_autograder` for each submission.
 
-use anyhow::{Context, anyhow, bail};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use anyhow::{Context, anyhow, bail};
 use zip::write::SimpleFileOptions;
 
 use super::grade::select_labs;

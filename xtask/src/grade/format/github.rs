@@ -12,10 +12,10 @@
 //!   `status`, `max_score`, `tests[]` with `name`, `status`, `score`, `message`) to
 //!   `$GITHUB_OUTPUT`, when those variables are set.
 
-use anyhow::Context;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+use anyhow::Context;
 use base64::Engine as _;
 use serde::Serialize;
 

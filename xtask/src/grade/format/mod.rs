@@ -12,9 +12,9 @@ pub mod json;
 pub mod junit;
 pub mod tap;
 
-use super::result::Report;
 use anyhow::Context;
 
+use super::result::Report;
 /// The `--format` of `cargo xtask grade`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
