@@ -180,7 +180,7 @@ pub fn run(root: &Path, args: MutantArgs) -> anyhow::Result<bool> {
                     let _ = ready.send(plan);
                 }
             }
-            Ok::<(), String>(())
+            anyhow::Ok(())
         });
         for _ in 0..args.jobs.max(1) {
             scope.spawn(|| {
