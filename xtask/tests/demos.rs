@@ -1,7 +1,7 @@
 //! Every lab's classroom demo plays to its end with narrated socket calls from more
 //! than one speaker, interleaved.
 
-mod common;
+pub mod common;
 
 #[test]
 fn every_demo_narrates_a_whole_session() {

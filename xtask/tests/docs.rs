@@ -1,7 +1,7 @@
 //! The lab READMEs' check and step tables are what `cargo xtask docs` generates from the
 //! check tables and the solutions' fences: one source of truth, nothing to drift.
 
-mod common;
+pub mod common;
 
 #[test]
 fn readme_tables_are_generated_from_the_check_tables_and_fences() {

@@ -4,7 +4,7 @@
 //! After an intended change of wording, review and accept the new snapshots with
 //! `INSTA_UPDATE=always cargo test -p xtask --test report_snapshots` (then `git diff`).
 
-mod common;
+pub mod common;
 
 use regex::Regex;
 
