@@ -27,7 +27,7 @@
 //! fail exactly the checks in its `fails` list; every check of a lab must be in some
 //! mutant's list.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
@@ -332,11 +332,16 @@ fn write_workspace(root: &Path, workspace: &Path, planned: &[Planned]) -> anyhow
             &format!("\"{}\"", plan.package),
         );
         write_if_changed(&dir.join("Cargo.toml"), &renamed)?;
-        copy_sources(&solution.join("src"), &dir.join("src"))?;
+        // The mutant's sources are made in memory (the solution's, then the edits) and
+        // only written where they differ, so a second run (even one at the same time,
+        // for another lab) rewrites nothing and cargo rebuilds nothing.
+        let mut sources = BTreeMap::new();
+        read_sources(&solution, Path::new("src"), &mut sources)?;
         for edit in &plan.mutant.edit {
-            let path = dir.join(&edit.file);
-            let text = fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-            let edited = apply(&text, edit).map_err(|e| {
+            let text = sources
+                .get_mut(Path::new(&edit.file))
+                .ok_or_else(|| anyhow!("mutant {}: no file {}", plan.mutant.name, edit.file))?;
+            *text = apply(text, edit).map_err(|e| {
                 anyhow!(
                     "mutant {} of {}: {e:#} (did the solution change?):\n{}",
                     plan.mutant.name,
@@ -344,7 +349,9 @@ fn write_workspace(root: &Path, workspace: &Path, planned: &[Planned]) -> anyhow
                     edit.find
                 )
             })?;
-            write_if_changed(&path, &edited)?;
+        }
+        for (path, text) in &sources {
+            write_if_changed(&dir.join(path), text)?;
         }
     }
     Ok(())
@@ -463,28 +470,41 @@ fn fence_spans(text: &str, label: &str) -> Vec<std::ops::Range<usize>> {
     spans
 }
 
-fn copy_sources(from: &Path, to: &Path) -> anyhow::Result<()> {
-    fs::create_dir_all(to)?;
-    for entry in fs::read_dir(from)? {
-        let path = entry?.path();
-        let target = to.join(path.file_name().unwrap());
+/// Reads every file below `root/relative` into `into`, keyed by its path from `root`.
+fn read_sources(
+    root: &Path,
+    relative: &Path,
+    into: &mut BTreeMap<PathBuf, String>,
+) -> anyhow::Result<()> {
+    let folder = root.join(relative);
+    for entry in fs::read_dir(&folder).with_context(|| folder.display().to_string())? {
+        let name = relative.join(entry?.file_name());
+        let path = root.join(&name);
         if path.is_dir() {
-            copy_sources(&path, &target)?;
+            read_sources(root, &name, into)?;
         } else {
-            let text = fs::read_to_string(&path)?;
-            write_if_changed(&target, &text)?;
+            let text = fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+            into.insert(name, text);
         }
     }
     Ok(())
 }
 
-/// Leaves unchanged files alone, so cargo does not rebuild what has not changed.
+/// Leaves unchanged files alone, so cargo does not rebuild what has not changed. A
+/// changed file is written beside and renamed into place, so a cargo build running at
+/// the same time never reads half of it.
 fn write_if_changed(path: &Path, contents: &str) -> anyhow::Result<()> {
     if fs::read_to_string(path).ok().as_deref() == Some(contents) {
         return Ok(());
     }
-    fs::create_dir_all(path.parent().unwrap())?;
-    fs::write(path, contents).with_context(|| path.display().to_string())
+    let folder = path.parent().unwrap();
+    fs::create_dir_all(folder)?;
+    let mut staged = tempfile::NamedTempFile::new_in(folder)?;
+    std::io::Write::write_all(&mut staged, contents.as_bytes())?;
+    staged
+        .persist(path)
+        .with_context(|| path.display().to_string())?;
+    Ok(())
 }
 
 fn build(workspace: &Path, planned: &[&Planned]) -> anyhow::Result<()> {
