@@ -48,7 +48,7 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// A vanished peer is found `--keepalive` + 3 x 10 s after it last spoke.
 const KEEPALIVE_PROBES: u32 = 3;
 /// With `--idle-timeout T`, silent clients are looked for every T / 4: a client is closed
-/// between T and 1.25 T after its last word, and the sweep costs a quarter of nothing.
+/// between T and 1.25 T after its last word, and four passes per T cost next to nothing.
 const SWEEPS_PER_TIMEOUT: u32 = 4;
 
 /// The server's knobs, from the command line.
@@ -234,9 +234,9 @@ impl EventLoop {
             // For ever, unless silent clients must be closed on time (steps 19 and 20).
             let timeout = self.sleep_limit();
 
-            // Step 9: epoll_wait() with NO timeout (`timeout` is "for ever" unless
-            // --idle-timeout asks for a sweep): the thread sleeps, using no CPU, until at
-            // least one watched socket is ready. A timeout of 0 would return at once and
+            // Step 9: epoll_wait(): the thread sleeps, using no CPU, until at least one
+            // watched socket is ready (or, with --idle-timeout, until the next sweep is
+            // due). Otherwise there is no timeout: a timeout of 0 would return at once and
             // turn this loop into a busy loop burning a whole core while idle.
             let ready: usize = {
                 // Stuck? `cargo xtask hint lab7`
