@@ -1289,20 +1289,13 @@ fn idle_timeout(ctx: &mut Ctx) -> Result<(), Failure> {
             if let Ending::Closed(after) = wait_closed(&mut silent, started, CHAT_PACE)? {
                 silent_closed = Some(after);
             } else if started.elapsed() > IDLE_TIMEOUT + IDLE_MARGIN {
-                return Err(Failure::new("a silent client was never closed")
-                    .sent("--idle-timeout 1; a client connects and sends nothing")
-                    .expected(format!(
-                        "end-of-stream within {} s",
-                        (IDLE_TIMEOUT + IDLE_MARGIN).as_secs()
-                    ))
-                    .got(format!(
-                        "still open after {:.1} s",
-                        started.elapsed().as_secs_f64()
-                    ))
-                    .hint(
-                        "remember when each client last gave an event, and close those \
-                         silent for --idle-timeout",
-                    ));
+                return Err(still_open(
+                    "a silent client was never closed",
+                    "--idle-timeout 1; a client connects and sends nothing",
+                    ("it connected", started),
+                    "remember when each client last showed a sign of life, and close those \
+                     silent for --idle-timeout",
+                ));
             }
         } else if let Ending::Closed(after) = wait_closed(&mut chatty, started, CHAT_PACE)? {
             return Err(Failure::new("a client that kept talking was closed")
@@ -1341,21 +1334,27 @@ fn idle_timeout(ctx: &mut Ctx) -> Result<(), Failure> {
             after.as_secs_f64()
         ))
         .hint("count the silence from the client's last event")),
-        Ending::Open => Err(Failure::new(
+        Ending::Open => Err(still_open(
             "a client that fell silent was never closed while nothing else happened",
-        )
-        .sent("--idle-timeout 1; the only client stops talking")
-        .expected(format!(
-            "end-of-stream within {} s of its last line",
-            (IDLE_TIMEOUT + IDLE_MARGIN).as_secs()
-        ))
-        .got(format!(
-            "still open {:.1} s after its last line",
-            last_line.elapsed().as_secs_f64()
-        ))
-        .hint(
+            "--idle-timeout 1; the only client stops talking",
+            ("its last line", last_line),
             "with nothing to read, epoll_wait(-1) sleeps for ever: give it a timeout until \
              the next look for silent clients",
         )),
     }
+}
+
+/// A client still open past --idle-timeout and its margin, counted from `since`.
+fn still_open(problem: &str, sent: &str, (what, since): (&str, Instant), hint: &str) -> Failure {
+    Failure::new(problem)
+        .sent(sent)
+        .expected(format!(
+            "end-of-stream within {} s of {what}",
+            (IDLE_TIMEOUT + IDLE_MARGIN).as_secs()
+        ))
+        .got(format!(
+            "still open {:.1} s after {what}",
+            since.elapsed().as_secs_f64()
+        ))
+        .hint(hint)
 }
