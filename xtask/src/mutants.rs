@@ -517,7 +517,10 @@ fn build(workspace: &Path, planned: &[&Planned]) -> anyhow::Result<()> {
         .current_dir(workspace)
         .args(["build", "--quiet", "--manifest-path", "Cargo.toml"])
         // Mutants are meant to be buggy; their warnings are noise here.
-        .env("RUSTFLAGS", "--cap-lints=allow");
+        .env("RUSTFLAGS", "--cap-lints=allow")
+        // The binaries are looked for in the mutant workspace's own target folder: a
+        // CARGO_TARGET_DIR of the caller's would send them elsewhere.
+        .env_remove("CARGO_TARGET_DIR");
     for plan in planned {
         command.args(["-p", &plan.package]);
     }

@@ -113,6 +113,22 @@ pub static LAB: Lab = Lab {
             budget: secs(20),
         },
         Check {
+            name: "keepalive",
+            points: 2,
+            verifies: "turns on TCP keepalive on client sockets with --keepalive's idle time and a 10 s probe interval",
+            details: "with `--keepalive 1`, the kernel's TCP table (`/proc/net/tcp`, `tr` 2: the keepalive timer) shows the connection's timer due within 1 s; after the first probe (answered by the grader's kernel) it is re-armed for at most 10 s (`TCP_KEEPINTVL`)",
+            run: keepalive,
+            budget: secs(20),
+        },
+        Check {
+            name: "idle-timeout",
+            points: 2,
+            verifies: "with --idle-timeout, closes a client silent that long, and only such a client",
+            details: "with `--idle-timeout 1`: a silent client gets end-of-stream 1 to 5 s after it connected, while one sending a line every 0.2 s keeps its echoes past 2 s; once that one stops talking (and nothing else happens) it gets end-of-stream 1 to 5 s after its last line",
+            run: idle_timeout,
+            budget: secs(30),
+        },
+        Check {
             name: "backlog",
             points: 1,
             verifies: "listen() uses --backlog, and the default is at least 1024",
@@ -1055,4 +1071,290 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     demo.settle();
     demo.say("Everyone has left: the server sleeps in epoll_wait() with no timeout, using no CPU");
     Ok(())
+}
+
+/// The `--keepalive` (TCP_KEEPIDLE, seconds) the keepalive check gives the server.
+const KEEPALIVE_IDLE: f64 = 1.0;
+/// The probe interval (TCP_KEEPINTVL) the lab's contract sets, in seconds.
+const KEEPALIVE_INTERVAL: f64 = 10.0;
+/// Slack on the timer values read back (they count down in hundredths of a second).
+const TIMER_SLACK: f64 = 0.5;
+
+/// The timer of the server's socket for the connection between its `port` and ours, as
+/// the kernel's TCP table shows it: (`tr`, seconds until it fires). `tr` 2 is the socket's
+/// own timer, which on an established connection is the keepalive timer; 0 is no timer
+/// (1 retransmission, 4 zero-window probe). Read from `/proc/thread-self/net/tcp`: the
+/// check's thread lives in the check's network namespace, where the connection is.
+fn keepalive_timer(port: u16, peer_port: u16) -> Option<(u8, f64)> {
+    let table = std::fs::read_to_string("/proc/thread-self/net/tcp").ok()?;
+    let local = format!(":{port:04X}");
+    let remote = format!(":{peer_port:04X}");
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        ticks if ticks > 0 => ticks as f64,
+        _ => 100.0,
+    };
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (l, r, timer) = (fields.get(1)?, fields.get(2)?, fields.get(5)?);
+        if !(l.ends_with(&local) && r.ends_with(&remote)) {
+            return None;
+        }
+        let (active, when) = timer.split_once(':')?;
+        let active = u8::from_str_radix(active, 16).ok()?;
+        let when = u64::from_str_radix(when, 16).ok()?;
+        Some((active, when as f64 / per_second))
+    })
+}
+
+/// Polls the connection's timer until `wanted` holds (or `limit` passes); returns the
+/// last value seen either way, and whether `wanted` held.
+fn wait_timer(
+    port: u16,
+    peer_port: u16,
+    limit: Duration,
+    wanted: impl Fn(u8, f64) -> bool,
+) -> (Option<(u8, f64)>, bool) {
+    let deadline = Instant::now() + limit;
+    let mut last = None;
+    loop {
+        last = keepalive_timer(port, peer_port).or(last);
+        if let Some((active, when)) = last
+            && wanted(active, when)
+        {
+            return (last, true);
+        }
+        if Instant::now() >= deadline {
+            return (last, false);
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A timer as the report shows it.
+fn show_timer(timer: Option<(u8, f64)>) -> String {
+    match timer {
+        None => String::from("no row for the connection in /proc/net/tcp"),
+        Some((0, _)) => String::from("tr 0: no timer armed on the server's socket"),
+        Some((2, when)) => format!("tr 2: the keepalive timer, due in {when:.2} s"),
+        Some((other, when)) => format!("tr {other}: a timer due in {when:.2} s"),
+    }
+}
+
+fn keepalive(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--keepalive", "1"])?;
+    let port = server.addr.port();
+    // The timer is armed at accept(), after our connect() began: before `connected` + 1 s
+    // it cannot have fired yet, so what it shows then is the --keepalive time itself. A
+    // grader starved past that moment (a busy machine) sees a timer already re-armed
+    // after its first probe, which proves nothing: it tries again on a new connection.
+    let mut attempt = 0;
+    let (_conn, ours, seen) = loop {
+        attempt += 1;
+        let connected = Instant::now();
+        let mut conn = net::connect(server.addr)?;
+        // The echo proves the server accepted (and set up) this connection.
+        conn.send(b"are you there?\n")?;
+        conn.read_exact_bytes(15)?;
+        let ours = conn.local_port();
+        let (seen, armed) = wait_timer(port, ours, Duration::from_secs(3), |active, _| active == 2);
+        ensure(armed, || {
+            Failure::new("the server's socket for this connection has no keepalive timer")
+                .sent("--keepalive 1, then one echo")
+                .expected("tr 2 (the keepalive timer) in the connection's row of /proc/net/tcp")
+                .got(show_timer(seen))
+                .hint(
+                    "turn on SO_KEEPALIVE on every accepted socket, e.g. socket2's \
+                     set_tcp_keepalive with a TcpKeepalive; without it a peer that vanishes \
+                     without a FIN holds its slot for ever",
+                )
+        })?;
+        let in_time = connected.elapsed().as_secs_f64() < KEEPALIVE_IDLE - 0.1;
+        if in_time || attempt == 3 {
+            break (conn, ours, seen);
+        }
+    };
+    let due = seen.map_or(0.0, |(_, when)| when);
+    ensure(due <= KEEPALIVE_IDLE + TIMER_SLACK, || {
+        Failure::new("the keepalive timer is not set to --keepalive")
+            .sent("--keepalive 1")
+            .expected(format!("the first probe due within {KEEPALIVE_IDLE} s"))
+            .got(show_timer(seen))
+            .hint(
+                "set TCP_KEEPIDLE to --keepalive (TcpKeepalive::with_time): SO_KEEPALIVE \
+                 alone waits the kernel's default of two hours (net.ipv4.tcp_keepalive_time) \
+                 before the first probe",
+            )
+    })?;
+    // The first probe goes out after 1 s; the grader's kernel answers it, and the timer
+    // is re-armed for the probe interval.
+    let (seen, rearmed) = wait_timer(port, ours, Duration::from_secs(5), |active, when| {
+        active == 2 && when > KEEPALIVE_IDLE + TIMER_SLACK
+    });
+    ensure(rearmed, || {
+        Failure::new("the keepalive timer was never re-armed after the first probe")
+            .expected(format!(
+                "after {KEEPALIVE_IDLE} s a probe, then the timer due within {KEEPALIVE_INTERVAL} s"
+            ))
+            .got(show_timer(seen))
+            .hint("keep SO_KEEPALIVE on for the whole life of the connection")
+    })?;
+    let due = seen.map_or(0.0, |(_, when)| when);
+    ensure(due <= KEEPALIVE_INTERVAL + TIMER_SLACK, || {
+        Failure::new("the keepalive probe interval is not 10 s")
+            .expected(format!(
+                "after the first probe, the next one due within {KEEPALIVE_INTERVAL} s"
+            ))
+            .got(show_timer(seen))
+            .hint(
+                "set TCP_KEEPINTVL to 10 s (TcpKeepalive::with_interval): the kernel's \
+                 default of 75 s between probes makes a dead peer take minutes to find",
+            )
+    })?;
+    ctx.ensure_running(server.id, "with keepalive on")
+}
+
+/// The `--idle-timeout` of the idle check.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long past the timeout a silent client may still be open (a sweep every quarter
+/// of the timeout, and a busy machine).
+const IDLE_MARGIN: Duration = Duration::from_secs(4);
+/// The chatty client's pace.
+const CHAT_PACE: Duration = Duration::from_millis(200);
+
+/// How a wait for a connection's end turned out.
+enum Ending {
+    /// End-of-stream (or a reset): the server closed it, after this long.
+    Closed(Duration),
+    /// Still open when the wait ended.
+    Open,
+}
+
+/// Waits up to `limit` for the server to close `conn`, counting from `since`. Bytes
+/// that arrive instead are a failure: nobody asked for them.
+fn wait_closed(conn: &mut net::Conn, since: Instant, limit: Duration) -> Result<Ending, Failure> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(Ending::Open);
+        }
+        let millis = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+        let mut watched = [PollFd::new(conn.stream.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut watched, PollTimeout::from(millis)) {
+            Ok(0) | Err(_) => continue,
+            Ok(_) => {}
+        }
+        let mut byte = [0u8; 64];
+        return match (&conn.stream).read(&mut byte) {
+            Ok(0) => Ok(Ending::Closed(since.elapsed())),
+            Ok(count) => {
+                Err(Failure::new("a client that sent nothing received bytes")
+                    .got(show(&byte[..count])))
+            }
+            Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+            Err(err) if err.kind() == ErrorKind::WouldBlock => continue,
+            Err(_) => Ok(Ending::Closed(since.elapsed())),
+        };
+    }
+}
+
+fn idle_timeout(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--idle-timeout", "1"])?;
+    let started = Instant::now();
+    let mut silent = net::connect(server.addr)?;
+    let mut chatty = net::connect(server.addr)?;
+    let chat = |chatty: &mut net::Conn, round: usize| -> Result<Instant, Failure> {
+        let line = format!("line {round:03}\n");
+        let sent_at = Instant::now();
+        chatty.send(line.as_bytes())?;
+        chatty.expect_bytes(line.as_bytes()).map_err(|f| {
+            f.during(format!(
+                "a client that sends a line every 0.2 s, {:.1} s after it connected",
+                started.elapsed().as_secs_f64()
+            ))
+            .hint(
+                "close only clients silent for the whole --idle-timeout: count from each \
+                 client's last event, not from when it connected",
+            )
+        })?;
+        Ok(sent_at)
+    };
+    // Phase 1: one client talks every 0.2 s, the other says nothing.
+    let mut round = 0;
+    let mut silent_closed = None;
+    let mut last_line = chat(&mut chatty, round)?;
+    while silent_closed.is_none() || started.elapsed() < 2 * IDLE_TIMEOUT + 2 * CHAT_PACE {
+        if silent_closed.is_none() {
+            if let Ending::Closed(after) = wait_closed(&mut silent, started, CHAT_PACE)? {
+                silent_closed = Some(after);
+            } else if started.elapsed() > IDLE_TIMEOUT + IDLE_MARGIN {
+                return Err(still_open(
+                    "a silent client was never closed",
+                    "--idle-timeout 1; a client connects and sends nothing",
+                    ("it connected", started),
+                    "remember when each client last showed a sign of life, and close those \
+                     silent for --idle-timeout",
+                ));
+            }
+        } else if let Ending::Closed(after) = wait_closed(&mut chatty, started, CHAT_PACE)? {
+            return Err(Failure::new("a client that kept talking was closed")
+                .sent("--idle-timeout 1; a line every 0.2 s")
+                .got(format!(
+                    "end-of-stream {:.1} s after it connected",
+                    after.as_secs_f64()
+                ))
+                .hint(
+                    "close only clients silent for the whole --idle-timeout: count from each \
+                     client's last event, not from when it connected",
+                ));
+        }
+        round += 1;
+        last_line = chat(&mut chatty, round)?;
+    }
+    let closed_after = silent_closed.unwrap_or_default();
+    ensure(closed_after >= IDLE_TIMEOUT, || {
+        Failure::new("a silent client was closed before --idle-timeout had passed")
+            .sent("--idle-timeout 1 (seconds)")
+            .got(format!(
+                "end-of-stream {:.2} s after it connected",
+                closed_after.as_secs_f64()
+            ))
+            .hint("--idle-timeout is in seconds; close a client silent for at least that long")
+    })?;
+    // Phase 2: it falls silent too, and nothing else happens: only a loop that wakes up
+    // on its own (epoll_wait's timeout) can close it in time.
+    match wait_closed(&mut chatty, last_line, IDLE_TIMEOUT + IDLE_MARGIN)? {
+        Ending::Closed(after) if after >= IDLE_TIMEOUT => Ok(()),
+        Ending::Closed(after) => Err(Failure::new(
+            "a client was closed before it had been silent for --idle-timeout",
+        )
+        .got(format!(
+            "end-of-stream {:.2} s after its last line",
+            after.as_secs_f64()
+        ))
+        .hint("count the silence from the client's last event")),
+        Ending::Open => Err(still_open(
+            "a client that fell silent was never closed while nothing else happened",
+            "--idle-timeout 1; the only client stops talking",
+            ("its last line", last_line),
+            "with nothing to read, epoll_wait(-1) sleeps for ever: give it a timeout until \
+             the next look for silent clients",
+        )),
+    }
+}
+
+/// A client still open past --idle-timeout and its margin, counted from `since`.
+fn still_open(problem: &str, sent: &str, (what, since): (&str, Instant), hint: &str) -> Failure {
+    Failure::new(problem)
+        .sent(sent)
+        .expected(format!(
+            "end-of-stream within {} s of {what}",
+            (IDLE_TIMEOUT + IDLE_MARGIN).as_secs()
+        ))
+        .got(format!(
+            "still open {:.1} s after {what}",
+            since.elapsed().as_secs_f64()
+        ))
+        .hint(hint)
 }
