@@ -5,7 +5,7 @@
 //! honours the CLI contract `PROGRAM <role> --host H --port P [lab options]`.
 //!
 //! - `check.rs`: the vocabulary of check tables ([`Lab`], [`Check`], [`Failure`]).
-//! - `ctx.rs`, `process.rs`, `net.rs`, `expect.rs`, `common.rs`: what checks use to run
+//! - `ctx.rs`, `process.rs`, `net.rs`, `peer.rs`, `expect.rs`, `common.rs`: what checks use to run
 //!   programs and talk to them.
 //! - `runner.rs`: runs checks concurrently, each in a fresh [`Ctx`], within budgets.
 //! - `result.rs`: the result model (events, reports); `explain.rs` turns a failure into
@@ -26,6 +26,7 @@ pub mod human;
 pub mod net;
 pub mod netns;
 pub mod onlan;
+pub mod peer;
 pub mod process;
 pub mod result;
 pub mod runner;
