@@ -4,7 +4,8 @@
 //! (`labN-solution`, with `--solution`) or any command (`--cmd "python3 lab1.py"`) that
 //! honours the CLI contract `PROGRAM <role> --host H --port P [lab options]`.
 //!
-//! - `check.rs`: the vocabulary of check tables ([`Lab`], [`Check`], [`Failure`]).
+//! - `check.rs`: the vocabulary of check tables ([`Lab`], [`Check`], [`Failure`]);
+//!   `standard.rs`: the rows several labs share.
 //! - `ctx.rs`, `process.rs`, `net.rs`, `peer.rs`, `expect.rs`, `common.rs`: what checks use to run
 //!   programs and talk to them.
 //! - `runner.rs`: runs checks concurrently, each in a fresh [`Ctx`], within budgets.
@@ -31,6 +32,7 @@ pub mod process;
 pub mod result;
 pub mod runner;
 pub mod sandbox;
+pub mod standard;
 pub mod strays;
 pub mod tcp_table;
 pub mod wire;

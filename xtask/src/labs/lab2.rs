@@ -20,7 +20,7 @@ use socket2::{Domain, Socket, Type};
 
 use crate::grade::demo::{Demo, Voice};
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::peer::{self, Peer, Script, Seen, Step};
+use crate::grade::peer::{self, Late, Peer, Script, Seen, Step};
 use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect, netns, onlan, secs};
 
 pub static LAB: Lab = Lab {
@@ -159,7 +159,15 @@ const SERVER_LIMIT: Duration = Duration::from_secs(8);
 
 /// The grader's server: a TCP peer on `ip` that plays `steps` with its one client.
 fn grader_server(ip: IpAddr, steps: Vec<Step>) -> Result<Peer, Failure> {
-    Peer::tcp_server(ip, Script::new(steps).limit(SERVER_LIMIT))
+    Peer::tcp_server(ip, script(steps))
+}
+
+/// `steps` with the server's deadline. A server that did not get what it reads answers
+/// nothing and holds the connection: the client's own timeout must get it out.
+fn script(steps: Vec<Step>) -> Script {
+    Script::new(steps)
+        .limit(SERVER_LIMIT)
+        .when_late(Late::Stall)
 }
 
 /// A server that reads the expected bytes and answers `reply` at once.
