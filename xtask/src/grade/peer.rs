@@ -95,6 +95,9 @@ pub struct Script {
     pub when_late: Late,
     /// Send pieces this far apart, instead of each once the program has read the last.
     pub pace: Option<Duration>,
+    /// A UDP server: before its first reply, a datagram from another socket of the
+    /// grader's (this prefix and the request), which only its sender tells apart.
+    pub stranger: Option<Vec<u8>>,
     /// A server peer: how many connections it serves, one after the other, each by
     /// the whole script (a datagram peer: ignored).
     pub connections: usize,
@@ -110,6 +113,7 @@ impl Script {
             limit: IO_LIMIT,
             when_late: Late::Close,
             pace: None,
+            stranger: None,
             connections: 1,
             answer: None,
         }
@@ -130,6 +134,12 @@ impl Script {
     /// Send pieces `gap` apart (a pace the check names in its report).
     pub fn pace(mut self, gap: Duration) -> Script {
         self.pace = Some(gap);
+        self
+    }
+
+    /// A UDP server: a stranger's datagram (`prefix` and the request) comes first.
+    pub fn stranger_first(mut self, prefix: &[u8]) -> Script {
+        self.stranger = Some(prefix.to_vec());
         self
     }
 
@@ -304,7 +314,6 @@ impl Peer {
         )
     }
 
-    #[cfg_attr(not(test), expect(dead_code, reason = "for client checks yet to port"))]
     /// A UDP socket on `ip` (a port the kernel picks): a server answering each
     /// datagram by the script's answer function when `to` is None, else a client that
     /// sends its script's datagrams to `to`.
@@ -936,6 +945,13 @@ fn datagrams(dgram: Dgram, script: &mut Script, stop: &Receiver<()>) -> Seen {
     };
     dgram.set_read_timeout(Duration::from_millis(20));
     let Some(target) = dgram.target().cloned() else {
+        let mut stranger = script.stranger.clone().and_then(|prefix| {
+            let Dgram::Udp(socket, _) = &dgram else {
+                return None;
+            };
+            let ip = socket.local_addr().ok()?.ip();
+            Some((UdpSocket::bind((ip, 0)).ok()?, prefix))
+        });
         let deadline = Instant::now() + SERVE_LIMIT;
         while !stop_asked(stop) && Instant::now() < deadline {
             let Ok((n, from)) = dgram.recv(&mut buffer) else {
@@ -949,6 +965,12 @@ fn datagrams(dgram: Dgram, script: &mut Script, stop: &Receiver<()>) -> Seen {
                 .as_mut()
                 .map(|answer| answer(count, &data))
                 .unwrap_or_default();
+            if !replies.is_empty()
+                && let Some((socket, prefix)) = stranger.take()
+                && let Some(Origin::Ip(to)) = &from
+            {
+                let _ = socket.send_to(&[prefix.as_slice(), &data].concat(), to);
+            }
             for reply in replies {
                 if from.as_ref().is_some_and(|to| dgram.send(&reply, to)) {
                     seen.pieces_sent += 1;
