@@ -697,15 +697,7 @@ fn play(
             }
             Step::AnswerLines => loop {
                 let line_start = seen.received.len();
-                let outcome = read(
-                    &mut wire,
-                    seen,
-                    &mut buffer[..1],
-                    None,
-                    stop,
-                    limit,
-                    |got| got.ends_with(b"\n"),
-                );
+                let outcome = read_line(&mut wire, seen, &mut buffer, stop, limit);
                 if seen.received.len() > line_start {
                     let pieces = answer(script, n, &seen.received[line_start..]);
                     send_pieces(&mut wire, &pieces, script, limit, stop, seen);
@@ -751,15 +743,7 @@ fn play(
                     got.len() >= n
                 })
             }
-            Step::ReadLine => read(
-                &mut wire,
-                seen,
-                &mut buffer[..1],
-                None,
-                stop,
-                limit,
-                |got| got.ends_with(b"\n"),
-            ),
+            Step::ReadLine => read_line(&mut wire, seen, &mut buffer, stop, limit),
             Step::Expect(expected) => {
                 // Never more than expected: what follows is the next step's.
                 let cap = Some(expected.len());
@@ -887,6 +871,20 @@ fn read(
             }
         }
     }
+}
+
+/// Reads up to and including the next `\n`, byte by byte so nothing after it is taken.
+fn read_line(
+    wire: &mut Wire,
+    seen: &mut Seen,
+    buffer: &mut [u8],
+    stop: &Receiver<()>,
+    limit: Duration,
+) -> Ended {
+    let one_byte = &mut buffer[..1];
+    read(wire, seen, one_byte, None, stop, limit, |got| {
+        got.ends_with(b"\n")
+    })
 }
 
 /// A datagram socket: UDP or Unix, with the address a client peer sends to.
