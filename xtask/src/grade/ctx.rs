@@ -324,6 +324,36 @@ impl Ctx {
         }
     }
 
+    /// Polls until `ready()` says the program `id` (started as `role`) has set up its
+    /// socket, failing early if it exits first ("the ROLE exited (STATUS) before
+    /// WHAT"), and with `late` after [`START_LIMIT`].
+    pub fn wait_ready(
+        &mut self,
+        id: usize,
+        role: &str,
+        what: &str,
+        mut ready: impl FnMut() -> bool,
+        late: Failure,
+    ) -> Result<(), Failure> {
+        let deadline = Instant::now() + START_LIMIT;
+        loop {
+            if ready() {
+                return Ok(());
+            }
+            if let Some(status) = self.procs[id].exited() {
+                return Err(Failure::new(format!(
+                    "the {role} exited ({}) before {what}",
+                    describe_status(status)
+                ))
+                .hint("it stopped during start-up: its stderr below says why"));
+            }
+            if Instant::now() >= deadline {
+                return Err(late);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Remembers that the program started as `id` listened (it is a server).
     fn mark_listened(&mut self, id: usize) {
         if let Some(Some(launch)) = self.launches.get_mut(id) {
@@ -341,6 +371,20 @@ impl Ctx {
     ) -> Result<Finished, Failure> {
         let id = self.spawn(label, args, stdin)?;
         self.finish(id, limit)
+    }
+
+    /// Runs `client --host 127.0.0.1 --port PORT extra...` with `stdin` to its end,
+    /// killing it after `limit`.
+    pub fn run_client(
+        &mut self,
+        port: &str,
+        extra: &[&str],
+        stdin: &[u8],
+        limit: Duration,
+    ) -> Result<Finished, Failure> {
+        let mut args = vec!["client", "--host", "127.0.0.1", "--port", port];
+        args.extend_from_slice(extra);
+        self.run("client", &args, Some(stdin.to_vec()), limit)
     }
 
     /// Waits up to `limit` for a started program to exit.

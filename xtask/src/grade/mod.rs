@@ -4,8 +4,9 @@
 //! (`labN-solution`, with `--solution`) or any command (`--cmd "python3 lab1.py"`) that
 //! honours the CLI contract `PROGRAM <role> --host H --port P [lab options]`.
 //!
-//! - `check.rs`: the vocabulary of check tables ([`Lab`], [`Check`], [`Failure`]).
-//! - `ctx.rs`, `process.rs`, `net.rs`, `expect.rs`, `common.rs`: what checks use to run
+//! - `check.rs`: the vocabulary of check tables ([`Lab`], [`Check`], [`Failure`]);
+//!   `standard.rs`: the rows several labs share.
+//! - `ctx.rs`, `process.rs`, `net.rs`, `peer.rs`, `expect.rs`, `common.rs`: what checks use to run
 //!   programs and talk to them.
 //! - `runner.rs`: runs checks concurrently, each in a fresh [`Ctx`], within budgets.
 //! - `result.rs`: the result model (events, reports); `explain.rs` turns a failure into
@@ -26,10 +27,12 @@ pub mod human;
 pub mod net;
 pub mod netns;
 pub mod onlan;
+pub mod peer;
 pub mod process;
 pub mod result;
 pub mod runner;
 pub mod sandbox;
+pub mod standard;
 pub mod strays;
 pub mod tcp_table;
 pub mod wire;

@@ -13,7 +13,7 @@
 //! a prime cycle), so any lost, repeated or reordered chunk shows up as a wrong byte.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,9 +23,12 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 
+use crate::grade::common::start;
 use crate::grade::demo::Demo;
-use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect, secs};
+use crate::grade::net::{self, LOCALHOST_V4, show};
+use crate::grade::peer::{Peer, Script, Step};
+use crate::grade::standard;
+use crate::grade::{Check, Ctx, Failure, Lab, common, ensure, expect, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab7",
@@ -40,14 +43,7 @@ pub static LAB: Lab = Lab {
             run: echoes,
             budget: secs(20),
         },
-        Check {
-            name: "ipv6",
-            points: 1,
-            verifies: "works over IPv6 with --host ::1",
-            details: "`--host ::1` works",
-            run: ipv6,
-            budget: secs(20),
-        },
+        standard::ipv6(ipv6),
         Check {
             name: "many-clients",
             points: 3,
@@ -104,14 +100,7 @@ pub static LAB: Lab = Lab {
             run: survives_resets,
             budget: secs(20),
         },
-        Check {
-            name: "no-fd-leak",
-            points: 1,
-            verifies: "open file descriptors do not grow with clients served or reset",
-            details: "after 20 polite and 20 resetting clients, the server's open descriptors (`/proc/PID/fd`) are back where they were",
-            run: no_fd_leak,
-            budget: secs(20),
-        },
+        standard::no_fd_leak("after 20 polite and 20 resetting clients, the server's open descriptors (`/proc/PID/fd`) are back where they were", no_fd_leak).verifies("open file descriptors do not grow with clients served or reset"),
         Check {
             name: "keepalive",
             points: 2,
@@ -136,14 +125,7 @@ pub static LAB: Lab = Lab {
             run: backlog,
             budget: secs(20),
         },
-        Check {
-            name: "port-in-use",
-            points: 1,
-            verifies: "one-line error and non-zero exit when the port is taken",
-            details: "a taken port gives one clear line and a non-zero exit; at most 2 lines on stderr, one containing `in use` (any case), no panic or traceback",
-            run: common::port_in_use,
-            budget: secs(20),
-        },
+        standard::port_in_use("a taken port gives one clear line and a non-zero exit; at most 2 lines on stderr, one containing `in use` (any case), no panic or traceback"),
         Check {
             name: "client",
             points: 2,
@@ -182,16 +164,9 @@ const CYCLE: usize = 251;
 /// Bytes per write of a pattern stream.
 const CHUNK: usize = 64 * 1024;
 
-fn start(ctx: &mut Ctx, extra: &[&str]) -> Result<Server, Failure> {
-    ctx.start_server("server", LOCALHOST_V4, extra)
-}
-
 /// One whole visit: connect, send `message`, half-close, read until the server closes.
 fn visit(addr: SocketAddr, message: &[u8]) -> Result<Vec<u8>, Failure> {
-    let mut conn = net::connect(addr)?;
-    conn.send(message)?;
-    conn.half_close()?;
-    conn.read_to_eof(message.len() + 1024)
+    net::converse(addr, message, message.len() + 1024)
 }
 
 /// A visit whose echo must be exactly `message`.
@@ -401,11 +376,7 @@ fn echoes(ctx: &mut Ctx) -> Result<(), Failure> {
 }
 
 fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = ctx.start_server("server", LOCALHOST_V6, &[]).map_err(|f| {
-        f.during("with --host ::1").or_hint(
-            "create the socket with the domain of the address (Domain::for_address), not always IPv4",
-        )
-    })?;
+    let server = common::start_over_ipv6(ctx)?;
     expect_echo(server.addr, b"over IPv6\n", "a client over IPv6")
 }
 
@@ -906,19 +877,7 @@ fn no_fd_leak(ctx: &mut Ctx) -> Result<(), Failure> {
 
 fn backlog(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--backlog", "700"])?;
-    match net::listen_backlog(server.addr.port()) {
-        Some(700) => {}
-        Some(other) => {
-            return Err(
-                Failure::new("the listening socket's backlog is not the one asked for")
-                    .sent("--backlog 700")
-                    .expected("backlog 700 (ss -ltn, Send-Q column)")
-                    .got(format!("backlog {other}"))
-                    .hint("pass --backlog to listen(); don't hard-code it"),
-            );
-        }
-        None => return Err(no_ss()),
-    }
+    common::listens_with_backlog(server.addr.port(), 700)?;
     let default = start(ctx, &[])?;
     // The kernel caps any backlog at net.core.somaxconn.
     let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
@@ -936,117 +895,53 @@ fn backlog(ctx: &mut Ctx) -> Result<(), Failure> {
                 "thousands of callers arriving together queue up before accept(): make the \
                  default --backlog 1024 or more",
             )),
-        None => Err(no_ss()),
+        None => Err(common::no_ss()),
     }
-}
-
-fn no_ss() -> Failure {
-    Failure::new("could not read the backlog with `ss -ltn`")
-        .hint("is iproute2 (ss) installed? the listener may also have gone")
-}
-
-/// What the grader's echo server saw of the client.
-struct Seen {
-    received: Vec<u8>,
-    half_closed: bool,
 }
 
 /// The grader's echo server for the client check: accepts one connection, echoes what
-/// it reads, notes whether the client half-closed, then closes.
-fn serve_one_echo(
-    listener: TcpListener,
-    expected: usize,
-    client_gone: Arc<AtomicBool>,
-) -> Result<Seen, String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let mut stream = loop {
-        match listener.accept() {
-            Ok((stream, _)) => break stream,
-            Err(err) if err.kind() == ErrorKind::WouldBlock => {
-                if client_gone.load(Ordering::Relaxed) || Instant::now() >= deadline {
-                    return Err("the client never connected".into());
-                }
-                thread::sleep(Duration::from_millis(5));
-            }
-            Err(err) => return Err(format!("accept: {err}")),
-        }
-    };
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
-    let mut received = Vec::new();
-    let mut buffer = vec![0u8; 16 * 1024];
-    loop {
-        // Once everything has come, a correct client half-closes at once.
-        let patience = if received.len() >= expected { 3 } else { 10 };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(patience)));
-        match stream.read(&mut buffer) {
-            Ok(0) => {
-                return Ok(Seen {
-                    received,
-                    half_closed: true,
-                });
-            }
-            Ok(count) => {
-                received.extend_from_slice(&buffer[..count]);
-                if received.len() > net::RECEIVE_CAP || stream.write_all(&buffer[..count]).is_err()
-                {
-                    return Ok(Seen {
-                        received,
-                        half_closed: false,
-                    });
-                }
-            }
-            Err(err) if err.kind() == ErrorKind::Interrupted => {}
-            // Silence: the client is waiting for something; closing lets it finish.
-            Err(_) => {
-                return Ok(Seen {
-                    received,
-                    half_closed: false,
-                });
-            }
-        }
-    }
+/// it reads, notes whether the client half-closed, then closes. Once everything has
+/// come, a correct client half-closes at once: then 3 s of silence end the wait.
+fn echo_server(expected: usize) -> Result<Peer, Failure> {
+    let steps = vec![
+        Step::EchoBytes(expected),
+        Step::Limit(Duration::from_secs(3)),
+        Step::EchoToEof,
+    ];
+    Peer::tcp_server(
+        LOCALHOST_V4,
+        Script::new(steps).limit(Duration::from_secs(10)),
+    )
 }
 
 fn client(ctx: &mut Ctx) -> Result<(), Failure> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
-    let port = listener
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or(0)
-        .to_string();
     // 64 KiB of every byte value: more than one send() and recv(), and not text.
     let data: Vec<u8> = (0..64 * 1024)
         .map(|i: usize| (i * 7 + i / 256) as u8)
         .collect();
-    let expected = data.len();
-    let client_gone = Arc::new(AtomicBool::new(false));
-    let gone = Arc::clone(&client_gone);
-    let server = thread::spawn(move || serve_one_echo(listener, expected, gone));
+    let server = echo_server(data.len())?;
+    let port = server.port();
     let run = ctx.run(
         "client",
         &["client", "--host", "127.0.0.1", "--port", &port],
         Some(data.clone()),
         Duration::from_secs(20),
     );
-    client_gone.store(true, Ordering::Relaxed);
-    let seen = server
-        .join()
-        .unwrap_or_else(|_| Err("the grader's echo server panicked".into()));
+    let seen = server.finish();
     let run = run?;
-    let seen = seen.map_err(|e| {
-        Failure::new(format!("the grader's echo server: {e}"))
-            .hint("the client must connect to --host/--port")
-    })?;
+    if !seen.connected {
+        return Err(
+            Failure::new("the grader's echo server: the client never connected")
+                .hint("the client must connect to --host/--port"),
+        );
+    }
     ensure(seen.received == data, || {
         Failure::new("the server did not receive exactly the client's stdin")
             .sent(format!("stdin: {}", show(&data)))
             .got(format!("the server received {}", show(&seen.received)))
             .hint("send all of stdin (a send() may take only part of a buffer)")
     })?;
-    ensure(seen.half_closed, || {
+    ensure(seen.eof, || {
         Failure::new("the client never half-closed after sending stdin")
             .expected("a FIN (the server's recv() returns 0) once stdin is all sent")
             .hint("after the last byte, shutdown(Shutdown::Write); keep reading the echo until EOF")
@@ -1068,11 +963,7 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     demo.say(&format!(
         "One thread for every client: a non-blocking listener, then epoll (port {port})"
     ));
-    demo.start(
-        "server",
-        &["server", "--host", "127.0.0.1", "--port", &port_text],
-    )?;
-    demo.wait_listening(port)?;
+    demo.start_server(port)?;
     let client_args = ["client", "--host", "127.0.0.1", "--port", &port_text];
     demo.say("A client sends a line and half-closes: epoll wakes the server for the listener, then for the client");
     demo.run(
