@@ -32,6 +32,7 @@ pub mod process;
 pub mod result;
 pub mod runner;
 pub mod sandbox;
+pub mod stamp;
 pub mod standard;
 pub mod strays;
 pub mod tcp_table;

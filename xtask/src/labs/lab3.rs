@@ -14,12 +14,11 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use regex::bytes::Regex;
 use socket2::{Domain, Socket, Type};
 
 use crate::grade::common::start;
@@ -27,8 +26,8 @@ use crate::grade::demo::Demo;
 use crate::grade::net::{self, Conn, LOCALHOST_V4, show};
 use crate::grade::peer::{Peer, Script, Step};
 use crate::grade::process::describe_status;
-use crate::grade::standard;
 use crate::grade::{Check, Ctx, Failure, Lab, common, ensure, expect, secs};
+use crate::grade::{stamp, standard};
 
 pub static LAB: Lab = Lab {
     id: "lab3",
@@ -232,14 +231,6 @@ const STUCK_LIMIT: Duration = Duration::from_secs(20);
 /// How long a client run may take in the client checks.
 const CLIENT_LIMIT: Duration = Duration::from_secs(20);
 
-/// `[Sun Nov 22 17:39:27 2026] <line>\n`: one stamped answer, the line captured.
-static STAMPED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?s-u)^\[(?:Sun|Mon|Tue|Wed|Thu|Fri|Sat) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 123][0-9] [0-2][0-9]:[0-5][0-9]:[0-6][0-9] [0-9]{4}\] (.*)\n$",
-    )
-    .expect("the stamp pattern is valid")
-});
-
 // ---------------------------------------------------------------------------------
 // Helpers: the server side
 // ---------------------------------------------------------------------------------
@@ -416,7 +407,9 @@ impl Pusher {
 fn unstamp(answer: &[u8]) -> Result<Vec<Vec<u8>>, Failure> {
     let mut lines = Vec::new();
     for piece in answer.split_inclusive(|&b| b == b'\n') {
-        let Some(found) = STAMPED.captures(piece) else {
+        // `[Sun Nov 22 17:39:27 2026] <line>\n`: one stamped answer, the line kept.
+        let line = stamp::strip(piece).and_then(|rest| rest.strip_suffix(b"\n"));
+        let Some(line) = line else {
             let hint = if piece.ends_with(b"\n") {
                 "each answer line is `[` + the ctime date (like `Sun Nov 22 17:39:27 2026`) + `] ` + the line + `\\n`"
             } else {
@@ -427,7 +420,7 @@ fn unstamp(answer: &[u8]) -> Result<Vec<Vec<u8>>, Failure> {
                 .got(show(piece))
                 .hint(hint));
         };
-        lines.push(found[1].to_vec());
+        lines.push(line.to_vec());
     }
     Ok(lines)
 }

@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use regex::Regex;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::grade::ctx::START_LIMIT;
@@ -505,10 +504,7 @@ fn peer_credentials(ctx: &mut Ctx) -> Result<(), Failure> {
         let stdout = ctx.proc(id).stdout_text();
         let missing: Vec<String> = wanted
             .iter()
-            .filter(|(name, value)| {
-                !Regex::new(&format!(r"(?i)\b{name}\D{{0,3}}{value}\b"))
-                    .is_ok_and(|pattern| pattern.is_match(&stdout))
-            })
+            .filter(|(name, value)| !names_value(&stdout, name, *value))
             .map(|(name, value)| format!("{name} {value}"))
             .collect();
         if missing.is_empty() {
@@ -1089,4 +1085,56 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     demo.signal(dgram_server, Signal::SIGTERM);
     demo.wait_exit(dgram_server, limit);
     Ok(())
+}
+
+/// Whether `text` says `name` then `value`, as in `pid 42`, `PID: 42` or `uid=1000`: the
+/// name as a word in any case, at most three other characters that are not digits, and
+/// the value as a whole number.
+fn names_value(text: &str, name: &str, value: u32) -> bool {
+    let text = text.to_ascii_lowercase();
+    let (name, value) = (name.to_ascii_lowercase(), value.to_string());
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(&name).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        if before.is_some_and(is_word) {
+            return false;
+        }
+        let after = &text[at + name.len()..];
+        let gap = after
+            .chars()
+            .take_while(|c| !c.is_ascii_digit())
+            .take(4)
+            .count();
+        if gap > 3 {
+            return false;
+        }
+        let rest = &after[after
+            .char_indices()
+            .nth(gap)
+            .map_or(after.len(), |(i, _)| i)..];
+        rest.strip_prefix(&value)
+            .is_some_and(|tail| !tail.chars().next().is_some_and(is_word))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_value;
+
+    #[test]
+    fn a_name_and_its_value_are_found_in_any_usual_shape() {
+        for text in [
+            "pid 42",
+            "PID: 42",
+            "my pid=42\n",
+            "Pid -> 42.",
+            "(pid42)",
+            "pid: x42",
+        ] {
+            assert!(names_value(text, "pid", 42), "{text}");
+        }
+        for text in ["pid 421", "pid 4", "rapid 42", "pid is 42", "ppid 42"] {
+            assert!(!names_value(text, "pid", 42), "{text}");
+        }
+    }
 }
