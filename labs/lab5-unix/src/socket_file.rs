@@ -57,8 +57,11 @@ pub fn unix_address(path: &Path) -> Result<SockAddr, Failure> {
 /// since bound the same path, that newer file is not ours to delete.
 #[derive(Clone, Debug)]
 pub struct SocketFile {
+    /// Where `bind()` created the file.
     path: PathBuf,
+    /// The file system (device number) it was created on, from `stat()`.
     device: u64,
+    /// Its inode number: with `device`, what tells our file from a newer one at `path`.
     inode: u64,
 }
 
