@@ -327,9 +327,12 @@ pub fn remove_on_signals(file: SocketFile, on_signal: OnSignal) -> Result<(), Fa
     std::thread::Builder::new()
         .name(String::from("signals"))
         .spawn(move || {
-            let Ok(signal) = signals.wait() else {
-                eprintln!("lab5: sigwait() failed: socket file will not be removed on signals");
-                return;
+            let signal = match signals.wait().context("sigwait()") {
+                Ok(signal) => signal,
+                Err(failure) => {
+                    eprintln!("lab5: {failure}: the socket file will not be removed on signals");
+                    return;
+                }
             };
             narrate!("sigwait() -> {signal}");
             let removed = file.remove();
