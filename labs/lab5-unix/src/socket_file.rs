@@ -306,7 +306,6 @@ fn stop_signals() -> SigSet {
 pub fn hold_stop_signals() -> Result<(), Failure> {
     stop_signals()
         .thread_block()
-        .map_err(io::Error::from)
         .context("pthread_sigmask(SIG_BLOCK, INT+TERM+HUP)")?;
     narrate!("pthread_sigmask(SIG_BLOCK, SIGINT|SIGTERM|SIGHUP)");
     Ok(())
