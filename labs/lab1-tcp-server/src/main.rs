@@ -45,6 +45,7 @@ const MAX_MESSAGE: usize = 1000;
     about = "Lab 1: a TCP server, one socket call at a time"
 )]
 struct Cli {
+    /// Which program to be (the subcommand).
     #[command(subcommand)]
     role: Role,
 }
@@ -53,6 +54,7 @@ struct Cli {
 enum Role {
     /// Listen on --host/--port; greet, echo once and close, for each client in turn.
     Server {
+        /// Where to listen (`--host`, `--port`).
         #[command(flatten)]
         endpoint: Endpoint,
         /// How many finished handshakes the kernel may queue while we are busy.

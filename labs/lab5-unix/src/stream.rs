@@ -158,9 +158,19 @@ pub fn client(path: &Path) -> Result<(), Failure> {
     // Send and receive at the same time: if we sent everything before reading, a
     // large input could fill both directions' buffers while the server waits for us
     // to read its echo, and we wait for it to read more: a deadlock. A second thread
-    // sends stdin (step 3) while this one reads the reply (step 4).
+    // sends stdin and then half-closes (step 3) while this one reads the reply (step 4).
     let sender_socket = socket.try_clone().context("dup()")?;
-    let sender = thread::spawn(move || send_stdin_then_half_close(&sender_socket));
+    let sender = thread::spawn(move || -> Result<(), Failure> {
+        send_stdin(&sender_socket)?;
+        // Step 3: the half-close. The server reads to end-of-stream, so without it the
+        // server would wait for more forever, and we for its end-of-stream.
+        {
+            // Stuck? `cargo xtask hint lab5`
+            todo!("step 3: shut down the sending side of `sender_socket`");
+        }
+        narrate!("shutdown(SHUT_WR)");
+        Ok(())
+    });
 
     let mut buffer = [0u8; CHUNK];
     let mut stdout = io::stdout().lock();
@@ -188,8 +198,8 @@ pub fn client(path: &Path) -> Result<(), Failure> {
     }
 }
 
-/// Step 3: send all of stdin, then shutdown(SHUT_WR): "nothing more from me".
-fn send_stdin_then_half_close(socket: &Socket) -> Result<(), Failure> {
+/// The sending half of step 3: all of stdin, every byte, over `socket`.
+fn send_stdin(socket: &Socket) -> Result<(), Failure> {
     let mut stdin = io::stdin().lock();
     let mut buffer = [0u8; CHUNK];
     let mut total = 0u64;
@@ -206,12 +216,5 @@ fn send_stdin_then_half_close(socket: &Socket) -> Result<(), Failure> {
         total += read as u64;
     }
     narrate!("send({total} bytes)");
-    // Step 3: the half-close. The server reads to end-of-stream, so without it the
-    // server would wait for more forever, and we for its end-of-stream.
-    {
-        // Stuck? `cargo xtask hint lab5`
-        todo!("step 3: shut down the sending side of `socket`");
-    }
-    narrate!("shutdown(SHUT_WR)");
     Ok(())
 }

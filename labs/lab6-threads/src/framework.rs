@@ -66,9 +66,13 @@ pub trait Handler: Send + Sync + 'static {
 
 /// A listening socket plus the rules for serving it.
 pub struct Server {
+    /// The listening socket (steps 1 to 4).
     listener: Socket,
+    /// The address it is bound to, for the log.
     address: SocketAddr,
+    /// How many clients may be served at once; one more hears `busy:`.
     max_clients: usize,
+    /// How long the connected clients get to finish after a stop signal.
     grace: Duration,
 }
 
@@ -158,35 +162,26 @@ impl Server {
                 continue;
             }
 
-            // Step 7: accept() takes the next caller off the queue and returns a new
-            // socket for that one conversation. poll() said one is waiting, so this
-            // does not block.
-            let (connection, peer): (Socket, SockAddr) = {
-                // Stuck? `cargo xtask hint lab6`
-                todo!("step 7: accept the next client on `listener`");
+            // Step 7 (in accept_caller): take the caller off the queue.
+            let Some((connection, peer)) = accept_caller(&listener) else {
+                continue;
             };
-            let peer = describe(&peer);
-            narrate!("accept() -> fd {} from {peer}", connection.as_raw_fd());
 
-            // Step 8 (in LiveClients::try_enter): take one of the max_clients places,
-            // or learn that they are all taken.
+            // Step 8 (in LiveClients::try_enter): take one of the max_clients places, or
+            // learn that they are all taken. A caller without a place is turned away
+            // (step 9, in refuse); the others get a thread of their own (steps 10 and 11,
+            // in hand_over).
             match clients.try_enter() {
+                Err(live) => refuse(connection, &peer, live),
                 Ok(place) => {
                     println!("client {peer} connected ({} live)", place.live_on_entry);
                     hand_over(connection, peer, place, &handler);
                 }
-                Err(live) => refuse(connection, &peer, live),
             }
         };
 
-        // Step 13: close the listener right away. The port is free again and new
-        // callers are refused by the kernel, while the connections we accepted are
-        // separate sockets and live on.
-        {
-            // Stuck? `cargo xtask hint lab6`
-            todo!("step 13: close the listening socket (drop it)");
-        }
-        narrate!("close(listener): no new callers, the port is free");
+        // Step 13 (in stop_accepting): close the listener right away.
+        stop_accepting(listener);
         println!(
             "got {signal}: no longer accepting; waiting up to {} ms for {} connected client(s)",
             grace.as_millis(),
@@ -255,6 +250,112 @@ fn caller_waiting(listener: &Socket) -> Result<bool, Failure> {
     Ok(ready)
 }
 
+/// Step 7: the caller poll() saw, with its address; None when accept() failed (it is
+/// reported, and the main thread goes back to step 6).
+fn accept_caller(listener: &Socket) -> Option<(Socket, String)> {
+    // Step 7: accept() takes the next caller off the queue and returns a new socket for
+    // that one conversation. poll() said one is waiting, so this does not block.
+    let (connection, peer): (Socket, SockAddr) = {
+        // Stuck? `cargo xtask hint lab6`
+        todo!("step 7: accept the next client on `listener`");
+    };
+    let peer = describe(&peer);
+    narrate!("accept() -> fd {} from {peer}", connection.as_raw_fd());
+    Some((connection, peer))
+}
+
+/// How many clients are being served right now, shared by all threads.
+///
+/// The count sits behind a Mutex because the main thread and every client thread change
+/// it; the Condvar lets the main thread sleep until it drops (step 14).
+struct LiveClients {
+    /// The cap: how many clients may be live at once.
+    max_clients: usize,
+    /// How many are live now.
+    count: Mutex<usize>,
+    /// Notified whenever `count` goes down.
+    changed: Condvar,
+}
+
+/// One of the `max_clients` places. Dropping it (when the client's thread ends, even by
+/// a panic) gives the place back.
+struct Place {
+    /// The count this place belongs to, to give the place back.
+    clients: Arc<LiveClients>,
+    /// How many were live counting this one, for the log.
+    live_on_entry: usize,
+}
+
+impl LiveClients {
+    fn new(max_clients: usize) -> LiveClients {
+        LiveClients {
+            max_clients,
+            count: Mutex::new(0),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// The count, even if a client's thread panicked while holding the lock (a plain
+    /// number cannot be left half-updated).
+    fn lock(&self) -> MutexGuard<'_, usize> {
+        self.count.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn live(&self) -> usize {
+        *self.lock()
+    }
+
+    /// Step 8: one more client, if there is room; otherwise how many are live.
+    fn try_enter(self: &Arc<Self>) -> Result<Place, usize> {
+        let mut live = self.lock();
+        {
+            // Stuck? `cargo xtask hint lab6`
+            todo!(
+                "step 8: refuse with Err(*live) when all max_clients places are taken; else count one more"
+            );
+        }
+        Ok(Place {
+            clients: Arc::clone(self),
+            live_on_entry: *live,
+        })
+    }
+}
+
+/// Step 9: tell a caller that all places are taken, and hang up.
+fn refuse(mut connection: Socket, peer: &str, live: usize) {
+    let message = format!("busy: {live} clients already connected, try again later\n");
+    let sent: io::Result<()> = {
+        // Stuck? `cargo xtask hint lab6`
+        todo!("step 9: send `message` to the caller, then shut down our sending side");
+    };
+    match sent {
+        Ok(()) => narrate!("send({:?}); shutdown(SHUT_WR)", message.trim_end()),
+        Err(err) => eprintln!("lab6: client {peer}: send(busy) failed: {}", explain(&err)),
+    }
+    discard_pending_input(&connection);
+    drop(connection);
+    narrate!("close()");
+    println!("client {peer} refused: busy ({live} live)");
+}
+
+/// Reads and throws away whatever the refused caller already sent. Closing a socket
+/// with unread data makes the kernel send a reset (RST) instead of a normal goodbye,
+/// and a reset can make the caller lose our `busy:` line before reading it.
+fn discard_pending_input(connection: &Socket) {
+    if connection.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut scratch = [0u8; 4096];
+    let mut reader: &Socket = connection;
+    // Bounded: a refused caller does not get to keep the main thread busy.
+    for _ in 0..16 {
+        match reader.read(&mut scratch) {
+            Ok(received) if received > 0 => continue,
+            _ => break,
+        }
+    }
+}
+
 /// Steps 10 and 11: give the client its own thread, then return to the phone.
 fn hand_over<H: Handler>(connection: Socket, peer: String, place: Place, handler: &Arc<H>) {
     // Step 10: SO_RCVTIMEO makes a recv() that waited TICK without data give up with
@@ -304,44 +405,10 @@ fn serve_client<H: Handler>(connection: Socket, peer: String, place: Place, hand
     drop(place);
 }
 
-/// Step 9: tell a caller that all places are taken, and hang up.
-fn refuse(mut connection: Socket, peer: &str, live: usize) {
-    let message = format!("busy: {live} clients already connected, try again later\n");
-    let sent: io::Result<()> = {
-        // Stuck? `cargo xtask hint lab6`
-        todo!("step 9: send `message` to the caller, then shut down our sending side");
-    };
-    match sent {
-        Ok(()) => narrate!("send({:?}); shutdown(SHUT_WR)", message.trim_end()),
-        Err(err) => eprintln!("lab6: client {peer}: send(busy) failed: {}", explain(&err)),
-    }
-    discard_pending_input(&connection);
-    drop(connection);
-    narrate!("close()");
-    println!("client {peer} refused: busy ({live} live)");
-}
-
-/// Reads and throws away whatever the refused caller already sent. Closing a socket
-/// with unread data makes the kernel send a reset (RST) instead of a normal goodbye,
-/// and a reset can make the caller lose our `busy:` line before reading it.
-fn discard_pending_input(connection: &Socket) {
-    if connection.set_nonblocking(true).is_err() {
-        return;
-    }
-    let mut scratch = [0u8; 4096];
-    let mut reader: &Socket = connection;
-    // Bounded: a refused caller does not get to keep the main thread busy.
-    for _ in 0..16 {
-        match reader.read(&mut scratch) {
-            Ok(received) if received > 0 => continue,
-            _ => break,
-        }
-    }
-}
-
 /// The connection as the handler reads it: a socket whose timed-out reads are turned
 /// into "end of stream" once a stop signal has come and the client is between requests.
 struct StopAwareReader<'a> {
+    /// The client's socket, with its SO_RCVTIMEO tick set (step 10).
     connection: &'a Socket,
     /// True when everything received so far ends with a newline: no request is half in.
     between_requests: bool,
@@ -391,58 +458,19 @@ fn woke_up_without_data(err: &io::Error) -> bool {
     )
 }
 
-/// How many clients are being served right now, shared by all threads.
-///
-/// The count sits behind a Mutex because the main thread and every client thread change
-/// it; the Condvar lets the main thread sleep until it drops (step 14).
-struct LiveClients {
-    max_clients: usize,
-    count: Mutex<usize>,
-    changed: Condvar,
-}
-
-/// One of the `max_clients` places. Dropping it (when the client's thread ends, even by
-/// a panic) gives the place back.
-struct Place {
-    clients: Arc<LiveClients>,
-    /// How many were live counting this one, for the log.
-    live_on_entry: usize,
+/// Step 13: close the listening socket, once a stop signal has come.
+fn stop_accepting(listener: Socket) {
+    // Step 13: close the listener right away. The port is free again and new callers are
+    // refused by the kernel, while the connections we accepted are separate sockets and
+    // live on.
+    {
+        // Stuck? `cargo xtask hint lab6`
+        todo!("step 13: close the listening socket (drop it)");
+    }
+    narrate!("close(listener): no new callers, the port is free");
 }
 
 impl LiveClients {
-    fn new(max_clients: usize) -> LiveClients {
-        LiveClients {
-            max_clients,
-            count: Mutex::new(0),
-            changed: Condvar::new(),
-        }
-    }
-
-    /// The count, even if a client's thread panicked while holding the lock (a plain
-    /// number cannot be left half-updated).
-    fn lock(&self) -> MutexGuard<'_, usize> {
-        self.count.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn live(&self) -> usize {
-        *self.lock()
-    }
-
-    /// Step 8: one more client, if there is room; otherwise how many are live.
-    fn try_enter(self: &Arc<Self>) -> Result<Place, usize> {
-        let mut live = self.lock();
-        {
-            // Stuck? `cargo xtask hint lab6`
-            todo!(
-                "step 8: refuse with Err(*live) when all max_clients places are taken; else count one more"
-            );
-        }
-        Ok(Place {
-            clients: Arc::clone(self),
-            live_on_entry: *live,
-        })
-    }
-
     /// Step 14: sleep until no client is left or `grace` has passed; returns how many
     /// are still connected.
     fn wait_until_empty(&self, grace: Duration) -> usize {
@@ -462,12 +490,4 @@ impl Drop for Place {
         // Wake the main thread if it is waiting for the clients to finish (step 14).
         self.clients.changed.notify_all();
     }
-}
-
-/// A nix error as a one-line Failure: `poll(listener) failed: <why>`.
-fn os_failure(what: impl std::fmt::Display, errno: Errno) -> Failure {
-    Failure::new(format!(
-        "{what} failed: {}",
-        explain(&io::Error::from(errno))
-    ))
 }

@@ -53,6 +53,7 @@ const MAX_LINE: u64 = 64 * 1024;
     about = "Lab 6: a thread per client, a cap, and a graceful exit"
 )]
 struct Cli {
+    /// Which program to be (the subcommand).
     #[command(subcommand)]
     role: Role,
 }
@@ -61,6 +62,7 @@ struct Cli {
 enum Role {
     /// Echo every line back, serving each client on its own thread.
     Server {
+        /// Where to listen (`--host`, `--port`).
         #[command(flatten)]
         endpoint: Endpoint,
         /// How many clients may be connected at once; the next one is told `busy:`.
@@ -75,6 +77,7 @@ enum Role {
     },
     /// Send each line typed on stdin to the server and print its reply.
     Client {
+        /// The server to connect to (`--host`, `--port`).
         #[command(flatten)]
         endpoint: Endpoint,
     },

@@ -40,6 +40,7 @@ const CHUNK_SIZE: usize = 4096;
     about = "Lab 2: a TCP client, one socket call at a time"
 )]
 struct Cli {
+    /// Which program to be (the subcommand).
     #[command(subcommand)]
     role: Role,
 }
@@ -52,6 +53,7 @@ enum Role {
          every address they resolve to is tried in turn until one accepts"
     )))]
     Client {
+        /// The server to connect to (`--host`, `--port`).
         #[command(flatten)]
         endpoint: Endpoint,
         /// The bytes to send, exactly as given (no newline is added).

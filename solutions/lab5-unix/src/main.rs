@@ -38,6 +38,7 @@ use clap::{Parser, Subcommand};
     about = "Lab 5: Unix domain sockets, where the address is a file"
 )]
 struct Cli {
+    /// Which program to be (the subcommand).
     #[command(subcommand)]
     role: Role,
 }

@@ -63,8 +63,11 @@ pub fn unix_address(path: &Path) -> Result<SockAddr, Failure> {
 /// since bound the same path, that newer file is not ours to delete.
 #[derive(Clone, Debug)]
 pub struct SocketFile {
+    /// Where `bind()` created the file.
     path: PathBuf,
+    /// The file system (device number) it was created on, from `stat()`.
     device: u64,
+    /// Its inode number: with `device`, what tells our file from a newer one at `path`.
     inode: u64,
 }
 
@@ -331,7 +334,6 @@ fn stop_signals() -> SigSet {
 pub fn hold_stop_signals() -> Result<(), Failure> {
     stop_signals()
         .thread_block()
-        .map_err(io::Error::from)
         .context("pthread_sigmask(SIG_BLOCK, INT+TERM+HUP)")?;
     narrate!("pthread_sigmask(SIG_BLOCK, SIGINT|SIGTERM|SIGHUP)");
     Ok(())
@@ -352,9 +354,12 @@ pub fn remove_on_signals(file: SocketFile, on_signal: OnSignal) -> Result<(), Fa
     std::thread::Builder::new()
         .name(String::from("signals"))
         .spawn(move || {
-            let Ok(signal) = signals.wait() else {
-                eprintln!("lab5: sigwait() failed: socket file will not be removed on signals");
-                return;
+            let signal = match signals.wait().context("sigwait()") {
+                Ok(signal) => signal,
+                Err(failure) => {
+                    eprintln!("lab5: {failure}: the socket file will not be removed on signals");
+                    return;
+                }
             };
             narrate!("sigwait() -> {signal}");
             let removed = file.remove();

@@ -106,15 +106,14 @@ pub fn server(path: &Path, mode: u32, backlog: i32) -> Result<(), Failure> {
             //- hint: peer's credentials (process id, user id, group id). If that fails, report it
             //- hint: and move on to the next client.
             //- more: nix's `sys::socket::getsockopt` with the option `sockopt::PeerCredentials`
-            //- more: (SO_PEERCRED, `man 7 unix`), returning `UnixCredentials`; an `Errno` converts
-            //- more: into `io::Error` for `shared::errors::explain`.
-            match getsockopt(&connection, sockopt::PeerCredentials) {
+            //- more: (SO_PEERCRED, `man 7 unix`), returning `nix::Result<UnixCredentials>`; name
+            //- more: the call with `.context(...)`, as for std's errors, and print the `Failure`.
+            match getsockopt(&connection, sockopt::PeerCredentials)
+                .context("getsockopt(SO_PEERCRED)")
+            {
                 Ok(credentials) => credentials,
-                Err(errno) => {
-                    eprintln!(
-                        "lab5: getsockopt(SO_PEERCRED) failed: {}",
-                        shared::errors::explain(&errno.into())
-                    );
+                Err(failure) => {
+                    eprintln!("lab5: {failure}");
                     continue;
                 }
             }
@@ -232,9 +231,26 @@ pub fn client(path: &Path) -> Result<(), Failure> {
     // Send and receive at the same time: if we sent everything before reading, a
     // large input could fill both directions' buffers while the server waits for us
     // to read its echo, and we wait for it to read more: a deadlock. A second thread
-    // sends stdin (step 3) while this one reads the reply (step 4).
+    // sends stdin and then half-closes (step 3) while this one reads the reply (step 4).
     let sender_socket = socket.try_clone().context("dup()")?;
-    let sender = thread::spawn(move || send_stdin_then_half_close(&sender_socket));
+    let sender = thread::spawn(move || -> Result<(), Failure> {
+        send_stdin(&sender_socket)?;
+        // Step 3: the half-close. The server reads to end-of-stream, so without it the
+        // server would wait for more forever, and we for its end-of-stream.
+        {
+            //- answer: step 3: shut down the sending side of `sender_socket`
+            //- hint: Half-close: tell the server you will send nothing more, so it sees end-of-file
+            //- hint: and knows the request is complete, while you keep reading its reply.
+            //- more: socket2's `Socket::shutdown` with `std::net::Shutdown::Write`
+            //- more: (shutdown(SHUT_WR)); name the call with `.context(...)`.
+            sender_socket
+                .shutdown(Shutdown::Write)
+                .context("shutdown(SHUT_WR)")?;
+            //- end
+        }
+        narrate!("shutdown(SHUT_WR)");
+        Ok(())
+    });
 
     let mut buffer = [0u8; CHUNK];
     let mut stdout = io::stdout().lock();
@@ -271,8 +287,8 @@ pub fn client(path: &Path) -> Result<(), Failure> {
     }
 }
 
-/// Step 3: send all of stdin, then shutdown(SHUT_WR): "nothing more from me".
-fn send_stdin_then_half_close(socket: &Socket) -> Result<(), Failure> {
+/// The sending half of step 3: all of stdin, every byte, over `socket`.
+fn send_stdin(socket: &Socket) -> Result<(), Failure> {
     let mut stdin = io::stdin().lock();
     let mut buffer = [0u8; CHUNK];
     let mut total = 0u64;
@@ -289,19 +305,5 @@ fn send_stdin_then_half_close(socket: &Socket) -> Result<(), Failure> {
         total += read as u64;
     }
     narrate!("send({total} bytes)");
-    // Step 3: the half-close. The server reads to end-of-stream, so without it the
-    // server would wait for more forever, and we for its end-of-stream.
-    {
-        //- answer: step 3: shut down the sending side of `socket`
-        //- hint: Half-close: tell the server you will send nothing more, so it sees end-of-file and
-        //- hint: knows the request is complete, while you keep reading its reply.
-        //- more: socket2's `Socket::shutdown` with `std::net::Shutdown::Write` (shutdown(SHUT_WR));
-        //- more: name the call with `.context(...)`.
-        socket
-            .shutdown(Shutdown::Write)
-            .context("shutdown(SHUT_WR)")?;
-        //- end
-    }
-    narrate!("shutdown(SHUT_WR)");
     Ok(())
 }

@@ -47,6 +47,7 @@ const MAX_LINE: u64 = 64 * 1024;
     about = "Lab 6: a thread per client, a cap, and a graceful exit"
 )]
 struct Cli {
+    /// Which program to be (the subcommand).
     #[command(subcommand)]
     role: Role,
 }
@@ -55,6 +56,7 @@ struct Cli {
 enum Role {
     /// Echo every line back, serving each client on its own thread.
     Server {
+        /// Where to listen (`--host`, `--port`).
         #[command(flatten)]
         endpoint: Endpoint,
         /// How many clients may be connected at once; the next one is told `busy:`.
@@ -69,6 +71,7 @@ enum Role {
     },
     /// Send each line typed on stdin to the server and print its reply.
     Client {
+        /// The server to connect to (`--host`, `--port`).
         #[command(flatten)]
         endpoint: Endpoint,
     },
