@@ -19,7 +19,8 @@
 //! and a pointer to `cargo xtask hint`, which shows the tiers on request. Everything
 //! outside the fences (the step structure, the comments that say why, the narration) is
 //! kept as it is. A `let` whose value is fenced must name its type, so the skeleton
-//! still type-checks.
+//! still type-checks. Lines between `//- solution-only` and `//- end` (a unit test
+//! that needs a student's step) are left out of the skeleton altogether.
 //!
 //! `--check` compares instead of writing and fails when `labs/` is stale. Writing
 //! refuses to overwrite a lab file a student has changed unless `--force`.
@@ -322,9 +323,23 @@ pub fn skeleton_source(text: &str, is_crate_root: bool, lab: &str) -> Result<Str
 fn parse<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Vec<Piece<'a>>, FenceError> {
     let mut pieces = Vec::new();
     let mut open: Option<(String, Fence)> = None;
+    // Inside `//- solution-only` ... `//- end`: lines the skeleton leaves out (a unit
+    // test that needs a student's step written, which would fail on the skeleton).
+    let mut solution_only = false;
     for (index, line) in lines.enumerate() {
         let number = index + 1;
         let trimmed = line.trim_start();
+        if solution_only {
+            solution_only = !trimmed.starts_with("//- end");
+            continue;
+        }
+        if trimmed.starts_with("//- solution-only") {
+            if open.is_some() {
+                return Err(FenceError::Nested { line: number });
+            }
+            solution_only = true;
+            continue;
+        }
         let indent = &line[..line.len() - trimmed.len()];
         let tier = |fence: &mut Option<(String, Fence)>, which: &'static str, text: &str| {
             let line = number;

@@ -374,7 +374,7 @@ impl EventLoop {
         //- hint: Work out how long until the next sweep is due (none left if it is already
         //- hint: past). epoll_wait counts in whole milliseconds: round up, or you would wake a
         //- hint: fraction of a millisecond early and spin until the moment comes.
-        //- more: `Instant::saturating_duration_since` (from `Instant::now()`),
+        //- more: `Instant::saturating_duration_since` (from the current instant),
         //- more: `Duration::as_micros` and `u128::div_ceil`; `EpollTimeout::try_from` takes a
         //- more: `u128` of milliseconds (fall back to `EpollTimeout::MAX` if it is too big).
         //- call: `epoll_wait(timeout)` until the next sweep
@@ -401,7 +401,7 @@ impl EventLoop {
                 //- hint: A client that has given no sign of life for the whole limit is closed, and
                 //- hint: the log says why; the others stay. Closing is what the client sees: its
                 //- hint: next read returns end-of-file.
-                //- more: Compare `silent_for` with `limit`; `self.close(slot)` (step 18) forgets
+                //- more: Compare `silent_for` with `limit`; the close method of step 18 forgets
                 //- more: it; `writeln!(self.log, ...)` like the other connection lines, with
                 //- more: `self.open_clients`.
                 //- call: `close()` the clients silent for `--idle-timeout`

@@ -1127,7 +1127,7 @@ mod tests {
             "pid 42",
             "PID: 42",
             "my pid=42\n",
-            "Pid -> 42.",
+            "Pid->42.",
             "(pid42)",
             "pid: x42",
         ] {
