@@ -82,13 +82,22 @@ fn every_escape_fails_under_cmd() {
     let receiver = UnixDatagram::bind(&log).unwrap();
     std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
 
+    // The grader's pid, for the program to aim at: the shell writes its own, then
+    // becomes the grader.
+    let grader_pid = tmp.path().join("grader.pid");
     let cmd = format!(
-        "env SANDBOX_REPO={} SANDBOX_SECRET={} SANDBOX_LOG={} python3 repo/sandbox_escapes.py",
+        "env SANDBOX_REPO={} SANDBOX_SECRET={} SANDBOX_LOG={} SANDBOX_GRADER_PID_FILE={} \
+         python3 repo/sandbox_escapes.py",
         repo.display(),
         secret.display(),
-        log.display()
+        log.display(),
+        grader_pid.display()
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(r#"echo $$ > "$0"; exec "$@""#)
+        .arg(&grader_pid)
+        .arg(env!("CARGO_BIN_EXE_xtask"))
         .current_dir(tmp.path())
         .args(["grade", "lab1", "--cmd", &cmd, "--json"])
         .args(["--check", "listens"])
@@ -131,6 +140,7 @@ fn every_escape_fails_under_cmd() {
             "SANDBOX_REPO",
             "SANDBOX_SECRET",
             "SANDBOX_LOG",
+            "SANDBOX_GRADER_PID_FILE",
         ];
         for key in env.keys() {
             // (env adds nothing; python may add PYTHON*-free LC_CTYPE on some systems)
@@ -156,9 +166,36 @@ fn every_escape_fails_under_cmd() {
             let how = seen[attempt].as_str().unwrap();
             assert!(how.starts_with("stopped: "), "{attempt}: {how}");
         }
-        // The file-size cap (64 MiB) stopped the filler.
+        // The scratch folder's cap (64 MiB in all) stopped the filler, though each of
+        // its files was under the file-size cap.
         let mib = seen["fill_scratch_mib"].as_u64().unwrap();
         assert!(mib <= 64, "wrote {mib} MiB into its scratch folder");
+        assert!(
+            seen["fill_scratch"]
+                .as_str()
+                .unwrap()
+                .contains("No space left"),
+            "{}",
+            seen["fill_scratch"]
+        );
+        // A PID namespace of its own: the grader is out of sight (its parent is 0),
+        // only its check's few processes are in /proc, and its own pid is small.
+        let grader: u64 = std::fs::read_to_string(&grader_pid)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(seen["sees_grader"], false, "/proc/{grader} is visible");
+        assert_eq!(seen["ppid"], 0, "{seen}");
+        let pids: Vec<u64> = seen["proc_pids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_u64)
+            .collect();
+        assert!(!pids.contains(&grader), "{pids:?}");
+        assert!(pids.len() < 10, "sees the machine's processes: {pids:?}");
+        assert!(seen["pid"].as_u64().unwrap() < 10, "{seen}");
         // Its own uid, in the high range, not root.
         let uid = seen["uid"].as_u64().unwrap();
         assert!(uid >= 0x4000_0000, "uid {uid}");
@@ -176,6 +213,8 @@ fn every_escape_fails_under_cmd() {
             .collect();
         assert!(in_force.iter().any(|p| p.contains("own uid")), "{sandbox}");
         assert!(in_force.iter().any(|p| p.contains("network")), "{sandbox}");
+        assert!(in_force.iter().any(|p| p.contains("capped")), "{sandbox}");
+        assert!(in_force.iter().any(|p| p.contains("PID")), "{sandbox}");
     }
     // The targets are unchanged.
     assert_eq!(
@@ -199,8 +238,10 @@ fn every_escape_fails_under_cmd() {
         let _ = std::fs::remove_file(planted);
         assert!(!there || !is_root(), "the program left {planted} behind");
     }
-    // Nothing was left running.
+    // Nothing was left running, nor mounted where the machine sees it.
     assert_eq!(sleepers(), Vec::<String>::new());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains("socklab-check-"), "{mounts}");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use super::Failure;
 use super::capture::describe_size;
 use super::process::{self, Input, Running, describe_status};
 use super::sandbox::{Jail, Policy};
-use super::{files, net};
+use super::{files, net, pidns, scratchfs};
 
 /// How long a program may take to start listening.
 pub const START_LIMIT: Duration = Duration::from_secs(5);
@@ -86,6 +86,14 @@ impl Ctx {
         if !process::register_folder(&scratch) {
             let _ = std::fs::remove_dir_all(&scratch);
             return Err("the grader is ending".into());
+        }
+        // Capped in size under strict (a tmpfs seen by this check's thread only).
+        if policy.capped_scratch
+            && let Err(e) = scratchfs::mount(&scratch)
+        {
+            let _ = std::fs::remove_dir(&scratch);
+            process::forget_folder(&scratch);
+            return Err(e);
         }
         // Readable by all, so a program started as an unprivileged user can run in it.
         use std::os::unix::fs::PermissionsExt;
@@ -428,7 +436,10 @@ impl Drop for Ctx {
         // Kill the programs first: they may hold files in the scratch folder. Then
         // whatever escaped their groups, found by the check's marker.
         self.procs.clear();
+        // The check's PID namespace (strict) goes with its init.
+        pidns::end();
         process::end_check(self.token);
+        scratchfs::unmount(&self.scratch);
         let left = files::remove_tree(&self.scratch);
         if left.is_empty() {
             process::forget_folder(&self.scratch);

@@ -28,7 +28,7 @@ use nix::unistd::Pid;
 
 use super::capture::Capture;
 use super::sandbox::{self, Jail};
-use super::{cgroup, files, strays};
+use super::{cgroup, files, pidns, strays};
 
 /// Process groups and folders to clean up if the grader is interrupted.
 struct Registry {
@@ -307,7 +307,8 @@ impl Running {
         if CLOSING.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(std::io::Error::other("the grader is ending"));
         }
-        let mut child = command.spawn()?;
+        // Born in the check's PID namespace, when it has one (strict).
+        let mut child = pidns::spawn_inside(|| command.spawn())?;
         reg.groups.insert(child.id() as i32, token);
         drop(reg);
         let stdout = Capture::start(child.stdout.take().expect("stdout is piped").into());

@@ -61,6 +61,9 @@ impl Plan {
             sandbox::for_others(&mut self.program);
         }
         self.sandbox = Policy::decide(level, &self.program);
+        if let Some(why) = sandbox::shares_pids(self.lab.id) {
+            self.sandbox = self.sandbox.sharing_pids(why);
+        }
         self
     }
 }

@@ -31,6 +31,8 @@ use std::sync::OnceLock;
 
 use serde::Serialize;
 
+use super::{pidns, scratchfs};
+
 /// How much the programs under test are confined.
 #[derive(clap::ValueEnum, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -73,11 +75,37 @@ pub struct Policy {
     /// Each program sees the file system read-only but for its scratch folder and a
     /// private /tmp (a mount namespace of its own).
     pub read_only_files: bool,
+    /// Each check's scratch folder is a tmpfs capped at 64 MiB ([`scratchfs`]).
+    pub capped_scratch: bool,
+    /// Each check's programs live in a PID namespace of their own ([`pidns`]).
+    pub pid_namespace: bool,
     /// The folders of the program's files under /tmp, bound (read-only) into each
     /// program's private /tmp so that it still finds them there; None when one of its
     /// files is in /tmp itself: then /tmp is only read-only, not private.
     keep: Option<Vec<PathBuf>>,
     pub summary: Summary,
+}
+
+/// The labs whose contract passes pids between the program and the grader, and how:
+/// their programs run without a PID namespace (their pids must be the grader's).
+const SHARED_PIDS: &[(&str, &str)] = &[
+    (
+        "lab5",
+        "lab5's server prints its client's pid (SO_PEERCRED), which must be the grader's",
+    ),
+    (
+        "lab8",
+        "lab8's pid files carry real pids both ways (the daemon's getpid(), processes \
+         the grader starts for status)",
+    ),
+];
+
+/// Why `lab`'s programs must see real pids, if they must.
+pub fn shares_pids(lab: &str) -> Option<&'static str> {
+    SHARED_PIDS
+        .iter()
+        .find(|(id, _)| *id == lab)
+        .map(|(_, why)| *why)
 }
 
 /// The largest file a confined program may write (`RLIMIT_FSIZE`).
@@ -91,6 +119,8 @@ const OWN_UID: &str = "own uid per check";
 const LIMITS: &str = "no new privileges, files up to 64 MiB, 256 processes";
 const NETWORK: &str = "network namespace per check (only lo)";
 const FILES: &str = "read-only file system but the scratch folder and a private 64 MiB /tmp";
+const SCRATCH_CAP: &str = "scratch folder capped at 64 MiB in all";
+const PIDS: &str = "PID namespace per check (the grader and other checks out of sight)";
 
 impl Policy {
     /// The policy for `program` (absolute argv, see [`absolute_argv`]) at `level`.
@@ -98,6 +128,7 @@ impl Policy {
         let mut in_force = Vec::new();
         let mut missing = Vec::new();
         let (mut own_uid, mut private_network, mut read_only_files) = (false, false, false);
+        let (mut capped_scratch, mut pid_namespace) = (false, false);
         if level != Level::Off {
             in_force.push(SCRATCH_CWD.to_string());
             in_force.push(SCRUBBED_ENV.to_string());
@@ -132,12 +163,28 @@ impl Policy {
                     Ok(()) => missing.push(format!("{FILES}: the program has no uid of its own")),
                     Err(why) => missing.push(format!("{FILES}: {why}")),
                 }
+                match mounts_available() {
+                    Ok(()) => {
+                        capped_scratch = true;
+                        in_force.push(SCRATCH_CAP.to_string());
+                    }
+                    Err(why) => missing.push(format!("{SCRATCH_CAP}: {why}")),
+                }
+                match pidns::available() {
+                    Ok(()) => {
+                        pid_namespace = true;
+                        in_force.push(PIDS.to_string());
+                    }
+                    Err(why) => missing.push(format!("{PIDS}: {why}")),
+                }
             }
             Level::Basic | Level::Off => {
                 let why = format!("--sandbox {}", level.name());
                 missing.push(format!("{OWN_UID}: {why}"));
                 missing.push(format!("{NETWORK}: {why}"));
                 missing.push(format!("{FILES}: {why}"));
+                missing.push(format!("{SCRATCH_CAP}: {why}"));
+                missing.push(format!("{PIDS}: {why}"));
             }
         }
         Policy {
@@ -145,6 +192,8 @@ impl Policy {
             own_uid,
             private_network,
             read_only_files,
+            capped_scratch,
+            pid_namespace,
             keep: folders_on_tmp(program),
             summary: Summary {
                 level,
@@ -152,6 +201,18 @@ impl Policy {
                 missing,
             },
         }
+    }
+
+    /// The same policy without a PID namespace, for a lab whose contract passes pids
+    /// between the program and the grader (`why`): inside one, the program's pids are
+    /// not the grader's.
+    pub fn sharing_pids(mut self, why: &str) -> Policy {
+        if self.pid_namespace {
+            self.pid_namespace = false;
+            self.summary.in_force.retain(|p| p != PIDS);
+            self.summary.missing.push(format!("{PIDS}: {why}"));
+        }
+        self
     }
 
     /// The policy of the grader's own tests and tools: `basic`.
@@ -184,7 +245,7 @@ impl Policy {
             uid: self.own_uid.then(|| check_uid(token)),
             mounts: self
                 .read_only_files
-                .then(|| Mounts::new(scratch, self.keep.as_deref()))
+                .then(|| Mounts::new(scratch, self.keep.as_deref(), self.pid_namespace))
                 .flatten(),
         })
     }
@@ -216,13 +277,15 @@ pub struct Mounts {
     on_tmp: Vec<CString>,
     /// Whether /tmp is a fresh tmpfs (else it is the machine's, read-only).
     private_tmp: bool,
+    /// Whether /proc is mounted afresh, showing only the check's PID namespace.
+    own_proc: bool,
 }
 
 /// The most folders bound into a program's private /tmp.
 const KEPT: usize = 8;
 
 impl Mounts {
-    fn new(scratch: &Path, keep: Option<&[PathBuf]>) -> Option<Mounts> {
+    fn new(scratch: &Path, keep: Option<&[PathBuf]>, own_proc: bool) -> Option<Mounts> {
         let text = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).ok();
         let private_tmp = keep.is_some();
         let keep = keep.unwrap_or_default();
@@ -254,6 +317,7 @@ impl Mounts {
             bound,
             on_tmp,
             private_tmp,
+            own_proc,
         })
     }
 
@@ -279,6 +343,19 @@ impl Mounts {
                 libc::MS_REC | libc::MS_PRIVATE,
                 none.cast(),
             ) != 0
+            {
+                return fail();
+            }
+            // The program is in the check's PID namespace (pidns.rs): a /proc of that
+            // namespace shows it only its own check's processes.
+            if self.own_proc
+                && libc::mount(
+                    c"proc".as_ptr(),
+                    c"/proc".as_ptr(),
+                    c"proc".as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    none.cast(),
+                ) != 0
             {
                 return fail();
             }
@@ -514,7 +591,8 @@ fn mounts_available() -> Result<(), String> {
                 .prefix("socklab-probe-")
                 .tempdir()
                 .map_err(|e| format!("cannot make a folder to try it: {e}"))?;
-            let mounts = Mounts::new(folder.path(), Some(&[])).ok_or("an unusual temp path")?;
+            let mounts =
+                Mounts::new(folder.path(), Some(&[]), false).ok_or("an unusual temp path")?;
             let mut command = std::process::Command::new("true");
             // SAFETY: Mounts::enter makes system calls only.
             unsafe {
@@ -554,6 +632,12 @@ fn network_available() -> Result<(), String> {
 pub fn prepare_thread(policy: &Policy, token: u64) -> Result<(), String> {
     if policy.private_network {
         enter_private_network()?;
+    }
+    if policy.capped_scratch {
+        scratchfs::enter()?;
+    }
+    if policy.pid_namespace {
+        pidns::enter(token)?;
     }
     if policy.own_uid {
         share_files_with(check_uid(token))?;
