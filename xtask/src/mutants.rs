@@ -436,7 +436,10 @@ fn build(workspace: &Path, planned: &[&Planned]) -> Result<(), String> {
         .current_dir(workspace)
         .args(["build", "--quiet", "--manifest-path", "Cargo.toml"])
         // Mutants are meant to be buggy; their warnings are noise here.
-        .env("RUSTFLAGS", "--cap-lints=allow");
+        .env("RUSTFLAGS", "--cap-lints=allow")
+        // Their binaries are looked for in the mutants' own target folder, whatever
+        // target folder the maintainer's shell names.
+        .env_remove("CARGO_TARGET_DIR");
     for plan in planned {
         command.args(["-p", &plan.package]);
     }

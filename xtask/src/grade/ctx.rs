@@ -171,7 +171,11 @@ impl Ctx {
         // The grader's helpers (nsenter, a sleeper) start in the scratch folder with the
         // scrubbed environment, but not as the check's uid: nsenter must still join
         // namespaces, a helper of another user must stay another user.
-        let jail = self.jail.clone().map(|j| Jail { uid: None, ..j });
+        let jail = self.jail.clone().map(|j| Jail {
+            uid: None,
+            drop_caps: false,
+            ..j
+        });
         let running = Running::start(&argv, &label, Input::Empty, &[], uid, jail.as_ref())
             .map_err(|e| {
                 Failure::new(format!(
@@ -416,8 +420,10 @@ impl Ctx {
 }
 
 /// Whether the grader runs as root (and may start programs as other users).
+/// (Not a grader that is root only in a user namespace of its own: it has no other
+/// user to start programs as.)
 pub fn running_as_root() -> bool {
-    nix::unistd::geteuid().is_root()
+    super::userns::real_root()
 }
 
 /// How many characters of one stderr line a report shows.

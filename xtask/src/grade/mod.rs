@@ -34,6 +34,7 @@ pub mod sandbox;
 pub mod scratchfs;
 pub mod strays;
 pub mod tcp_table;
+pub mod userns;
 pub mod wire;
 
 use std::path::Path;

@@ -277,11 +277,13 @@ impl Running {
         // Another user: the one the check asked for, else the check's own (strict).
         let jailed = jail.and_then(|j| j.uid);
         let uid = uid.or(jailed);
+        // A non-root grader's programs: no uid of their own, no capability either.
+        let drop_caps = jail.is_some_and(|j| j.drop_caps);
         let mounts = jail
             .and_then(|j| j.mounts.clone())
-            .filter(|_| uid.is_some());
+            .filter(|_| uid.is_some() || drop_caps);
         let procs = cgroup::procs_file(token);
-        if uid.is_some() || procs.is_some() {
+        if uid.is_some() || procs.is_some() || drop_caps {
             // SAFETY: the closure only makes async-signal-safe system calls.
             unsafe {
                 command.pre_exec(move || {
@@ -296,6 +298,9 @@ impl Running {
                     }
                     if let Some(uid) = uid {
                         sandbox::drop_to(uid, jailed.is_some())?;
+                    }
+                    if drop_caps {
+                        sandbox::drop_in_place()?;
                     }
                     Ok(())
                 });

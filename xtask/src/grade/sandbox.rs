@@ -31,7 +31,7 @@ use std::sync::OnceLock;
 
 use serde::Serialize;
 
-use super::{pidns, scratchfs};
+use super::{pidns, scratchfs, userns};
 
 /// How much the programs under test are confined.
 #[derive(clap::ValueEnum, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +75,9 @@ pub struct Policy {
     /// Each program sees the file system read-only but for its scratch folder and a
     /// private /tmp (a mount namespace of its own).
     pub read_only_files: bool,
+    /// The programs run as the grader's user without any capability (a non-root
+    /// grader in a user namespace of its own, [`userns`]).
+    pub drop_caps: bool,
     /// Each check's scratch folder is a tmpfs capped at 64 MiB ([`scratchfs`]).
     pub capped_scratch: bool,
     /// Each check's programs live in a PID namespace of their own ([`pidns`]).
@@ -117,6 +120,7 @@ const SCRATCH_CWD: &str = "scratch folder as working directory";
 const SCRUBBED_ENV: &str = "scrubbed environment";
 const OWN_UID: &str = "own uid per check";
 const LIMITS: &str = "no new privileges, files up to 64 MiB, 256 processes";
+const NO_CAPS: &str = "no capabilities, no new privileges, files up to 64 MiB";
 const NETWORK: &str = "network namespace per check (only lo)";
 const FILES: &str = "read-only file system but the scratch folder and a private 64 MiB /tmp";
 const SCRATCH_CAP: &str = "scratch folder capped at 64 MiB in all";
@@ -129,12 +133,16 @@ impl Policy {
         let mut missing = Vec::new();
         let (mut own_uid, mut private_network, mut read_only_files) = (false, false, false);
         let (mut capped_scratch, mut pid_namespace) = (false, false);
+        let drop_caps = level == Level::Strict && userns::inside();
         if level != Level::Off {
             in_force.push(SCRATCH_CWD.to_string());
             in_force.push(SCRUBBED_ENV.to_string());
         }
         match level {
             Level::Strict => {
+                if drop_caps {
+                    in_force.push(NO_CAPS.to_string());
+                }
                 match uid_available().and_then(|()| readable_by_others(program)) {
                     Ok(()) => {
                         own_uid = true;
@@ -151,7 +159,7 @@ impl Policy {
                     Err(why) => missing.push(format!("{NETWORK}: {why}")),
                 }
                 match mounts_available() {
-                    Ok(()) if own_uid => {
+                    Ok(()) if own_uid || drop_caps => {
                         read_only_files = true;
                         in_force.push(match folders_on_tmp(program) {
                             Some(_) => FILES.to_string(),
@@ -192,6 +200,7 @@ impl Policy {
             own_uid,
             private_network,
             read_only_files,
+            drop_caps,
             capped_scratch,
             pid_namespace,
             keep: folders_on_tmp(program),
@@ -243,6 +252,7 @@ impl Policy {
             cwd: scratch.to_path_buf(),
             env,
             uid: self.own_uid.then(|| check_uid(token)),
+            drop_caps: self.drop_caps,
             mounts: self
                 .read_only_files
                 .then(|| Mounts::new(scratch, self.keep.as_deref(), self.pid_namespace))
@@ -260,6 +270,8 @@ pub struct Jail {
     pub env: Vec<(OsString, OsString)>,
     /// The check's own uid (also its gid), when it has one.
     pub uid: Option<u32>,
+    /// The programs lose every capability (a non-root grader's user namespace).
+    pub drop_caps: bool,
     /// The program's private view of the file system, when it gets one.
     pub mounts: Option<Mounts>,
 }
@@ -514,6 +526,24 @@ pub fn check_uid(token: u64) -> u32 {
     0x4000_0000 | (pid << 8) | (token as u32 & 0xFF)
 }
 
+/// In the child, between fork and exec, for a non-root grader in its own user namespace:
+/// the file-size cap, then no capability survives exec. Only async-signal-safe calls.
+///
+/// # Safety
+/// Call only in a forked child before exec.
+pub unsafe fn drop_in_place() -> std::io::Result<()> {
+    let size = libc::rlimit {
+        rlim_cur: FILE_SIZE_CAP,
+        rlim_max: FILE_SIZE_CAP,
+    };
+    // SAFETY: system calls on stack values.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_FSIZE, &size);
+        libc::umask(0o022);
+        userns::drop_capabilities()
+    }
+}
+
 /// In the child, between fork and exec: caps, then drops to `uid`. Only async-signal
 /// safe system calls.
 ///
@@ -556,10 +586,15 @@ fn uid_available() -> Result<(), String> {
     static ANSWER: OnceLock<Result<(), String>> = OnceLock::new();
     ANSWER
         .get_or_init(|| {
+            if userns::inside() {
+                return Err(
+                    "the grader is not root: its user namespace maps only its own \
+                            uid, so the programs run as the grader's user"
+                        .into(),
+                );
+            }
             if !nix::unistd::geteuid().is_root() {
-                return Err("the grader is not root (only root can start programs as \
-                            another user)"
-                    .into());
+                return Err(not_root("only root can start programs as another user"));
             }
             use std::os::unix::process::CommandExt;
             let uid = check_uid(0);
@@ -584,7 +619,7 @@ fn mounts_available() -> Result<(), String> {
     ANSWER
         .get_or_init(|| {
             if !nix::unistd::geteuid().is_root() {
-                return Err("the grader is not root".into());
+                return Err(not_root("mounts need CAP_SYS_ADMIN"));
             }
             use std::os::unix::process::CommandExt;
             let folder = tempfile::Builder::new()
@@ -607,6 +642,15 @@ fn mounts_available() -> Result<(), String> {
         .clone()
 }
 
+/// Why a non-root grader lacks a protection (`need`), and why it has no user namespace
+/// of its own either.
+fn not_root(need: &str) -> String {
+    match userns::why_not() {
+        Some(why) => format!("the grader is not root ({need}) and has no user namespace: {why}"),
+        None => format!("the grader is not root ({need})"),
+    }
+}
+
 /// Whether a thread may make a network namespace of its own here: tried once, on a
 /// thread that ends right after.
 fn network_available() -> Result<(), String> {
@@ -614,11 +658,10 @@ fn network_available() -> Result<(), String> {
     ANSWER
         .get_or_init(|| {
             if !nix::unistd::geteuid().is_root() {
-                return Err(
-                    "the grader is not root (the grader's own sockets must join \
-                            the namespace, which needs CAP_SYS_ADMIN)"
-                        .into(),
-                );
+                return Err(not_root(
+                    "the grader's own sockets must join the namespace, which needs \
+                     CAP_SYS_ADMIN",
+                ));
             }
             std::thread::spawn(enter_private_network)
                 .join()

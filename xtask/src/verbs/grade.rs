@@ -61,6 +61,17 @@ pub struct GradeArgs {
 
 /// Grades; true only at full marks.
 pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
+    // A non-root grader gets what it can of strict in a user namespace of its own,
+    // entered now, while it has a single thread (see grade::userns).
+    let level = args
+        .sandbox
+        .unwrap_or(match args.cmd.is_some() || args.submissions.is_some() {
+            true => Level::Strict,
+            false => Level::Basic,
+        });
+    if level == Level::Strict {
+        let _ = crate::grade::userns::enter();
+    }
     let selected = select_labs(&args.lab)?;
     check_names(&selected, &args.only)?;
     if args.cmd.is_some() && selected.len() > 1 {

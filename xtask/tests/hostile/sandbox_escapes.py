@@ -148,6 +148,10 @@ found["pid"] = os.getpid()
 found["ppid"] = os.getppid()
 found["proc_pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
 found["sees_grader"] = os.path.exists("/proc/%d" % grader_pid())
+with open("/proc/self/status") as f:
+    found["capabilities"] = next(
+        line.split()[1] for line in f if line.startswith("CapEff:")
+    )
 found["uid"] = os.getuid()
 found["gid"] = os.getgid()
 found["cwd"] = os.getcwd()
