@@ -16,7 +16,11 @@
 //!   cannot reach any other address; and (root, Linux 5.12) a mount namespace per program
 //!   in which the whole file system is read-only but its scratch folder (bound at its
 //!   own path) and a private 64 MiB tmpfs `/tmp` ([`Mounts`]): nothing it writes
-//!   outlives its check or reaches another submission.
+//!   outlives its check or reaches another submission; its scratch folder capped at
+//!   64 MiB in all ([`scratchfs`]); and a PID namespace per check ([`pidns`], with a
+//!   /proc of its own), but for the labs whose contract passes pids ([`shares_pids`]).
+//!   A non-root grader gets the namespaces, not the uid, from a user namespace of its
+//!   own ([`userns`]), its programs holding no capability.
 //! - `off`: as the grader itself (the repository as working directory, the whole
 //!   environment): for debugging the grader only.
 //!
