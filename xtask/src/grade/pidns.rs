@@ -67,8 +67,6 @@ pub fn enter(token: u64) -> Result<(), String> {
     end();
     let outside = File::open("/proc/thread-self/ns/pid")
         .map_err(|e| format!("cannot open the grader's PID namespace: {e}"))?;
-    let exe = std::env::current_exe()
-        .map_err(|e| format!("cannot find the grader's own binary for the init: {e}"))?;
     // SAFETY: unshare on the calling thread; it changes only where its children go.
     if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
         return Err(format!(
@@ -76,7 +74,8 @@ pub fn enter(token: u64) -> Result<(), String> {
             std::io::Error::last_os_error()
         ));
     }
-    let mut command = Command::new(&exe);
+    // The grader's own binary, even if it was rebuilt since it started.
+    let mut command = Command::new("/proc/self/exe");
     command
         .arg(INIT_ARG)
         .env_clear()
