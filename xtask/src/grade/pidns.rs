@@ -96,26 +96,24 @@ pub fn enter(token: u64) -> Result<(), String> {
     // Back to the grader's namespace before anything else: the thread cannot even start
     // threads while its children would be born elsewhere.
     let back = join(&outside);
-    let init = spawned.map_err(|e| format!("cannot start the PID namespace's init: {e}"))?;
+    let mut init = spawned.map_err(|e| format!("cannot start the PID namespace's init: {e}"))?;
     let pid = init.id() as i32;
-    let inside = File::open(format!("/proc/{pid}/ns/pid"));
-    let namespace = |inside| Namespace {
-        init,
-        inside,
-        outside,
-    };
-    match (back, inside) {
-        (Ok(()), Ok(inside)) => {
+    match back.and_then(|()| File::open(format!("/proc/{pid}/ns/pid"))) {
+        Ok(inside) => {
             if token != 0 {
                 process::track_group(pid);
             }
-            CURRENT.with(|c| *c.borrow_mut() = Some(namespace(inside)));
+            let namespace = Namespace {
+                init,
+                inside,
+                outside,
+            };
+            CURRENT.with(|c| *c.borrow_mut() = Some(namespace));
             Ok(())
         }
-        (Err(e), _) | (_, Err(e)) => {
-            let mut dead = namespace(File::open("/dev/null").expect("/dev/null opens"));
-            let _ = dead.init.kill();
-            let _ = dead.init.wait();
+        Err(e) => {
+            let _ = init.kill();
+            let _ = init.wait();
             Err(format!("cannot switch PID namespaces: {e}"))
         }
     }
