@@ -205,6 +205,8 @@ fn every_escape_fails_under_cmd() {
             cwd.contains("socklab-check-"),
             "not in its scratch folder: {cwd}"
         );
+        // Gone, with the 64 MiB of fillers the program left in it.
+        assert!(!Path::new(cwd).exists(), "{cwd} was left behind");
         let env = seen["env"].as_object().unwrap();
         assert_eq!(env["HOME"], cwd);
         assert_eq!(env["TMPDIR"], cwd);
@@ -490,6 +492,8 @@ fn a_non_root_grader_still_confines_where_user_namespaces_are_allowed() {
             assert!(how.starts_with("stopped: "), "{attempt}: {how}");
         }
         assert!(seen["fill_scratch_mib"].as_u64().unwrap() <= 64, "{seen}");
+        let cwd = seen["cwd"].as_str().unwrap();
+        assert!(!Path::new(cwd).exists(), "{cwd} was left behind");
         assert_eq!(seen["capabilities"], "0000000000000000", "{seen}");
         assert_eq!(seen["sees_grader"], false, "{seen}");
         let pids = seen["proc_pids"].as_array().unwrap();

@@ -132,11 +132,7 @@ for name, action in [
     ("plant_in_tmp", plant_in_tmp),
 ]:
     attempt(name, action)
-for n in range(8):
-    try:
-        os.unlink("filler%d" % n)
-    except OSError:
-        pass
+# The fillers stay: the grader must remove them with the scratch folder.
 leave_behind()
 
 with open("/proc/self/net/dev") as f:
