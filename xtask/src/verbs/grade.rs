@@ -49,8 +49,9 @@ pub struct GradeArgs {
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     max_time: u64,
     /// How the programs under test are confined: strict (default for --cmd and
-    /// --submissions: as root a uid of their own per check, a private network with only
-    /// lo, capped files and processes), basic (default for your crate and --solution:
+    /// --submissions: per check a private network with only lo, a PID namespace, a
+    /// read-only file system but a capped scratch folder, and as root a uid of its own,
+    /// capped files and processes), basic (default for your crate and --solution:
     /// the check's scratch folder as working directory, a scrubbed environment) or off.
     #[arg(long, value_enum, value_name = "LEVEL")]
     sandbox: Option<Level>,
