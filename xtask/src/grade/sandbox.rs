@@ -364,15 +364,7 @@ impl Mounts {
             }
             // The program is in the check's PID namespace (pidns.rs): a /proc of that
             // namespace shows it only its own check's processes.
-            if self.own_proc
-                && libc::mount(
-                    c"proc".as_ptr(),
-                    c"/proc".as_ptr(),
-                    c"proc".as_ptr(),
-                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                    none.cast(),
-                ) != 0
-            {
+            if self.own_proc && mount_own_proc() != 0 {
                 return fail();
             }
             // Held open across the new /tmp, to bind them back at their own paths.
@@ -456,6 +448,38 @@ fn folders_on_tmp(program: &[String]) -> Option<Vec<PathBuf>> {
         }
     }
     Some(folders)
+}
+
+/// Mounts a /proc of the caller's PID namespace over /proc (in its own mount
+/// namespace); 0 or -1 as mount(2). A system call only.
+pub fn mount_own_proc() -> libc::c_int {
+    let none = std::ptr::null::<libc::c_char>();
+    // SAFETY: mount on constant C strings.
+    unsafe {
+        libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            none.cast(),
+        )
+    }
+}
+
+/// Makes every mount of the caller's (new) mount namespace follow the machine's but
+/// show it none of its own; 0 or -1 as mount(2). A system call only.
+pub fn keep_mounts_to_self() -> libc::c_int {
+    let none = std::ptr::null::<libc::c_char>();
+    // SAFETY: mount on constant C strings.
+    unsafe {
+        libc::mount(
+            none,
+            c"/".as_ptr(),
+            none,
+            libc::MS_REC | libc::MS_SLAVE,
+            none.cast(),
+        )
+    }
 }
 
 /// `struct mount_attr` of mount_setattr(2).

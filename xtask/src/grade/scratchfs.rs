@@ -30,22 +30,14 @@ thread_local! {
 /// the machine's later mounts but shows it none of its own.
 pub fn enter() -> Result<(), String> {
     let fail = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
-    // SAFETY: unshare and mount on constant C strings; they affect this thread only.
+    // SAFETY: unshare affects this thread only.
     unsafe {
         if libc::unshare(libc::CLONE_FS | libc::CLONE_NEWNS) != 0 {
             return Err(fail("cannot give the check's thread a mount namespace"));
         }
-        let none = std::ptr::null::<libc::c_char>();
-        if libc::mount(
-            none,
-            c"/".as_ptr(),
-            none,
-            libc::MS_REC | libc::MS_SLAVE,
-            none.cast(),
-        ) != 0
-        {
-            return Err(fail("cannot make the check's mounts its own"));
-        }
+    }
+    if super::sandbox::keep_mounts_to_self() != 0 {
+        return Err(fail("cannot make the check's mounts its own"));
     }
     OWN.with(|o| o.set(true));
     Ok(())

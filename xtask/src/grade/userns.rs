@@ -98,27 +98,12 @@ fn run_inner() -> ! {
     // The grader's own binary, even if it was rebuilt since it started.
     let mut command = std::process::Command::new("/proc/self/exe");
     command.args(std::env::args_os().skip(1)).env(INNER, "1");
-    // SAFETY: only system calls on constant C strings in the child.
+    // SAFETY: only system calls in the child.
     unsafe {
         command.pre_exec(|| {
-            let none = std::ptr::null::<libc::c_char>();
-            let fail = || Err(std::io::Error::last_os_error());
-            if libc::mount(
-                none,
-                c"/".as_ptr(),
-                none,
-                libc::MS_REC | libc::MS_SLAVE,
-                none.cast(),
-            ) != 0
-                || libc::mount(
-                    c"proc".as_ptr(),
-                    c"/proc".as_ptr(),
-                    c"proc".as_ptr(),
-                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                    none.cast(),
-                ) != 0
-            {
-                return fail();
+            use super::sandbox::{keep_mounts_to_self, mount_own_proc};
+            if keep_mounts_to_self() != 0 || mount_own_proc() != 0 {
+                return Err(std::io::Error::last_os_error());
             }
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
             Ok(())
