@@ -930,6 +930,24 @@ mod tests {
     }
 
     #[test]
+    fn labs_that_pass_pids_go_without_a_pid_namespace_and_say_why() {
+        assert!(shares_pids("lab8").is_some());
+        assert!(shares_pids("lab3").is_none());
+        let mut policy = Policy::basic();
+        policy.pid_namespace = true;
+        policy.summary.in_force.push(PIDS.to_string());
+        let policy = policy.sharing_pids("pids go both ways");
+        assert!(!policy.pid_namespace);
+        assert!(!policy.summary.in_force.iter().any(|p| p == PIDS));
+        assert!(
+            policy
+                .summary
+                .missing
+                .contains(&format!("{PIDS}: pids go both ways"))
+        );
+    }
+
+    #[test]
     fn check_uids_are_high_and_distinct() {
         assert!(check_uid(1) >= 0x4000_0000);
         assert_ne!(check_uid(1), check_uid(2));
