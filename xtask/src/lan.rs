@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 
 use crate::grade::netns::{self, ALPHA_IP, BETA_IP, Lan};
@@ -35,7 +36,7 @@ enum Action {
 }
 
 /// Runs `lan` or `lan shell HOST`.
-pub fn run(args: LanArgs) -> Result<bool, String> {
+pub fn run(args: LanArgs) -> anyhow::Result<bool> {
     match args.action {
         None => serve(),
         Some(Action::Shell { host }) => shell(&host),
@@ -71,16 +72,16 @@ fn running_holder(host: &str) -> Option<u32> {
     (command.trim() == "cat" && owner == me).then_some(pid)
 }
 
-fn serve() -> Result<bool, String> {
+fn serve() -> anyhow::Result<bool> {
     if let Some(pid) = running_holder("alpha") {
-        return Err(format!(
+        bail!(
             "a lan is already running (alpha's holder is pid {pid}): open a shell with \
              `cargo xtask lan shell alpha`, or end that lan first"
-        ));
+        );
     }
-    let lan = Lan::new().map_err(|why| why.to_string())?;
+    let lan = Lan::new().map_err(|why| anyhow!("{why}"))?;
     if !lan.wait_link(Duration::from_secs(5)) {
-        return Err("the cable between alpha and beta did not come up within 5 s".into());
+        bail!("the cable between alpha and beta did not come up within 5 s");
     }
     let state = state_file();
     // A file of our own, readable by us only (never one someone else left there).
@@ -90,16 +91,16 @@ fn serve() -> Result<bool, String> {
         .create_new(true)
         .mode(0o600)
         .open(&state)
-        .map_err(|e| format!("cannot write {}: {e}", state.display()))?;
+        .with_context(|| format!("cannot write {}", state.display()))?;
     writeln!(file, "alpha {}\nbeta {}", lan.alpha.pid(), lan.beta.pid())
-        .map_err(|e| format!("cannot write {}: {e}", state.display()))?;
+        .with_context(|| format!("cannot write {}", state.display()))?;
 
     let (done, ended) = mpsc::channel::<&str>();
     let on_interrupt = done.clone();
     ctrlc::set_handler(move || {
         let _ = on_interrupt.send("Ctrl+C");
     })
-    .map_err(|e| format!("cannot catch Ctrl+C: {e}"))?;
+    .context("cannot catch Ctrl+C")?;
     std::thread::spawn(move || {
         // Enter ends the lan; a closed stdin (no terminal) leaves only Ctrl+C.
         let mut line = String::new();
@@ -120,13 +121,12 @@ fn serve() -> Result<bool, String> {
     Ok(true)
 }
 
-fn shell(host: &str) -> Result<bool, String> {
+fn shell(host: &str) -> anyhow::Result<bool> {
     if !["alpha", "beta"].contains(&host) {
-        return Err(format!("unknown host {host:?}: choose alpha or beta"));
+        bail!("unknown host {host:?}: choose alpha or beta");
     }
-    let pid = running_holder(host).ok_or_else(|| {
-        "no lan is running: start one with `cargo xtask lan` in another terminal".to_string()
-    })?;
+    let pid = running_holder(host)
+        .context("no lan is running: start one with `cargo xtask lan` in another terminal")?;
     let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
     let (me, other, other_ip) = match host {
         "alpha" => (ALPHA_IP, "beta", BETA_IP),
@@ -134,7 +134,7 @@ fn shell(host: &str) -> Result<bool, String> {
     };
     println!("{host} ({me}): a shell inside {host}; {other} is {other_ip}. `exit` to leave.");
     let mut command = netns::command_in(pid, &shell)
-        .map_err(|e| format!("cannot enter {host}: {e} (is the lan still running?)"))?;
+        .map_err(|e| anyhow!("cannot enter {host}: {e} (is the lan still running?)"))?;
     let error = command.env("SOCKLAB_HOST", host).exec();
-    Err(format!("cannot start {shell} inside {host}: {error}"))
+    Err(anyhow!("cannot start {shell} inside {host}: {error}"))
 }

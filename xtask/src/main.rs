@@ -116,8 +116,10 @@ fn main() -> ExitCode {
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
-        Err(message) => {
-            eprintln!("xtask: error: {message}");
+        Err(error) => {
+            // `{:#}` prints the context chain on one line ("cannot read X: No such file");
+            // `{:?}` would print it over several lines, with a backtrace when asked.
+            eprintln!("xtask: error: {error:#}");
             ExitCode::from(2)
         }
     }

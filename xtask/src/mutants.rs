@@ -27,11 +27,13 @@
 //! fail exactly the checks in its `fails` list; every check of a lab must be in some
 //! mutant's list.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, mpsc};
+use std::time::Instant;
 
+use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
 
 use crate::grade::{self, Lab};
@@ -47,7 +49,7 @@ pub struct MutantArgs {
     only: Option<String>,
     /// How many mutants to grade at once.
     /// (Grading is mostly waiting on programs, so more than the cores pays off.)
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     jobs: usize,
     /// How many checks of one mutant run at once.
     #[arg(long, default_value_t = 4)]
@@ -108,7 +110,7 @@ struct Planned {
 }
 
 /// Builds and grades the mutants; true when every one fails exactly its checks.
-pub fn run(root: &Path, args: MutantArgs) -> Result<bool, String> {
+pub fn run(root: &Path, args: MutantArgs) -> anyhow::Result<bool> {
     let selected: Vec<&'static Lab> = if args.labs.is_empty() {
         labs::all()
             .into_iter()
@@ -117,7 +119,7 @@ pub fn run(root: &Path, args: MutantArgs) -> Result<bool, String> {
     } else {
         args.labs
             .iter()
-            .map(|id| labs::find(id).ok_or_else(|| format!("unknown lab {id:?}")))
+            .map(|id| labs::find(id).ok_or_else(|| anyhow!("unknown lab {id:?}")))
             .collect::<Result<_, _>>()?
     };
     // The mutant workspace always holds every mutant of every lab, so that runs for
@@ -148,21 +150,56 @@ pub fn run(root: &Path, args: MutantArgs) -> Result<bool, String> {
         .collect();
     let workspace = target_workspace(root);
     write_workspace(root, &workspace, &everything)?;
-    build(&workspace, &planned)?;
 
+    // Building is CPU work and grading is mostly waiting on programs, so the two run
+    // side by side: one thread builds lab after lab (the labs whose mutants take
+    // longest to grade first), and the graders take each lab's mutants as soon as they
+    // are built.
+    let mut batches: Vec<Vec<&Planned>> = Vec::new();
+    for lab in &selected {
+        let batch: Vec<&Planned> = planned
+            .iter()
+            .copied()
+            .filter(|plan| plan.lab.id == lab.id)
+            .collect();
+        if !batch.is_empty() {
+            batches.push(batch);
+        }
+    }
+    batches.sort_by_key(|batch| std::cmp::Reverse(grading_weight(batch[0].lab)));
+    let (ready, built) = mpsc::channel::<&Planned>();
+    let built = Mutex::new(built);
     let results = Mutex::new(Vec::new());
-    let queue = Mutex::new(planned.clone());
-    std::thread::scope(|scope| {
+    let workspace_dir = workspace.as_path();
+    let build_failure = std::thread::scope(|scope| {
+        let builder = scope.spawn(move || {
+            for batch in &batches {
+                build(workspace_dir, batch)?;
+                for plan in batch {
+                    // The graders only stop reading when this side is gone.
+                    let _ = ready.send(plan);
+                }
+            }
+            anyhow::Ok(())
+        });
         for _ in 0..args.jobs.max(1) {
             scope.spawn(|| {
-                while let Some(next) = queue.lock().unwrap().pop() {
+                loop {
+                    let next = built.lock().unwrap().recv();
+                    let Ok(next) = next else { break };
+                    let started = Instant::now();
                     let verdict = judge(&workspace, next, args.checks_jobs);
+                    let verdict = format!("{verdict} [{:.1} s]", started.elapsed().as_secs_f64());
                     println!("{verdict}");
                     results.lock().unwrap().push(verdict);
                 }
             });
         }
+        builder.join().expect("the mutant builder panicked").err()
     });
+    if let Some(failure) = build_failure {
+        return Err(failure);
+    }
     let results = results.into_inner().unwrap();
     let wrong: Vec<&String> = results.iter().filter(|v| !v.starts_with("ok")).collect();
     for problem in &problems {
@@ -179,7 +216,7 @@ pub fn run(root: &Path, args: MutantArgs) -> Result<bool, String> {
 }
 
 /// Builds every mutant of `lab` (for the class benchmark); returns (name, binary).
-pub fn build_lab(root: &Path, lab: &'static Lab) -> Result<Vec<(String, PathBuf)>, String> {
+pub fn build_lab(root: &Path, lab: &'static Lab) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let mut everything = Vec::new();
     for each in labs::all().into_iter().filter(|l| !l.checks.is_empty()) {
         for mutant in load_table(root, each)? {
@@ -203,23 +240,23 @@ pub fn build_lab(root: &Path, lab: &'static Lab) -> Result<Vec<(String, PathBuf)
         .collect())
 }
 
-fn load_table(root: &Path, lab: &Lab) -> Result<Vec<Mutant>, String> {
+fn load_table(root: &Path, lab: &Lab) -> anyhow::Result<Vec<Mutant>> {
     let path = root.join("xtask/mutants").join(format!("{}.toml", lab.id));
     let text = fs::read_to_string(&path).map_err(|e| {
-        format!(
+        anyhow!(
             "{}: {e} (every lab with checks needs mutants)",
             path.display()
         )
     })?;
-    let table: Table = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let table: Table = toml::from_str(&text).with_context(|| path.display().to_string())?;
     for mutant in &table.mutant {
         for name in &mutant.fails {
             if !lab.checks.iter().any(|c| c.name == name) {
-                return Err(format!(
+                bail!(
                     "{}: mutant {} names an unknown check {name:?}",
                     path.display(),
                     mutant.name
-                ));
+                );
             }
         }
     }
@@ -239,19 +276,25 @@ fn coverage_problems(lab: &Lab, table: &[Mutant]) -> Vec<String> {
         .collect()
 }
 
+/// Roughly how long one mutant of `lab` takes to grade (its checks' budgets), so the
+/// slowest labs are built and started first.
+fn grading_weight(lab: &Lab) -> u64 {
+    lab.checks.iter().map(|check| check.budget.as_secs()).sum()
+}
+
 fn target_workspace(root: &Path) -> PathBuf {
     grade::target_dir(root).join("mutants")
 }
 
 /// Writes a small workspace holding one crate per mutant, each a copy of the lab's
 /// solution with the mutant's edits applied.
-fn write_workspace(root: &Path, workspace: &Path, planned: &[Planned]) -> Result<(), String> {
-    let manifest_text = fs::read_to_string(root.join("Cargo.toml")).map_err(|e| e.to_string())?;
-    let mut manifest: toml::Table = toml::from_str(&manifest_text).map_err(|e| e.to_string())?;
+fn write_workspace(root: &Path, workspace: &Path, planned: &[Planned]) -> anyhow::Result<()> {
+    let manifest_text = fs::read_to_string(root.join("Cargo.toml"))?;
+    let mut manifest: toml::Table = toml::from_str(&manifest_text)?;
     let ws = manifest
         .get_mut("workspace")
         .and_then(|w| w.as_table_mut())
-        .ok_or("the root Cargo.toml has no [workspace]")?;
+        .context("the root Cargo.toml has no [workspace]")?;
     let members: Vec<toml::Value> = planned.iter().map(|p| p.package.clone().into()).collect();
     ws.insert("members".into(), members.into());
     if let Some(shared) = ws
@@ -272,52 +315,77 @@ fn write_workspace(root: &Path, workspace: &Path, planned: &[Planned]) -> Result
     let mut profile = toml::Table::new();
     profile.insert("dev".into(), dev.into());
     manifest.insert("profile".into(), profile.into());
-    fs::create_dir_all(workspace).map_err(|e| e.to_string())?;
+    fs::create_dir_all(workspace)?;
     let lock = workspace.join("Cargo.lock");
     if !lock.exists() {
         let _ = fs::copy(root.join("Cargo.lock"), &lock);
     }
-    write_if_changed(
-        &workspace.join("Cargo.toml"),
-        &toml::to_string(&manifest).map_err(|e| e.to_string())?,
-    )?;
+    write_if_changed(&workspace.join("Cargo.toml"), &toml::to_string(&manifest)?)?;
     for plan in planned {
         let solution = root
             .join("solutions")
             .join(format!("{}-{}", plan.lab.id, plan.lab.slug));
         let dir = workspace.join(&plan.package);
-        let cargo_toml =
-            fs::read_to_string(solution.join("Cargo.toml")).map_err(|e| e.to_string())?;
+        let cargo_toml = fs::read_to_string(solution.join("Cargo.toml"))?;
         let renamed = cargo_toml.replace(
             &format!("\"{}-solution\"", plan.lab.id),
             &format!("\"{}\"", plan.package),
         );
         write_if_changed(&dir.join("Cargo.toml"), &renamed)?;
-        copy_sources(&solution.join("src"), &dir.join("src"))?;
+        // The mutant's sources are made in memory (the solution's, then the edits) and
+        // only written where they differ, so a second run (even one at the same time,
+        // for another lab) rewrites nothing and cargo rebuilds nothing.
+        let mut sources = BTreeMap::new();
+        read_sources(&solution, Path::new("src"), &mut sources)?;
         for edit in &plan.mutant.edit {
-            let path = dir.join(&edit.file);
-            let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let edited = apply(&text, edit).map_err(|e| {
-                format!(
-                    "mutant {} of {}: {e} (did the solution change?):\n{}",
-                    plan.mutant.name, plan.lab.id, edit.find
+            let text = sources
+                .get_mut(Path::new(&edit.file))
+                .ok_or_else(|| anyhow!("mutant {}: no file {}", plan.mutant.name, edit.file))?;
+            *text = apply(text, edit).map_err(|e| {
+                anyhow!(
+                    "mutant {} of {}: {e:#} (did the solution change?):\n{}",
+                    plan.mutant.name,
+                    plan.lab.id,
+                    edit.find
                 )
             })?;
-            write_if_changed(&path, &edited)?;
+        }
+        for (path, text) in &sources {
+            write_if_changed(&dir.join(path), text)?;
         }
     }
     Ok(())
 }
 
+/// Why a mutant's edit cannot be made: the table and the solution no longer agree.
+/// Typed so that the tests can tell the three ways apart.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum EditError {
+    /// The edit names a step that has no fence in the file.
+    #[error("{file} has no fence for {step:?}")]
+    NoFence { file: String, step: String },
+    /// The edit's text lies in a fence but the edit does not name that fence's step.
+    #[error(
+        "the text to find lies inside the fence {title:?} of {file}: name it with `step = ...`"
+    )]
+    InsideUnnamedFence { title: String, file: String },
+    /// The edit's text is not found exactly once where it looks.
+    #[error("the text to find occurs {count} times in {place} (must be exactly once)")]
+    NotExactlyOnce { count: usize, place: String },
+}
+
 /// `text` with the edit made: its `find` must occur exactly once in the file or, when it
 /// names a step, exactly once inside that step's fences.
-fn apply(text: &str, edit: &Edit) -> Result<String, String> {
+fn apply(text: &str, edit: &Edit) -> Result<String, EditError> {
     let spans = match &edit.step {
         None => std::iter::once(0..text.len()).collect(),
         Some(step) => {
             let spans = fence_spans(text, &step.label());
             if spans.is_empty() {
-                return Err(format!("{} has no fence for {:?}", edit.file, step.label()));
+                return Err(EditError::NoFence {
+                    file: edit.file.clone(),
+                    step: step.label(),
+                });
             }
             spans
         }
@@ -337,10 +405,10 @@ fn apply(text: &str, edit: &Edit) -> Result<String, String> {
     if let ([at], None) = (&found[..], &edit.step) {
         // Text inside a fence must be found by its step, so that no other text can move it.
         if let Some(title) = fence_holding(text, *at..*at + edit.find.len()) {
-            return Err(format!(
-                "the text to find lies inside the fence {title:?} of {}: name it with `step = ...`",
-                edit.file
-            ));
+            return Err(EditError::InsideUnnamedFence {
+                title,
+                file: edit.file.clone(),
+            });
         }
     }
     match found[..] {
@@ -350,10 +418,10 @@ fn apply(text: &str, edit: &Edit) -> Result<String, String> {
             edit.replace,
             &text[at + edit.find.len()..]
         )),
-        _ => Err(format!(
-            "the text to find occurs {} times in {place} (must be exactly once)",
-            found.len()
-        )),
+        _ => Err(EditError::NotExactlyOnce {
+            count: found.len(),
+            place,
+        }),
     }
 }
 
@@ -402,31 +470,44 @@ fn fence_spans(text: &str, label: &str) -> Vec<std::ops::Range<usize>> {
     spans
 }
 
-fn copy_sources(from: &Path, to: &Path) -> Result<(), String> {
-    fs::create_dir_all(to).map_err(|e| e.to_string())?;
-    for entry in fs::read_dir(from).map_err(|e| e.to_string())? {
-        let path = entry.map_err(|e| e.to_string())?.path();
-        let target = to.join(path.file_name().unwrap());
+/// Reads every file below `root/relative` into `into`, keyed by its path from `root`.
+fn read_sources(
+    root: &Path,
+    relative: &Path,
+    into: &mut BTreeMap<PathBuf, String>,
+) -> anyhow::Result<()> {
+    let folder = root.join(relative);
+    for entry in fs::read_dir(&folder).with_context(|| folder.display().to_string())? {
+        let name = relative.join(entry?.file_name());
+        let path = root.join(&name);
         if path.is_dir() {
-            copy_sources(&path, &target)?;
+            read_sources(root, &name, into)?;
         } else {
-            let text = fs::read_to_string(&path).map_err(|e| e.to_string())?;
-            write_if_changed(&target, &text)?;
+            let text = fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+            into.insert(name, text);
         }
     }
     Ok(())
 }
 
-/// Leaves unchanged files alone, so cargo does not rebuild what has not changed.
-fn write_if_changed(path: &Path, contents: &str) -> Result<(), String> {
+/// Leaves unchanged files alone, so cargo does not rebuild what has not changed. A
+/// changed file is written beside and renamed into place, so a cargo build running at
+/// the same time never reads half of it.
+fn write_if_changed(path: &Path, contents: &str) -> anyhow::Result<()> {
     if fs::read_to_string(path).ok().as_deref() == Some(contents) {
         return Ok(());
     }
-    fs::create_dir_all(path.parent().unwrap()).map_err(|e| e.to_string())?;
-    fs::write(path, contents).map_err(|e| format!("{}: {e}", path.display()))
+    let folder = path.parent().unwrap();
+    fs::create_dir_all(folder)?;
+    let mut staged = tempfile::NamedTempFile::new_in(folder)?;
+    std::io::Write::write_all(&mut staged, contents.as_bytes())?;
+    staged
+        .persist(path)
+        .with_context(|| path.display().to_string())?;
+    Ok(())
 }
 
-fn build(workspace: &Path, planned: &[&Planned]) -> Result<(), String> {
+fn build(workspace: &Path, planned: &[&Planned]) -> anyhow::Result<()> {
     if planned.is_empty() {
         return Ok(());
     }
@@ -437,17 +518,15 @@ fn build(workspace: &Path, planned: &[&Planned]) -> Result<(), String> {
         .args(["build", "--quiet", "--manifest-path", "Cargo.toml"])
         // Mutants are meant to be buggy; their warnings are noise here.
         .env("RUSTFLAGS", "--cap-lints=allow")
-        // Their binaries are looked for in the mutants' own target folder, whatever
-        // target folder the maintainer's shell names.
+        // The binaries are looked for in the mutant workspace's own target folder: a
+        // CARGO_TARGET_DIR of the caller's would send them elsewhere.
         .env_remove("CARGO_TARGET_DIR");
     for plan in planned {
         command.args(["-p", &plan.package]);
     }
-    let status = command
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let status = command.status().context("cannot run cargo")?;
     if !status.success() {
-        return Err("a mutant does not compile (see above): fix its edits".into());
+        bail!("a mutant does not compile (see above): fix its edits");
     }
     Ok(())
 }
@@ -520,12 +599,18 @@ mod tests {
         // Text inside a fence must name its step; text across a fence's end need not.
         let seven = SOLUTION.replacen("socket.listen(backlog)?", "socket.listen(7)?", 1);
         let unnamed = apply(&seven, &edit("socket.listen(7)?", None));
-        assert!(unnamed.unwrap_err().contains("name it with `step"));
+        assert!(matches!(
+            unnamed.unwrap_err(),
+            EditError::InsideUnnamedFence { title, .. } if title.starts_with("step 4")
+        ));
         let across = edit("listen(7)?;\n    //- end\n}\nfn b", None);
         assert!(apply(&seven, &across).is_ok());
         // File-wide, the text occurs twice: ambiguous.
         let anywhere = apply(SOLUTION, &edit("socket.listen(backlog)?", None));
-        assert!(anywhere.unwrap_err().contains("2 times"));
+        assert!(matches!(
+            anywhere.unwrap_err(),
+            EditError::NotExactlyOnce { count: 2, .. }
+        ));
         // In step 4's fence it occurs once; the client's fence is left alone.
         let main = apply(
             SOLUTION,
@@ -545,10 +630,21 @@ mod tests {
         );
         // Text outside the fence (a comment) is not found in the step, however worded.
         let comment = edit("listen(backlog) is explained", Some(StepName::Number(4)));
-        assert!(apply(SOLUTION, &comment).unwrap_err().contains("0 times"));
+        assert!(matches!(
+            apply(SOLUTION, &comment).unwrap_err(),
+            EditError::NotExactlyOnce { count: 0, .. }
+        ));
         // A step with no fence is named in the error.
         let missing = edit("x", Some(StepName::Number(9)));
-        assert!(apply(SOLUTION, &missing).unwrap_err().contains("no fence"));
+        let error = apply(SOLUTION, &missing).unwrap_err();
+        assert_eq!(
+            error,
+            EditError::NoFence {
+                file: "src/main.rs".into(),
+                step: "step 9".into()
+            }
+        );
+        assert!(error.to_string().contains("no fence"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! program and broken submissions is graded in parallel into a gradebook, reports and
 //! a summary, with verdicts identical to grading each submission alone.
 
-mod common;
+pub mod common;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -2,7 +2,7 @@
 //! `--format github` and hands its points to the grading reporter the way the reporter
 //! reads them.
 
-mod common;
+pub mod common;
 
 use base64::Engine as _;
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! The xtask command line: clear one-line errors, JSON shape, other languages via --cmd.
 
-mod common;
+pub mod common;
 
 use predicates::prelude::*;
 

@@ -1,6 +1,7 @@
 //! Helpers shared by the xtask integration tests: run `cargo xtask` and read its JSON.
-
-#![allow(dead_code)]
+//!
+//! Each test file declares it `pub mod common;`: a test file uses only some of these
+//! helpers, and a public module's items count as used, so no `allow(dead_code)` is needed.
 
 use assert_cmd::Command;
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! `grade --format`: each machine format has the shape its consumers expect, also when a
 //! hostile program prints markup, control characters and workflow commands.
 
-mod common;
+pub mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! `cargo xtask gradescope`: the package has Gradescope's layout, and its
 //! `run_autograder`, run against a fake `/autograder` tree, writes a results.json.
 
-mod common;
+pub mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -1,7 +1,7 @@
 //! Every check can fail: each mutant fails exactly the checks it declares, and every
 //! check is failed by at least one mutant.
 
-mod common;
+pub mod common;
 
 #[test]
 fn every_mutant_fails_exactly_its_checks() {

@@ -2,7 +2,7 @@
 //! `reaches-another-host`): where namespaces cannot be made they say "cannot test this
 //! here", count for no points, and full marks stay reachable.
 
-mod common;
+pub mod common;
 
 use assert_cmd::Command;
 

@@ -1,6 +1,6 @@
 //! Every reference solution gets full marks from the grader.
 
-mod common;
+pub mod common;
 
 #[test]
 fn every_solution_gets_full_marks() {

@@ -2,7 +2,7 @@
 //! overwrite a student's work. Every test that writes works in a scratch copy of the
 //! workspace (SOCKLAB_ROOT), never in the repository's own labs/ or state.
 
-mod common;
+pub mod common;
 
 use common::{copy_tree, repo};
 use std::fs;

@@ -3,7 +3,7 @@
 //! full marks. Every step written must move something visible, and the block must
 //! always name the step that is really next. Runs in a scratch copy of the workspace.
 
-mod common;
+pub mod common;
 
 use common::{copy_tree, repo};
 use std::fs;

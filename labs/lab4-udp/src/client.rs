@@ -29,7 +29,7 @@ struct Patience {
     retries: u32,
 }
 
-/// Step 1, then steps 2 to 4 for every line of stdin.
+/// Step 1, then steps 2 to 5 for every line of stdin.
 pub fn run(
     server: SocketAddr,
     timeout_ms: u64,
@@ -107,7 +107,7 @@ fn open_socket(server: SocketAddr) -> Result<Socket, Failure> {
 /// drops datagrams from anyone but the server before we see them. And when our datagram
 /// reaches a machine where nothing is bound to the port, that machine answers with an
 /// ICMP "port unreachable"; the kernel hands it to a connected socket as ECONNREFUSED on
-/// its next call (an unconnected socket is never told: it can only time out). Step 4's
+/// its next call (an unconnected socket is never told: it can only time out). Step 5's
 /// recvfrom() then fails with that error, and the client stops at once, saying so.
 fn connect_socket(socket: &Socket, server: SocketAddr) -> Result<(), Failure> {
     {
@@ -118,7 +118,8 @@ fn connect_socket(socket: &Socket, server: SocketAddr) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Steps 2 to 4 for one line: send it, wait for the reply, send again if none came.
+/// Step 2 (with steps 3 to 5) for one line: send it, wait for the reply, send again if
+/// none came.
 /// Returns the length of the reply now at the start of `reply_buffer`.
 fn exchange(
     socket: &Socket,
@@ -130,35 +131,50 @@ fn exchange(
     let server_text = describe(server);
     discard_late_replies(socket, reply_buffer);
     let attempts = patience.retries.saturating_add(1);
-    for attempt in 1..=attempts {
-        // Step 2: sendto() names the destination on every call: the socket itself is
-        // not tied to the server. The datagram goes out whole or not at all; that it
-        // left our machine says nothing about whether it will arrive.
-        let sent: usize = {
-            // Stuck? `cargo xtask hint lab4`
-            todo!("step 2: send `request` as one datagram to `server`");
-        };
-        narrate!("sendto({server_text}, {sent} bytes), attempt {attempt} of {attempts}");
-
-        if let Some(received) =
-            wait_for_reply(socket, server, request, patience.timeout, reply_buffer)?
-        {
-            return Ok(received);
-        }
-        eprintln!(
-            "lab4: no reply from {server_text} within {} ms (attempt {attempt} of {attempts})",
-            patience.timeout.as_millis()
+    let timeout_ms = patience.timeout.as_millis();
+    // Step 2: the retry loop. UDP tells us nothing when a datagram or its reply is lost:
+    // silence until the timeout is the only sign. So: send, wait at most --timeout-ms,
+    // and on silence send the same line again; but only `attempts` times in all, or a
+    // client whose server is gone would retry for ever. Then give up out loud.
+    {
+        // Stuck? `cargo xtask hint lab4`
+        todo!(
+            "step 2: send `request` and wait for its reply, up to `attempts` times; then give up with an error"
         );
     }
-    Err(Failure::new(format!(
+}
+
+/// Step 3: one attempt: `request` as one datagram to `server`.
+fn send_request(
+    socket: &Socket,
+    server: &SockAddr,
+    request: &[u8],
+    attempt: u32,
+    attempts: u32,
+) -> Result<(), Failure> {
+    let server_text = describe(server);
+    // Step 3: sendto() names the destination on every call: the socket itself is not
+    // tied to the server. The datagram goes out whole or not at all; that it left our
+    // machine says nothing about whether it will arrive.
+    let sent: usize = {
+        // Stuck? `cargo xtask hint lab4`
+        todo!("step 3: send `request` as one datagram to `server`");
+    };
+    narrate!("sendto({server_text}, {sent} bytes), attempt {attempt} of {attempts}");
+    Ok(())
+}
+
+/// The error after the last attempt went unanswered.
+fn gave_up(server_text: &str, attempts: u32, timeout: Duration) -> Failure {
+    Failure::new(format!(
         "no reply from {server_text} after {attempts} attempt{} of {} ms each: giving up \
          (the datagrams or the replies were lost, or no server is there: UDP cannot tell which)",
         if attempts == 1 { "" } else { "s" },
-        patience.timeout.as_millis()
-    )))
+        timeout.as_millis()
+    ))
 }
 
-/// Steps 3 and 4: the reply from `server` to `request` within `timeout`, or `None`.
+/// Steps 4 and 5: the reply from `server` to `request` within `timeout`, or `None`.
 fn wait_for_reply(
     socket: &Socket,
     server: &SockAddr,
@@ -172,22 +188,22 @@ fn wait_for_reply(
         if remaining.is_zero() {
             return Ok(None);
         }
-        // Step 3: SO_RCVTIMEO bounds how long recvfrom() may sleep. Without it, a lost
+        // Step 4: SO_RCVTIMEO bounds how long recvfrom() may sleep. Without it, a lost
         // datagram would leave the client blocked forever: UDP never reports a loss.
         {
             // Stuck? `cargo xtask hint lab4`
-            todo!("step 3: make recvfrom() give up after `remaining`");
+            todo!("step 4: make recvfrom() give up after `remaining`");
         }
         narrate!(
             "setsockopt(SO_RCVTIMEO, {} ms)",
             remaining.as_micros().div_ceil(1000)
         );
 
-        // Step 4: recvfrom() returns one whole datagram and who sent it, or fails with
+        // Step 5: recvfrom() returns one whole datagram and who sent it, or fails with
         // EAGAIN once the timeout has passed.
         let outcome: io::Result<(usize, SockAddr)> = {
             // Stuck? `cargo xtask hint lab4`
-            todo!("step 4: receive one datagram into `reply_buffer` (keep the io::Result)");
+            todo!("step 5: receive one datagram into `reply_buffer` (keep the io::Result)");
         };
         match outcome {
             // An unconnected socket accepts datagrams from anyone who knows our port;
@@ -247,7 +263,7 @@ fn wait_for_reply(
 ///
 /// When we sent a line twice because its first reply was slow, that slow reply can
 /// still arrive after we moved on. What is already queued when the next line starts is
-/// dropped here; what comes later still is caught by the matching in step 4 (an answer
+/// dropped here; what comes later still is caught by the matching in step 5 (an answer
 /// ends with its request). Real protocols put a request number in each datagram (DNS
 /// does); this lab keeps the data plain.
 fn discard_late_replies(socket: &Socket, buffer: &mut [u8]) {

@@ -15,7 +15,9 @@
 //!             client writable: send() more of the unsent bytes
 //!             then epoll_ctl(MOD): EPOLLOUT only while bytes are unsent,
 //!                                  EPOLLIN only while unsent bytes stay under --max-buffer
+//!             with --idle-timeout: close the clients silent that long
 //!         }
+//!         every accepted socket: SO_KEEPALIVE, so the kernel finds peers that vanished
 //! client: socket() -> connect() -> O_NONBLOCK -> loop { poll(socket, stdin) -> send()/recv() }
 //!         -> shutdown(SHUT_WR) when stdin ends -> recv() until the server's FIN
 //! ```
@@ -30,6 +32,7 @@
 #![allow(unused, unreachable_code, clippy::diverging_sub_expression)]
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use shared::Failure;
@@ -54,6 +57,11 @@ mod server;
 const DEFAULT_BACKLOG: i32 = 1024;
 /// The default bound on echoed-but-unsent bytes per client before we stop reading it.
 const DEFAULT_MAX_BUFFER: usize = 64 * 1024;
+/// The default TCP_KEEPIDLE: a minute of silence before the kernel probes a client (its
+/// own default, net.ipv4.tcp_keepalive_time, is two hours).
+const DEFAULT_KEEPALIVE_SECS: u64 = 60;
+/// The kernel's ceiling for TCP_KEEPIDLE (MAX_TCP_KEEPIDLE, `man 7 tcp`).
+const MAX_KEEPALIVE_SECS: u64 = 32_767;
 
 #[derive(Parser)]
 #[command(
@@ -78,6 +86,13 @@ enum Role {
         /// echo wait unsent (it is not reading); resume once it catches up.
         #[arg(long, default_value_t = DEFAULT_MAX_BUFFER)]
         max_buffer: usize,
+        /// TCP keepalive: after this many seconds without a segment from a client, the
+        /// kernel probes it (every 10 s, 3 times) and drops the connection if nobody answers.
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_KEEPALIVE_SECS)]
+        keepalive: u64,
+        /// Close a client that has sent nothing for this many seconds (default: never).
+        #[arg(long, value_name = "SECS")]
+        idle_timeout: Option<u64>,
     },
     /// Send stdin to the server, half-close, and print everything it sends back.
     Client {
@@ -92,13 +107,30 @@ fn main() -> ExitCode {
             endpoint,
             backlog,
             max_buffer,
+            keepalive,
+            idle_timeout,
         } => {
             shared::narrate::set_role("server");
             if max_buffer == 0 {
                 return Err(Failure::new("--max-buffer must be at least 1 byte"));
             }
+            if !(1..=MAX_KEEPALIVE_SECS).contains(&keepalive) {
+                return Err(Failure::new(format!(
+                    "--keepalive must be 1 to {MAX_KEEPALIVE_SECS} seconds (the kernel's \
+                     range for TCP_KEEPIDLE), not {keepalive}"
+                )));
+            }
+            if idle_timeout == Some(0) {
+                return Err(Failure::new("--idle-timeout must be at least 1 second"));
+            }
             let address = endpoint.first_address()?;
-            server::run(address, backlog, max_buffer)
+            let limits = server::Limits {
+                backlog,
+                max_buffer,
+                keepalive: Duration::from_secs(keepalive),
+                idle_timeout: idle_timeout.map(Duration::from_secs),
+            };
+            server::run(address, limits)
         }
         Role::Client { endpoint } => {
             shared::narrate::set_role("client");

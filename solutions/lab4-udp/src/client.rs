@@ -29,7 +29,7 @@ struct Patience {
     retries: u32,
 }
 
-/// Step 1, then steps 2 to 4 for every line of stdin.
+/// Step 1, then steps 2 to 5 for every line of stdin.
 pub fn run(
     server: SocketAddr,
     timeout_ms: u64,
@@ -117,7 +117,7 @@ fn open_socket(server: SocketAddr) -> Result<Socket, Failure> {
 /// drops datagrams from anyone but the server before we see them. And when our datagram
 /// reaches a machine where nothing is bound to the port, that machine answers with an
 /// ICMP "port unreachable"; the kernel hands it to a connected socket as ECONNREFUSED on
-/// its next call (an unconnected socket is never told: it can only time out). Step 4's
+/// its next call (an unconnected socket is never told: it can only time out). Step 5's
 /// recvfrom() then fails with that error, and the client stops at once, saying so.
 fn connect_socket(socket: &Socket, server: SocketAddr) -> Result<(), Failure> {
     {
@@ -136,7 +136,8 @@ fn connect_socket(socket: &Socket, server: SocketAddr) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Steps 2 to 4 for one line: send it, wait for the reply, send again if none came.
+/// Step 2 (with steps 3 to 5) for one line: send it, wait for the reply, send again if
+/// none came.
 /// Returns the length of the reply now at the start of `reply_buffer`.
 fn exchange(
     socket: &Socket,
@@ -148,44 +149,77 @@ fn exchange(
     let server_text = describe(server);
     discard_late_replies(socket, reply_buffer);
     let attempts = patience.retries.saturating_add(1);
-    for attempt in 1..=attempts {
-        // Step 2: sendto() names the destination on every call: the socket itself is
-        // not tied to the server. The datagram goes out whole or not at all; that it
-        // left our machine says nothing about whether it will arrive.
-        let sent: usize = {
-            //- answer: step 2: send `request` as one datagram to `server`
-            //- hint: Send the request as one datagram addressed to the server: with UDP every send
-            //- hint: names its destination, there is no connection. The block's value is how many
-            //- hint: bytes went out.
-            //- more: socket2's `Socket::send_to` takes the bytes and a `&SockAddr` (here `server`
-            //- more: already is one) and returns `io::Result<usize>` (sendto(), `man 2 sendto`);
-            //- more: add `.context(...)`.
-            socket
-                .send_to(request, server)
-                .context(format!("sendto({server_text})"))?
-            //- end
-        };
-        narrate!("sendto({server_text}, {sent} bytes), attempt {attempt} of {attempts}");
-
-        if let Some(received) =
-            wait_for_reply(socket, server, request, patience.timeout, reply_buffer)?
-        {
-            return Ok(received);
+    let timeout_ms = patience.timeout.as_millis();
+    // Step 2: the retry loop. UDP tells us nothing when a datagram or its reply is lost:
+    // silence until the timeout is the only sign. So: send, wait at most --timeout-ms,
+    // and on silence send the same line again; but only `attempts` times in all, or a
+    // client whose server is gone would retry for ever. Then give up out loud.
+    {
+        //- answer: step 2: send `request` and wait for its reply, up to `attempts` times; then give up with an error
+        //- hint: Each attempt sends the line and waits for its reply for at most the timeout.
+        //- hint: A reply ends the exchange; silence means: say so on stderr, then try again.
+        //- hint: After the last attempt, stop with an error that says how many attempts of how
+        //- hint: long went unanswered: never loop for ever, never exit as if all went well.
+        //- more: a `for attempt in 1..=attempts` loop around `send_request` (step 3) and
+        //- more: `wait_for_reply` (steps 4 and 5, `Ok(None)` on a timeout), `eprintln!` for the
+        //- more: note; after the loop return `Err(gave_up(...))`.
+        for attempt in 1..=attempts {
+            send_request(socket, server, request, attempt, attempts)?;
+            if let Some(received) =
+                wait_for_reply(socket, server, request, patience.timeout, reply_buffer)?
+            {
+                return Ok(received);
+            }
+            eprintln!(
+                "lab4: no reply from {server_text} within {timeout_ms} ms (attempt {attempt} of \
+                 {attempts})"
+            );
         }
-        eprintln!(
-            "lab4: no reply from {server_text} within {} ms (attempt {attempt} of {attempts})",
-            patience.timeout.as_millis()
-        );
+        Err(gave_up(&server_text, attempts, patience.timeout))
+        //- end
     }
-    Err(Failure::new(format!(
+}
+
+/// Step 3: one attempt: `request` as one datagram to `server`.
+fn send_request(
+    socket: &Socket,
+    server: &SockAddr,
+    request: &[u8],
+    attempt: u32,
+    attempts: u32,
+) -> Result<(), Failure> {
+    let server_text = describe(server);
+    // Step 3: sendto() names the destination on every call: the socket itself is not
+    // tied to the server. The datagram goes out whole or not at all; that it left our
+    // machine says nothing about whether it will arrive.
+    let sent: usize = {
+        //- answer: step 3: send `request` as one datagram to `server`
+        //- hint: Send the request as one datagram addressed to the server: with UDP every send
+        //- hint: names its destination, there is no connection. The block's value is how many
+        //- hint: bytes went out.
+        //- more: socket2's `Socket::send_to` takes the bytes and a `&SockAddr` (here `server`
+        //- more: already is one) and returns `io::Result<usize>` (sendto(), `man 2 sendto`);
+        //- more: add `.context(...)`.
+        socket
+            .send_to(request, server)
+            .context(format!("sendto({server_text})"))?
+        //- end
+    };
+    narrate!("sendto({server_text}, {sent} bytes), attempt {attempt} of {attempts}");
+    Ok(())
+}
+
+/// The error after the last attempt went unanswered.
+fn gave_up(server_text: &str, attempts: u32, timeout: Duration) -> Failure {
+    Failure::new(format!(
         "no reply from {server_text} after {attempts} attempt{} of {} ms each: giving up \
          (the datagrams or the replies were lost, or no server is there: UDP cannot tell which)",
         if attempts == 1 { "" } else { "s" },
-        patience.timeout.as_millis()
-    )))
+        timeout.as_millis()
+    ))
 }
 
-/// Steps 3 and 4: the reply from `server` to `request` within `timeout`, or `None`.
+/// Steps 4 and 5: the reply from `server` to `request` within `timeout`, or `None`.
 fn wait_for_reply(
     socket: &Socket,
     server: &SockAddr,
@@ -199,10 +233,10 @@ fn wait_for_reply(
         if remaining.is_zero() {
             return Ok(None);
         }
-        // Step 3: SO_RCVTIMEO bounds how long recvfrom() may sleep. Without it, a lost
+        // Step 4: SO_RCVTIMEO bounds how long recvfrom() may sleep. Without it, a lost
         // datagram would leave the client blocked forever: UDP never reports a loss.
         {
-            //- answer: step 3: make recvfrom() give up after `remaining`
+            //- answer: step 4: make recvfrom() give up after `remaining`
             //- hint: A lost datagram never comes: limit how long the next receive may wait to the
             //- hint: time left (`remaining`) so the client can retry instead of waiting forever.
             //- more: socket2's `Socket::set_read_timeout` takes an `Option<Duration>`
@@ -217,10 +251,10 @@ fn wait_for_reply(
             remaining.as_micros().div_ceil(1000)
         );
 
-        // Step 4: recvfrom() returns one whole datagram and who sent it, or fails with
+        // Step 5: recvfrom() returns one whole datagram and who sent it, or fails with
         // EAGAIN once the timeout has passed.
         let outcome: io::Result<(usize, SockAddr)> = {
-            //- answer: step 4: receive one datagram into `reply_buffer` (keep the io::Result)
+            //- answer: step 5: receive one datagram into `reply_buffer` (keep the io::Result)
             //- hint: Receive one datagram (the reply, or a stray one) into the reply buffer, with
             //- hint: the sender's address. Keep the result as it is: a timeout is an error the code
             //- hint: below expects.
@@ -293,7 +327,7 @@ fn wait_for_reply(
 ///
 /// When we sent a line twice because its first reply was slow, that slow reply can
 /// still arrive after we moved on. What is already queued when the next line starts is
-/// dropped here; what comes later still is caught by the matching in step 4 (an answer
+/// dropped here; what comes later still is caught by the matching in step 5 (an answer
 /// ends with its request). Real protocols put a request number in each datagram (DNS
 /// does); this lab keeps the data plain.
 fn discard_late_replies(socket: &Socket, buffer: &mut [u8]) {

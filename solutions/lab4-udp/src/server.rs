@@ -18,7 +18,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use crate::{RECEIVE_BUFFER, max_payload};
 use shared::sockaddr::{as_uninit, describe};
 
-/// Steps 1 and 2, then the endless loop of steps 3 and 4.
+/// Steps 1 and 2, then the endless loop of steps 3 to 5.
 pub fn run(address: SocketAddr, echo: bool) -> Result<(), Failure> {
     let socket = open_socket(address)?;
     serve_forever(&socket, echo)
@@ -70,7 +70,7 @@ fn open_socket(address: SocketAddr) -> Result<Socket, Failure> {
     Ok(socket)
 }
 
-/// Steps 3 and 4, forever: one datagram in, one datagram back to whoever sent it.
+/// Steps 3 to 5, forever: one datagram in, one datagram back to whoever sent it.
 fn serve_forever(socket: &Socket, echo: bool) -> Result<(), Failure> {
     // Every datagram fits whole in this buffer, however large (see RECEIVE_BUFFER).
     let mut buffer = vec![0u8; RECEIVE_BUFFER];
@@ -103,6 +103,7 @@ fn serve_forever(socket: &Socket, echo: bool) -> Result<(), Failure> {
 
         let data = &buffer[..received];
         let limit = sender.as_socket().map_or(65_507, max_payload);
+        // Step 5 happens in here, unless --echo: the stamp (see `Reply::for_datagram`).
         let reply = Reply::for_datagram(data, echo, limit);
 
         // Step 4: sendto() the sender's own address: that is the whole of "answering
@@ -162,23 +163,40 @@ impl Reply {
                 note: "",
             };
         }
-        let stamp = format!("[{}] ", shared::ctime::now());
-        if stamp.len() + data.len() > limit {
+        // Step 5: the stamp is text (`[`, the ctime(3) time, `] `), and the data is not
+        // ours to interpret: its bytes follow the stamp exactly as they came, never
+        // decoded, so a datagram that is not UTF-8 comes back unharmed.
+        let stamped: Vec<u8> = {
+            //- answer: step 5: the stamped reply: `[`, the ctime text of now, `] `, then `data` byte for byte
+            //- hint: Build the reply as bytes: the current time between square brackets, in the
+            //- hint: fixed-width ctime shape the course uses, then one space, then the datagram's
+            //- hint: bytes unchanged. Never turn the data into a string: it need not be text.
+            //- more: `shared::ctime::now()` gives the ctime text; `format!` builds the stamp,
+            //- more: `String::into_bytes` makes it a `Vec<u8>`, and `Vec::extend_from_slice`
+            //- more: appends `data`.
+            let mut stamped = format!("[{}] ", shared::ctime::now()).into_bytes();
+            stamped.extend_from_slice(data);
+            stamped
+            //- end
+        };
+        if stamped.len() > limit {
+            let stamp_len = stamped.len().saturating_sub(data.len());
             let message = format!(
-                "error: datagram too long to stamp: {} bytes plus the {}-byte stamp exceeds \
-                 the {limit}-byte UDP limit; send at most {} bytes, or use a server run with --echo",
+                "error: datagram too long to stamp: {} bytes plus the {stamp_len}-byte stamp \
+                 exceeds the {limit}-byte UDP limit; send at most {} bytes, or use a server run \
+                 with --echo",
                 data.len(),
-                stamp.len(),
-                limit - stamp.len()
+                limit.saturating_sub(stamp_len)
             );
             return Reply {
                 bytes: message.into_bytes(),
                 note: " (too long to stamp: sent an error)",
             };
         }
-        let mut bytes = stamp.into_bytes();
-        bytes.extend_from_slice(data);
-        Reply { bytes, note: "" }
+        Reply {
+            bytes: stamped,
+            note: "",
+        }
     }
 }
 

@@ -8,6 +8,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use anyhow::{Context, anyhow};
+
 use super::server::ServerKind;
 
 /// The cargo that runs us (cargo sets $CARGO for `cargo run`), or the one on $PATH.
@@ -25,12 +27,12 @@ pub fn release_dir(root: &Path) -> PathBuf {
 }
 
 /// `cargo build --release -p PACKAGE`, quietly; on failure, the first error line.
-pub fn build_release(root: &Path, package: &str) -> Result<(), String> {
+pub fn build_release(root: &Path, package: &str) -> anyhow::Result<()> {
     let output = Command::new(cargo())
         .args(["build", "--release", "--quiet", "-p", package])
         .current_dir(root)
         .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
+        .context("cannot run cargo")?;
     if output.status.success() {
         return Ok(());
     }
@@ -40,18 +42,17 @@ pub fn build_release(root: &Path, package: &str) -> Result<(), String> {
         .find(|line| line.starts_with("error"))
         .or_else(|| errors.lines().find(|line| !line.trim().is_empty()))
         .unwrap_or("no message");
-    Err(format!(
+    Err(anyhow!(
         "`cargo build --release -p {package}` failed: {}",
         first.trim()
     ))
 }
 
 /// The program that serves `kind`, built first unless `build` is false.
-pub fn server_program(root: &Path, kind: ServerKind, build: bool) -> Result<PathBuf, String> {
+pub fn server_program(root: &Path, kind: ServerKind, build: bool) -> anyhow::Result<PathBuf> {
     let Some(package) = kind.package() else {
         // tokio: this very binary, started with --serve-tokio.
-        return std::env::current_exe()
-            .map_err(|e| format!("cannot find the running xtask binary: {e}"));
+        return std::env::current_exe().context("cannot find the running xtask binary");
     };
     if build {
         build_release(root, package)?;
@@ -60,7 +61,7 @@ pub fn server_program(root: &Path, kind: ServerKind, build: bool) -> Result<Path
     if program.is_file() {
         Ok(program)
     } else {
-        Err(format!(
+        Err(anyhow!(
             "{} does not exist (build it with `cargo build --release -p {package}`)",
             program.display()
         ))

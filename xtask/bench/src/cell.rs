@@ -80,7 +80,7 @@ pub fn measure(
     program: &Path,
     connections: usize,
     settings: &Settings,
-) -> Result<Measured, String> {
+) -> anyhow::Result<Measured> {
     let name = kind.name();
     print!("{name} × {connections}: ");
     let _ = std::io::stdout().flush();

@@ -9,10 +9,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, bail};
 use serde_json::Value;
 
 /// One timed `cargo xtask grade ... --json`: its reports and how long it took.
-fn grade(root: &Path, args: &[&str]) -> Result<(Vec<Value>, Duration), String> {
+fn grade(root: &Path, args: &[&str]) -> anyhow::Result<(Vec<Value>, Duration)> {
     let xtask = root.join("target/debug/xtask");
     let started = Instant::now();
     let output = Command::new(&xtask)
@@ -21,10 +22,10 @@ fn grade(root: &Path, args: &[&str]) -> Result<(Vec<Value>, Duration), String> {
         .args(args)
         .arg("--json")
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", xtask.display()))?;
+        .with_context(|| format!("cannot run {}", xtask.display()))?;
     let took = started.elapsed();
     let value: Value = serde_json::from_slice(&output.stdout)
-        .map_err(|e| format!("grade {args:?} printed no JSON: {e}"))?;
+        .with_context(|| format!("grade {args:?} printed no JSON"))?;
     let reports = match value {
         Value::Array(items) => items,
         one => vec![one],
@@ -55,7 +56,7 @@ fn verdicts(reports: &[Value]) -> Vec<(String, String, bool)> {
 }
 
 /// Runs the comparison and prints it.
-pub fn run(root: &Path) -> Result<(), String> {
+pub fn run(root: &Path) -> anyhow::Result<()> {
     let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root)
         .args(["build", "--quiet", "-p", "xtask", "-p", "lab3-solution"])
@@ -77,9 +78,9 @@ pub fn run(root: &Path) -> Result<(), String> {
         ])
         .args(["-p", "lab8-solution"])
         .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
+        .context("cannot run cargo")?;
     if !built.success() {
-        return Err("the grader or a solution does not build".into());
+        bail!("the grader or a solution does not build");
     }
     let (serial, serial_time) = grade(root, &["all", "--solution", "--jobs", "1"])?;
     let (parallel, parallel_time) = grade(root, &["all", "--solution"])?;
@@ -115,9 +116,7 @@ pub fn run(root: &Path) -> Result<(), String> {
         lab3_time.as_secs_f64() / slowest.1.as_secs_f64()
     );
     if differ > 0 {
-        return Err(format!(
-            "{differ} verdicts differ between --jobs 1 and the default"
-        ));
+        bail!("{differ} verdicts differ between --jobs 1 and the default");
     }
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! one in the server (which inherits our limit), so 10,000 connections need more than
 //! the usual soft limit of 1,024.
 
+use anyhow::bail;
+
 /// Descriptors kept back for everything that is not a benchmark connection (stdio,
 /// the runtime's epoll and wake-up fds, log files, the listening socket, ...).
 pub const RESERVED_DESCRIPTORS: u64 = 64;
@@ -31,17 +33,17 @@ impl OpenFileLimit {
 ///
 /// The workspace's nix is built without its `resource` feature, so this calls
 /// getrlimit(2)/setrlimit(2) through libc.
-pub fn raise_open_file_limit() -> Result<OpenFileLimit, String> {
+pub fn raise_open_file_limit() -> anyhow::Result<OpenFileLimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit only writes into the struct we pass, which lives on our stack.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(format!(
+        bail!(
             "getrlimit(RLIMIT_NOFILE) failed: {}",
             std::io::Error::last_os_error()
-        ));
+        );
     }
     let before: u64 = limit.rlim_cur;
     let hard: u64 = limit.rlim_max;
@@ -55,10 +57,10 @@ pub fn raise_open_file_limit() -> Result<OpenFileLimit, String> {
         };
         // SAFETY: setrlimit only reads the struct we pass.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
-            return Err(format!(
+            bail!(
                 "setrlimit(RLIMIT_NOFILE, {target}) failed: {}",
                 std::io::Error::last_os_error()
-            ));
+            );
         }
     }
     Ok(OpenFileLimit {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use anyhow::{Context, anyhow, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
@@ -88,7 +89,7 @@ pub struct Generator {
 
 impl Generator {
     /// Builds the runtime for `plan`.
-    pub fn new(plan: LoadPlan) -> Result<Self, String> {
+    pub fn new(plan: LoadPlan) -> anyhow::Result<Self> {
         let mut builder = if plan.threads <= 1 {
             tokio::runtime::Builder::new_current_thread()
         } else {
@@ -99,7 +100,7 @@ impl Generator {
         let runtime = builder
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the load generator's runtime: {e}"))?;
+            .context("cannot start the load generator's runtime")?;
         Ok(Generator { runtime, plan })
     }
 
@@ -173,7 +174,7 @@ async fn open_connections(plan: LoadPlan) -> OpenConnections {
             Ok(Ok(opened)) => streams.push(opened),
             Ok(Err(error)) => {
                 failed += 1;
-                first_error.get_or_insert(error);
+                first_error.get_or_insert(format!("{error:#}"));
             }
             Err(panic) => {
                 failed += 1;
@@ -191,36 +192,36 @@ async fn open_connections(plan: LoadPlan) -> OpenConnections {
 }
 
 /// One connection attempt (given up at `deadline`) and its warm-up round trip.
-async fn connect(address: SocketAddr, deadline: Instant, message: &[u8]) -> Result<Opened, String> {
+async fn connect(address: SocketAddr, deadline: Instant, message: &[u8]) -> anyhow::Result<Opened> {
     let mut stream = match timeout_at(deadline, TcpStream::connect(address)).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => return Err(format!("connect(): {error}")),
-        Err(_) => return Err("connect() timed out".into()),
+        Ok(Err(error)) => return Err(anyhow!("connect(): {error}")),
+        Err(_) => return Err(anyhow!("connect() timed out")),
     };
     // Each message goes out at once; Nagle's algorithm would hold back small writes.
     stream
         .set_nodelay(true)
-        .map_err(|e| format!("setsockopt(TCP_NODELAY): {e}"))?;
+        .context("setsockopt(TCP_NODELAY)")?;
     let warm_up_deadline = Instant::now() + WARM_UP_TIMEOUT;
     match timeout_at(warm_up_deadline, stream.write_all(message)).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(format!("send() of the first message: {e}")),
-        Err(_) => return Err("send() of the first message timed out".into()),
+        Ok(Err(e)) => return Err(anyhow!("send() of the first message: {e}")),
+        Err(_) => return Err(anyhow!("send() of the first message timed out")),
     }
     // Read the echo piece by piece, so that a timeout knows how much is still due.
     let mut echo = vec![0u8; message.len()];
     let mut received = 0;
     while received < echo.len() {
         match timeout_at(warm_up_deadline, stream.read(&mut echo[received..])).await {
-            Ok(Ok(0)) => return Err("the server closed the connection at once".into()),
+            Ok(Ok(0)) => return Err(anyhow!("the server closed the connection at once")),
             Ok(Ok(count)) => received += count,
-            Ok(Err(e)) => return Err(format!("recv() of the first echo: {e}")),
+            Ok(Err(e)) => return Err(anyhow!("recv() of the first echo: {e}")),
             // Not served yet (or the server is slow): open all the same.
             Err(_) => break,
         }
     }
     if echo[..received] != message[..received] {
-        return Err("the first echo differs from the message sent".into());
+        bail!("the first echo differs from the message sent");
     }
     Ok(Opened {
         stream,
@@ -265,7 +266,7 @@ async fn exchange(plan: LoadPlan, streams: Vec<Opened>) -> Exchange {
         }
         if let Some(error) = report.error {
             failed += 1;
-            first_error.get_or_insert(error);
+            first_error.get_or_insert(format!("{error:#}"));
         }
         latencies_ns.extend(report.latencies_ns);
     }

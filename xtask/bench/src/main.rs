@@ -28,6 +28,7 @@ mod tokio_server;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::{Context, bail};
 use cell::Settings;
 use server::ServerKind;
 
@@ -120,14 +121,14 @@ fn main() -> std::process::ExitCode {
     match run(&root, cli.args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("bench: error: {message}");
+            eprintln!("bench: error: {message:#}");
             std::process::ExitCode::from(2)
         }
     }
 }
 
 /// Runs the benchmark.
-fn run(root: &Path, args: BenchArgs) -> Result<(), String> {
+fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
     if let Some(port) = args.serve_tokio {
         return tokio_server::serve(port);
     }
@@ -162,7 +163,7 @@ fn run(root: &Path, args: BenchArgs) -> Result<(), String> {
     let programs = find_programs(root, &settings.servers, !args.no_build, &mut notes);
     if programs.is_empty() {
         print_notes(&notes);
-        return Err("no server could be benchmarked (see the notes above)".into());
+        bail!("no server could be benchmarked (see the notes above)");
     }
 
     notes.extend(
@@ -173,7 +174,7 @@ fn run(root: &Path, args: BenchArgs) -> Result<(), String> {
     );
 
     std::fs::create_dir_all(settings.out.join("logs"))
-        .map_err(|e| format!("cannot create {}: {e}", settings.out.display()))?;
+        .with_context(|| format!("cannot create {}", settings.out.display()))?;
     let mut rows = Vec::new();
     for (kind, program) in &programs {
         for &connections in &settings.connections {
@@ -184,9 +185,9 @@ fn run(root: &Path, args: BenchArgs) -> Result<(), String> {
                 }
                 Err(failure) => {
                     // The cell's progress line is still open: finish it.
-                    println!("not measured: {failure}");
+                    println!("not measured: {failure:#}");
                     notes.push(format!(
-                        "{} × {connections}: not measured: {failure}",
+                        "{} × {connections}: not measured: {failure:#}",
                         kind.name()
                     ));
                 }
@@ -200,7 +201,7 @@ fn run(root: &Path, args: BenchArgs) -> Result<(), String> {
     let markdown = report::markdown_report(&settings.describe(), &rows, &notes);
     let markdown_path = settings.out.join("bench.md");
     std::fs::write(&markdown_path, markdown)
-        .map_err(|e| format!("cannot write {}: {e}", markdown_path.display()))?;
+        .with_context(|| format!("cannot write {}", markdown_path.display()))?;
     let svg_path = settings.out.join("bench.svg");
     plot::write_svg(&svg_path, &rows)?;
     println!(
@@ -212,36 +213,30 @@ fn run(root: &Path, args: BenchArgs) -> Result<(), String> {
 }
 
 /// Checks the options and turns them into the settings every cell uses.
-fn validate(root: &Path, args: &BenchArgs) -> Result<Settings, String> {
+fn validate(root: &Path, args: &BenchArgs) -> anyhow::Result<Settings> {
     let mut connections = args.connections.clone();
     connections.sort_unstable();
     connections.dedup();
     if connections.is_empty() || connections[0] == 0 {
-        return Err("--connections needs counts of at least 1, like 10,100,1000".into());
+        bail!("--connections needs counts of at least 1, like 10,100,1000");
     }
     if let Some(&largest) = connections.last().filter(|&&n| n > MAX_CONNECTIONS) {
-        return Err(format!(
-            "--connections {largest} is more than the bench allows ({MAX_CONNECTIONS})"
-        ));
+        bail!("--connections {largest} is more than the bench allows ({MAX_CONNECTIONS})");
     }
     if !(args.duration_secs > 0.0 && args.duration_secs <= MAX_DURATION_SECS) {
-        return Err(format!(
-            "--duration-secs must be above 0 and at most {MAX_DURATION_SECS}"
-        ));
+        bail!("--duration-secs must be above 0 and at most {MAX_DURATION_SECS}");
     }
     if args.message_size == 0 || args.message_size > MAX_MESSAGE_SIZE {
-        return Err(format!(
-            "--message-size must be between 1 and {MAX_MESSAGE_SIZE} bytes"
-        ));
+        bail!("--message-size must be between 1 and {MAX_MESSAGE_SIZE} bytes");
     }
     if args.messages == Some(0) {
-        return Err("--messages must be at least 1".into());
+        bail!("--messages must be at least 1");
     }
     if !(1..=10_000).contains(&args.connect_concurrency) {
-        return Err("--connect-concurrency must be between 1 and 10000".into());
+        bail!("--connect-concurrency must be between 1 and 10000");
     }
     if !(1..=64).contains(&args.client_threads) {
-        return Err("--client-threads must be between 1 and 64".into());
+        bail!("--client-threads must be between 1 and 64");
     }
     let mut servers: Vec<ServerKind> = Vec::new();
     for &kind in &args.servers {
@@ -250,7 +245,7 @@ fn validate(root: &Path, args: &BenchArgs) -> Result<Settings, String> {
         }
     }
     if servers.is_empty() {
-        return Err("--servers needs at least one of lab3, lab6, lab7, tokio".into());
+        bail!("--servers needs at least one of lab3, lab6, lab7, tokio");
     }
     Ok(Settings {
         connections,
@@ -301,7 +296,7 @@ fn find_programs(
         match build::server_program(root, kind, build) {
             Ok(program) => programs.push((kind, program)),
             Err(failure) => {
-                let note = format!("{}: skipped: {failure}", kind.name());
+                let note = format!("{}: skipped: {failure:#}", kind.name());
                 println!("{note}");
                 notes.push(note);
             }

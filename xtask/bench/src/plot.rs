@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use anyhow::Context;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
@@ -20,9 +21,9 @@ struct Series {
 }
 
 /// Draws both panels into an SVG file at `path`.
-pub fn write_svg(path: &Path, rows: &[Row]) -> Result<(), String> {
+pub fn write_svg(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
     let area = SVGBackend::new(path, SIZE).into_drawing_area();
-    area.fill(&WHITE).map_err(|e| e.to_string())?;
+    area.fill(&WHITE)?;
     let (left, right) = area.split_horizontally(SIZE.0 / 2);
     let throughput = series(rows, |row| Some(row.summary.messages_per_sec));
     let most = throughput
@@ -44,7 +45,7 @@ pub fn write_svg(path: &Path, rows: &[Row]) -> Result<(), String> {
     let legend = SeriesLabelPosition::UpperLeft;
     draw_panel(&right, labels, &p99, latency_axis, legend)?;
     area.present()
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Groups the rows by server, in the order servers first appear, keeping only the
@@ -101,7 +102,7 @@ fn draw_panel<Y>(
     lines: &[Series],
     y_axis: Y,
     legend: SeriesLabelPosition,
-) -> Result<(), String>
+) -> anyhow::Result<()>
 where
     Y: AsRangedCoord<Value = f64>,
     Y::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
@@ -116,8 +117,7 @@ where
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(80)
-        .build_cartesian_2d((x_low..x_high).log_scale(), y_axis)
-        .map_err(|e| e.to_string())?;
+        .build_cartesian_2d((x_low..x_high).log_scale(), y_axis)?;
     chart
         .configure_mesh()
         .x_desc("concurrent connections")
@@ -126,33 +126,28 @@ where
         .x_label_formatter(&|x| power_of_ten_label(*x))
         .light_line_style(TRANSPARENT)
         .y_label_formatter(&|y| short_number(*y))
-        .draw()
-        .map_err(|e| e.to_string())?;
+        .draw()?;
     for line in lines {
         let style = colour(&line.server);
         chart
             .draw_series(LineSeries::new(
                 line.points.iter().copied(),
                 style.stroke_width(2),
-            ))
-            .map_err(|e| e.to_string())?
+            ))?
             .label(line.server.as_str())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style.stroke_width(2)));
-        chart
-            .draw_series(
-                line.points
-                    .iter()
-                    .map(|point| Circle::new(*point, 4, style.filled())),
-            )
-            .map_err(|e| e.to_string())?;
+        chart.draw_series(
+            line.points
+                .iter()
+                .map(|point| Circle::new(*point, 4, style.filled())),
+        )?;
     }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .position(legend)
-        .draw()
-        .map_err(|e| e.to_string())?;
+        .draw()?;
     Ok(())
 }
 

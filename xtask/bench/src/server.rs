@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
@@ -94,12 +95,12 @@ impl ServerKind {
 }
 
 /// A free loopback port: bind port 0, read what the kernel picked, let it go again.
-pub fn free_port() -> Result<u16, String> {
+pub fn free_port() -> anyhow::Result<u16> {
     let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))?;
+        .context("cannot find a free port on 127.0.0.1")?;
     let port = probe
         .local_addr()
-        .map_err(|e| format!("getsockname() on the port probe failed: {e}"))?
+        .context("getsockname() on the port probe failed")?
         .port();
     Ok(port)
 }
@@ -144,12 +145,12 @@ pub struct RunningServer {
 impl RunningServer {
     /// Starts `command` with its output in `log`, and waits until `address` accepts a
     /// connection (or the server dies, or READY_TIMEOUT passes).
-    pub fn start(mut command: Command, address: SocketAddr, log: &Path) -> Result<Self, String> {
+    pub fn start(mut command: Command, address: SocketAddr, log: &Path) -> anyhow::Result<Self> {
         let output =
-            File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+            File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
         let errors = output
             .try_clone()
-            .map_err(|e| format!("cannot share {}: {e}", log.display()))?;
+            .with_context(|| format!("cannot share {}", log.display()))?;
         command
             .stdin(Stdio::null())
             .stdout(output)
@@ -168,7 +169,7 @@ impl RunningServer {
         }
         let child = command
             .spawn()
-            .map_err(|e| format!("cannot start {:?}: {e}", command.get_program()))?;
+            .with_context(|| format!("cannot start {:?}", command.get_program()))?;
         let mut server = RunningServer {
             child,
             log: log.to_path_buf(),
@@ -178,24 +179,24 @@ impl RunningServer {
     }
 
     /// Polls `address` with short connection attempts until one succeeds.
-    fn wait_until_ready(&mut self, address: SocketAddr) -> Result<(), String> {
+    fn wait_until_ready(&mut self, address: SocketAddr) -> anyhow::Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(status) = self.exit_status() {
-                return Err(format!(
+                bail!(
                     "the server exited before accepting connections ({status}); {}",
                     self.log_tail()
-                ));
+                );
             }
             if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(format!(
+                bail!(
                     "the server did not accept connections on {address} within {} s; {}",
                     READY_TIMEOUT.as_secs(),
                     self.log_tail()
-                ));
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

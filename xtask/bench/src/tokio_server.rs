@@ -8,6 +8,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -15,25 +16,25 @@ use tokio::net::{TcpListener, TcpStream};
 const BUFFER_SIZE: usize = 4096;
 
 /// Serves echo on 127.0.0.1:`port` forever.
-pub fn serve(port: u16) -> Result<(), String> {
+pub fn serve(port: u16) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the tokio runtime: {e}"))?;
+        .context("cannot start the tokio runtime")?;
     // The accept loop runs as a task on the worker threads, like every `#[tokio::main]`
     // server's spawned work, not on the thread that only waits in block_on().
     runtime.block_on(async move {
         tokio::spawn(accept_forever(port))
             .await
-            .map_err(|e| format!("the accept loop failed: {e}"))?
+            .context("the accept loop failed")?
     })
 }
 
 /// Accepts connections and hands each one to its own task.
-async fn accept_forever(port: u16) -> Result<(), String> {
+async fn accept_forever(port: u16) -> anyhow::Result<()> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
         .await
-        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
     println!("listening on 127.0.0.1:{port}");
     loop {
         match listener.accept().await {

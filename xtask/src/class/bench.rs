@@ -12,6 +12,8 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use anyhow::{Context, bail};
+
 use super::{Class, Graded};
 use crate::grade::format::Format;
 use crate::grade::runner;
@@ -31,13 +33,13 @@ pub struct BenchClassArgs {
     jobs: Vec<usize>,
 }
 
-pub fn run(root: &Path, args: BenchClassArgs) -> Result<bool, String> {
+pub fn run(root: &Path, args: BenchClassArgs) -> anyhow::Result<bool> {
     if args.lab == "all" {
-        return Err("bench-class takes one lab (e.g. lab1)".into());
+        bail!("bench-class takes one lab (e.g. lab1)");
     }
     let lab = select_labs(&args.lab)?[0];
     if args.submissions == 0 || args.jobs.contains(&0) {
-        return Err("--submissions and --jobs must be at least 1".into());
+        bail!("--submissions and --jobs must be at least 1");
     }
     let mut parallel_jobs = args.jobs.clone();
     if parallel_jobs.is_empty() {
@@ -61,16 +63,15 @@ pub fn run(root: &Path, args: BenchClassArgs) -> Result<bool, String> {
     let scratch = tempfile::Builder::new()
         .prefix("socklab-bench-class-")
         .tempdir()
-        .map_err(|e| format!("cannot make a scratch folder: {e}"))?;
+        .context("cannot make a scratch folder")?;
     let submissions = scratch.path().join("submissions");
     for i in 0..args.submissions {
         let (kind, binary) = &kinds[i % kinds.len()];
         let run = submissions.join(format!("s{i:03}-{kind}")).join("run");
-        fs::create_dir_all(run.parent().unwrap()).map_err(|e| e.to_string())?;
+        fs::create_dir_all(run.parent().unwrap())?;
         let script = format!("#!/bin/sh\nexec '{}' \"$@\"\n", binary.display());
         fs::write(&run, script)
-            .and_then(|()| fs::set_permissions(&run, fs::Permissions::from_mode(0o755)))
-            .map_err(|e| e.to_string())?;
+            .and_then(|()| fs::set_permissions(&run, fs::Permissions::from_mode(0o755)))?;
     }
     let checks = lab.checks.len() * args.submissions;
     println!(
@@ -79,7 +80,7 @@ pub fn run(root: &Path, args: BenchClassArgs) -> Result<bool, String> {
         kinds.len(),
         kinds.len() - 2
     );
-    let grade = |jobs: usize, name: &str| -> Result<(Vec<Graded>, f64), String> {
+    let grade = |jobs: usize, name: &str| -> anyhow::Result<(Vec<Graded>, f64)> {
         let out = scratch.path().join(name);
         let class = Class {
             lab,

@@ -22,6 +22,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, bail};
+
 use crate::grade::Lab;
 use crate::grade::explain::plain_text;
 use crate::grade::format::{self, Format, Progress};
@@ -49,7 +51,7 @@ pub struct Graded {
 }
 
 /// Grades the class and writes everything under `OUT`; true when the run completed.
-pub fn run(root: &Path, class: &Class, say: &mut dyn Write) -> Result<bool, String> {
+pub fn run(root: &Path, class: &Class, say: &mut dyn Write) -> anyhow::Result<bool> {
     let (graded, took) = grade(root, class, say)?;
     let rates = summary::rates(class.lab, class.only, &graded);
     let md = summary::markdown(class.lab, &graded, &rates);
@@ -75,12 +77,12 @@ pub fn grade(
     root: &Path,
     class: &Class,
     say: &mut dyn Write,
-) -> Result<(Vec<Graded>, Duration), String> {
+) -> anyhow::Result<(Vec<Graded>, Duration)> {
     let students = submissions::students(class.submissions)?;
     let out = class.out;
     check_out_folder(class.submissions, out)?;
     let reports_dir = out.join("reports");
-    fs::create_dir_all(&reports_dir).map_err(|e| format!("{}: {e}", reports_dir.display()))?;
+    fs::create_dir_all(&reports_dir).with_context(|| reports_dir.display().to_string())?;
     let _ = writeln!(
         say,
         "{}: {} submissions in {}",
@@ -122,7 +124,7 @@ pub fn grade(
     let started = Instant::now();
     let mut progress = Progress::default();
     let mut current = 0;
-    let mut trouble: Option<String> = None;
+    let mut trouble: Option<anyhow::Error> = None;
     runner::run(&plans, class.jobs, &mut |event| {
         let student = &prepared[owner[current]].student;
         if progress.event(&event) && trouble.is_none() {
@@ -181,21 +183,21 @@ impl Graded {
 }
 
 /// OUT must not be a student: not the submissions folder, nor inside it.
-fn check_out_folder(submissions: &Path, out: &Path) -> Result<(), String> {
-    fs::create_dir_all(out).map_err(|e| format!("--out {}: {e}", out.display()))?;
+fn check_out_folder(submissions: &Path, out: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(out).with_context(|| format!("--out {}", out.display()))?;
     let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     let (submissions, out_dir): (PathBuf, PathBuf) = (canonical(submissions), canonical(out));
     if out_dir.starts_with(&submissions) {
-        return Err(format!(
+        bail!(
             "--out {} is inside --submissions {}: it would be graded as a student; put it elsewhere",
             out.display(),
             submissions.display()
-        ));
+        );
     }
     Ok(())
 }
 
-fn write_report(class: &Class, student: &str, reports: &[Report]) -> Result<(), String> {
+fn write_report(class: &Class, student: &str, reports: &[Report]) -> anyhow::Result<()> {
     let path = class
         .out
         .join("reports")
@@ -204,7 +206,7 @@ fn write_report(class: &Class, student: &str, reports: &[Report]) -> Result<(), 
     format::write_atomically(&path, &text)
 }
 
-fn write(path: &Path, text: &str) -> Result<(), String> {
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     format::write_atomically(path, text)
 }
 

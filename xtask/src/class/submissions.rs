@@ -18,6 +18,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::{Context, anyhow, bail};
+
 use crate::grade::Lab;
 use crate::grade::process::{Input, Running};
 
@@ -51,8 +53,8 @@ pub struct NotGradable {
 }
 
 /// The students' folders of `dir`, sorted by name (hidden folders skipped).
-pub fn students(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
-    let entries = fs::read_dir(dir).map_err(|e| format!("--submissions {}: {e}", dir.display()))?;
+pub fn students(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let entries = fs::read_dir(dir).with_context(|| format!("--submissions {}", dir.display()))?;
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
@@ -64,10 +66,10 @@ pub fn students(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
     }
     found.sort();
     if found.is_empty() {
-        return Err(format!(
+        bail!(
             "--submissions {}: no student folders in it (each subfolder is one student)",
             dir.display()
-        ));
+        );
     }
     Ok(found)
 }
@@ -76,7 +78,7 @@ pub fn students(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
 pub fn prepare(root: &Path, lab: &Lab, student: &str, dir: &Path, out: &Path) -> Submission {
     let outcome = match classify(lab, dir) {
         Err(reason) => Err(NotGradable {
-            reason,
+            reason: format!("{reason:#}"),
             source: String::new(),
             lines: Vec::new(),
         }),
@@ -100,17 +102,14 @@ enum Kind {
     Crate(PathBuf),
 }
 
-fn classify(lab: &Lab, dir: &Path) -> Result<Kind, String> {
+fn classify(lab: &Lab, dir: &Path) -> anyhow::Result<Kind> {
     let run = dir.join("run");
     if run.is_file() {
-        let mode = fs::metadata(&run)
-            .map_err(|e| e.to_string())?
-            .permissions()
-            .mode();
+        let mode = fs::metadata(&run)?.permissions().mode();
         if mode & 0o111 == 0 {
-            return Err("its `run` is not executable (chmod +x run)".into());
+            bail!("its `run` is not executable (chmod +x run)");
         }
-        let run = run.canonicalize().map_err(|e| e.to_string())?;
+        let run = run.canonicalize()?;
         return Ok(Kind::Run(run));
     }
     if dir.join("Cargo.toml").is_file() && dir.join("src").is_dir() {
@@ -120,9 +119,10 @@ fn classify(lab: &Lab, dir: &Path) -> Result<Kind, String> {
     if inside.join("Cargo.toml").is_file() {
         return Ok(Kind::Crate(inside));
     }
-    Err(format!(
+    Err(anyhow!(
         "neither a crate (Cargo.toml and src/, or labs/{}-{}/) nor an executable `run`",
-        lab.id, lab.slug
+        lab.id,
+        lab.slug
     ))
 }
 
@@ -180,7 +180,7 @@ fn build(root: &Path, krate: &Path, out: &Path, student: &str) -> Result<PathBuf
     let _ = fs::remove_dir_all(&workspace);
     copy_crate(krate, &workspace.join("crate"))
         .and_then(|()| write_wrapper(root, &workspace))
-        .map_err(|e| fail("cannot be copied for building", vec![e]))?;
+        .map_err(|e| fail("cannot be copied for building", vec![format!("{e:#}")]))?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = workspace.join("Cargo.toml");
     let argv: Vec<String> = [
@@ -275,9 +275,9 @@ fn first_lines(text: &str) -> Vec<String> {
 }
 
 /// Copies a crate's files (not its `target/`, hidden folders or symbolic links).
-fn copy_crate(from: &Path, to: &Path) -> Result<(), String> {
-    fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
-    let entries = fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?;
+fn copy_crate(from: &Path, to: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(to).with_context(|| to.display().to_string())?;
+    let entries = fs::read_dir(from).with_context(|| from.display().to_string())?;
     for entry in entries.flatten() {
         let name = entry.file_name();
         let text = name.to_string_lossy();
@@ -291,7 +291,7 @@ fn copy_crate(from: &Path, to: &Path) -> Result<(), String> {
         if kind.is_dir() {
             copy_crate(&entry.path(), &target)?;
         } else if kind.is_file() {
-            fs::copy(entry.path(), &target).map_err(|e| format!("{}: {e}", target.display()))?;
+            fs::copy(entry.path(), &target).with_context(|| target.display().to_string())?;
         }
     }
     Ok(())
@@ -299,13 +299,13 @@ fn copy_crate(from: &Path, to: &Path) -> Result<(), String> {
 
 /// The wrapper workspace: socklab's workspace settings with one member, the copy, and
 /// the `shared` crate at its real place; socklab's Cargo.lock pins the same versions.
-fn write_wrapper(root: &Path, workspace: &Path) -> Result<(), String> {
-    let text = fs::read_to_string(root.join("Cargo.toml")).map_err(|e| e.to_string())?;
-    let mut manifest: toml::Table = toml::from_str(&text).map_err(|e| e.to_string())?;
+fn write_wrapper(root: &Path, workspace: &Path) -> anyhow::Result<()> {
+    let text = fs::read_to_string(root.join("Cargo.toml"))?;
+    let mut manifest: toml::Table = toml::from_str(&text)?;
     let ws = manifest
         .get_mut("workspace")
         .and_then(|w| w.as_table_mut())
-        .ok_or("socklab's Cargo.toml has no [workspace]")?;
+        .context("socklab's Cargo.toml has no [workspace]")?;
     ws.insert("members".into(), vec![toml::Value::from("crate")].into());
     ws.remove("exclude");
     if let Some(shared) = ws
@@ -318,11 +318,10 @@ fn write_wrapper(root: &Path, workspace: &Path) -> Result<(), String> {
             root.join("shared").display().to_string().into(),
         );
     }
-    let text = toml::to_string(&manifest).map_err(|e| e.to_string())?;
-    fs::write(workspace.join("Cargo.toml"), text).map_err(|e| e.to_string())?;
+    let text = toml::to_string(&manifest)?;
+    fs::write(workspace.join("Cargo.toml"), text)?;
     // The student's own lock file, if any, is theirs; socklab's pins what it tested.
     let _ = fs::remove_file(workspace.join("crate/Cargo.lock"));
-    fs::copy(root.join("Cargo.lock"), workspace.join("Cargo.lock"))
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    fs::copy(root.join("Cargo.lock"), workspace.join("Cargo.lock"))?;
+    Ok(())
 }

@@ -5,6 +5,8 @@
 use std::fmt::Write;
 use std::path::Path;
 
+use anyhow::Context;
+
 use super::Graded;
 use crate::grade::Lab;
 
@@ -137,7 +139,7 @@ const BAR: u32 = 520;
 /// Writes the bar chart: one bar per check, its pass rate, worst first. Plain SVG
 /// (rectangles and text) written by hand: a bar chart needs no plotting library, and
 /// keeping one out of xtask keeps a student's first build short.
-pub fn svg(path: &Path, lab: &Lab, rates: &[Rate]) -> Result<(), String> {
+pub fn svg(path: &Path, lab: &Lab, rates: &[Rate]) -> anyhow::Result<()> {
     let height = TOP + ROW * rates.len() as u32 + 40;
     let bottom = TOP + ROW * rates.len() as u32;
     let graded = rates.first().map_or(0, |r| r.graded);
@@ -181,7 +183,7 @@ pub fn svg(path: &Path, lab: &Lab, rates: &[Rate]) -> Result<(), String> {
         ));
     }
     out.push_str("</svg>\n");
-    std::fs::write(path, out).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Text as SVG (XML) character data.

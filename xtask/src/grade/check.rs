@@ -38,6 +38,9 @@ impl Lab {
     }
 }
 
+/// What a check runs: drives the program through the context, passes or fails.
+pub type Run = fn(&mut Ctx) -> Result<(), Failure>;
+
 /// One row of a lab's check table.
 pub struct Check {
     /// Short, stable, kebab-case: mutant tables and `--json` refer to it.
@@ -48,7 +51,7 @@ pub struct Check {
     /// What the grader does and accepts, exactly: the "what it verifies" column of the
     /// lab README's check table, which `cargo xtask docs` generates from this (Markdown).
     pub details: &'static str,
-    pub run: fn(&mut Ctx) -> Result<(), Failure>,
+    pub run: Run,
     /// The most this check may take on a slow, loaded machine. Past it the check fails
     /// with "no answer within N s", its programs are killed and the others go on.
     pub budget: Duration,

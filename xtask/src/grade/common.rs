@@ -6,7 +6,7 @@
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
-use super::net::show;
+use super::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
 use super::{Ctx, Failure, Server, ensure, expect};
 
 /// A TCP port the grader holds open on 127.0.0.1, and its number as text.
@@ -22,18 +22,87 @@ pub fn hold_tcp_port() -> Result<(TcpListener, String), Failure> {
     Ok((holder, port))
 }
 
+/// `server --host 127.0.0.1 --port P extra...` on a free port, seen listening.
+pub fn start(ctx: &mut Ctx, extra: &[&str]) -> Result<Server, Failure> {
+    ctx.start_server("server", LOCALHOST_V4, extra)
+}
+
 /// `server --host 127.0.0.1 --port P` on a port the grader already holds must fail
 /// with one clear line that says the port is in use.
 pub fn port_in_use(ctx: &mut Ctx) -> Result<(), Failure> {
     let (_holder, port) = hold_tcp_port()?;
+    let during = format!("port {port} already taken by the grader");
+    server_fails_cleanly(ctx, "127.0.0.1", &port, &["in use"], during)
+}
+
+/// `server --host HOST --port PORT` must fail within 5 s with one clear line (at most
+/// two) mentioning one of `words`; `during` says what the grader arranged.
+pub fn server_fails_cleanly(
+    ctx: &mut Ctx,
+    host: &str,
+    port: &str,
+    words: &[&str],
+    during: impl std::fmt::Display,
+) -> Result<(), Failure> {
     let run = ctx.run(
         "server",
-        &["server", "--host", "127.0.0.1", "--port", &port],
+        &["server", "--host", host, "--port", port],
         None,
         Duration::from_secs(5),
     )?;
-    expect::clean_error(&run, &["in use"], 2)
-        .map_err(|f| f.during(format!("port {port} already taken by the grader")))
+    expect::clean_error(&run, words, 2).map_err(|f| f.during(during))
+}
+
+/// `server --backlog N` on 127.0.0.1 must listen with a backlog of N.
+pub fn backlog<const N: u32>(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = ctx.start_server("server", LOCALHOST_V4, &["--backlog", &N.to_string()])?;
+    listens_with_backlog(server.addr.port(), N)
+}
+
+/// The listener on `port` must have the backlog `asked` (as `--backlog` asked it).
+pub fn listens_with_backlog(port: u16, asked: u32) -> Result<(), Failure> {
+    match net::listen_backlog(port) {
+        Some(got) if got == asked => Ok(()),
+        Some(other) => Err(
+            Failure::new("the listening socket's backlog is not the one asked for")
+                .sent(format!("--backlog {asked}"))
+                .expected(format!("backlog {asked} (ss -ltn, Send-Q column)"))
+                .got(format!("backlog {other}"))
+                .hint("pass --backlog to listen(); don't hard-code it"),
+        ),
+        None => Err(no_ss()),
+    }
+}
+
+/// The backlog could not be read: `ss` is missing, or nothing listens any more.
+pub fn no_ss() -> Failure {
+    Failure::new("could not read the backlog with `ss -ltn`")
+        .hint("is iproute2 (ss) installed? the listener may also have gone")
+}
+
+/// `server --host ::1` on a free port, seen listening.
+pub fn start_over_ipv6(ctx: &mut Ctx) -> Result<Server, Failure> {
+    ctx.start_server("server", LOCALHOST_V6, &[]).map_err(|f| {
+        f.during("with --host ::1").or_hint(
+            "create the socket with the domain of the address (Domain::for_address), not always IPv4",
+        )
+    })
+}
+
+/// Starts the server again on the port of `first` (killed by the check, its old
+/// connection lingering on the port) and requires it to listen at once. `during` says
+/// how the check left the port.
+pub fn restarts_on_same_port(ctx: &mut Ctx, first: Server, during: &str) -> Result<(), Failure> {
+    let port = first.addr.port().to_string();
+    let id = ctx.spawn(
+        "server",
+        &["server", "--host", "127.0.0.1", "--port", &port],
+        None,
+    )?;
+    ctx.wait_listening(id, first.addr.port()).map_err(|f| {
+        f.during(during)
+            .hint("set SO_REUSEADDR before bind(): without it the port stays busy while the old connection is in TIME_WAIT")
+    })
 }
 
 /// The server `id`, listening on `listen_port`, must print that port and the address

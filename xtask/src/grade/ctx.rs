@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+
 use super::Failure;
 use super::capture::describe_size;
 use super::process::{self, Input, Running, describe_status};
@@ -77,15 +79,15 @@ impl Finished {
 impl Ctx {
     /// A context that runs `program` (the argv prefix before the role), confined as
     /// `policy` says.
-    pub fn new(program: &[String], policy: &Policy) -> Result<Ctx, String> {
+    pub fn new(program: &[String], policy: &Policy) -> anyhow::Result<Ctx> {
         let scratch = tempfile::Builder::new()
             .prefix("socklab-check-")
             .tempdir()
-            .map_err(|e| format!("cannot create a scratch folder: {e}"))?;
+            .context("cannot create a scratch folder")?;
         let scratch = scratch.keep();
         if !process::register_folder(&scratch) {
             let _ = std::fs::remove_dir_all(&scratch);
-            return Err("the grader is ending".into());
+            anyhow::bail!("the grader is ending");
         }
         // Capped in size under strict (a tmpfs seen by this check's thread only).
         if policy.capped_scratch
@@ -93,7 +95,7 @@ impl Ctx {
         {
             let _ = std::fs::remove_dir(&scratch);
             process::forget_folder(&scratch);
-            return Err(e);
+            return Err(anyhow::Error::msg(e));
         }
         // Readable by all, so a program started as an unprivileged user can run in it.
         use std::os::unix::fs::PermissionsExt;
@@ -103,7 +105,7 @@ impl Ctx {
         if let Some(uid) = jail.as_ref().and_then(|j| j.uid) {
             // The check's own user owns its folder (and nothing else on the machine).
             std::os::unix::fs::chown(&scratch, Some(uid), Some(uid))
-                .map_err(|e| format!("cannot give the scratch folder to uid {uid}: {e}"))?;
+                .with_context(|| format!("cannot give the scratch folder to uid {uid}"))?;
         }
         Ok(Ctx {
             program: program.to_vec(),
@@ -334,6 +336,36 @@ impl Ctx {
         }
     }
 
+    /// Polls until `ready()` says the program `id` (started as `role`) has set up its
+    /// socket, failing early if it exits first ("the ROLE exited (STATUS) before
+    /// WHAT"), and with `late` after [`START_LIMIT`].
+    pub fn wait_ready(
+        &mut self,
+        id: usize,
+        role: &str,
+        what: &str,
+        mut ready: impl FnMut() -> bool,
+        late: Failure,
+    ) -> Result<(), Failure> {
+        let deadline = Instant::now() + START_LIMIT;
+        loop {
+            if ready() {
+                return Ok(());
+            }
+            if let Some(status) = self.procs[id].exited() {
+                return Err(Failure::new(format!(
+                    "the {role} exited ({}) before {what}",
+                    describe_status(status)
+                ))
+                .hint("it stopped during start-up: its stderr below says why"));
+            }
+            if Instant::now() >= deadline {
+                return Err(late);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Remembers that the program started as `id` listened (it is a server).
     fn mark_listened(&mut self, id: usize) {
         if let Some(Some(launch)) = self.launches.get_mut(id) {
@@ -351,6 +383,20 @@ impl Ctx {
     ) -> Result<Finished, Failure> {
         let id = self.spawn(label, args, stdin)?;
         self.finish(id, limit)
+    }
+
+    /// Runs `client --host 127.0.0.1 --port PORT extra...` with `stdin` to its end,
+    /// killing it after `limit`.
+    pub fn run_client(
+        &mut self,
+        port: &str,
+        extra: &[&str],
+        stdin: &[u8],
+        limit: Duration,
+    ) -> Result<Finished, Failure> {
+        let mut args = vec!["client", "--host", "127.0.0.1", "--port", port];
+        args.extend_from_slice(extra);
+        self.run("client", &args, Some(stdin.to_vec()), limit)
     }
 
     /// Waits up to `limit` for a started program to exit.

@@ -197,6 +197,16 @@ impl Demo {
         self.spawn(role, args, None)
     }
 
+    /// Starts `server --host 127.0.0.1 --port PORT` and waits until it listens.
+    pub fn start_server(&mut self, port: u16) -> Result<(), String> {
+        let port_text = port.to_string();
+        self.start(
+            "server",
+            &["server", "--host", "127.0.0.1", "--port", &port_text],
+        )?;
+        self.wait_listening(port)
+    }
+
     /// Runs the program with `args` and `stdin` to its end (at most `limit`).
     pub fn run(
         &mut self,

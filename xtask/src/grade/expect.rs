@@ -53,6 +53,15 @@ pub fn clean_error(run: &Finished, words: &[&str], max_lines: usize) -> Result<(
     Ok(())
 }
 
+/// Fails with `problem` unless `got` is exactly what was `sent` (an echo): the report
+/// shows what was sent, and expected and got with the first differing byte marked.
+pub fn echoed(sent: &[u8], got: &[u8], problem: &str) -> Result<(), Failure> {
+    if got == sent {
+        return Ok(());
+    }
+    Err(Failure::new(problem).sent_bytes(sent).compare(sent, got))
+}
+
 /// Polls the program's stdout until it contains `needle` (or `limit` passes).
 pub fn stdout_mentions(ctx: &mut Ctx, id: usize, needle: &str, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;

@@ -4,8 +4,9 @@
 //! (`labN-solution`, with `--solution`) or any command (`--cmd "python3 lab1.py"`) that
 //! honours the CLI contract `PROGRAM <role> --host H --port P [lab options]`.
 //!
-//! - `check.rs`: the vocabulary of check tables ([`Lab`], [`Check`], [`Failure`]).
-//! - `ctx.rs`, `process.rs`, `net.rs`, `expect.rs`, `common.rs`: what checks use to run
+//! - `check.rs`: the vocabulary of check tables ([`Lab`], [`Check`], [`Failure`]);
+//!   `standard.rs`: the rows several labs share.
+//! - `ctx.rs`, `process.rs`, `net.rs`, `peer.rs`, `expect.rs`, `common.rs`: what checks use to run
 //!   programs and talk to them.
 //! - `runner.rs`: runs checks concurrently, each in a fresh [`Ctx`], within budgets.
 //! - `result.rs`: the result model (events, reports); `explain.rs` turns a failure into
@@ -26,12 +27,14 @@ pub mod human;
 pub mod net;
 pub mod netns;
 pub mod onlan;
+pub mod peer;
 pub mod pidns;
 pub mod process;
 pub mod result;
 pub mod runner;
 pub mod sandbox;
 pub mod scratchfs;
+pub mod standard;
 pub mod strays;
 pub mod tcp_table;
 pub mod userns;
@@ -39,6 +42,8 @@ pub mod wire;
 
 use std::path::Path;
 use std::process::Command;
+
+use anyhow::{Context, anyhow};
 
 pub use check::{Check, Failure, Lab, ensure, secs};
 pub use ctx::{Ctx, Finished, Server};
@@ -52,7 +57,7 @@ pub fn grade(lab: &'static Lab, program: &[String], only: &[String], jobs: usize
 }
 
 /// Builds packages with cargo, showing compiler errors as they are.
-pub fn build(root: &Path, packages: &[String], release: bool) -> Result<(), String> {
+pub fn build(root: &Path, packages: &[String], release: bool) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command.current_dir(root).args(["build", "--quiet"]);
@@ -62,13 +67,11 @@ pub fn build(root: &Path, packages: &[String], release: bool) -> Result<(), Stri
     for package in packages {
         command.args(["-p", package]);
     }
-    let status = command
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let status = command.status().context("cannot run cargo")?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!(
+        Err(anyhow!(
             "{} does not compile yet: fix the errors above, then grade again",
             packages.join(", ")
         ))

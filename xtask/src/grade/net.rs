@@ -77,6 +77,15 @@ pub fn show(bytes: &[u8]) -> String {
     }
 }
 
+/// Bytes as [`show`] shows them, or `nothing` in words when there are none.
+pub fn show_or(bytes: &[u8], nothing: &str) -> String {
+    if bytes.is_empty() {
+        nothing.to_string()
+    } else {
+        show(bytes)
+    }
+}
+
 /// Explains a failed connect with a hint for its cause.
 pub fn connect_failure(addr: SocketAddr, err: &io::Error) -> Failure {
     let failure = Failure::new(format!("could not connect to {addr}: {err}"));
@@ -109,6 +118,15 @@ pub fn connect(addr: SocketAddr) -> Result<Conn, Failure> {
     let stream =
         TcpStream::connect_timeout(&addr, IO_LIMIT).map_err(|e| connect_failure(addr, &e))?;
     Ok(Conn::new(stream))
+}
+
+/// One whole conversation: connect, send `message`, half-close, read until the
+/// program closes (at most `max` bytes).
+pub fn converse(addr: SocketAddr, message: &[u8], max: usize) -> Result<Vec<u8>, Failure> {
+    let mut conn = connect(addr)?;
+    conn.send(message)?;
+    conn.half_close()?;
+    conn.read_to_eof(max)
 }
 
 impl Conn {

@@ -3,7 +3,7 @@
 //!
 //! The tables tell the truth about a program whatever it prints: which address its
 //! listening socket is bound to (the wildcard or the one it was given), and which
-//! sockets are in TIME_WAIT after a close.
+//! sockets are in TIME_WAIT after a close, and how much of what was sent is still unread.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
@@ -102,6 +102,33 @@ pub fn socket_inodes(pid: u32) -> Vec<u64> {
                 .ok()
         })
         .collect()
+}
+
+/// `(tx_queue, rx_queue)` of the TCP socket whose local port is `local` and remote port
+/// `remote`, from these tables: bytes sent but not yet acknowledged, and bytes received
+/// but not yet read by its program.
+pub fn queues<P: AsRef<Path>>(tables: &[P], local: u16, remote: u16) -> Option<(u64, u64)> {
+    let local_suffix = format!(":{local:04X}");
+    let remote_suffix = format!(":{remote:04X}");
+    tables
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .find_map(|table| {
+            table.lines().skip(1).find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let (local_field, remote_field, queue_field) =
+                    (fields.get(1)?, fields.get(2)?, fields.get(4)?);
+                if !local_field.ends_with(&local_suffix) || !remote_field.ends_with(&remote_suffix)
+                {
+                    return None;
+                }
+                let (tx, rx) = queue_field.split_once(':')?;
+                Some((
+                    u64::from_str_radix(tx, 16).ok()?,
+                    u64::from_str_radix(rx, 16).ok()?,
+                ))
+            })
+        })
 }
 
 #[cfg(test)]

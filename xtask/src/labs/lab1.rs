@@ -12,6 +12,7 @@ use crate::grade::ctx::running_as_root;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
 use crate::grade::process::describe_status;
+use crate::grade::standard;
 use crate::grade::{
     Check, Ctx, Failure, Lab, Server, common, ensure, expect, netns, onlan, secs, tcp_table,
 };
@@ -69,30 +70,14 @@ pub static LAB: Lab = Lab {
             run: serves_in_turn,
             budget: secs(20),
         },
-        Check {
-            name: "backlog",
-            points: 1,
-            verifies: "listen() uses --backlog (read back from the kernel with ss)",
-            details: "`--backlog 7` really reaches `listen()`: the grader reads it back from the kernel (`ss -ltn` shows a listener's backlog in its Send-Q column)",
-            run: backlog,
-            budget: secs(20),
-        },
-        Check {
-            name: "reuse-address",
-            points: 1,
-            verifies: "restarts on the same port at once (SO_REUSEADDR)",
-            details: "the server restarts on the same port right after serving a client (`SO_REUSEADDR`)",
-            run: reuse_address,
-            budget: secs(20),
-        },
-        Check {
-            name: "ipv6",
-            points: 1,
-            verifies: "works over IPv6 with --host ::1",
-            details: "`--host ::1` works",
-            run: ipv6,
-            budget: secs(20),
-        },
+        standard::backlog::<7>(
+            "`--backlog 7` really reaches `listen()`: the grader reads it back from the kernel (`ss -ltn` shows a listener's backlog in its Send-Q column)",
+        ),
+        standard::reuse_address(
+            "the server restarts on the same port right after serving a client (`SO_REUSEADDR`)",
+            reuse_address,
+        ),
+        standard::ipv6(ipv6),
         Check {
             name: "dual-stack",
             points: 1,
@@ -101,14 +86,10 @@ pub static LAB: Lab = Lab {
             run: dual_stack,
             budget: secs(20),
         },
-        Check {
-            name: "prints-addresses",
-            points: 1,
-            verifies: "prints its port and each client's address:port",
-            details: "stdout names the listening port and each client's `address:port`",
-            run: prints_addresses,
-            budget: secs(20),
-        },
+        standard::prints_addresses(
+            "stdout names the listening port and each client's `address:port`",
+            prints_addresses,
+        ),
         Check {
             name: "survives-reset",
             points: 1,
@@ -125,22 +106,13 @@ pub static LAB: Lab = Lab {
             run: survives_emfile,
             budget: secs(20),
         },
-        Check {
-            name: "no-fd-leak",
-            points: 1,
-            verifies: "open file descriptors do not grow with clients served",
-            details: "the server's open file descriptors (`/proc/PID/fd`) do not grow with clients served",
-            run: no_fd_leak,
-            budget: secs(20),
-        },
-        Check {
-            name: "port-in-use",
-            points: 1,
-            verifies: "one-line error and non-zero exit when the port is taken",
-            details: "a taken port gives one clear line and a non-zero exit, not a crash; at most 2 lines on stderr, one containing `in use` (any case), no panic or traceback",
-            run: common::port_in_use,
-            budget: secs(20),
-        },
+        standard::no_fd_leak(
+            "the server's open file descriptors (`/proc/PID/fd`) do not grow with clients served",
+            no_fd_leak,
+        ),
+        standard::port_in_use(
+            "a taken port gives one clear line and a non-zero exit, not a crash; at most 2 lines on stderr, one containing `in use` (any case), no panic or traceback",
+        ),
         Check {
             name: "privileged-port",
             points: 1,
@@ -296,44 +268,17 @@ fn serves_in_turn(ctx: &mut Ctx) -> Result<(), Failure> {
     Ok(())
 }
 
-fn backlog(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = ctx.start_server("server", LOCALHOST_V4, &["--backlog", "7"])?;
-    match net::listen_backlog(server.addr.port()) {
-        Some(7) => Ok(()),
-        Some(other) => Err(
-            Failure::new("the listening socket's backlog is not the one asked for")
-                .sent("--backlog 7")
-                .expected("backlog 7 (ss -ltn, Send-Q column)")
-                .got(format!("backlog {other}"))
-                .hint("pass --backlog to listen(); don't hard-code it"),
-        ),
-        None => Err(Failure::new("could not read the backlog with `ss -ltn`")
-            .hint("is iproute2 (ss) installed? the listener may also have gone")),
-    }
-}
-
 fn reuse_address(ctx: &mut Ctx) -> Result<(), Failure> {
     let first = start(ctx)?;
     // The server closes first, so its side of this connection lingers in TIME_WAIT.
     visit(first.addr, b"x")?;
     ctx.proc(first.id).kill();
-    let port = first.addr.port().to_string();
-    let id = ctx.spawn(
-        "server",
-        &["server", "--host", "127.0.0.1", "--port", &port],
-        None,
-    )?;
-    ctx.wait_listening(id, first.addr.port()).map_err(|f| {
-        f.during("restarting on the same port right after a client was served")
-            .hint("set SO_REUSEADDR before bind(): without it the port stays busy while the old connection is in TIME_WAIT")
-    })
+    let during = "restarting on the same port right after a client was served";
+    common::restarts_on_same_port(ctx, first, during)
 }
 
 fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = ctx.start_server("server", LOCALHOST_V6, &[]).map_err(|f| {
-        f.during("with --host ::1")
-            .or_hint("create the socket with the domain of the address (Domain::for_address), not always IPv4")
-    })?;
+    let server = common::start_over_ipv6(ctx)?;
     let got = visit(server.addr, b"six\n")?;
     ensure(got == b"hello\nsix\n", || {
         Failure::new("wrong reply over IPv6").compare(b"hello\nsix\n", &got)
@@ -491,33 +436,19 @@ fn privileged_port(ctx: &mut Ctx) -> Result<(), Failure> {
 fn bad_host(ctx: &mut Ctx) -> Result<(), Failure> {
     // 192.0.2.1 is reserved for documentation: no machine has it, and bind() sends nothing.
     let port = net::free_port(LOCALHOST_V4).to_string();
-    let run = ctx.run(
-        "server",
-        &["server", "--host", "192.0.2.1", "--port", &port],
-        None,
-        Duration::from_secs(5),
-    )?;
-    expect::clean_error(
-        &run,
-        &["not available", "cannot assign", "not an address"],
-        2,
-    )
-    .map_err(|f| f.during("--host 192.0.2.1, an address this machine does not have"))
+    let words = ["not available", "cannot assign", "not an address"];
+    let during = "--host 192.0.2.1, an address this machine does not have";
+    common::server_fails_cleanly(ctx, "192.0.2.1", &port, &words, during)
 }
 
 fn demo(demo: &mut Demo) -> Result<(), String> {
     demo.private_network();
     let port = demo.free_port();
-    let port_text = port.to_string();
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
     demo.say(&format!(
         "The server takes its steps: socket, setsockopt, bind, listen (127.0.0.1:{port})"
     ));
-    demo.start(
-        "server",
-        &["server", "--host", "127.0.0.1", "--port", &port_text],
-    )?;
-    demo.wait_listening(port)?;
+    demo.start_server(port)?;
     let filter = format!("sport = :{port}");
     demo.say("The kernel's view of the listening socket: Send-Q is the backlog");
     demo.ss(&["-ltn", &filter]);

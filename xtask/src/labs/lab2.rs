@@ -13,14 +13,14 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 
 use crate::grade::demo::{Demo, Voice};
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
+use crate::grade::peer::{self, Late, Peer, Script, Seen, Step};
 use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect, netns, onlan, secs};
 
 pub static LAB: Lab = Lab {
@@ -152,288 +152,31 @@ const SHORT_TIMEOUT: &str = "1";
 const RUN_LIMIT: Duration = Duration::from_secs(10);
 /// How long the grader's server waits for the client to connect, and to send.
 const SERVER_LIMIT: Duration = Duration::from_secs(8);
-/// The most a silent server holds a connection open (the check ends it sooner).
-const HOLD_LIMIT: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------------
 // The grader's server
 // ---------------------------------------------------------------------------------
 
-/// How the grader's one-shot server behaves with the one client it accepts.
-#[derive(Clone, Default)]
-struct Script {
-    /// Read until the client's end-of-file before answering (a server that needs the
-    /// half-close). Otherwise read until `expect` bytes arrived (or end-of-file).
-    until_eof: bool,
-    /// How many bytes the client should send.
-    expect: usize,
-    /// The reply, in pieces. Before each piece after the first, the server waits until
-    /// the client has read everything sent so far (its receive queue is empty), so the
-    /// pieces reach the client's recv() separately, whatever the timing.
-    reply: Vec<Vec<u8>>,
-    /// Never answer and never close: hold the connection until the check ends.
-    silent: bool,
+/// The grader's server: a TCP peer on `ip` that plays `steps` with its one client.
+fn grader_server(ip: IpAddr, steps: Vec<Step>) -> Result<Peer, Failure> {
+    Peer::tcp_server(ip, script(steps))
 }
 
-/// What the grader's server saw.
-#[derive(Default, Debug)]
-struct Seen {
-    /// The client's address as accept() returned it.
-    peer: Option<SocketAddr>,
-    /// Every byte the client sent before the server answered.
-    received: Vec<u8>,
-    /// Whether the client's end-of-file (its FIN) arrived before the server answered.
-    eof: bool,
-    /// The pieces of the reply the server managed to send.
-    pieces_sent: usize,
-    /// Anything that went wrong on the server's side.
-    note: Option<String>,
+/// `steps` with the server's deadline. A server that did not get what it reads answers
+/// nothing and holds the connection: the client's own timeout must get it out.
+fn script(steps: Vec<Step>) -> Script {
+    Script::new(steps)
+        .limit(SERVER_LIMIT)
+        .when_late(Late::Stall)
 }
 
-/// The grader's server, running in a thread.
-struct GraderServer {
-    addr: SocketAddr,
-    stop: Option<Sender<()>>,
-    handle: Option<JoinHandle<Seen>>,
-}
-
-impl GraderServer {
-    /// Listens on `ip` (a port the kernel picks) and serves one client by `script`.
-    fn start(ip: IpAddr, script: Script) -> Result<GraderServer, Failure> {
-        let listener = TcpListener::bind((ip, 0))
-            .map_err(|e| Failure::new(format!("the grader could not listen on {ip}: {e}")))?;
-        GraderServer::start_on(listener, script)
-    }
-
-    /// Serves one client of `listener` (say, one inside a private host) by `script`.
-    fn start_on(listener: TcpListener, script: Script) -> Result<GraderServer, Failure> {
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Failure::new(format!("the grader's listener has no address: {e}")))?;
-        let (stop, stopped) = mpsc::channel();
-        let handle = std::thread::spawn(move || serve_one(listener, script, stopped));
-        Ok(GraderServer {
-            addr,
-            stop: Some(stop),
-            handle: Some(handle),
-        })
-    }
-
-    fn port(&self) -> String {
-        self.addr.port().to_string()
-    }
-
-    /// Stops the server (whatever it is waiting for) and returns what it saw.
-    fn finish(mut self) -> Seen {
-        drop(self.stop.take());
-        self.handle
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for GraderServer {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
-        }
-    }
-}
-
-/// Whether the check has asked the server thread to stop.
-fn stop_asked(stop: &Receiver<()>) -> bool {
-    !matches!(stop.try_recv(), Err(TryRecvError::Empty))
-}
-
-fn serve_one(listener: TcpListener, script: Script, stop: Receiver<()>) -> Seen {
-    let mut seen = Seen::default();
-    let Some((mut stream, peer)) = accept_one(&listener, &stop, &mut seen) else {
-        return seen;
-    };
-    seen.peer = Some(peer);
-    let server_addr = listener.local_addr().ok();
-
-    // Read what the client sends: until end-of-file, or until the expected count.
-    let deadline = Instant::now() + SERVER_LIMIT;
-    let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        if !script.until_eof && seen.received.len() >= script.expect {
-            break;
-        }
-        if Instant::now() >= deadline {
-            seen.note = Some(format!(
-                "the grader's server waited {} s for the client's {}",
-                SERVER_LIMIT.as_secs(),
-                if script.until_eof {
-                    "end-of-file"
-                } else {
-                    "message"
-                }
-            ));
-            break;
-        }
-        if stop_asked(&stop) {
-            return seen;
-        }
-        // Short waits, so a stop request is noticed quickly.
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
-        match stream.read(&mut buffer) {
-            Ok(0) => {
-                seen.eof = true;
-                break;
-            }
-            Ok(n) => {
-                seen.received.extend_from_slice(&buffer[..n]);
-                if seen.received.len() > net::RECEIVE_CAP {
-                    seen.note = Some("the client sent more than the grader keeps".into());
-                    return seen;
-                }
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => {
-                seen.note = Some(format!("reading the client's message failed: {e}"));
-                return seen;
-            }
-        }
-    }
-    if script.until_eof && !seen.eof {
-        // A server that needs end-of-file says nothing without it; hold on until the
-        // check ends (the client's own timeout must get it out).
-        hold(&stop);
-        return seen;
-    }
-
-    if script.silent {
-        hold(&stop);
-        return seen;
-    }
-    for (index, piece) in script.reply.iter().enumerate() {
-        if index > 0 {
-            let Some(server_addr) = server_addr else {
-                break;
-            };
-            if !wait_until_read(server_addr.port(), peer.port(), &stop) {
-                seen.note = Some(format!(
-                    "the client did not read reply piece {index} within {} s",
-                    SERVER_LIMIT.as_secs()
-                ));
-                break;
-            }
-        }
-        let _ = stream.set_write_timeout(Some(SERVER_LIMIT));
-        if stream.write_all(piece).is_err() {
-            // The client is gone (or stopped reading): its output will tell.
-            break;
-        }
-        seen.pieces_sent += 1;
-    }
-    // Our FIN: the end-of-file the client reads until.
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    seen
-}
-
-fn accept_one(
-    listener: &TcpListener,
-    stop: &Receiver<()>,
-    seen: &mut Seen,
-) -> Option<(TcpStream, SocketAddr)> {
-    let deadline = Instant::now() + SERVER_LIMIT;
-    if listener.set_nonblocking(true).is_err() {
-        seen.note = Some("the grader's listener cannot poll".into());
-        return None;
-    }
-    loop {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_nodelay(true);
-                return Some((stream, peer));
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                if stop_asked(stop) || Instant::now() >= deadline {
-                    seen.note = Some("no client connected to the grader's server".into());
-                    return None;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => {
-                seen.note = Some(format!("the grader's accept() failed: {e}"));
-                return None;
-            }
-        }
-    }
-}
-
-/// Keeps the connection open (by not returning) until the check ends.
-fn hold(stop: &Receiver<()>) {
-    let _ = stop.recv_timeout(HOLD_LIMIT);
-}
-
-/// Polls the kernel's TCP tables until everything the server sent on the connection
-/// `server_port`<->`client_port` has been acknowledged and read by the client (its
-/// receive queue is empty). True when that happened, or when the client's socket is
-/// gone; false at the deadline or on a stop request.
-fn wait_until_read(server_port: u16, client_port: u16, stop: &Receiver<()>) -> bool {
-    wait_until_read_in(&own_tables(), server_port, client_port, stop)
-}
-
-/// The machine's own TCP tables.
-fn own_tables() -> Vec<PathBuf> {
+/// A server that reads the expected bytes and answers `reply` at once.
+fn answering(expect: usize, reply: &[u8]) -> Vec<Step> {
     vec![
-        "/proc/thread-self/net/tcp".into(),
-        "/proc/thread-self/net/tcp6".into(),
+        Step::ReadBytes(expect),
+        Step::Send(reply.to_vec()),
+        Step::HalfClose,
     ]
-}
-
-/// [`wait_until_read`] on the connections these `tables` list (a private host's).
-fn wait_until_read_in(
-    tables: &[PathBuf],
-    server_port: u16,
-    client_port: u16,
-    stop: &Receiver<()>,
-) -> bool {
-    let deadline = Instant::now() + SERVER_LIMIT;
-    loop {
-        let unacked = queues(tables, server_port, client_port).map(|(tx, _)| tx);
-        let unread = queues(tables, client_port, server_port).map(|(_, rx)| rx);
-        match (unacked, unread) {
-            (Some(0), Some(0)) | (_, None) => return true,
-            _ => {}
-        }
-        if stop_asked(stop) || Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// `(tx_queue, rx_queue)` of the TCP socket whose local port is `local` and remote port
-/// `remote`, from these tables (/proc/net/tcp and /proc/net/tcp6).
-fn queues(tables: &[PathBuf], local: u16, remote: u16) -> Option<(u64, u64)> {
-    let local_suffix = format!(":{local:04X}");
-    let remote_suffix = format!(":{remote:04X}");
-    tables
-        .iter()
-        .filter_map(|path| std::fs::read_to_string(path).ok())
-        .find_map(|table| {
-            table.lines().skip(1).find_map(|line| {
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                let (local_field, remote_field, queue_field) =
-                    (fields.get(1)?, fields.get(2)?, fields.get(4)?);
-                if !local_field.ends_with(&local_suffix) || !remote_field.ends_with(&remote_suffix)
-                {
-                    return None;
-                }
-                let (tx, rx) = queue_field.split_once(':')?;
-                Some((
-                    u64::from_str_radix(tx, 16).ok()?,
-                    u64::from_str_radix(rx, 16).ok()?,
-                ))
-            })
-        })
 }
 
 // ---------------------------------------------------------------------------------
@@ -543,22 +286,13 @@ fn mentions_address(text: &str, addr: SocketAddr) -> bool {
     })
 }
 
-/// A server that reads the expected bytes and answers `reply` at once.
-fn answering(expect: usize, reply: &[u8]) -> Script {
-    Script {
-        expect,
-        reply: vec![reply.to_vec()],
-        ..Script::default()
-    }
-}
-
 // ---------------------------------------------------------------------------------
 // The checks
 // ---------------------------------------------------------------------------------
 
 fn sends_message(ctx: &mut Ctx) -> Result<(), Failure> {
     let message = b"lab2 says: hello, server";
-    let server = GraderServer::start(LOCALHOST_V4, answering(message.len(), b"ok\n"))?;
+    let server = grader_server(LOCALHOST_V4, answering(message.len(), b"ok\n"))?;
     let text = std::str::from_utf8(message).unwrap_or_default();
     run_client(
         ctx,
@@ -579,7 +313,7 @@ fn sends_stdin(ctx: &mut Ctx) -> Result<(), Failure> {
         message.extend_from_slice(format!("line {n:03} of the message on stdin\n").as_bytes());
     }
     message.extend_from_slice(&[0x00, 0xff, b'e', b'n', b'd']);
-    let server = GraderServer::start(LOCALHOST_V4, answering(message.len(), b"ok\n"))?;
+    let server = grader_server(LOCALHOST_V4, answering(message.len(), b"ok\n"))?;
     run_client(
         ctx,
         "127.0.0.1",
@@ -601,7 +335,7 @@ fn prints_reply(ctx: &mut Ctx) -> Result<(), Failure> {
     let message = b"binary please";
     // A NUL, bytes that are not UTF-8, a CRLF, and no newline at the end.
     let reply: &[u8] = b"reply\x00\xff\xfe\r\nno newline at the end";
-    let server = GraderServer::start(LOCALHOST_V4, answering(message.len(), reply))?;
+    let server = grader_server(LOCALHOST_V4, answering(message.len(), reply))?;
     let run = run_client(
         ctx,
         "127.0.0.1",
@@ -632,12 +366,8 @@ fn prints_reply(ctx: &mut Ctx) -> Result<(), Failure> {
 
 fn half_closes(ctx: &mut Ctx) -> Result<(), Failure> {
     let reply = b"got your end-of-file, here is the answer\n";
-    let script = Script {
-        until_eof: true,
-        reply: vec![reply.to_vec()],
-        ..Script::default()
-    };
-    let server = GraderServer::start(LOCALHOST_V4, script)?;
+    let script = vec![Step::ReadToEof, Step::Send(reply.to_vec()), Step::HalfClose];
+    let server = grader_server(LOCALHOST_V4, script)?;
     let run = run_client(
         ctx,
         "127.0.0.1",
@@ -679,12 +409,12 @@ fn reads_until_eof(ctx: &mut Ctx) -> Result<(), Failure> {
     let second: Vec<u8> = (0..4000)
         .flat_map(|n| format!("second piece, line {n:04}\n").into_bytes())
         .collect();
-    let script = Script {
-        expect: message.len(),
-        reply: vec![first.clone(), second.clone()],
-        ..Script::default()
-    };
-    let server = GraderServer::start(LOCALHOST_V4, script)?;
+    let script = vec![
+        Step::ReadBytes(message.len()),
+        Step::SendPieces(vec![first.clone(), second.clone()]),
+        Step::HalfClose,
+    ];
+    let server = grader_server(LOCALHOST_V4, script)?;
     let run = run_client(
         ctx,
         "127.0.0.1",
@@ -707,8 +437,8 @@ fn reads_until_eof(ctx: &mut Ctx) -> Result<(), Failure> {
 
 fn prints_local_port(ctx: &mut Ctx) -> Result<(), Failure> {
     let message = b"who am I";
-    let server = GraderServer::start(LOCALHOST_V4, answering(message.len(), b"ok\n"))?;
-    let server_addr = server.addr;
+    let server = grader_server(LOCALHOST_V4, answering(message.len(), b"ok\n"))?;
+    let server_addr = server.addr.clone();
     let run = run_client(
         ctx,
         "127.0.0.1",
@@ -749,7 +479,7 @@ fn reaches_server(
     reply: &[u8],
     missed: Failure,
 ) -> Result<(), Failure> {
-    let server = GraderServer::start(ip, answering(message.len(), reply))?;
+    let server = grader_server(ip, answering(message.len(), reply))?;
     let run = run_client(
         ctx,
         host,
@@ -775,7 +505,10 @@ fn reaches_another_host(ctx: &mut Ctx) -> Result<(), Failure> {
         .map_err(|e| Failure::new(format!("the grader could not listen on beta's {beta}: {e}")))?;
     let message = "hello beta";
     let reply = b"beta here\n";
-    let server = GraderServer::start_on(listener, answering(message.len(), reply))?;
+    let server = Peer::tcp_server_on(
+        listener,
+        Script::new(answering(message.len(), reply)).limit(SERVER_LIMIT),
+    )?;
     let host = netns::BETA_IP.to_string();
     let id = onlan::spawn_inside(
         ctx,
@@ -941,12 +674,8 @@ fn connect_timeout(ctx: &mut Ctx) -> Result<(), Failure> {
 
 fn read_timeout(ctx: &mut Ctx) -> Result<(), Failure> {
     let message = b"are you there?";
-    let script = Script {
-        expect: message.len(),
-        silent: true,
-        ..Script::default()
-    };
-    let server = GraderServer::start(LOCALHOST_V4, script)?;
+    let script = vec![Step::ReadBytes(message.len()), Step::Stall];
+    let server = grader_server(LOCALHOST_V4, script)?;
     let run = run_client(
         ctx,
         "127.0.0.1",
@@ -1004,7 +733,7 @@ fn demo_server(listener: TcpListener, stop: Receiver<()>, voice: Voice, tables: 
             show(&request)
         ));
         let _ = stream.write_all(b"you said:\n");
-        if wait_until_read_in(&tables, server_port, peer.port(), &stop) {
+        if peer::wait_until_read_in(&tables, server_port, peer.port(), &stop, SERVER_LIMIT) {
             let mut shout = request.to_ascii_uppercase();
             if !shout.ends_with(b"\n") {
                 shout.push(b'\n');

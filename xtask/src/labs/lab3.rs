@@ -12,20 +12,23 @@
 //! of its input, and fail with one line when nothing listens.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use regex::bytes::Regex;
 use socket2::{Domain, Socket, Type};
 
+use crate::grade::common::start;
 use crate::grade::demo::Demo;
-use crate::grade::net::{self, Conn, LOCALHOST_V4, LOCALHOST_V6, show};
+use crate::grade::net::{self, Conn, LOCALHOST_V4, show};
+use crate::grade::peer::{Peer, Script, Step};
 use crate::grade::process::describe_status;
-use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect, secs};
+use crate::grade::standard;
+use crate::grade::{Check, Ctx, Failure, Lab, common, ensure, expect, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab3",
@@ -76,7 +79,7 @@ pub static LAB: Lab = Lab {
             name: "short-sends",
             points: 1,
             verifies: "a client that reads very slowly gets back exactly what it sent (every short send() completed)",
-            details: "`--send-timeout 3`: sends 384 KiB and reads the echo back very slowly (tiny segments and window, 4 KiB ten times a second), so a big send() cannot finish before its timeout and returns a short count; every byte must still come back, in order (send the rest: a send-all loop)",
+            details: "`--send-timeout 1`: sends 448 KiB and reads the echo back very slowly (tiny segments and window, 4 KiB ten times a second), so a big send() cannot finish before its timeout and returns a short count; every byte must still come back, in order (send the rest: a send-all loop)",
             run: short_sends,
             budget: secs(40),
         },
@@ -144,54 +147,24 @@ pub static LAB: Lab = Lab {
             run: stuck_reader,
             budget: secs(40),
         },
-        Check {
-            name: "no-fd-leak",
-            points: 1,
-            verifies: "open file descriptors do not grow with clients served",
-            details: "the number of open descriptors (`/proc/PID/fd`) must not grow over 20 clients",
-            run: no_fd_leak,
-            budget: secs(20),
-        },
-        Check {
-            name: "reuse-address",
-            points: 1,
-            verifies: "restarts on the same port at once (SO_REUSEADDR)",
-            details: "kills the server in mid-conversation and restarts it on the same port at once",
-            run: reuse_address,
-            budget: secs(20),
-        },
-        Check {
-            name: "backlog",
-            points: 1,
-            verifies: "listen() uses --backlog (read back from the kernel with ss)",
-            details: "`--backlog 7` must show as the listener's backlog in `ss -ltn`",
-            run: backlog,
-            budget: secs(20),
-        },
-        Check {
-            name: "ipv6",
-            points: 1,
-            verifies: "works over IPv6 with --host ::1",
-            details: "the echo over `--host ::1`",
-            run: ipv6,
-            budget: secs(20),
-        },
-        Check {
-            name: "prints-addresses",
-            points: 1,
-            verifies: "server prints its port and each client's address:port",
-            details: "stdout must mention the listening port and the connected client's port",
-            run: prints_addresses,
-            budget: secs(20),
-        },
-        Check {
-            name: "port-in-use",
-            points: 1,
-            verifies: "one-line error and non-zero exit when the port is taken",
-            details: "a taken port: non-zero exit, one line on stderr that says \"in use\", no panic",
-            run: common::port_in_use,
-            budget: secs(20),
-        },
+        standard::no_fd_leak(
+            "the number of open descriptors (`/proc/PID/fd`) must not grow over 20 clients",
+            no_fd_leak,
+        ),
+        standard::reuse_address(
+            "kills the server in mid-conversation and restarts it on the same port at once",
+            reuse_address,
+        ),
+        standard::backlog::<7>("`--backlog 7` must show as the listener's backlog in `ss -ltn`"),
+        standard::ipv6(ipv6).details("the echo over `--host ::1`"),
+        standard::prints_addresses(
+            "stdout must mention the listening port and the connected client's port",
+            prints_addresses,
+        )
+        .verifies("server prints its port and each client's address:port"),
+        standard::port_in_use(
+            "a taken port: non-zero exit, one line on stderr that says \"in use\", no panic",
+        ),
         Check {
             name: "client-prompt",
             points: 1,
@@ -271,26 +244,16 @@ static STAMPED: LazyLock<Regex> = LazyLock::new(|| {
 // Helpers: the server side
 // ---------------------------------------------------------------------------------
 
-fn start(ctx: &mut Ctx, extra: &[&str]) -> Result<Server, Failure> {
-    ctx.start_server("server", LOCALHOST_V4, extra)
-}
-
 /// One whole conversation: connect, send `message`, half-close, read until EOF.
 fn converse(addr: SocketAddr, message: &[u8]) -> Result<Vec<u8>, Failure> {
-    let mut conn = net::connect(addr)?;
-    conn.send(message)?;
-    conn.half_close()?;
-    conn.read_to_eof(message.len() * 4 + 1024)
+    net::converse(addr, message, message.len() * 4 + 1024)
 }
 
 /// Like [`converse`], and the answer must be the message itself.
 fn expect_echo(addr: SocketAddr, message: &[u8]) -> Result<(), Failure> {
     let got = converse(addr, message)?;
-    ensure(got == message, || {
-        Failure::new("the answer was not the message sent")
-            .sent_bytes(message)
-            .compare(message, &got)
-            .hint("send back exactly the bytes recv() gave you, then close when recv() returns 0")
+    expect::echoed(message, &got, "the answer was not the message sent").map_err(|f| {
+        f.hint("send back exactly the bytes recv() gave you, then close when recv() returns 0")
     })
 }
 
@@ -618,10 +581,13 @@ fn large_binary(ctx: &mut Ctx) -> Result<(), Failure> {
 
 /// The send timeout `short-sends` gives the server: long next to the grader's pauses
 /// between reads (so a send() always makes progress in time), short next to the time a
-/// big send() needs at the grader's pace (so it comes back short).
-const SHORT_SEND_TIMEOUT: &str = "3";
+/// big send() needs at the grader's pace (so it comes back short). One second: the
+/// grader reads every 100 ms, and a server's receive buffer (64 KiB or more) takes 1.6 s
+/// or more to drain at its pace. (At 3 s a send-once server passed now and then: its
+/// biggest send() could just finish in time.)
+const SHORT_SEND_TIMEOUT: &str = "1";
 /// How many bytes `short-sends` sends.
-const SHORT_SEND_BYTES: usize = 384 * 1024;
+const SHORT_SEND_BYTES: usize = 448 * 1024;
 
 /// A very slow reader: tiny segments (TCP_MAXSEG) and a tiny receive window, read a
 /// little at a time. The server's send buffer then stays small, so a send() of more than
@@ -718,11 +684,7 @@ fn timestamp_framing(ctx: &mut Ctx) -> Result<(), Failure> {
             Failure::new("the server answered (or closed) before the line was complete")
                 .sent("\"hel\" (no \\n yet)")
                 .expected("nothing yet: the line is not finished")
-                .got(if early.is_empty() {
-                    "the connection closed".to_string()
-                } else {
-                    show(&early)
-                })
+                .got(net::show_or(&early, "the connection closed"))
                 .hint(
                     "stamp lines, not recv()s: keep the bytes after the last \\n until the \
                      rest of the line arrives",
@@ -1043,39 +1005,12 @@ fn reuse_address(ctx: &mut Ctx) -> Result<(), Failure> {
     ctx.proc(first.id).kill();
     let _ = conn.closes_within(Duration::from_secs(2));
     drop(conn);
-    let port = first.addr.port().to_string();
-    let id = ctx.spawn(
-        "server",
-        &["server", "--host", "127.0.0.1", "--port", &port],
-        None,
-    )?;
-    ctx.wait_listening(id, first.addr.port()).map_err(|f| {
-        f.during("restarting on the same port while an old connection lingers on it")
-            .hint("set SO_REUSEADDR before bind(): without it the port stays busy while the old connection is in TIME_WAIT")
-    })
-}
-
-fn backlog(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = start(ctx, &["--backlog", "7"])?;
-    match net::listen_backlog(server.addr.port()) {
-        Some(7) => Ok(()),
-        Some(other) => Err(
-            Failure::new("the listening socket's backlog is not the one asked for")
-                .sent("--backlog 7")
-                .expected("backlog 7 (ss -ltn, Send-Q column)")
-                .got(format!("backlog {other}"))
-                .hint("pass --backlog to listen(); don't hard-code it"),
-        ),
-        None => Err(Failure::new("could not read the backlog with `ss -ltn`")
-            .hint("is iproute2 (ss) installed? the listener may also have gone")),
-    }
+    let during = "restarting on the same port while an old connection lingers on it";
+    common::restarts_on_same_port(ctx, first, during)
 }
 
 fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = ctx.start_server("server", LOCALHOST_V6, &[]).map_err(|f| {
-        f.during("with --host ::1")
-            .or_hint("create the socket with the domain of the address (Domain::for_address), not always IPv4")
-    })?;
+    let server = common::start_over_ipv6(ctx)?;
     expect_echo(server.addr, b"over IPv6\n")
 }
 
@@ -1090,117 +1025,18 @@ fn prints_addresses(ctx: &mut Ctx) -> Result<(), Failure> {
 // Helpers: the client side
 // ---------------------------------------------------------------------------------
 
-/// What the grader's stand-in server saw on one connection.
-#[derive(Clone, Debug)]
-struct Visit {
-    request: Vec<u8>,
-    /// Whether the client half-closed (the stand-in saw EOF) after its request.
-    half_closed: bool,
-}
-
 /// How the stand-in answers the `n`th request (from 1): pieces, sent [`PIECE_GAP`] apart.
 type Answer = fn(usize, &[u8]) -> Vec<Vec<u8>>;
 
 /// The grader's own server for the client checks: for each connection it reads the
-/// request until the client half-closes, sends the answer and closes.
-struct StandIn {
-    addr: SocketAddr,
-    visits: Arc<Mutex<Vec<Visit>>>,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl StandIn {
-    fn start(answer: Answer) -> Result<StandIn, Failure> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
-        let visits = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (visits_there, stop_there) = (visits.clone(), stop.clone());
-        let handle = thread::spawn(move || {
-            while !stop_there.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let n = visits_there.lock().unwrap().len() + 1;
-                        let visit = serve_visit(stream, n, answer);
-                        visits_there.lock().unwrap().push(visit);
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        Ok(StandIn {
-            addr,
-            visits,
-            stop,
-            handle: Some(handle),
-        })
-    }
-
-    fn port(&self) -> String {
-        self.addr.port().to_string()
-    }
-
-    fn visits(&self) -> Vec<Visit> {
-        self.visits.lock().unwrap().clone()
-    }
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
-        }
-    }
-}
-
-/// One connection of the stand-in: read until EOF (at most 5 s), answer, close.
-fn serve_visit(mut stream: TcpStream, n: usize, answer: Answer) -> Visit {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_nodelay(true);
-    let deadline = Instant::now() + net::IO_LIMIT;
-    let mut request = Vec::new();
-    let mut buffer = [0u8; 4096];
-    let mut half_closed = false;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        let _ = stream.set_read_timeout(Some(left));
-        match stream.read(&mut buffer) {
-            Ok(0) => {
-                half_closed = true;
-                break;
-            }
-            Ok(n) => request.extend_from_slice(&buffer[..n]),
-            Err(_) => break,
-        }
-        if request.len() > net::RECEIVE_CAP {
-            break;
-        }
-    }
-    if half_closed {
-        let _ = stream.set_write_timeout(Some(net::IO_LIMIT));
-        let pieces = answer(n, &request);
-        for (i, piece) in pieces.iter().enumerate() {
-            if i > 0 {
-                thread::sleep(PIECE_GAP);
-            }
-            if stream.write_all(piece).is_err() {
-                break;
-            }
-        }
-    }
-    Visit {
-        request,
-        half_closed,
-    }
+/// request until the client half-closes, sends the answer and closes. What it saw on
+/// each connection is the request it read, and whether the client half-closed.
+fn stand_in(answer: Answer) -> Result<Peer, Failure> {
+    let script = Script::new(vec![Step::ReadToEof, Step::Answer])
+        .connections(usize::MAX)
+        .pace(PIECE_GAP)
+        .answer(answer);
+    Peer::tcp_server(LOCALHOST_V4, script)
 }
 
 /// `answer 2: two\n`: numbered, so the order on the client's stdout shows.
@@ -1219,16 +1055,10 @@ fn answer_in_pieces(_n: usize, _request: &[u8]) -> Vec<Vec<u8>> {
 /// Runs the client against the stand-in with `stdin`, to its end.
 fn run_client(
     ctx: &mut Ctx,
-    stand_in: &StandIn,
+    stand_in: &Peer,
     stdin: &[u8],
 ) -> Result<crate::grade::Finished, Failure> {
-    let port = stand_in.port();
-    ctx.run(
-        "client",
-        &["client", "--host", "127.0.0.1", "--port", &port],
-        Some(stdin.to_vec()),
-        CLIENT_LIMIT,
-    )
+    ctx.run_client(&stand_in.port(), &[], stdin, CLIENT_LIMIT)
 }
 
 /// Whether the client sent `line` and its end of line (`\n`, or `\r\n` as in the notes).
@@ -1277,7 +1107,7 @@ fn prompt_failure(ctx: &mut Ctx, id: usize, problem: &str, expected: &[u8]) -> F
 // ---------------------------------------------------------------------------------
 
 fn client_prompt(ctx: &mut Ctx) -> Result<(), Failure> {
-    let stand_in = StandIn::start(numbered_answer)?;
+    let stand_in = stand_in(numbered_answer)?;
     let port = stand_in.port();
     // stdin stays open, as when a person types: a prompt that is not flushed never shows.
     let id = ctx.spawn_interactive(
@@ -1327,14 +1157,14 @@ fn client_prompt(ctx: &mut Ctx) -> Result<(), Failure> {
 }
 
 fn client_connection_per_line(ctx: &mut Ctx) -> Result<(), Failure> {
-    let stand_in = StandIn::start(numbered_answer)?;
+    let stand_in = stand_in(numbered_answer)?;
     let lines: [&[u8]; 3] = [b"one", b"two", b"three"];
     let run = run_client(ctx, &stand_in, b"one\ntwo\nthree\n")?;
-    let visits = stand_in.visits();
-    let requests: Vec<String> = visits.iter().map(|v| show(&v.request)).collect();
-    if let Some(visit) = visits.iter().find(|v| !v.half_closed) {
+    let visits = stand_in.finish_all();
+    let requests: Vec<String> = visits.iter().map(|v| show(&v.received)).collect();
+    if let Some(visit) = visits.iter().find(|v| !v.eof) {
         return Err(Failure::new("the client never half-closed after its line")
-            .got(format!("request {} and then nothing for 5 s", show(&visit.request)))
+            .got(format!("request {} and then nothing for 5 s", show(&visit.received)))
             .hint("after sending the line, shutdown(SHUT_WR): the server reads until that end-of-stream before it answers"));
     }
     ensure(visits.len() == lines.len(), || {
@@ -1351,9 +1181,9 @@ fn client_connection_per_line(ctx: &mut Ctx) -> Result<(), Failure> {
         )
     })?;
     for (visit, line) in visits.iter().zip(lines) {
-        ensure(is_line(&visit.request, line), || {
+        ensure(is_line(&visit.received, line), || {
             Failure::new("a request was not the line typed")
-                .compare(&[line, b"\n"].concat(), &visit.request)
+                .compare(&[line, b"\n"].concat(), &visit.received)
                 .hint("send the line and its \\n, nothing else, on its own connection")
         })?;
     }
@@ -1382,7 +1212,7 @@ fn client_connection_per_line(ctx: &mut Ctx) -> Result<(), Failure> {
 }
 
 fn client_reads_to_eof(ctx: &mut Ctx) -> Result<(), Failure> {
-    let stand_in = StandIn::start(answer_in_pieces)?;
+    let stand_in = stand_in(answer_in_pieces)?;
     let run = run_client(ctx, &stand_in, b"tell me more\n")?;
     let whole = PIECES.concat();
     let stdout = run.stdout_text();
@@ -1416,7 +1246,7 @@ fn latin1_answer(_n: usize, _request: &[u8]) -> Vec<Vec<u8>> {
 }
 
 fn client_decodes_text(ctx: &mut Ctx) -> Result<(), Failure> {
-    let stand_in = StandIn::start(latin1_answer)?;
+    let stand_in = stand_in(latin1_answer)?;
     let run = run_client(ctx, &stand_in, b"hello\n")?;
     let sent = format!(
         "the answer {} (Latin-1, not UTF-8), then close",
@@ -1459,14 +1289,14 @@ fn client_decodes_text(ctx: &mut Ctx) -> Result<(), Failure> {
 }
 
 fn client_stops(ctx: &mut Ctx) -> Result<(), Failure> {
-    let stand_in = StandIn::start(numbered_answer)?;
+    let stand_in = stand_in(numbered_answer)?;
     let run = run_client(ctx, &stand_in, b"first\n\nnever sent\n")?;
     if !run.status.success() {
         return Err(exit_failure(run.status, &run.stderr, "at an empty line"));
     }
-    let visits = stand_in.visits();
+    let visits = stand_in.finish_all();
     ensure(visits.len() == 1, || {
-        let requests: Vec<String> = visits.iter().map(|v| show(&v.request)).collect();
+        let requests: Vec<String> = visits.iter().map(|v| show(&v.received)).collect();
         Failure::new(format!(
             "the grader's server saw {} connection(s)",
             visits.len()
@@ -1503,11 +1333,7 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     demo.say(&format!(
         "The echo server takes its steps: socket, setsockopt, bind, listen (port {port})"
     ));
-    demo.start(
-        "server",
-        &["server", "--host", "127.0.0.1", "--port", &port_text],
-    )?;
-    demo.wait_listening(port)?;
+    demo.start_server(port)?;
     demo.say(
         "The client sends each line over a new connection: connect, send, shutdown(SHUT_WR), \
          recv until 0, close",

@@ -13,18 +13,17 @@
 //! its reply only from the server.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use regex::bytes::Regex;
 
 use crate::grade::ctx::START_LIMIT;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
+use crate::grade::peer;
 use crate::grade::process::describe_status;
-use crate::grade::{Check, Ctx, Failure, Lab, Server, ensure, expect, secs};
+use crate::grade::standard;
+use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab4",
@@ -95,14 +94,7 @@ pub static LAB: Lab = Lab {
             run: non_utf8,
             budget: secs(20),
         },
-        Check {
-            name: "ipv6",
-            points: 1,
-            verifies: "works over IPv6 with --host ::1",
-            details: "`--host ::1` works",
-            run: ipv6,
-            budget: secs(20),
-        },
+        standard::ipv6(ipv6),
         Check {
             name: "prints-senders",
             points: 1,
@@ -226,27 +218,13 @@ fn start_server(ctx: &mut Ctx, ip: IpAddr, extra: &[&str]) -> Result<Server, Fai
     let mut args = vec!["server", "--host", &host, "--port", &port_text];
     args.extend_from_slice(extra);
     let id = ctx.spawn("server", &args, None)?;
-    let deadline = Instant::now() + START_LIMIT;
-    loop {
-        if udp_bound(port) {
-            break;
-        }
-        if let Some(status) = ctx.proc(id).exited() {
-            return Err(Failure::new(format!(
-                "the server exited ({}) before binding UDP port {port}",
-                describe_status(status)
-            ))
-            .hint("it stopped during start-up: its stderr below says why"));
-        }
-        if Instant::now() >= deadline {
-            return Err(Failure::new(format!(
-                "no UDP socket was bound to port {port} within {} s of starting",
-                START_LIMIT.as_secs()
-            ))
-            .hint("create a SOCK_DGRAM socket and bind() it to the --host/--port given"));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let late = Failure::new(format!(
+        "no UDP socket was bound to port {port} within {} s of starting",
+        START_LIMIT.as_secs()
+    ))
+    .hint("create a SOCK_DGRAM socket and bind() it to the --host/--port given");
+    let what = format!("binding UDP port {port}");
+    ctx.wait_ready(id, "server", &what, || udp_bound(port), late)?;
     Ok(Server {
         id,
         addr: SocketAddr::new(ip, port),
@@ -573,19 +551,9 @@ fn prints_senders(ctx: &mut Ctx) -> Result<(), Failure> {
 fn port_in_use(ctx: &mut Ctx) -> Result<(), Failure> {
     let holder = UdpSocket::bind((LOCALHOST_V4, 0))
         .map_err(|e| Failure::new(format!("the grader could not bind: {e}")))?;
-    let port = holder
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or(0)
-        .to_string();
-    let run = ctx.run(
-        "server",
-        &["server", "--host", "127.0.0.1", "--port", &port],
-        None,
-        Duration::from_secs(5),
-    )?;
-    expect::clean_error(&run, &["in use"], 2)
-        .map_err(|f| f.during(format!("UDP port {port} already taken by the grader")))
+    let port = holder.local_addr().map_or(0, |a| a.port()).to_string();
+    let during = format!("UDP port {port} already taken by the grader");
+    common::server_fails_cleanly(ctx, "127.0.0.1", &port, &["in use"], during)
 }
 
 // ---------------------------------------------------------------------------------
@@ -613,106 +581,60 @@ fn answer(data: &[u8]) -> Vec<u8> {
 /// Every datagram the grader's server received, with its sender.
 type Received = Vec<(Vec<u8>, SocketAddr)>;
 
-/// A UDP server in a thread that records every datagram.
-struct GraderServer {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<Received>>,
-}
+/// The grader's UDP server: a datagram peer that answers as `script` says and records
+/// every datagram.
+struct GraderServer(peer::Peer);
 
 impl GraderServer {
     fn start(script: Script) -> Result<GraderServer, Failure> {
-        let socket = UdpSocket::bind((LOCALHOST_V4, 0))
-            .map_err(|e| Failure::new(format!("the grader could not bind: {e}")))?;
-        let addr = socket
-            .local_addr()
-            .map_err(|e| Failure::new(format!("the grader's socket has no address: {e}")))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let handle = std::thread::spawn(move || serve(socket, script, &flag));
-        Ok(GraderServer {
-            addr,
-            stop,
-            handle: Some(handle),
-        })
+        let mut held: Option<Vec<u8>> = None;
+        let replies = move |count: usize, data: &[u8]| {
+            if count <= script.drop_first {
+                return Vec::new(); // lost, as UDP may lose any datagram
+            }
+            let mut replies = Vec::new();
+            if script.late_first {
+                if count == 1 {
+                    held = Some(data.to_vec()); // delayed, as UDP may delay any datagram
+                    return replies;
+                }
+                if held.as_ref().is_some_and(|first| *first != data)
+                    && let Some(first) = held.take()
+                {
+                    // The late reply to the first attempt, and a duplicate of it.
+                    replies.push(answer(&first));
+                    replies.push(answer(&first));
+                }
+            }
+            replies.push(answer(data));
+            replies
+        };
+        let mut plan = peer::Script::new(Vec::new()).answer(replies);
+        if script.stranger_first {
+            // It even looks like the answer (it ends with the request): only the
+            // sender tells it apart.
+            plan = plan.stranger_first(b"STRANGER: ");
+        }
+        Ok(GraderServer(peer::Peer::udp(LOCALHOST_V4, None, plan)?))
     }
 
     fn port(&self) -> String {
-        self.addr.port().to_string()
+        self.0.port()
     }
 
     /// Stops the server and returns every datagram it received, with its sender.
-    fn finish(mut self) -> Received {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for GraderServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
-        }
-    }
-}
-
-fn serve(socket: UdpSocket, script: Script, stop: &AtomicBool) -> Received {
-    let mut seen = Vec::new();
-    let stranger = UdpSocket::bind((LOCALHOST_V4, 0)).ok();
-    let mut buffer = vec![0u8; 70_000];
-    // Short waits, so a stop request is noticed quickly; never longer than a check.
-    let _ = socket.set_read_timeout(Some(Duration::from_millis(20)));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut replied = false;
-    let mut held: Option<Vec<u8>> = None;
-    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-        let Ok((n, from)) = socket.recv_from(&mut buffer) else {
-            continue;
+    fn finish(self) -> Received {
+        let from_ip = |(data, from)| match from {
+            Some(peer::Origin::Ip(addr)) => Some((data, addr)),
+            _ => None,
         };
-        let data = buffer[..n].to_vec();
-        // A client that floods gets its first datagrams kept, not all of them.
-        if seen.len() < 1000 {
-            seen.push((data.clone(), from));
-        }
-        if seen.len() <= script.drop_first {
-            continue; // lost, as UDP may lose any datagram
-        }
-        if script.late_first {
-            if seen.len() == 1 {
-                held = Some(data); // delayed, as UDP may delay any datagram
-                continue;
-            }
-            if held.as_ref().is_some_and(|first| *first != data)
-                && let Some(first) = held.take()
-            {
-                // The late reply to the first attempt, and a duplicate of it.
-                let _ = socket.send_to(&answer(&first), from);
-                let _ = socket.send_to(&answer(&first), from);
-            }
-        }
-        if script.stranger_first
-            && !replied
-            && let Some(stranger) = &stranger
-        {
-            // It even looks like the answer (it ends with the request): only the
-            // sender tells it apart.
-            let _ = stranger.send_to(&[b"STRANGER: ".as_slice(), &data].concat(), from);
-        }
-        let _ = socket.send_to(&answer(&data), from);
-        replied = true;
+        self.0
+            .finish()
+            .datagrams
+            .into_iter()
+            .filter_map(from_ip)
+            .collect()
     }
-    // Whatever was queued when the check said stop still counts as received.
-    let _ = socket.set_nonblocking(true);
-    while seen.len() < 1000
-        && let Ok((n, from)) = socket.recv_from(&mut buffer)
-    {
-        seen.push((buffer[..n].to_vec(), from));
-    }
-    seen
 }
 
 /// `client --host 127.0.0.1 --port P --timeout-ms T --retries R`, run to its end.

@@ -12,13 +12,10 @@
 //! half-closes and prints the reply. The datagram pair echoes datagram by datagram; the
 //! datagram client binds a path of its own (or it could get no reply) and removes it.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -28,11 +25,9 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use crate::grade::ctx::START_LIMIT;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, show};
+use crate::grade::peer::{Origin, Peer, Script, Seen, Step};
 use crate::grade::process::describe_status;
 use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect, files, secs};
-
-/// How many datagrams a grader-side peer keeps of a client that floods it.
-const MAX_DATAGRAMS: usize = 1000;
 
 pub static LAB: Lab = Lab {
     id: "lab5",
@@ -246,41 +241,28 @@ fn start(ctx: &mut Ctx, role: &str, path: &Path, extra: &[&str]) -> Result<usize
     args.extend_from_slice(extra);
     let id = ctx.spawn(role, &args, None)?;
     let stream = role == "server";
-    let deadline = Instant::now() + START_LIMIT;
-    loop {
-        let ready = match bound_socket(path) {
-            Some((1, listening)) if stream => listening,
-            Some((2, _)) if !stream => true,
-            _ => false,
-        };
-        if ready {
-            return Ok(id);
-        }
-        if let Some(status) = ctx.proc(id).exited() {
-            return Err(Failure::new(format!(
-                "the {role} exited ({}) before its socket was ready at {path_text}",
-                describe_status(status)
-            ))
-            .hint("it stopped during start-up: its stderr below says why"));
-        }
-        if Instant::now() >= deadline {
-            return Err(Failure::new(format!(
-                "no {} socket was bound at {path_text} within {} s of starting",
-                if stream {
-                    "listening stream"
-                } else {
-                    "datagram"
-                },
-                START_LIMIT.as_secs()
-            ))
-            .hint(if stream {
-                "socket(AF_UNIX, SOCK_STREAM), bind() to --path, then listen()"
-            } else {
-                "socket(AF_UNIX, SOCK_DGRAM), then bind() to --path"
-            }));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let ready = || match bound_socket(path) {
+        Some((1, listening)) if stream => listening,
+        Some((2, _)) if !stream => true,
+        _ => false,
+    };
+    let late = Failure::new(format!(
+        "no {} socket was bound at {path_text} within {} s of starting",
+        if stream {
+            "listening stream"
+        } else {
+            "datagram"
+        },
+        START_LIMIT.as_secs()
+    ))
+    .hint(if stream {
+        "socket(AF_UNIX, SOCK_STREAM), bind() to --path, then listen()"
+    } else {
+        "socket(AF_UNIX, SOCK_DGRAM), then bind() to --path"
+    });
+    let what = format!("its socket was ready at {path_text}");
+    ctx.wait_ready(id, role, &what, ready, late)?;
+    Ok(id)
 }
 
 /// Connects to the stream socket at `path` within [`IO_LIMIT`].
@@ -322,16 +304,13 @@ fn connect(path: &Path) -> Result<UnixStream, Failure> {
 /// cannot deadlock), half-close, read everything until end-of-file.
 fn visit(path: &Path, data: &[u8]) -> Result<Vec<u8>, Failure> {
     let stream = connect(path)?;
-    let mut sender = stream
+    let sender = stream
         .try_clone()
         .map_err(|e| Failure::new(format!("the grader could not dup its socket: {e}")))?;
-    let data_owned = data.to_vec();
-    let sending = std::thread::spawn(move || {
-        let _ = sender.set_write_timeout(Some(IO_LIMIT));
-        let outcome = sender.write_all(&data_owned);
-        let _ = sender.shutdown(std::net::Shutdown::Write);
-        outcome
-    });
+    let sending = Peer::unix_on(
+        sender,
+        Script::new(vec![Step::Send(data.to_vec()), Step::HalfClose]),
+    );
     let mut reader = stream;
     let _ = reader.set_read_timeout(Some(IO_LIMIT));
     let mut received = Vec::new();
@@ -342,7 +321,7 @@ fn visit(path: &Path, data: &[u8]) -> Result<Vec<u8>, Failure> {
             Ok(0) => break,
             Ok(n) if received.len() + n > 2 * data.len() + 64 * 1024 => {
                 let _ = reader.shutdown(std::net::Shutdown::Both);
-                let _ = sending.join();
+                drop(sending.finish());
                 return Err(Failure::new(format!(
                     "the server sent back more than {} bytes for {} sent",
                     received.len() + n,
@@ -355,7 +334,7 @@ fn visit(path: &Path, data: &[u8]) -> Result<Vec<u8>, Failure> {
             Err(err) => {
                 let silent = matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut);
                 let _ = reader.shutdown(std::net::Shutdown::Both);
-                let _ = sending.join();
+                drop(sending.finish());
                 return Err(Failure::new(if silent {
                     format!(
                         "no more bytes and no end-of-file within {} s",
@@ -374,11 +353,11 @@ fn visit(path: &Path, data: &[u8]) -> Result<Vec<u8>, Failure> {
         }
         if Instant::now() >= deadline {
             let _ = reader.shutdown(std::net::Shutdown::Both);
-            let _ = sending.join();
+            drop(sending.finish());
             return Err(Failure::new("the echo never ended").got(show(&received)));
         }
     }
-    if let Ok(Err(err)) = sending.join() {
+    if let Some(err) = sending.finish().write_error {
         return Err(Failure::new(format!("sending to the server failed: {err}"))
             .got(show(&received))
             .hint("keep reading the whole time the client sends, until it half-closes"));
@@ -389,11 +368,8 @@ fn visit(path: &Path, data: &[u8]) -> Result<Vec<u8>, Failure> {
 /// [`visit`] and require the exact echo.
 fn expect_echo(path: &Path, data: &[u8]) -> Result<(), Failure> {
     let got = visit(path, data)?;
-    ensure(got == data, || {
-        Failure::new("the reply is not the bytes the client sent")
-            .sent_bytes(data)
-            .compare(data, &got)
-            .hint("send back every byte received, unchanged, until the client's end-of-stream")
+    expect::echoed(data, &got, "the reply is not the bytes the client sent").map_err(|f| {
+        f.hint("send back every byte received, unchanged, until the client's end-of-stream")
     })
 }
 
@@ -675,47 +651,11 @@ fn path_too_long(ctx: &mut Ctx) -> Result<(), Failure> {
 
 fn client_sends_stdin(ctx: &mut Ctx) -> Result<(), Failure> {
     let path = scratch_path(ctx, "grader.sock");
-    let listener = UnixListener::bind(&path)
-        .map_err(|e| Failure::new(format!("the grader could not bind: {e}")))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
     // The grader's server answers only after the client's end-of-file.
-    let server: JoinHandle<Result<Vec<u8>, String>> = std::thread::spawn(move || {
-        let _ = listener.set_nonblocking(true);
-        let deadline = Instant::now() + RUN_LIMIT;
-        let mut stream = loop {
-            match listener.accept() {
-                Ok((stream, _)) => break stream,
-                Err(_) if flag.load(Ordering::Relaxed) || Instant::now() >= deadline => {
-                    return Err("no client connected".into());
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(5)),
-            }
-        };
-        let _ = stream.set_nonblocking(false);
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(20)));
-        let mut request = Vec::new();
-        let mut buffer = [0u8; 4096];
-        loop {
-            match stream.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) if request.len() + n > net::RECEIVE_CAP => {
-                    return Err("the client sent more than the grader keeps".into());
-                }
-                Ok(n) => request.extend_from_slice(&buffer[..n]),
-                Err(_) if flag.load(Ordering::Relaxed) || Instant::now() >= deadline => {
-                    return Err(format!(
-                        "no end-of-file from the client after {}",
-                        show(&request)
-                    ));
-                }
-                Err(_) => {}
-            }
-        }
-        let reply = [b"you sent: ".as_slice(), &request].concat();
-        let _ = stream.write_all(&reply);
-        Ok(request)
-    });
+    let script = Script::new(vec![Step::ReadToEof, Step::Answer])
+        .limit(RUN_LIMIT)
+        .answer(|_, request| vec![[b"you sent: ".as_slice(), request].concat()]);
+    let server = Peer::unix_server(&path, script)?;
     let stdin = b"first line\nsecond \xff line\n".to_vec();
     let run = ctx.run(
         "client",
@@ -723,12 +663,9 @@ fn client_sends_stdin(ctx: &mut Ctx) -> Result<(), Failure> {
         Some(stdin.clone()),
         RUN_LIMIT,
     );
-    stop.store(true, Ordering::Relaxed);
-    let seen = server
-        .join()
-        .unwrap_or_else(|_| Err("the grader's server failed".into()));
+    let seen = server.finish();
     let run = run?;
-    let request = seen.map_err(|problem| {
+    let request = served(seen).map_err(|problem| {
         Failure::new(format!("the grader's server: {problem}")).hint(
             "after sending stdin, shutdown(SHUT_WR): the server reads until end-of-file \
              before it answers",
@@ -746,6 +683,23 @@ fn client_sends_stdin(ctx: &mut Ctx) -> Result<(), Failure> {
         .compare(&expected, &run.stdout)
         .hint("read until end-of-file and write exactly those bytes to stdout, then exit 0")
     })
+}
+
+/// The request the grader's stream server read until the client's end-of-file, or why
+/// it got none.
+fn served(seen: Seen) -> Result<Vec<u8>, String> {
+    if !seen.connected {
+        Err("no client connected".into())
+    } else if seen.received.len() > net::RECEIVE_CAP {
+        Err("the client sent more than the grader keeps".into())
+    } else if !seen.eof {
+        Err(format!(
+            "no end-of-file from the client after {}",
+            show(&seen.received)
+        ))
+    } else {
+        Ok(seen.received)
+    }
 }
 
 fn client_no_server(ctx: &mut Ctx) -> Result<(), Failure> {
@@ -903,87 +857,37 @@ fn dgram_removes_on_signal(ctx: &mut Ctx) -> Result<(), Failure> {
 /// (None for an unnamed sender).
 type Received = Vec<(Vec<u8>, Option<PathBuf>)>;
 
-/// A datagram server in a thread: replies `R:<data>` to each sender that has a path,
+/// The grader's datagram server: replies `R:<data>` to each sender that has a path,
 /// and records (data, sender path).
-struct GraderDgramServer {
-    path: PathBuf,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<Received>>,
+fn grader_dgram_server(path: &Path) -> Result<Peer, Failure> {
+    let script = Script::new(Vec::new()).answer(|_, data| vec![[b"R:".as_slice(), data].concat()]);
+    Peer::unix_dgram(path, None, script)
 }
 
-impl GraderDgramServer {
-    fn start(path: PathBuf) -> Result<GraderDgramServer, Failure> {
-        let socket = grader_dgram(&path)?;
-        let _ = socket.set_read_timeout(Some(Duration::from_millis(20)));
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let handle = std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            let mut buffer = vec![0u8; 70_000];
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
-                let Ok((n, from)) = socket.recv_from(&mut buffer) else {
-                    continue;
-                };
-                let sender = from.as_pathname().map(Path::to_path_buf);
-                if let Some(sender) = &sender {
-                    let reply = [b"R:".as_slice(), &buffer[..n]].concat();
-                    let _ = socket.send_to(&reply, sender);
-                }
-                // A client that floods gets its first datagrams kept, not all of them.
-                if seen.len() < MAX_DATAGRAMS {
-                    seen.push((buffer[..n].to_vec(), sender));
-                }
-            }
-            // Whatever was queued when the check said stop still counts as received.
-            let _ = socket.set_nonblocking(true);
-            while seen.len() < MAX_DATAGRAMS
-                && let Ok((n, from)) = socket.recv_from(&mut buffer)
-            {
-                seen.push((
-                    buffer[..n].to_vec(),
-                    from.as_pathname().map(Path::to_path_buf),
-                ));
-            }
-            seen
-        });
-        Ok(GraderDgramServer {
-            path,
-            stop,
-            handle: Some(handle),
-        })
-    }
-
-    fn finish(mut self) -> Received {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for GraderDgramServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
-        }
-    }
+/// What the grader's datagram server received: (data, sender path) pairs.
+fn received(seen: Seen) -> Received {
+    let sender = |from: Option<Origin>| match from {
+        Some(Origin::Path(path)) => Some(path),
+        _ => None,
+    };
+    seen.datagrams
+        .into_iter()
+        .map(|(data, from)| (data, sender(from)))
+        .collect()
 }
 
 /// Runs `dgram-client --path <grader's server>` with `stdin`; returns the run and what
 /// the grader's server saw.
 fn run_dgram_client(ctx: &mut Ctx, stdin: &[u8]) -> Result<(Finished, Received), Failure> {
-    let server = GraderDgramServer::start(scratch_path(ctx, "grader.sock"))?;
-    let path_text = server.path.to_string_lossy().into_owned();
+    let server = grader_dgram_server(&scratch_path(ctx, "grader.sock"))?;
+    let path_text = server.addr.path();
     let run = ctx.run(
         "dgram-client",
         &["dgram-client", "--path", &path_text],
         Some(stdin.to_vec()),
         RUN_LIMIT,
     );
-    let seen = server.finish();
+    let seen = received(server.finish());
     // Whatever the client left behind is the grader's to tidy (outside the scratch
     // folder too), once the check has looked.
     Ok((run?, seen))

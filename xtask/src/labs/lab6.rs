@@ -7,17 +7,20 @@
 //! a request that has started arriving, give up after `--grace-ms`, and exit 0.
 //! The client role must send stdin's lines and print the server's replies.
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::process::ExitStatus;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use crate::grade::common::start;
 use crate::grade::demo::Demo;
-use crate::grade::net::{self, Conn, LOCALHOST_V4, LOCALHOST_V6, show};
+use crate::grade::net::{self, Conn, LOCALHOST_V4, show};
+use crate::grade::peer::{Peer, Script, Step};
 use crate::grade::process::describe_status;
+use crate::grade::standard;
 use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, secs};
 
 pub static LAB: Lab = Lab {
@@ -65,14 +68,7 @@ pub static LAB: Lab = Lab {
             run: survives_resets,
             budget: secs(20),
         },
-        Check {
-            name: "ipv6",
-            points: 1,
-            verifies: "works over IPv6 with --host ::1",
-            details: "`--host ::1` works",
-            run: ipv6,
-            budget: secs(20),
-        },
+        standard::ipv6(ipv6),
         Check {
             name: "prints-clients",
             points: 1,
@@ -81,14 +77,9 @@ pub static LAB: Lab = Lab {
             run: prints_clients,
             budget: secs(20),
         },
-        Check {
-            name: "port-in-use",
-            points: 1,
-            verifies: "one-line error and non-zero exit when the port is taken",
-            details: "a taken port: non-zero exit, one line on stderr saying the address is in use, no panic",
-            run: common::port_in_use,
-            budget: secs(20),
-        },
+        standard::port_in_use(
+            "a taken port: non-zero exit, one line on stderr saying the address is in use, no panic",
+        ),
         Check {
             name: "sigint-exits-cleanly",
             points: 2,
@@ -153,10 +144,6 @@ pub static LAB: Lab = Lab {
 /// timeouts (hang up on an idle client, exit once the clients are gone). Generous on
 /// purpose: it is a deadline, not a speed test.
 const STOP_LIMIT: Duration = Duration::from_secs(10);
-
-fn start(ctx: &mut Ctx, extra: &[&str]) -> Result<Server, Failure> {
-    ctx.start_server("server", LOCALHOST_V4, extra)
-}
 
 /// Sends `line` and expects exactly it back.
 fn echo(conn: &mut Conn, line: &[u8]) -> Result<(), Failure> {
@@ -435,11 +422,7 @@ fn survives_resets(ctx: &mut Ctx) -> Result<(), Failure> {
 }
 
 fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = ctx.start_server("server", LOCALHOST_V6, &[]).map_err(|f| {
-        f.during("with --host ::1").or_hint(
-            "create the socket with the domain of the address (Domain::for_address), not always IPv4",
-        )
-    })?;
+    let server = common::start_over_ipv6(ctx)?;
     let mut conn = net::connect(server.addr)?;
     echo(&mut conn, b"six\n")
 }
@@ -476,11 +459,7 @@ fn sigint_exits_cleanly(ctx: &mut Ctx) -> Result<(), Failure> {
             STOP_LIMIT.as_secs()
         ))
         .expected("end of stream: an idle client has no request to finish")
-        .got(if got.is_empty() {
-            "the connection stayed open".to_string()
-        } else {
-            show(&got)
-        })
+        .got(net::show_or(&got, "the connection stayed open"))
         .hint(
             "a thread blocked in recv() never sees the stop flag: give each connection a \
              read timeout (SO_RCVTIMEO) and, when it expires between two requests, look \
@@ -736,56 +715,38 @@ fn grace_period(ctx: &mut Ctx) -> Result<(), Failure> {
     })
 }
 
-/// The lines the grader's server received, once its thread ends.
-type ReceivedLines = JoinHandle<Vec<Vec<u8>>>;
-
 /// A one-connection server for the client check. It answers each line with
 /// `you said: <line>`; with `refusal`, it sends that line first, closes its sending
 /// side, and only reads the client's first line.
-fn grader_server(refusal: Option<&'static [u8]>) -> Result<(u16, ReceivedLines), Failure> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    let handle = thread::spawn(move || {
-        let mut lines = Vec::new();
-        let _ = listener.set_nonblocking(true);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let stream = loop {
-            match listener.accept() {
-                Ok((stream, _)) => break stream,
-                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-                Err(_) => return lines,
-            }
-        };
-        let _ = stream.set_nonblocking(false);
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        let Ok(mut writer) = stream.try_clone() else {
-            return lines;
-        };
-        if let Some(refusal) = refusal {
-            // One line, then read what the client sends (so closing does not reset).
-            let _ = writer.write_all(refusal);
-            let _ = writer.shutdown(std::net::Shutdown::Write);
-        }
-        let mut reader = BufReader::new(stream);
-        loop {
-            let mut line = Vec::new();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return lines,
-                Ok(_) => {}
-            }
-            lines.push(line.clone());
-            if refusal.is_some() {
-                return lines;
-            }
-            let text = String::from_utf8_lossy(&line);
-            let answer = format!("you said: {}\n", text.trim_end());
-            if writer.write_all(answer.as_bytes()).is_err() {
-                return lines;
-            }
-        }
-    });
-    Ok((port, handle))
+fn grader_server(refusal: Option<&'static [u8]>) -> Result<(u16, Peer), Failure> {
+    let patience = Step::Limit(Duration::from_secs(5));
+    let steps = match refusal {
+        // One line, then read what the client sends (so closing does not reset).
+        Some(refusal) => vec![
+            Step::Send(refusal.to_vec()),
+            Step::HalfClose,
+            patience,
+            Step::ReadLine,
+        ],
+        None => vec![patience, Step::AnswerLines],
+    };
+    let script = Script::new(steps)
+        .limit(Duration::from_secs(10))
+        .answer(|_, line| {
+            let text = String::from_utf8_lossy(line);
+            vec![format!("you said: {}\n", text.trim_end()).into_bytes()]
+        });
+    let server = Peer::tcp_server(LOCALHOST_V4, script)?;
+    Ok((server.port_number(), server))
+}
+
+/// The lines the grader's server received (a last one without `\n` too).
+fn lines(server: Peer) -> Vec<Vec<u8>> {
+    let seen = server.finish();
+    seen.received
+        .split_inclusive(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 fn client(ctx: &mut Ctx) -> Result<(), Failure> {
@@ -798,7 +759,7 @@ fn client(ctx: &mut Ctx) -> Result<(), Failure> {
         Some(b"one\ntwo\n".to_vec()),
         Duration::from_secs(10),
     )?;
-    let lines = server.join().unwrap_or_default();
+    let lines = lines(server);
     let stdout = run.stdout_text();
     ensure(lines == [b"one\n".to_vec(), b"two\n".to_vec()], || {
         Failure::new("the grader's server did not receive stdin's lines")
@@ -839,7 +800,7 @@ fn client(ctx: &mut Ctx) -> Result<(), Failure> {
             Duration::from_secs(10),
         )
         .map_err(|f| f.during("against a server that answers busy:"))?;
-    let _ = server.join();
+    drop(server.finish());
     let shown = format!("{}{}", run.stdout_text(), run.stderr);
     ensure(shown.contains("busy"), || {
         Failure::new("the client did not show the server's busy: refusal")

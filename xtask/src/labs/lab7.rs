@@ -13,7 +13,7 @@
 //! a prime cycle), so any lost, repeated or reordered chunk shows up as a wrong byte.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,9 +23,12 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 
+use crate::grade::common::start;
 use crate::grade::demo::Demo;
-use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect, secs};
+use crate::grade::net::{self, LOCALHOST_V4, show};
+use crate::grade::peer::{Peer, Script, Step};
+use crate::grade::standard;
+use crate::grade::{Check, Ctx, Failure, Lab, common, ensure, expect, secs};
 
 pub static LAB: Lab = Lab {
     id: "lab7",
@@ -40,14 +43,7 @@ pub static LAB: Lab = Lab {
             run: echoes,
             budget: secs(20),
         },
-        Check {
-            name: "ipv6",
-            points: 1,
-            verifies: "works over IPv6 with --host ::1",
-            details: "`--host ::1` works",
-            run: ipv6,
-            budget: secs(20),
-        },
+        standard::ipv6(ipv6),
         Check {
             name: "many-clients",
             points: 3,
@@ -104,13 +100,22 @@ pub static LAB: Lab = Lab {
             run: survives_resets,
             budget: secs(20),
         },
+        standard::no_fd_leak("after 20 polite and 20 resetting clients, the server's open descriptors (`/proc/PID/fd`) are back where they were", no_fd_leak).verifies("open file descriptors do not grow with clients served or reset"),
         Check {
-            name: "no-fd-leak",
-            points: 1,
-            verifies: "open file descriptors do not grow with clients served or reset",
-            details: "after 20 polite and 20 resetting clients, the server's open descriptors (`/proc/PID/fd`) are back where they were",
-            run: no_fd_leak,
+            name: "keepalive",
+            points: 2,
+            verifies: "turns on TCP keepalive on client sockets with --keepalive's idle time and a 10 s probe interval",
+            details: "with `--keepalive 1`, the kernel's TCP table (`/proc/net/tcp`, `tr` 2: the keepalive timer) shows the connection's timer due within 1 s; after the first probe (answered by the grader's kernel) it is re-armed for at most 10 s (`TCP_KEEPINTVL`)",
+            run: keepalive,
             budget: secs(20),
+        },
+        Check {
+            name: "idle-timeout",
+            points: 2,
+            verifies: "with --idle-timeout, closes a client silent that long, and only such a client",
+            details: "with `--idle-timeout 1`: a silent client gets end-of-stream 1 to 5 s after it connected, while one sending a line every 0.2 s keeps its echoes past 2 s; once that one stops talking (and nothing else happens) it gets end-of-stream 1 to 5 s after its last line",
+            run: idle_timeout,
+            budget: secs(30),
         },
         Check {
             name: "backlog",
@@ -120,14 +125,7 @@ pub static LAB: Lab = Lab {
             run: backlog,
             budget: secs(20),
         },
-        Check {
-            name: "port-in-use",
-            points: 1,
-            verifies: "one-line error and non-zero exit when the port is taken",
-            details: "a taken port gives one clear line and a non-zero exit; at most 2 lines on stderr, one containing `in use` (any case), no panic or traceback",
-            run: common::port_in_use,
-            budget: secs(20),
-        },
+        standard::port_in_use("a taken port gives one clear line and a non-zero exit; at most 2 lines on stderr, one containing `in use` (any case), no panic or traceback"),
         Check {
             name: "client",
             points: 2,
@@ -166,16 +164,9 @@ const CYCLE: usize = 251;
 /// Bytes per write of a pattern stream.
 const CHUNK: usize = 64 * 1024;
 
-fn start(ctx: &mut Ctx, extra: &[&str]) -> Result<Server, Failure> {
-    ctx.start_server("server", LOCALHOST_V4, extra)
-}
-
 /// One whole visit: connect, send `message`, half-close, read until the server closes.
 fn visit(addr: SocketAddr, message: &[u8]) -> Result<Vec<u8>, Failure> {
-    let mut conn = net::connect(addr)?;
-    conn.send(message)?;
-    conn.half_close()?;
-    conn.read_to_eof(message.len() + 1024)
+    net::converse(addr, message, message.len() + 1024)
 }
 
 /// A visit whose echo must be exactly `message`.
@@ -242,6 +233,22 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
         100.0
     };
     Some(ticks as f64 / per_second)
+}
+
+/// Whether any thread of the process is running or waiting for a core (state R).
+fn runnable(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                let after_name = &stat[stat.rfind(')')? + 1..];
+                after_name.split_whitespace().next().map(|s| s == "R")
+            })
+            .unwrap_or(false)
+    })
 }
 
 /// The process's resident memory (VmRSS), in KiB.
@@ -369,11 +376,7 @@ fn echoes(ctx: &mut Ctx) -> Result<(), Failure> {
 }
 
 fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = ctx.start_server("server", LOCALHOST_V6, &[]).map_err(|f| {
-        f.during("with --host ::1").or_hint(
-            "create the socket with the domain of the address (Domain::for_address), not always IPv4",
-        )
-    })?;
+    let server = common::start_over_ipv6(ctx)?;
     expect_echo(server.addr, b"over IPv6\n", "a client over IPv6")
 }
 
@@ -742,8 +745,19 @@ fn idle_sleeps(ctx: &mut Ctx) -> Result<(), Failure> {
     }
     let started = Instant::now();
     let before = cpu_seconds(server.pid);
-    // The measurement itself: one second in which nothing happens.
-    thread::sleep(Duration::from_secs(1));
+    // The measurement itself: one second in which nothing happens. CPU time alone is
+    // not enough on a busy machine, where a spinning server may get little of a core;
+    // but a spinning server is always running or waiting for a core (state R), and a
+    // sleeping one almost never is, however loaded the machine: so the state is
+    // sampled too.
+    let (mut samples, mut runnable_samples) = (0u32, 0u32);
+    while started.elapsed() < Duration::from_secs(1) {
+        samples += 1;
+        if runnable(server.pid) {
+            runnable_samples += 1;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
     let after = cpu_seconds(server.pid);
     let elapsed = started.elapsed().as_secs_f64();
     ctx.ensure_running(server.id, "while its clients were quiet")?;
@@ -753,12 +767,16 @@ fn idle_sleeps(ctx: &mut Ctx) -> Result<(), Failure> {
         ));
     };
     let used = after - before;
-    ensure(used <= 0.1 * elapsed, || {
+    let busy_share = f64::from(runnable_samples) / f64::from(samples.max(1));
+    ensure(used <= 0.1 * elapsed && busy_share <= 0.5, || {
         Failure::new("the server used CPU while nothing happened")
             .expected(format!(
                 "about 0 s of CPU time in {elapsed:.1} s with 5 quiet clients (asleep in epoll_wait)"
             ))
-            .got(format!("{used:.2} s of CPU time (/proc/PID/stat utime + stime)"))
+            .got(format!(
+                "{used:.2} s of CPU time (/proc/PID/stat utime + stime), running or \
+                 waiting for a core in {runnable_samples} of {samples} looks"
+            ))
             .hint(
                 "a busy loop: wait with no timeout (-1, not 0), and ask for EPOLLOUT only \
                  while bytes are unsent: a socket is writable almost always, so a watched \
@@ -859,19 +877,7 @@ fn no_fd_leak(ctx: &mut Ctx) -> Result<(), Failure> {
 
 fn backlog(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--backlog", "700"])?;
-    match net::listen_backlog(server.addr.port()) {
-        Some(700) => {}
-        Some(other) => {
-            return Err(
-                Failure::new("the listening socket's backlog is not the one asked for")
-                    .sent("--backlog 700")
-                    .expected("backlog 700 (ss -ltn, Send-Q column)")
-                    .got(format!("backlog {other}"))
-                    .hint("pass --backlog to listen(); don't hard-code it"),
-            );
-        }
-        None => return Err(no_ss()),
-    }
+    common::listens_with_backlog(server.addr.port(), 700)?;
     let default = start(ctx, &[])?;
     // The kernel caps any backlog at net.core.somaxconn.
     let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
@@ -889,117 +895,53 @@ fn backlog(ctx: &mut Ctx) -> Result<(), Failure> {
                 "thousands of callers arriving together queue up before accept(): make the \
                  default --backlog 1024 or more",
             )),
-        None => Err(no_ss()),
+        None => Err(common::no_ss()),
     }
-}
-
-fn no_ss() -> Failure {
-    Failure::new("could not read the backlog with `ss -ltn`")
-        .hint("is iproute2 (ss) installed? the listener may also have gone")
-}
-
-/// What the grader's echo server saw of the client.
-struct Seen {
-    received: Vec<u8>,
-    half_closed: bool,
 }
 
 /// The grader's echo server for the client check: accepts one connection, echoes what
-/// it reads, notes whether the client half-closed, then closes.
-fn serve_one_echo(
-    listener: TcpListener,
-    expected: usize,
-    client_gone: Arc<AtomicBool>,
-) -> Result<Seen, String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let mut stream = loop {
-        match listener.accept() {
-            Ok((stream, _)) => break stream,
-            Err(err) if err.kind() == ErrorKind::WouldBlock => {
-                if client_gone.load(Ordering::Relaxed) || Instant::now() >= deadline {
-                    return Err("the client never connected".into());
-                }
-                thread::sleep(Duration::from_millis(5));
-            }
-            Err(err) => return Err(format!("accept: {err}")),
-        }
-    };
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
-    let mut received = Vec::new();
-    let mut buffer = vec![0u8; 16 * 1024];
-    loop {
-        // Once everything has come, a correct client half-closes at once.
-        let patience = if received.len() >= expected { 3 } else { 10 };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(patience)));
-        match stream.read(&mut buffer) {
-            Ok(0) => {
-                return Ok(Seen {
-                    received,
-                    half_closed: true,
-                });
-            }
-            Ok(count) => {
-                received.extend_from_slice(&buffer[..count]);
-                if received.len() > net::RECEIVE_CAP || stream.write_all(&buffer[..count]).is_err()
-                {
-                    return Ok(Seen {
-                        received,
-                        half_closed: false,
-                    });
-                }
-            }
-            Err(err) if err.kind() == ErrorKind::Interrupted => {}
-            // Silence: the client is waiting for something; closing lets it finish.
-            Err(_) => {
-                return Ok(Seen {
-                    received,
-                    half_closed: false,
-                });
-            }
-        }
-    }
+/// it reads, notes whether the client half-closed, then closes. Once everything has
+/// come, a correct client half-closes at once: then 3 s of silence end the wait.
+fn echo_server(expected: usize) -> Result<Peer, Failure> {
+    let steps = vec![
+        Step::EchoBytes(expected),
+        Step::Limit(Duration::from_secs(3)),
+        Step::EchoToEof,
+    ];
+    Peer::tcp_server(
+        LOCALHOST_V4,
+        Script::new(steps).limit(Duration::from_secs(10)),
+    )
 }
 
 fn client(ctx: &mut Ctx) -> Result<(), Failure> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
-    let port = listener
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or(0)
-        .to_string();
     // 64 KiB of every byte value: more than one send() and recv(), and not text.
     let data: Vec<u8> = (0..64 * 1024)
         .map(|i: usize| (i * 7 + i / 256) as u8)
         .collect();
-    let expected = data.len();
-    let client_gone = Arc::new(AtomicBool::new(false));
-    let gone = Arc::clone(&client_gone);
-    let server = thread::spawn(move || serve_one_echo(listener, expected, gone));
+    let server = echo_server(data.len())?;
+    let port = server.port();
     let run = ctx.run(
         "client",
         &["client", "--host", "127.0.0.1", "--port", &port],
         Some(data.clone()),
         Duration::from_secs(20),
     );
-    client_gone.store(true, Ordering::Relaxed);
-    let seen = server
-        .join()
-        .unwrap_or_else(|_| Err("the grader's echo server panicked".into()));
+    let seen = server.finish();
     let run = run?;
-    let seen = seen.map_err(|e| {
-        Failure::new(format!("the grader's echo server: {e}"))
-            .hint("the client must connect to --host/--port")
-    })?;
+    if !seen.connected {
+        return Err(
+            Failure::new("the grader's echo server: the client never connected")
+                .hint("the client must connect to --host/--port"),
+        );
+    }
     ensure(seen.received == data, || {
         Failure::new("the server did not receive exactly the client's stdin")
             .sent(format!("stdin: {}", show(&data)))
             .got(format!("the server received {}", show(&seen.received)))
             .hint("send all of stdin (a send() may take only part of a buffer)")
     })?;
-    ensure(seen.half_closed, || {
+    ensure(seen.eof, || {
         Failure::new("the client never half-closed after sending stdin")
             .expected("a FIN (the server's recv() returns 0) once stdin is all sent")
             .hint("after the last byte, shutdown(Shutdown::Write); keep reading the echo until EOF")
@@ -1021,11 +963,7 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     demo.say(&format!(
         "One thread for every client: a non-blocking listener, then epoll (port {port})"
     ));
-    demo.start(
-        "server",
-        &["server", "--host", "127.0.0.1", "--port", &port_text],
-    )?;
-    demo.wait_listening(port)?;
+    demo.start_server(port)?;
     let client_args = ["client", "--host", "127.0.0.1", "--port", &port_text];
     demo.say("A client sends a line and half-closes: epoll wakes the server for the listener, then for the client");
     demo.run(
@@ -1055,4 +993,299 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     demo.settle();
     demo.say("Everyone has left: the server sleeps in epoll_wait() with no timeout, using no CPU");
     Ok(())
+}
+
+/// The `--keepalive` (TCP_KEEPIDLE, seconds) the keepalive check gives the server.
+const KEEPALIVE_IDLE: f64 = 1.0;
+/// The probe interval (TCP_KEEPINTVL) the lab's contract sets, in seconds.
+const KEEPALIVE_INTERVAL: f64 = 10.0;
+/// Slack on the timer values read back (they count down in hundredths of a second).
+const TIMER_SLACK: f64 = 0.5;
+
+/// The timer of the server's socket for the connection between its `port` and ours, as
+/// the kernel's TCP table shows it: (`tr`, seconds until it fires). `tr` 2 is the socket's
+/// own timer, which on an established connection is the keepalive timer; 0 is no timer
+/// (1 retransmission, 4 zero-window probe). Read from `/proc/thread-self/net/tcp`: the
+/// check's thread lives in the check's network namespace, where the connection is.
+fn keepalive_timer(port: u16, peer_port: u16) -> Option<(u8, f64)> {
+    let table = std::fs::read_to_string("/proc/thread-self/net/tcp").ok()?;
+    let local = format!(":{port:04X}");
+    let remote = format!(":{peer_port:04X}");
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        ticks if ticks > 0 => ticks as f64,
+        _ => 100.0,
+    };
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (l, r, timer) = (fields.get(1)?, fields.get(2)?, fields.get(5)?);
+        if !(l.ends_with(&local) && r.ends_with(&remote)) {
+            return None;
+        }
+        let (active, when) = timer.split_once(':')?;
+        let active = u8::from_str_radix(active, 16).ok()?;
+        let when = u64::from_str_radix(when, 16).ok()?;
+        Some((active, when as f64 / per_second))
+    })
+}
+
+/// Polls the connection's timer until `wanted` holds (or `limit` passes); returns the
+/// last value seen either way, and whether `wanted` held.
+fn wait_timer(
+    port: u16,
+    peer_port: u16,
+    limit: Duration,
+    wanted: impl Fn(u8, f64) -> bool,
+) -> (Option<(u8, f64)>, bool) {
+    let deadline = Instant::now() + limit;
+    let mut last = None;
+    loop {
+        last = keepalive_timer(port, peer_port).or(last);
+        if let Some((active, when)) = last
+            && wanted(active, when)
+        {
+            return (last, true);
+        }
+        if Instant::now() >= deadline {
+            return (last, false);
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A timer as the report shows it.
+fn show_timer(timer: Option<(u8, f64)>) -> String {
+    match timer {
+        None => String::from("no row for the connection in /proc/net/tcp"),
+        Some((0, _)) => String::from("tr 0: no timer armed on the server's socket"),
+        Some((2, when)) => format!("tr 2: the keepalive timer, due in {when:.2} s"),
+        Some((other, when)) => format!("tr {other}: a timer due in {when:.2} s"),
+    }
+}
+
+fn keepalive(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--keepalive", "1"])?;
+    let port = server.addr.port();
+    let connected = Instant::now();
+    let mut conn = net::connect(server.addr)?;
+    // The echo proves the server accepted (and set up) this connection.
+    conn.send(b"are you there?\n")?;
+    conn.read_exact_bytes(15)?;
+    let ours = conn.local_port();
+    let (seen, armed) = wait_timer(port, ours, Duration::from_secs(3), |active, _| active == 2);
+    ensure(armed, || {
+        Failure::new("the server's socket for this connection has no keepalive timer")
+            .sent("--keepalive 1, then one echo")
+            .expected("tr 2 (the keepalive timer) in the connection's row of /proc/net/tcp")
+            .got(show_timer(seen))
+            .hint(
+                "turn on SO_KEEPALIVE on every accepted socket, e.g. socket2's \
+                 set_tcp_keepalive with a TcpKeepalive; without it a peer that vanishes \
+                 without a FIN holds its slot for ever",
+            )
+    })?;
+    // Read before the first probe (1 s after accept()), the timer shows the --keepalive
+    // time; read later (a busy machine can hold the grader up), it may already have been
+    // re-armed for the probe interval. Either reading is judged, so no timing decides
+    // the verdict: only a timer too long for both is wrong.
+    let due = seen.map_or(0.0, |(_, when)| when);
+    let probe_may_have_fired = connected.elapsed().as_secs_f64() >= KEEPALIVE_IDLE - 0.1;
+    let first_probe_pending = due <= KEEPALIVE_IDLE + TIMER_SLACK;
+    let within_interval = due <= KEEPALIVE_INTERVAL + TIMER_SLACK;
+    ensure(
+        first_probe_pending || (probe_may_have_fired && within_interval),
+        || {
+            let idle_wrong = !probe_may_have_fired || due > 2.0 * 75.0;
+            if idle_wrong {
+                Failure::new("the keepalive timer is not set to --keepalive")
+                    .sent("--keepalive 1")
+                    .expected(format!("the first probe due within {KEEPALIVE_IDLE} s"))
+                    .got(show_timer(seen))
+                    .hint(
+                        "set TCP_KEEPIDLE to --keepalive (TcpKeepalive::with_time): \
+                         SO_KEEPALIVE alone waits the kernel's default of two hours \
+                         (net.ipv4.tcp_keepalive_time) before the first probe",
+                    )
+            } else {
+                interval_failure(seen)
+            }
+        },
+    )?;
+    // The first probe goes out after 1 s; the grader's kernel answers it, and the timer
+    // is re-armed for the probe interval.
+    let (seen, rearmed) = wait_timer(port, ours, Duration::from_secs(5), |active, when| {
+        active == 2 && when > KEEPALIVE_IDLE + TIMER_SLACK
+    });
+    ensure(rearmed, || {
+        Failure::new("the keepalive timer was never re-armed after the first probe")
+            .expected(format!(
+                "after {KEEPALIVE_IDLE} s a probe, then the timer due within {KEEPALIVE_INTERVAL} s"
+            ))
+            .got(show_timer(seen))
+            .hint("keep SO_KEEPALIVE on for the whole life of the connection")
+    })?;
+    let due = seen.map_or(0.0, |(_, when)| when);
+    ensure(due <= KEEPALIVE_INTERVAL + TIMER_SLACK, || {
+        interval_failure(seen)
+    })?;
+    drop(conn);
+    ctx.ensure_running(server.id, "with keepalive on")
+}
+
+/// The failure of a probe interval longer than the contract's.
+fn interval_failure(seen: Option<(u8, f64)>) -> Failure {
+    Failure::new("the keepalive probe interval is not 10 s")
+        .expected(format!(
+            "after the first probe, the next one due within {KEEPALIVE_INTERVAL} s"
+        ))
+        .got(show_timer(seen))
+        .hint(
+            "set TCP_KEEPINTVL to 10 s (TcpKeepalive::with_interval): the kernel's \
+             default of 75 s between probes makes a dead peer take minutes to find",
+        )
+}
+
+/// The `--idle-timeout` of the idle check.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long past the timeout a silent client may still be open (a sweep every quarter
+/// of the timeout, and a busy machine).
+const IDLE_MARGIN: Duration = Duration::from_secs(4);
+/// The chatty client's pace.
+const CHAT_PACE: Duration = Duration::from_millis(200);
+
+/// How a wait for a connection's end turned out.
+enum Ending {
+    /// End-of-stream (or a reset): the server closed it, after this long.
+    Closed(Duration),
+    /// Still open when the wait ended.
+    Open,
+}
+
+/// Waits up to `limit` for the server to close `conn`, counting from `since`. Bytes
+/// that arrive instead are a failure: nobody asked for them.
+fn wait_closed(conn: &mut net::Conn, since: Instant, limit: Duration) -> Result<Ending, Failure> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(Ending::Open);
+        }
+        let millis = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+        let mut watched = [PollFd::new(conn.stream.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut watched, PollTimeout::from(millis)) {
+            Ok(0) | Err(_) => continue,
+            Ok(_) => {}
+        }
+        let mut byte = [0u8; 64];
+        return match (&conn.stream).read(&mut byte) {
+            Ok(0) => Ok(Ending::Closed(since.elapsed())),
+            Ok(count) => {
+                Err(Failure::new("a client that sent nothing received bytes")
+                    .got(show(&byte[..count])))
+            }
+            Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+            Err(err) if err.kind() == ErrorKind::WouldBlock => continue,
+            Err(_) => Ok(Ending::Closed(since.elapsed())),
+        };
+    }
+}
+
+fn idle_timeout(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--idle-timeout", "1"])?;
+    let started = Instant::now();
+    let mut silent = net::connect(server.addr)?;
+    let mut chatty = net::connect(server.addr)?;
+    let chat = |chatty: &mut net::Conn, round: usize| -> Result<Instant, Failure> {
+        let line = format!("line {round:03}\n");
+        let sent_at = Instant::now();
+        chatty.send(line.as_bytes())?;
+        chatty.expect_bytes(line.as_bytes()).map_err(|f| {
+            f.during(format!(
+                "a client that sends a line every 0.2 s, {:.1} s after it connected",
+                started.elapsed().as_secs_f64()
+            ))
+            .hint(
+                "close only clients silent for the whole --idle-timeout: count from each \
+                 client's last event, not from when it connected",
+            )
+        })?;
+        Ok(sent_at)
+    };
+    // Phase 1: one client talks every 0.2 s, the other says nothing.
+    let mut round = 0;
+    let mut silent_closed = None;
+    let mut last_line = chat(&mut chatty, round)?;
+    while silent_closed.is_none() || started.elapsed() < 2 * IDLE_TIMEOUT + 2 * CHAT_PACE {
+        if silent_closed.is_none() {
+            if let Ending::Closed(after) = wait_closed(&mut silent, started, CHAT_PACE)? {
+                silent_closed = Some(after);
+            } else if started.elapsed() > IDLE_TIMEOUT + IDLE_MARGIN {
+                return Err(still_open(
+                    "a silent client was never closed",
+                    "--idle-timeout 1; a client connects and sends nothing",
+                    ("it connected", started),
+                    "remember when each client last showed a sign of life, and close those \
+                     silent for --idle-timeout",
+                ));
+            }
+        } else if let Ending::Closed(after) = wait_closed(&mut chatty, started, CHAT_PACE)? {
+            return Err(Failure::new("a client that kept talking was closed")
+                .sent("--idle-timeout 1; a line every 0.2 s")
+                .got(format!(
+                    "end-of-stream {:.1} s after it connected",
+                    after.as_secs_f64()
+                ))
+                .hint(
+                    "close only clients silent for the whole --idle-timeout: count from each \
+                     client's last event, not from when it connected",
+                ));
+        }
+        round += 1;
+        last_line = chat(&mut chatty, round)?;
+    }
+    let closed_after = silent_closed.unwrap_or_default();
+    ensure(closed_after >= IDLE_TIMEOUT, || {
+        Failure::new("a silent client was closed before --idle-timeout had passed")
+            .sent("--idle-timeout 1 (seconds)")
+            .got(format!(
+                "end-of-stream {:.2} s after it connected",
+                closed_after.as_secs_f64()
+            ))
+            .hint("--idle-timeout is in seconds; close a client silent for at least that long")
+    })?;
+    // Phase 2: it falls silent too, and nothing else happens: only a loop that wakes up
+    // on its own (epoll_wait's timeout) can close it in time.
+    match wait_closed(&mut chatty, last_line, IDLE_TIMEOUT + IDLE_MARGIN)? {
+        Ending::Closed(after) if after >= IDLE_TIMEOUT => Ok(()),
+        Ending::Closed(after) => Err(Failure::new(
+            "a client was closed before it had been silent for --idle-timeout",
+        )
+        .got(format!(
+            "end-of-stream {:.2} s after its last line",
+            after.as_secs_f64()
+        ))
+        .hint("count the silence from the client's last event")),
+        Ending::Open => Err(still_open(
+            "a client that fell silent was never closed while nothing else happened",
+            "--idle-timeout 1; the only client stops talking",
+            ("its last line", last_line),
+            "with nothing to read, epoll_wait(-1) sleeps for ever: give it a timeout until \
+             the next look for silent clients",
+        )),
+    }
+}
+
+/// A client still open past --idle-timeout and its margin, counted from `since`.
+fn still_open(problem: &str, sent: &str, (what, since): (&str, Instant), hint: &str) -> Failure {
+    Failure::new(problem)
+        .sent(sent)
+        .expected(format!(
+            "end-of-stream within {} s of {what}",
+            (IDLE_TIMEOUT + IDLE_MARGIN).as_secs()
+        ))
+        .got(format!(
+            "still open {:.1} s after {what}",
+            since.elapsed().as_secs_f64()
+        ))
+        .hint(hint)
 }

@@ -16,14 +16,10 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -33,6 +29,7 @@ use nix::unistd::Pid;
 use crate::grade::ctx::{START_LIMIT, running_as_root};
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
+use crate::grade::peer::{Late, Peer, Script, Step};
 use crate::grade::{Check, Ctx, Failure, Finished, Lab, common, ensure, expect, files, secs};
 
 pub static LAB: Lab = Lab {
@@ -893,78 +890,28 @@ fn status_refused(ctx: &mut Ctx) -> Result<(), Failure> {
     .map_err(|f| f.or_hint("a live pid proves little: connect to the port; ECONNREFUSED means nothing listens there"))
 }
 
-/// A grader-side server for one probe: reads the probe line, answers `answer`, closes
-/// politely. Stops (and is joined) when dropped.
-struct FakeServer {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl FakeServer {
-    fn start(ip: IpAddr, answer: Vec<u8>) -> Result<FakeServer, Failure> {
-        let listener = TcpListener::bind((ip, 0))
-            .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !stopping.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => serve_once(stream, &answer),
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        Ok(FakeServer {
-            port,
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-/// Reads one line (or gives up after 3 s), answers, then waits for the peer to close.
-fn serve_once(mut stream: TcpStream, answer: &[u8]) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(3)));
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    while line.len() < 256 && !line.ends_with(b"\n") {
-        match stream.read(&mut byte) {
-            Ok(1) => line.push(byte[0]),
-            _ => break,
-        }
-    }
-    let _ = stream.write_all(answer);
-    let _ = stream.shutdown(Shutdown::Write);
-    let mut rest = [0u8; 256];
-    // Until the peer closes, but not for ever if it keeps sending.
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    while let Ok(n) = stream.read(&mut rest) {
-        if n == 0 || std::time::Instant::now() >= deadline {
-            break;
-        }
-    }
-}
-
-impl Drop for FakeServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+/// A grader-side server for probes: for each, reads the probe line (or gives up after
+/// 3 s), answers `answer`, then waits for the peer to close (at most 3 s).
+fn fake_server(ip: IpAddr, answer: Vec<u8>) -> Result<Peer, Failure> {
+    let steps = vec![
+        Step::ReadLine,
+        Step::Send(answer),
+        Step::HalfClose,
+        Step::ReadToEof,
+    ];
+    let script = Script::new(steps)
+        .limit(Duration::from_secs(3))
+        .when_late(Late::GoOn)
+        .connections(usize::MAX);
+    Peer::tcp_server(ip, script)
 }
 
 fn status_garbage(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = FakeServer::start(LOCALHOST_V4, b"SSH-2.0-OpenSSH_9.6\r\n".to_vec())?;
+    let server = fake_server(LOCALHOST_V4, b"SSH-2.0-OpenSSH_9.6\r\n".to_vec())?;
     let pidfile = ctx.scratch().join("daemon.pid");
     replace_file(
         &pidfile,
-        &format!("{};{}\n", std::process::id(), server.port),
+        &format!("{};{}\n", std::process::id(), server.port()),
     )?;
     let run = run_status(ctx, &pidfile, &[])?;
     expect_not_running(
@@ -1083,9 +1030,9 @@ fn status_eperm(ctx: &mut Ctx) -> Result<(), Failure> {
         Some(id) => ctx.proc(id).pid(),
         None => 1,
     };
-    let server = FakeServer::start(LOCALHOST_V4, answer_of(pid))?;
+    let server = fake_server(LOCALHOST_V4, answer_of(pid))?;
     let pidfile = ctx.scratch().join("daemon.pid");
-    replace_file(&pidfile, &format!("{pid};{}\n", server.port))?;
+    replace_file(&pidfile, &format!("{pid};{}\n", server.port()))?;
     let run = if foreign.is_some() {
         let path_text = pidfile.display().to_string();
         let id = ctx.spawn_as_user("status", &["status", "--pidfile", &path_text], 65533)?;
@@ -1096,7 +1043,7 @@ fn status_eperm(ctx: &mut Ctx) -> Result<(), Failure> {
     let during = format!(
         "pid {pid} belongs to another user (kill(pid, 0) fails with EPERM) and the handshake on its port answers"
     );
-    expect_running(&run, pid, server.port).map_err(|f| {
+    expect_running(&run, pid, server.port_number()).map_err(|f| {
         f.during(&during).hint(
             "EPERM means the process exists, you just may not signal it: go on and probe the port",
         )

@@ -7,6 +7,8 @@
 
 use std::path::Path;
 
+use anyhow::anyhow;
+
 use super::progress::{self, Step};
 use super::{find_lab, state, wrap};
 use crate::grade::Lab;
@@ -23,7 +25,7 @@ pub struct HintArgs {
 }
 
 /// Prints the hint; always true (a hint is not a failure).
-pub fn run(root: &Path, args: HintArgs) -> Result<bool, String> {
+pub fn run(root: &Path, args: HintArgs) -> anyhow::Result<bool> {
     let lab = find_lab(&args.lab)?;
     print!("{}", show(root, lab, args.more)?);
     Ok(true)
@@ -31,7 +33,7 @@ pub fn run(root: &Path, args: HintArgs) -> Result<bool, String> {
 
 /// The hint text for where the student is in `lab`: tier 1 the first time for a step,
 /// tier 2 when asked again (or with `more`). Counts the ask in the state file.
-pub fn show(root: &Path, lab: &Lab, more: bool) -> Result<String, String> {
+pub fn show(root: &Path, lab: &Lab, more: bool) -> anyhow::Result<String> {
     let again = format!(
         "Ask again (or add --more) for the API to look at: cargo xtask hint {} --more",
         lab.id
@@ -40,7 +42,7 @@ pub fn show(root: &Path, lab: &Lab, more: bool) -> Result<String, String> {
 }
 
 /// [`show`], telling how to ask for the second tier with `again` (watch: "press h").
-pub fn show_with(root: &Path, lab: &Lab, more: bool, again: &str) -> Result<String, String> {
+pub fn show_with(root: &Path, lab: &Lab, more: bool, again: &str) -> anyhow::Result<String> {
     let progress = progress::scan(root, lab)?;
     let Some(step) = progress.next else {
         return Ok(format!(
@@ -75,7 +77,7 @@ pub fn show_with(root: &Path, lab: &Lab, more: bool, again: &str) -> Result<Stri
 }
 
 /// The solution fence that `step` (a todo! in the student's crate) stands for.
-fn fence_for(root: &Path, lab: &Lab, step: &Step) -> Result<Fence, String> {
+fn fence_for(root: &Path, lab: &Lab, step: &Step) -> anyhow::Result<Fence> {
     let lab_dir = Path::new("labs").join(progress::folder(lab));
     let in_crate = step.file.strip_prefix(&lab_dir).unwrap_or(&step.file);
     let candidates: Vec<Fence> = progress::solution_fences(root, lab)?
@@ -94,5 +96,5 @@ fn fence_for(root: &Path, lab: &Lab, step: &Step) -> Result<Fence, String> {
         .get(earlier)
         .or(candidates.last())
         .cloned()
-        .ok_or_else(|| format!("no hint found for {:?} in the solution", step.title))
+        .ok_or_else(|| anyhow!("no hint found for {:?} in the solution", step.title))
 }

@@ -10,7 +10,7 @@ use super::{progress, state};
 pub struct ListArgs {}
 
 /// Prints the list; always true.
-pub fn run(root: &Path, _args: ListArgs) -> Result<bool, String> {
+pub fn run(root: &Path, _args: ListArgs) -> anyhow::Result<bool> {
     print!("{}", render(root));
     Ok(true)
 }

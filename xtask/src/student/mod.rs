@@ -12,13 +12,14 @@ pub mod reset;
 pub mod state;
 pub mod watch;
 
-use crate::grade::Lab;
+use anyhow::anyhow;
 
+use crate::grade::Lab;
 /// The lab called `id` (`lab1`), or a one-line error naming the labs there are.
-pub fn find_lab(id: &str) -> Result<&'static Lab, String> {
+pub fn find_lab(id: &str) -> anyhow::Result<&'static Lab> {
     crate::labs::find(id).ok_or_else(|| {
         let known: Vec<&str> = crate::labs::all().iter().map(|l| l.id).collect();
-        format!("unknown lab {id:?}: choose one of {}", known.join(", "))
+        anyhow!("unknown lab {id:?}: choose one of {}", known.join(", "))
     })
 }
 

@@ -4,6 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use serde::Serialize;
 
 use crate::grade::Lab;
@@ -37,14 +38,14 @@ pub fn folder(lab: &Lab) -> String {
 
 /// Every fence of the lab's solution, with the source file relative to its crate
 /// (`src/main.rs`).
-pub fn solution_fences(root: &Path, lab: &Lab) -> Result<Vec<(PathBuf, Fence)>, String> {
+pub fn solution_fences(root: &Path, lab: &Lab) -> anyhow::Result<Vec<(PathBuf, Fence)>> {
     let crate_dir = root.join("solutions").join(folder(lab));
     let mut out = Vec::new();
     for file in skeletons::rust_files(&crate_dir.join("src"))? {
-        let text = fs::read_to_string(&file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let text =
+            fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
         let relative = file.strip_prefix(&crate_dir).unwrap_or(&file).to_path_buf();
-        for fence in skeletons::fences(&text).map_err(|e| format!("{}: {e}", file.display()))? {
+        for fence in skeletons::fences(&text).with_context(|| file.display().to_string())? {
             out.push((relative.clone(), fence));
         }
     }
@@ -52,7 +53,7 @@ pub fn solution_fences(root: &Path, lab: &Lab) -> Result<Vec<(PathBuf, Fence)>, 
 }
 
 /// Counts the written steps of `lab` and finds the next one.
-pub fn scan(root: &Path, lab: &Lab) -> Result<Progress, String> {
+pub fn scan(root: &Path, lab: &Lab) -> anyhow::Result<Progress> {
     let fences = solution_fences(root, lab)?;
     let total = fences.len();
     let lab_dir = root.join("labs").join(folder(lab));
@@ -64,8 +65,8 @@ pub fn scan(root: &Path, lab: &Lab) -> Result<Progress, String> {
         Vec::new()
     };
     for file in files {
-        let text = fs::read_to_string(&file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let text =
+            fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
         let in_crate = file.strip_prefix(&lab_dir).unwrap_or(&file).to_path_buf();
         for (line, title) in todos(&text) {
             // Only the todo!s the generator wrote count; a student's own todo!("later")

@@ -5,6 +5,8 @@ use std::fs;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use anyhow::{Context, bail};
+
 use super::{find_lab, progress, state};
 use crate::skeletons;
 
@@ -19,21 +21,21 @@ pub struct ResetArgs {
 }
 
 /// Resets the lab; true when it was reset or the student said no.
-pub fn run(root: &Path, args: ResetArgs) -> Result<bool, String> {
+pub fn run(root: &Path, args: ResetArgs) -> anyhow::Result<bool> {
     let lab = find_lab(&args.lab)?;
     let folder = progress::folder(lab);
     let lab_dir = root.join("labs").join(&folder);
     let pristine = skeletons::generate_only(root, Some(&folder))?;
     if pristine.is_empty() {
-        return Err(format!("{}: no solution to make a skeleton from", lab.id));
+        bail!("{}: no solution to make a skeleton from", lab.id);
     }
     if !args.yes {
         if !std::io::stdin().is_terminal() {
-            return Err(format!(
+            bail!(
                 "reset asks before it overwrites your work, and stdin is not a terminal: \
                  run it in a terminal, or add --yes (cargo xtask reset {} --yes)",
                 lab.id
-            ));
+            );
         }
         print!(
             "Reset {} to its pristine skeleton? Your files are copied to a backup first. [y/N] ",
@@ -44,7 +46,7 @@ pub fn run(root: &Path, args: ResetArgs) -> Result<bool, String> {
         std::io::stdin()
             .lock()
             .read_line(&mut answer)
-            .map_err(|e| format!("cannot read the answer: {e}"))?;
+            .context("cannot read the answer")?;
         if !matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
             println!("Nothing changed.");
             return Ok(true);
@@ -57,7 +59,7 @@ pub fn run(root: &Path, args: ResetArgs) -> Result<bool, String> {
     for file in &pristine {
         fs::create_dir_all(file.path.parent().expect("a lab file sits in a folder"))
             .and_then(|()| fs::write(&file.path, &file.contents))
-            .map_err(|e| format!("cannot write {}: {e}", file.path.display()))?;
+            .with_context(|| format!("cannot write {}", file.path.display()))?;
     }
     state::forget_hints(root, lab.id);
     let shown = |path: &Path| {
@@ -94,21 +96,21 @@ fn backup_folder(root: &Path, lab: &str) -> PathBuf {
 }
 
 /// Copies every file under `from` to `to` (build output in `target/` excepted).
-fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
-    fs::create_dir_all(to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
-    let entries = fs::read_dir(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    let entries = fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?;
     for entry in entries {
-        let entry = entry.map_err(|e| e.to_string())?;
+        let entry = entry?;
         let path = entry.path();
         let target = to.join(entry.file_name());
-        let kind = entry.file_type().map_err(|e| e.to_string())?;
+        let kind = entry.file_type()?;
         if kind.is_dir() {
             if entry.file_name() != "target" {
                 copy_tree(&path, &target)?;
             }
         } else if kind.is_file() {
             fs::copy(&path, &target)
-                .map_err(|e| format!("cannot back up {}: {e}", path.display()))?;
+                .with_context(|| format!("cannot back up {}", path.display()))?;
         }
     }
     Ok(())

@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::progress::Progress;
@@ -60,20 +61,21 @@ pub fn load(root: &Path) -> State {
 }
 
 /// Writes the state atomically: a temporary file in the same folder, then rename().
-pub fn save(root: &Path, state: &State) -> Result<(), String> {
+pub fn save(root: &Path, state: &State) -> anyhow::Result<()> {
     let target = path(root);
     let folder = target.parent().expect("the state file sits in a folder");
-    fs::create_dir_all(folder).map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
-    let text = serde_json::to_string_pretty(state).map_err(|e| e.to_string())?;
+    fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    let text = serde_json::to_string_pretty(state)?;
     let mut temporary = tempfile::NamedTempFile::new_in(folder)
-        .map_err(|e| format!("cannot write in {}: {e}", folder.display()))?;
+        .with_context(|| format!("cannot write in {}", folder.display()))?;
     temporary
         .write_all(text.as_bytes())
         .and_then(|()| temporary.write_all(b"\n"))
-        .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+        .with_context(|| format!("cannot write {}", target.display()))?;
     temporary
         .persist(&target)
-        .map_err(|e| format!("cannot write {}: {}", target.display(), e.error))?;
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {}", target.display()))?;
     Ok(())
 }
 
@@ -83,7 +85,7 @@ fn update(root: &Path, lab: &str, change: impl FnOnce(&mut LabState)) {
     state.version = VERSION;
     change(state.labs.entry(lab.to_string()).or_default());
     if let Err(message) = save(root, &state) {
-        eprintln!("xtask: note: progress not saved: {message}");
+        eprintln!("xtask: note: progress not saved: {message:#}");
     }
 }
 

@@ -18,6 +18,7 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::termios::{self, LocalFlags, SetArg, SpecialCharacterIndices, Termios};
 use nix::unistd::Pid;
@@ -53,17 +54,17 @@ enum Event {
 }
 
 /// Watches until `q`, Ctrl+C or SIGTERM; always true.
-pub fn run(root: &Path, args: WatchArgs) -> Result<bool, String> {
+pub fn run(root: &Path, args: WatchArgs) -> anyhow::Result<bool> {
     let lab = find_lab(&args.lab)?;
     let lab_dir = root.join("labs").join(progress::folder(lab));
     if !lab_dir.is_dir() {
-        return Err(format!(
+        bail!(
             "{} is missing: `cargo xtask reset {} --yes` brings the skeleton back",
             lab_dir.display(),
             lab.id
-        ));
+        );
     }
-    let program = std::env::current_exe().map_err(|e| format!("cannot find xtask itself: {e}"))?;
+    let program = std::env::current_exe().context("cannot find xtask itself")?;
     let (events, inbox) = mpsc::channel();
     let (_watcher, how) = start_watching(&lab_dir, args.poll, events.clone());
     let quitter = events.clone();
@@ -135,7 +136,7 @@ pub fn run(root: &Path, args: WatchArgs) -> Result<bool, String> {
             Ok(Event::Key('h' | 'H')) => {
                 match hint::show_with(root, lab, false, "Press h again for the API to look at.") {
                     Ok(text) => println!("\n{text}"),
-                    Err(message) => println!("\nno hint: {message}"),
+                    Err(message) => println!("\nno hint: {message:#}"),
                 }
                 let _ = std::io::stdout().flush();
             }
@@ -152,13 +153,13 @@ pub fn run(root: &Path, args: WatchArgs) -> Result<bool, String> {
 
 /// `xtask grade <lab>` as a child in its own process group, so that stopping it
 /// reaches everything it started (cargo, the program under test).
-fn start_grading(program: &Path, lab: &str) -> Result<Child, String> {
+fn start_grading(program: &Path, lab: &str) -> anyhow::Result<Child> {
     Command::new(program)
         .args(["grade", lab])
         .stdin(Stdio::null())
         .process_group(0)
         .spawn()
-        .map_err(|e| format!("cannot run {} grade {lab}: {e}", program.display()))
+        .with_context(|| format!("cannot run {} grade {lab}", program.display()))
 }
 
 /// Stops a grading run: SIGTERM to its group (the grader then cleans up after

@@ -7,14 +7,16 @@
 use std::path::Path;
 use std::process::Command;
 
+use anyhow::Context;
+
 /// Runs `cargo run --release -p xtask-bench -- ARGS`; true when it succeeded.
-pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
+pub fn run(root: &Path, args: &[String]) -> anyhow::Result<bool> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(root)
         .args(["run", "--quiet", "--release", "-p", "xtask-bench", "--"])
         .args(args)
         .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
+        .context("cannot run cargo")?;
     Ok(status.success())
 }

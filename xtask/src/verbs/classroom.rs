@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::{Context, bail};
+
 use super::grade::select_labs;
 use crate::grade::Lab;
 
@@ -24,9 +26,9 @@ pub struct ClassroomArgs {
     out: Option<PathBuf>,
 }
 
-pub fn run(_root: &Path, args: ClassroomArgs) -> Result<bool, String> {
+pub fn run(_root: &Path, args: ClassroomArgs) -> anyhow::Result<bool> {
     if args.lab == "all" {
-        return Err("a GitHub Classroom assignment grades one lab: name it (e.g. lab3)".into());
+        bail!("a GitHub Classroom assignment grades one lab: name it (e.g. lab3)");
     }
     let lab = select_labs(&args.lab)?[0];
     let text = workflow(lab);
@@ -35,9 +37,9 @@ pub fn run(_root: &Path, args: ClassroomArgs) -> Result<bool, String> {
         Some(path) => {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("--out {}: {e}", parent.display()))?;
+                    .with_context(|| format!("--out {}", parent.display()))?;
             }
-            std::fs::write(path, &text).map_err(|e| format!("--out {}: {e}", path.display()))?;
+            std::fs::write(path, &text).with_context(|| format!("--out {}", path.display()))?;
             eprintln!(
                 "wrote {}: commit it to the assignment's template repository",
                 path.display()

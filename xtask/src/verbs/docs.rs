@@ -15,6 +15,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use anyhow::{Context, bail};
+
 use crate::grade::Lab;
 use crate::labs;
 use crate::skeletons::{self, Fence};
@@ -29,13 +31,13 @@ pub struct DocsArgs {
 }
 
 /// Writes (or, with `--check`, compares) every lab README's generated tables.
-pub fn run(root: &Path, args: DocsArgs) -> Result<bool, String> {
+pub fn run(root: &Path, args: DocsArgs) -> anyhow::Result<bool> {
     let mut stale = Vec::new();
     for lab in labs::all() {
         let path = root.join("labs").join(folder(lab)).join("README.md");
-        let current = fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let wanted = readme(root, lab, &current).map_err(|e| format!("{}: {e}", path.display()))?;
+        let current =
+            fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let wanted = readme(root, lab, &current).with_context(|| path.display().to_string())?;
         if wanted == current {
             continue;
         }
@@ -47,15 +49,15 @@ pub fn run(root: &Path, args: DocsArgs) -> Result<bool, String> {
         if args.check {
             stale.push(shown);
         } else {
-            fs::write(&path, wanted).map_err(|e| format!("cannot write {shown}: {e}"))?;
+            fs::write(&path, wanted).with_context(|| format!("cannot write {shown}"))?;
             println!("wrote {shown}");
         }
     }
     if !stale.is_empty() {
-        return Err(format!(
+        bail!(
             "README tables are stale (run `cargo xtask docs`): {}",
             stale.join(", ")
-        ));
+        );
     }
     if args.check {
         println!("README tables are up to date");
@@ -64,7 +66,7 @@ pub fn run(root: &Path, args: DocsArgs) -> Result<bool, String> {
 }
 
 /// `text` (a lab's README) with the tables between its markers regenerated.
-pub fn readme(root: &Path, lab: &Lab, text: &str) -> Result<String, String> {
+pub fn readme(root: &Path, lab: &Lab, text: &str) -> anyhow::Result<String> {
     let steps = lab_steps(root, lab)?;
     let text = between_markers(text, "checks", |_| Ok(check_table(lab)))?;
     between_markers(&text, "steps", |selector| step_table(&steps, selector))
@@ -75,8 +77,8 @@ pub fn readme(root: &Path, lab: &Lab, text: &str) -> Result<String, String> {
 fn between_markers(
     text: &str,
     kind: &str,
-    render: impl Fn(&str) -> Result<String, String>,
-) -> Result<String, String> {
+    render: impl Fn(&str) -> anyhow::Result<String>,
+) -> anyhow::Result<String> {
     let begin = format!("<!-- socklab:{kind}:begin");
     let end = format!("<!-- socklab:{kind}:end -->");
     let mut out = String::new();
@@ -87,19 +89,15 @@ fn between_markers(
             continue;
         };
         let Some(argument) = rest.strip_suffix("-->") else {
-            return Err(format!(
-                "line {}: unfinished marker {:?}",
-                index + 1,
-                line.trim()
-            ));
+            bail!("line {}: unfinished marker {:?}", index + 1, line.trim());
         };
-        let table = render(argument.trim()).map_err(|e| format!("line {}: {e}", index + 1))?;
+        let table = render(argument.trim()).with_context(|| format!("line {}", index + 1))?;
         out.push('\n');
         out.push_str(&table);
         out.push('\n');
         loop {
             let Some((_, line)) = lines.next() else {
-                return Err(format!("line {}: no {end} after it", index + 1));
+                bail!("line {}: no {end} after it", index + 1);
             };
             if line.trim() == end {
                 out.push_str(line);
@@ -137,14 +135,14 @@ struct StepRow {
 }
 
 /// Every step (fenced answers and `//- given:` steps) of the lab's solution.
-fn lab_steps(root: &Path, lab: &Lab) -> Result<Vec<StepRow>, String> {
+fn lab_steps(root: &Path, lab: &Lab) -> anyhow::Result<Vec<StepRow>> {
     let crate_dir = root.join("solutions").join(folder(lab));
     let mut all: Vec<(PathBuf, Fence)> = Vec::new();
     for file in skeletons::rust_files(&crate_dir.join("src"))? {
-        let text = fs::read_to_string(&file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let text =
+            fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
         let relative = file.strip_prefix(crate_dir.join("src")).unwrap_or(&file);
-        for fence in skeletons::steps(&text).map_err(|e| format!("{}: {e}", file.display()))? {
+        for fence in skeletons::steps(&text).with_context(|| file.display().to_string())? {
             all.push((relative.to_path_buf(), fence));
         }
     }
@@ -181,7 +179,7 @@ fn lab_steps(root: &Path, lab: &Lab) -> Result<Vec<StepRow>, String> {
 }
 
 /// The step table of the rows `selector` picks (see the module's doc).
-fn step_table(rows: &[StepRow], selector: &str) -> Result<String, String> {
+fn step_table(rows: &[StepRow], selector: &str) -> anyhow::Result<String> {
     let range = selector
         .split_once('-')
         .and_then(|(a, b)| Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?)));
@@ -196,7 +194,7 @@ fn step_table(rows: &[StepRow], selector: &str) -> Result<String, String> {
         })
         .collect();
     if picked.is_empty() {
-        return Err(format!("step selector {selector:?} picks no step"));
+        bail!("step selector {selector:?} picks no step");
     }
     if selector.ends_with(".rs") {
         // One file's table reads in the file's order (its server, then its client).

@@ -4,6 +4,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::{Context, anyhow, bail};
+
 use crate::grade::format::{self, Format, Progress};
 use crate::grade::human::{Human, Style};
 use crate::grade::result::{NextStep, Report, Steps};
@@ -61,7 +63,7 @@ pub struct GradeArgs {
 }
 
 /// Grades; true only at full marks.
-pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
+pub fn run(root: &Path, args: GradeArgs) -> anyhow::Result<bool> {
     // A non-root grader gets what it can of strict in a user namespace of its own,
     // entered now, while it has a single thread (see grade::userns).
     let level = args
@@ -76,10 +78,10 @@ pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
     let selected = select_labs(&args.lab)?;
     check_names(&selected, &args.only)?;
     if args.cmd.is_some() && selected.len() > 1 {
-        return Err("--cmd grades one lab at a time: name the lab (e.g. lab3)".into());
+        bail!("--cmd grades one lab at a time: name the lab (e.g. lab3)");
     }
     if args.jobs == Some(0) {
-        return Err("--jobs must be at least 1".into());
+        bail!("--jobs must be at least 1");
     }
     let format = match (args.json, args.format) {
         (true, _) => Format::Json,
@@ -88,7 +90,7 @@ pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
     let jobs = args.jobs.unwrap_or_else(runner::default_jobs);
     if let Some(submissions) = &args.submissions {
         let [lab] = selected[..] else {
-            return Err("--submissions grades one lab at a time: name the lab (e.g. lab3)".into());
+            bail!("--submissions grades one lab at a time: name the lab (e.g. lab3)");
         };
         let out = args.out.as_deref().expect("clap requires --out");
         let class = class::Class {
@@ -106,7 +108,7 @@ pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
     match &args.cmd {
         Some(cmd) => {
             let argv = shlex::split(cmd).filter(|a| !a.is_empty()).ok_or_else(|| {
-                format!("--cmd {cmd:?} is not a valid command line (check the quotes)")
+                anyhow!("--cmd {cmd:?} is not a valid command line (check the quotes)")
             })?;
             preflight(&argv[0])?;
             let level = args.sandbox.unwrap_or(Level::Strict);
@@ -119,7 +121,7 @@ pub fn run(root: &Path, args: GradeArgs) -> Result<bool, String> {
                     return Err(error);
                 }
                 // A machine reader still gets a report: zero, saying why.
-                eprintln!("xtask: error: {error}");
+                eprintln!("xtask: error: {error:#}");
                 let why = class::submissions::NotGradable {
                     reason: "does not compile (cargo build failed: its errors are in the log)"
                         .into(),
@@ -185,7 +187,7 @@ fn machine(
     limit: Duration,
     format: Format,
     out: Option<&Path>,
-) -> Result<bool, String> {
+) -> anyhow::Result<bool> {
     let mut progress = Progress::default();
     let mut trouble = None;
     let reports = runner::run_within(plans, jobs, Some(limit), &mut |event| {
@@ -206,7 +208,7 @@ fn machine(
 
 /// Prints (or writes to `out`) finished reports; GitHub also gets its summary and
 /// Classroom result.
-fn emit(reports: &[Report], format: Format, out: Option<&Path>) -> Result<(), String> {
+fn emit(reports: &[Report], format: Format, out: Option<&Path>) -> anyhow::Result<()> {
     let text = format::render(format, reports, None);
     match out {
         Some(path) => format::write_atomically(path, &text)?,
@@ -254,7 +256,7 @@ fn next_lab(selected: &[&'static Lab]) -> Option<&'static str> {
 
 /// One clear error for a program that cannot be started at all, instead of one failure
 /// per check.
-fn preflight(program: &str) -> Result<(), String> {
+fn preflight(program: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let found: Option<PathBuf> = if program.contains('/') {
         Some(PathBuf::from(program))
@@ -266,41 +268,38 @@ fn preflight(program: &str) -> Result<(), String> {
         })
     };
     let Some(path) = found else {
-        return Err(format!("--cmd: {program:?} is not a command on PATH"));
+        bail!("--cmd: {program:?} is not a command on PATH");
     };
     let meta = std::fs::metadata(&path)
-        .map_err(|e| format!("--cmd: cannot run {}: {e}", path.display()))?;
+        .with_context(|| format!("--cmd: cannot run {}", path.display()))?;
     if meta.is_dir() {
-        return Err(format!(
-            "--cmd: {} is a folder, not a program",
-            path.display()
-        ));
+        bail!("--cmd: {} is a folder, not a program", path.display());
     }
     if meta.permissions().mode() & 0o111 == 0 {
-        return Err(format!(
+        bail!(
             "--cmd: {} is not executable (chmod +x it, or name its interpreter: --cmd \"python3 {}\")",
             path.display(),
             path.display()
-        ));
+        );
     }
     Ok(())
 }
 
 /// The labs `which` names: one lab, or `all`.
-pub fn select_labs(which: &str) -> Result<Vec<&'static Lab>, String> {
+pub fn select_labs(which: &str) -> anyhow::Result<Vec<&'static Lab>> {
     let with_checks = |lab: &&Lab| !lab.checks.is_empty();
     if which == "all" {
         return Ok(labs::all().into_iter().filter(with_checks).collect());
     }
     let lab = labs::find(which).ok_or_else(|| unknown_lab(which, true))?;
     if lab.checks.is_empty() {
-        return Err(format!("{} has no checks yet", lab.id));
+        bail!("{} has no checks yet", lab.id);
     }
     Ok(vec![lab])
 }
 
 /// Every `--check` name must exist in some selected lab.
-fn check_names(selected: &[&'static Lab], only: &[String]) -> Result<(), String> {
+fn check_names(selected: &[&'static Lab], only: &[String]) -> anyhow::Result<()> {
     for name in only {
         if !selected
             .iter()
@@ -315,20 +314,20 @@ fn check_names(selected: &[&'static Lab], only: &[String]) -> Result<(), String>
             } else {
                 "any lab"
             };
-            return Err(format!(
+            bail!(
                 "unknown check {name:?} in {which}: choose one of {}",
                 known.join(", ")
-            ));
+            );
         }
     }
     Ok(())
 }
 
 /// "unknown lab": lists the labs (and `all` where it is accepted).
-pub fn unknown_lab(which: &str, all_allowed: bool) -> String {
+pub fn unknown_lab(which: &str, all_allowed: bool) -> anyhow::Error {
     let known: Vec<&str> = labs::all().iter().map(|l| l.id).collect();
     let all = if all_allowed { " or all" } else { "" };
-    format!(
+    anyhow!(
         "unknown lab {which:?}: choose one of {}{all}",
         known.join(", ")
     )

@@ -10,6 +10,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use anyhow::{Context, anyhow, bail};
 use zip::write::SimpleFileOptions;
 
 use super::grade::select_labs;
@@ -41,12 +42,12 @@ pub struct GradescopeArgs {
     out: PathBuf,
 }
 
-pub fn run(root: &Path, args: GradescopeArgs) -> Result<bool, String> {
+pub fn run(root: &Path, args: GradescopeArgs) -> anyhow::Result<bool> {
     if args.lab == "all" {
-        return Err("a Gradescope assignment grades one lab: name it (e.g. lab3)".into());
+        bail!("a Gradescope assignment grades one lab: name it (e.g. lab3)");
     }
     let lab = select_labs(&args.lab)?[0];
-    fs::create_dir_all(&args.out).map_err(|e| format!("--out {}: {e}", args.out.display()))?;
+    fs::create_dir_all(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
     let zip = args.out.join("autograder.zip");
     let count = write_zip(root, lab, &zip)?;
     println!(
@@ -65,10 +66,10 @@ pub fn script(template: &str, lab: &Lab) -> String {
         .replace("@SLUG@", lab.slug)
 }
 
-fn write_zip(root: &Path, lab: &Lab, path: &Path) -> Result<usize, String> {
-    let file = fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn write_zip(root: &Path, lab: &Lab, path: &Path) -> anyhow::Result<usize> {
+    let file = fs::File::create(path).with_context(|| path.display().to_string())?;
     let mut zip = zip::ZipWriter::new(file);
-    let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let fail = |e: &dyn std::fmt::Display| anyhow!("{}: {e}", path.display());
     // Stored, not compressed: a few hundred small text files; no codec to build.
     let plain = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     let executable = plain.unix_permissions(0o755);
@@ -84,8 +85,8 @@ fn write_zip(root: &Path, lab: &Lab, path: &Path) -> Result<usize, String> {
     for file in &files {
         let relative = file.strip_prefix(root).expect("under the root");
         let name = format!("socklab/{}", relative.display());
-        let bytes = fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let mode = fs::metadata(file).map_err(|e| e.to_string())?;
+        let bytes = fs::read(file).with_context(|| file.display().to_string())?;
+        let mode = fs::metadata(file)?;
         let options = if std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o111 != 0 {
             executable
         } else {
@@ -100,8 +101,8 @@ fn write_zip(root: &Path, lab: &Lab, path: &Path) -> Result<usize, String> {
 
 /// Every regular file under `path` (or `path` itself), without build output, version
 /// control or editor leftovers.
-fn collect(root: &Path, path: &Path, files: &mut Vec<PathBuf>) -> Result<(), String> {
-    let meta = fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn collect(root: &Path, path: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let meta = fs::symlink_metadata(path).with_context(|| path.display().to_string())?;
     if meta.is_file() {
         files.push(path.to_path_buf());
         return Ok(());
@@ -110,7 +111,7 @@ fn collect(root: &Path, path: &Path, files: &mut Vec<PathBuf>) -> Result<(), Str
         return Ok(());
     }
     let mut entries: Vec<PathBuf> = fs::read_dir(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
+        .with_context(|| path.display().to_string())?
         .flatten()
         .map(|e| e.path())
         .collect();

@@ -15,6 +15,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+use anyhow::Context;
 use base64::Engine as _;
 use serde::Serialize;
 
@@ -211,8 +212,8 @@ pub fn classroom_result(reports: &[Report]) -> String {
 
 /// Appends the step summary and the Classroom result where GitHub Actions asks for
 /// them (`$GITHUB_STEP_SUMMARY`, `$GITHUB_OUTPUT`); does nothing outside Actions.
-pub fn publish(reports: &[Report]) -> Result<(), String> {
-    let append = |variable: &str, text: &str| -> Result<(), String> {
+pub fn publish(reports: &[Report]) -> anyhow::Result<()> {
+    let append = |variable: &str, text: &str| -> anyhow::Result<()> {
         let Some(path) = std::env::var_os(variable).filter(|p| !p.is_empty()) else {
             return Ok(());
         };
@@ -221,7 +222,7 @@ pub fn publish(reports: &[Report]) -> Result<(), String> {
             .append(true)
             .open(&path)
             .and_then(|mut f| f.write_all(text.as_bytes()))
-            .map_err(|e| format!("${variable} ({}): {e}", path.to_string_lossy()))
+            .with_context(|| format!("${variable} ({})", path.to_string_lossy()))
     };
     append("GITHUB_STEP_SUMMARY", &summary_markdown(reports))?;
     append(

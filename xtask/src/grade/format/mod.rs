@@ -12,8 +12,9 @@ pub mod json;
 pub mod junit;
 pub mod tap;
 
-use super::result::Report;
+use anyhow::Context;
 
+use super::result::Report;
 /// The `--format` of `cargo xtask grade`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -166,11 +167,11 @@ impl Progress {
 
 /// Writes `text` to `path` whole or not at all (a temporary file renamed over it), so
 /// a reader never sees half a report.
-pub fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), String> {
+pub fn write_atomically(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".partial");
     let temporary = std::path::PathBuf::from(temporary);
     std::fs::write(&temporary, text)
         .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
