@@ -16,7 +16,7 @@ use super::Failure;
 use super::capture::describe_size;
 use super::process::{self, Input, Running, describe_status};
 use super::sandbox::{Jail, Policy};
-use super::{files, net};
+use super::{files, net, pidns, scratchfs};
 
 /// How long a program may take to start listening.
 pub const START_LIMIT: Duration = Duration::from_secs(5);
@@ -88,6 +88,14 @@ impl Ctx {
         if !process::register_folder(&scratch) {
             let _ = std::fs::remove_dir_all(&scratch);
             anyhow::bail!("the grader is ending");
+        }
+        // Capped in size under strict (a tmpfs seen by this check's thread only).
+        if policy.capped_scratch
+            && let Err(e) = scratchfs::mount(&scratch)
+        {
+            let _ = std::fs::remove_dir(&scratch);
+            process::forget_folder(&scratch);
+            return Err(anyhow::Error::msg(e));
         }
         // Readable by all, so a program started as an unprivileged user can run in it.
         use std::os::unix::fs::PermissionsExt;
@@ -165,7 +173,11 @@ impl Ctx {
         // The grader's helpers (nsenter, a sleeper) start in the scratch folder with the
         // scrubbed environment, but not as the check's uid: nsenter must still join
         // namespaces, a helper of another user must stay another user.
-        let jail = self.jail.clone().map(|j| Jail { uid: None, ..j });
+        let jail = self.jail.clone().map(|j| Jail {
+            uid: None,
+            drop_caps: false,
+            ..j
+        });
         let running = Running::start(&argv, &label, Input::Empty, &[], uid, jail.as_ref())
             .map_err(|e| {
                 Failure::new(format!(
@@ -454,8 +466,10 @@ impl Ctx {
 }
 
 /// Whether the grader runs as root (and may start programs as other users).
+/// (Not a grader that is root only in a user namespace of its own: it has no other
+/// user to start programs as.)
 pub fn running_as_root() -> bool {
-    nix::unistd::geteuid().is_root()
+    super::userns::real_root()
 }
 
 /// How many characters of one stderr line a report shows.
@@ -474,7 +488,10 @@ impl Drop for Ctx {
         // Kill the programs first: they may hold files in the scratch folder. Then
         // whatever escaped their groups, found by the check's marker.
         self.procs.clear();
+        // The check's PID namespace (strict) goes with its init.
+        pidns::end();
         process::end_check(self.token);
+        scratchfs::unmount(&self.scratch);
         let left = files::remove_tree(&self.scratch);
         if left.is_empty() {
             process::forget_folder(&self.scratch);

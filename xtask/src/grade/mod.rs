@@ -28,14 +28,17 @@ pub mod net;
 pub mod netns;
 pub mod onlan;
 pub mod peer;
+pub mod pidns;
 pub mod process;
 pub mod result;
 pub mod runner;
 pub mod sandbox;
+pub mod scratchfs;
 pub mod stamp;
 pub mod standard;
 pub mod strays;
 pub mod tcp_table;
+pub mod userns;
 pub mod wire;
 
 use std::path::Path;

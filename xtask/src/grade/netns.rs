@@ -411,7 +411,9 @@ fn map_root(pid: u32) -> Result<(), Unavailable> {
         std::fs::write(format!("/proc/{pid}/{file}"), text)
             .map_err(|e| Unavailable(format!("cannot write /proc/{pid}/{file}: {e}")))
     };
-    if uid == 0 {
+    // Root on the machine maps every id; root only in the grader's own user namespace
+    // (a non-root grader under strict, see userns.rs) has one id to map, as a user.
+    if uid == 0 && !super::userns::inside() {
         write("uid_map", "0 0 4294967295".into())?;
         return write("gid_map", "0 0 4294967295".into());
     }

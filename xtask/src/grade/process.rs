@@ -28,7 +28,7 @@ use nix::unistd::Pid;
 
 use super::capture::Capture;
 use super::sandbox::{self, Jail};
-use super::{cgroup, files, strays};
+use super::{cgroup, files, pidns, strays};
 
 /// Process groups and folders to clean up if the grader is interrupted.
 struct Registry {
@@ -277,11 +277,13 @@ impl Running {
         // Another user: the one the check asked for, else the check's own (strict).
         let jailed = jail.and_then(|j| j.uid);
         let uid = uid.or(jailed);
+        // A non-root grader's programs: no uid of their own, no capability either.
+        let drop_caps = jail.is_some_and(|j| j.drop_caps);
         let mounts = jail
             .and_then(|j| j.mounts.clone())
-            .filter(|_| uid.is_some());
+            .filter(|_| uid.is_some() || drop_caps);
         let procs = cgroup::procs_file(token);
-        if uid.is_some() || procs.is_some() {
+        if uid.is_some() || procs.is_some() || drop_caps {
             // SAFETY: the closure only makes async-signal-safe system calls.
             unsafe {
                 command.pre_exec(move || {
@@ -297,6 +299,9 @@ impl Running {
                     if let Some(uid) = uid {
                         sandbox::drop_to(uid, jailed.is_some())?;
                     }
+                    if drop_caps {
+                        sandbox::drop_in_place()?;
+                    }
                     Ok(())
                 });
             }
@@ -307,7 +312,8 @@ impl Running {
         if CLOSING.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(std::io::Error::other("the grader is ending"));
         }
-        let mut child = command.spawn()?;
+        // Born in the check's PID namespace, when it has one (strict).
+        let mut child = pidns::spawn_inside(|| command.spawn())?;
         reg.groups.insert(child.id() as i32, token);
         drop(reg);
         let stdout = Capture::start(child.stdout.take().expect("stdout is piped").into());

@@ -57,10 +57,13 @@ impl Plan {
 
     /// Confines this plan's programs at `level` (deciding what holds on this machine).
     pub fn with_sandbox(mut self, level: Level) -> Plan {
-        if level == Level::Strict && nix::unistd::geteuid().is_root() {
+        if level == Level::Strict && super::userns::real_root() {
             sandbox::for_others(&mut self.program);
         }
         self.sandbox = Policy::decide(level, &self.program);
+        if let Some(why) = sandbox::shares_pids(self.lab.id) {
+            self.sandbox = self.sandbox.sharing_pids(why);
+        }
         self
     }
 }

@@ -16,7 +16,11 @@
 //!   cannot reach any other address; and (root, Linux 5.12) a mount namespace per program
 //!   in which the whole file system is read-only but its scratch folder (bound at its
 //!   own path) and a private 64 MiB tmpfs `/tmp` ([`Mounts`]): nothing it writes
-//!   outlives its check or reaches another submission.
+//!   outlives its check or reaches another submission; its scratch folder capped at
+//!   64 MiB in all ([`scratchfs`]); and a PID namespace per check ([`pidns`], with a
+//!   /proc of its own), but for the labs whose contract passes pids ([`shares_pids`]).
+//!   A non-root grader gets the namespaces, not the uid, from a user namespace of its
+//!   own ([`userns`]), its programs holding no capability.
 //! - `off`: as the grader itself (the repository as working directory, the whole
 //!   environment): for debugging the grader only.
 //!
@@ -30,6 +34,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde::Serialize;
+
+use super::{pidns, scratchfs, userns};
 
 /// How much the programs under test are confined.
 #[derive(clap::ValueEnum, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,11 +79,40 @@ pub struct Policy {
     /// Each program sees the file system read-only but for its scratch folder and a
     /// private /tmp (a mount namespace of its own).
     pub read_only_files: bool,
+    /// The programs run as the grader's user without any capability (a non-root
+    /// grader in a user namespace of its own, [`userns`]).
+    pub drop_caps: bool,
+    /// Each check's scratch folder is a tmpfs capped at 64 MiB ([`scratchfs`]).
+    pub capped_scratch: bool,
+    /// Each check's programs live in a PID namespace of their own ([`pidns`]).
+    pub pid_namespace: bool,
     /// The folders of the program's files under /tmp, bound (read-only) into each
     /// program's private /tmp so that it still finds them there; None when one of its
     /// files is in /tmp itself: then /tmp is only read-only, not private.
     keep: Option<Vec<PathBuf>>,
     pub summary: Summary,
+}
+
+/// The labs whose contract passes pids between the program and the grader, and how:
+/// their programs run without a PID namespace (their pids must be the grader's).
+const SHARED_PIDS: &[(&str, &str)] = &[
+    (
+        "lab5",
+        "lab5's server prints its client's pid (SO_PEERCRED), which must be the grader's",
+    ),
+    (
+        "lab8",
+        "lab8's pid files carry real pids both ways (the daemon's getpid(), processes \
+         the grader starts for status)",
+    ),
+];
+
+/// Why `lab`'s programs must see real pids, if they must.
+pub fn shares_pids(lab: &str) -> Option<&'static str> {
+    SHARED_PIDS
+        .iter()
+        .find(|(id, _)| *id == lab)
+        .map(|(_, why)| *why)
 }
 
 /// The largest file a confined program may write (`RLIMIT_FSIZE`).
@@ -89,8 +124,11 @@ const SCRATCH_CWD: &str = "scratch folder as working directory";
 const SCRUBBED_ENV: &str = "scrubbed environment";
 const OWN_UID: &str = "own uid per check";
 const LIMITS: &str = "no new privileges, files up to 64 MiB, 256 processes";
+const NO_CAPS: &str = "no capabilities, no new privileges, files up to 64 MiB";
 const NETWORK: &str = "network namespace per check (only lo)";
 const FILES: &str = "read-only file system but the scratch folder and a private 64 MiB /tmp";
+const SCRATCH_CAP: &str = "scratch folder capped at 64 MiB in all";
+const PIDS: &str = "PID namespace per check (the grader and other checks out of sight)";
 
 impl Policy {
     /// The policy for `program` (absolute argv, see [`absolute_argv`]) at `level`.
@@ -98,12 +136,17 @@ impl Policy {
         let mut in_force = Vec::new();
         let mut missing = Vec::new();
         let (mut own_uid, mut private_network, mut read_only_files) = (false, false, false);
+        let (mut capped_scratch, mut pid_namespace) = (false, false);
+        let drop_caps = level == Level::Strict && userns::inside();
         if level != Level::Off {
             in_force.push(SCRATCH_CWD.to_string());
             in_force.push(SCRUBBED_ENV.to_string());
         }
         match level {
             Level::Strict => {
+                if drop_caps {
+                    in_force.push(NO_CAPS.to_string());
+                }
                 match uid_available().and_then(|()| readable_by_others(program)) {
                     Ok(()) => {
                         own_uid = true;
@@ -120,7 +163,7 @@ impl Policy {
                     Err(why) => missing.push(format!("{NETWORK}: {why}")),
                 }
                 match mounts_available() {
-                    Ok(()) if own_uid => {
+                    Ok(()) if own_uid || drop_caps => {
                         read_only_files = true;
                         in_force.push(match folders_on_tmp(program) {
                             Some(_) => FILES.to_string(),
@@ -132,12 +175,28 @@ impl Policy {
                     Ok(()) => missing.push(format!("{FILES}: the program has no uid of its own")),
                     Err(why) => missing.push(format!("{FILES}: {why}")),
                 }
+                match mounts_available() {
+                    Ok(()) => {
+                        capped_scratch = true;
+                        in_force.push(SCRATCH_CAP.to_string());
+                    }
+                    Err(why) => missing.push(format!("{SCRATCH_CAP}: {why}")),
+                }
+                match pidns::available() {
+                    Ok(()) => {
+                        pid_namespace = true;
+                        in_force.push(PIDS.to_string());
+                    }
+                    Err(why) => missing.push(format!("{PIDS}: {why}")),
+                }
             }
             Level::Basic | Level::Off => {
                 let why = format!("--sandbox {}", level.name());
                 missing.push(format!("{OWN_UID}: {why}"));
                 missing.push(format!("{NETWORK}: {why}"));
                 missing.push(format!("{FILES}: {why}"));
+                missing.push(format!("{SCRATCH_CAP}: {why}"));
+                missing.push(format!("{PIDS}: {why}"));
             }
         }
         Policy {
@@ -145,6 +204,9 @@ impl Policy {
             own_uid,
             private_network,
             read_only_files,
+            drop_caps,
+            capped_scratch,
+            pid_namespace,
             keep: folders_on_tmp(program),
             summary: Summary {
                 level,
@@ -152,6 +214,18 @@ impl Policy {
                 missing,
             },
         }
+    }
+
+    /// The same policy without a PID namespace, for a lab whose contract passes pids
+    /// between the program and the grader (`why`): inside one, the program's pids are
+    /// not the grader's.
+    pub fn sharing_pids(mut self, why: &str) -> Policy {
+        if self.pid_namespace {
+            self.pid_namespace = false;
+            self.summary.in_force.retain(|p| p != PIDS);
+            self.summary.missing.push(format!("{PIDS}: {why}"));
+        }
+        self
     }
 
     /// The policy of the grader's own tests and tools: `basic`.
@@ -182,9 +256,10 @@ impl Policy {
             cwd: scratch.to_path_buf(),
             env,
             uid: self.own_uid.then(|| check_uid(token)),
+            drop_caps: self.drop_caps,
             mounts: self
                 .read_only_files
-                .then(|| Mounts::new(scratch, self.keep.as_deref()))
+                .then(|| Mounts::new(scratch, self.keep.as_deref(), self.pid_namespace))
                 .flatten(),
         })
     }
@@ -199,6 +274,8 @@ pub struct Jail {
     pub env: Vec<(OsString, OsString)>,
     /// The check's own uid (also its gid), when it has one.
     pub uid: Option<u32>,
+    /// The programs lose every capability (a non-root grader's user namespace).
+    pub drop_caps: bool,
     /// The program's private view of the file system, when it gets one.
     pub mounts: Option<Mounts>,
 }
@@ -216,13 +293,15 @@ pub struct Mounts {
     on_tmp: Vec<CString>,
     /// Whether /tmp is a fresh tmpfs (else it is the machine's, read-only).
     private_tmp: bool,
+    /// Whether /proc is mounted afresh, showing only the check's PID namespace.
+    own_proc: bool,
 }
 
 /// The most folders bound into a program's private /tmp.
 const KEPT: usize = 8;
 
 impl Mounts {
-    fn new(scratch: &Path, keep: Option<&[PathBuf]>) -> Option<Mounts> {
+    fn new(scratch: &Path, keep: Option<&[PathBuf]>, own_proc: bool) -> Option<Mounts> {
         let text = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).ok();
         let private_tmp = keep.is_some();
         let keep = keep.unwrap_or_default();
@@ -254,6 +333,7 @@ impl Mounts {
             bound,
             on_tmp,
             private_tmp,
+            own_proc,
         })
     }
 
@@ -280,6 +360,11 @@ impl Mounts {
                 none.cast(),
             ) != 0
             {
+                return fail();
+            }
+            // The program is in the check's PID namespace (pidns.rs): a /proc of that
+            // namespace shows it only its own check's processes.
+            if self.own_proc && mount_own_proc() != 0 {
                 return fail();
             }
             // Held open across the new /tmp, to bind them back at their own paths.
@@ -365,6 +450,38 @@ fn folders_on_tmp(program: &[String]) -> Option<Vec<PathBuf>> {
     Some(folders)
 }
 
+/// Mounts a /proc of the caller's PID namespace over /proc (in its own mount
+/// namespace); 0 or -1 as mount(2). A system call only.
+pub fn mount_own_proc() -> libc::c_int {
+    let none = std::ptr::null::<libc::c_char>();
+    // SAFETY: mount on constant C strings.
+    unsafe {
+        libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            none.cast(),
+        )
+    }
+}
+
+/// Makes every mount of the caller's (new) mount namespace follow the machine's but
+/// show it none of its own; 0 or -1 as mount(2). A system call only.
+pub fn keep_mounts_to_self() -> libc::c_int {
+    let none = std::ptr::null::<libc::c_char>();
+    // SAFETY: mount on constant C strings.
+    unsafe {
+        libc::mount(
+            none,
+            c"/".as_ptr(),
+            none,
+            libc::MS_REC | libc::MS_SLAVE,
+            none.cast(),
+        )
+    }
+}
+
 /// `struct mount_attr` of mount_setattr(2).
 #[repr(C)]
 struct MountAttr {
@@ -437,6 +554,24 @@ pub fn check_uid(token: u64) -> u32 {
     0x4000_0000 | (pid << 8) | (token as u32 & 0xFF)
 }
 
+/// In the child, between fork and exec, for a non-root grader in its own user namespace:
+/// the file-size cap, then no capability survives exec. Only async-signal-safe calls.
+///
+/// # Safety
+/// Call only in a forked child before exec.
+pub unsafe fn drop_in_place() -> std::io::Result<()> {
+    let size = libc::rlimit {
+        rlim_cur: FILE_SIZE_CAP,
+        rlim_max: FILE_SIZE_CAP,
+    };
+    // SAFETY: system calls on stack values.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_FSIZE, &size);
+        libc::umask(0o022);
+        userns::drop_capabilities()
+    }
+}
+
 /// In the child, between fork and exec: caps, then drops to `uid`. Only async-signal
 /// safe system calls.
 ///
@@ -479,10 +614,15 @@ fn uid_available() -> Result<(), String> {
     static ANSWER: OnceLock<Result<(), String>> = OnceLock::new();
     ANSWER
         .get_or_init(|| {
+            if userns::inside() {
+                return Err(
+                    "the grader is not root: its user namespace maps only its own \
+                            uid, so the programs run as the grader's user"
+                        .into(),
+                );
+            }
             if !nix::unistd::geteuid().is_root() {
-                return Err("the grader is not root (only root can start programs as \
-                            another user)"
-                    .into());
+                return Err(not_root("only root can start programs as another user"));
             }
             use std::os::unix::process::CommandExt;
             let uid = check_uid(0);
@@ -507,14 +647,15 @@ fn mounts_available() -> Result<(), String> {
     ANSWER
         .get_or_init(|| {
             if !nix::unistd::geteuid().is_root() {
-                return Err("the grader is not root".into());
+                return Err(not_root("mounts need CAP_SYS_ADMIN"));
             }
             use std::os::unix::process::CommandExt;
             let folder = tempfile::Builder::new()
                 .prefix("socklab-probe-")
                 .tempdir()
                 .map_err(|e| format!("cannot make a folder to try it: {e}"))?;
-            let mounts = Mounts::new(folder.path(), Some(&[])).ok_or("an unusual temp path")?;
+            let mounts =
+                Mounts::new(folder.path(), Some(&[]), false).ok_or("an unusual temp path")?;
             let mut command = std::process::Command::new("true");
             // SAFETY: Mounts::enter makes system calls only.
             unsafe {
@@ -529,6 +670,15 @@ fn mounts_available() -> Result<(), String> {
         .clone()
 }
 
+/// Why a non-root grader lacks a protection (`need`), and why it has no user namespace
+/// of its own either.
+fn not_root(need: &str) -> String {
+    match userns::why_not() {
+        Some(why) => format!("the grader is not root ({need}) and has no user namespace: {why}"),
+        None => format!("the grader is not root ({need})"),
+    }
+}
+
 /// Whether a thread may make a network namespace of its own here: tried once, on a
 /// thread that ends right after.
 fn network_available() -> Result<(), String> {
@@ -536,11 +686,10 @@ fn network_available() -> Result<(), String> {
     ANSWER
         .get_or_init(|| {
             if !nix::unistd::geteuid().is_root() {
-                return Err(
-                    "the grader is not root (the grader's own sockets must join \
-                            the namespace, which needs CAP_SYS_ADMIN)"
-                        .into(),
-                );
+                return Err(not_root(
+                    "the grader's own sockets must join the namespace, which needs \
+                     CAP_SYS_ADMIN",
+                ));
             }
             std::thread::spawn(enter_private_network)
                 .join()
@@ -554,6 +703,12 @@ fn network_available() -> Result<(), String> {
 pub fn prepare_thread(policy: &Policy, token: u64) -> Result<(), String> {
     if policy.private_network {
         enter_private_network()?;
+    }
+    if policy.capped_scratch {
+        scratchfs::enter()?;
+    }
+    if policy.pid_namespace {
+        pidns::enter(token)?;
     }
     if policy.own_uid {
         share_files_with(check_uid(token))?;
@@ -772,6 +927,24 @@ mod tests {
         assert_eq!(&got[2..], &argv[2..]);
         let got = absolute_argv(&["./run".to_string()]);
         assert_eq!(got[0], here.join("./run").display().to_string());
+    }
+
+    #[test]
+    fn labs_that_pass_pids_go_without_a_pid_namespace_and_say_why() {
+        assert!(shares_pids("lab8").is_some());
+        assert!(shares_pids("lab3").is_none());
+        let mut policy = Policy::basic();
+        policy.pid_namespace = true;
+        policy.summary.in_force.push(PIDS.to_string());
+        let policy = policy.sharing_pids("pids go both ways");
+        assert!(!policy.pid_namespace);
+        assert!(!policy.summary.in_force.iter().any(|p| p == PIDS));
+        assert!(
+            policy
+                .summary
+                .missing
+                .contains(&format!("{PIDS}: pids go both ways"))
+        );
     }
 
     #[test]

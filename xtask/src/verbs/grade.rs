@@ -51,8 +51,9 @@ pub struct GradeArgs {
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     max_time: u64,
     /// How the programs under test are confined: strict (default for --cmd and
-    /// --submissions: as root a uid of their own per check, a private network with only
-    /// lo, capped files and processes), basic (default for your crate and --solution:
+    /// --submissions: per check a private network with only lo, a PID namespace, a
+    /// read-only file system but a capped scratch folder, and as root a uid of its own,
+    /// capped files and processes), basic (default for your crate and --solution:
     /// the check's scratch folder as working directory, a scrubbed environment) or off.
     #[arg(long, value_enum, value_name = "LEVEL")]
     sandbox: Option<Level>,
@@ -63,6 +64,17 @@ pub struct GradeArgs {
 
 /// Grades; true only at full marks.
 pub fn run(root: &Path, args: GradeArgs) -> anyhow::Result<bool> {
+    // A non-root grader gets what it can of strict in a user namespace of its own,
+    // entered now, while it has a single thread (see grade::userns).
+    let level = args
+        .sandbox
+        .unwrap_or(match args.cmd.is_some() || args.submissions.is_some() {
+            true => Level::Strict,
+            false => Level::Basic,
+        });
+    if level == Level::Strict {
+        let _ = crate::grade::userns::enter();
+    }
     let selected = select_labs(&args.lab)?;
     check_names(&selected, &args.only)?;
     if args.cmd.is_some() && selected.len() > 1 {

@@ -3,10 +3,10 @@ serves as a lab 1 server (greets, echoes) so that it is graded as usual.
 
 The test (tests/sandbox.rs) names its targets in the environment of the command line
 (`env SANDBOX_LOG=... python3 sandbox_escapes.py`): a copy of a repository with a canary
-file, a root-only secret, and a Unix datagram socket where this program sends its
+file, a root-only secret, the grader's pid (in a file), and a Unix datagram socket where this program sends its
 findings (the one way out of a read-only file system and a private network). The test
 then checks that every target is unchanged; the findings say what the program saw (its
-uid, cwd, environment, network interfaces and namespace)."""
+uid, pids, cwd, environment, network interfaces and namespace)."""
 import json
 import os
 import signal
@@ -29,6 +29,16 @@ def attempt(name, action):
 repo = os.environ.get("SANDBOX_REPO", "")
 secret = os.environ.get("SANDBOX_SECRET", "")
 log = os.environ.get("SANDBOX_LOG", "")
+grader_pid_file = os.environ.get("SANDBOX_GRADER_PID_FILE", "")
+
+
+def grader_pid():
+    # The test writes the grader's pid down (it is the parent's pid without a PID
+    # namespace; inside one, the parent is out of sight: getppid() is 0).
+    if grader_pid_file:
+        with open(grader_pid_file) as f:
+            return int(f.read().strip())
+    return os.getppid()
 
 
 def write_repo():
@@ -60,8 +70,11 @@ def read_secret():
 
 
 def kill_grader():
-    os.kill(os.getppid(), signal.SIGKILL)
-    return "SIGKILL sent to the grader (pid %d)" % os.getppid()
+    pid = grader_pid()
+    if pid <= 0:  # kill(0) would be our own process group
+        raise ProcessLookupError("no grader pid to aim at")
+    os.kill(pid, signal.SIGKILL)
+    return "SIGKILL sent to the grader (pid %d)" % pid
 
 
 def write_elsewhere():
@@ -79,14 +92,16 @@ def plant_in_tmp():
 
 
 def fill_scratch():
+    # Eight files of 16 MiB: each under the file-size cap, 128 MiB in all.
     chunk = b"x" * (1 << 20)
     written = 0
     try:
-        with open("filler", "wb") as f:
-            for _ in range(100):
-                f.write(chunk)
-                f.flush()
-                written += 1
+        for n in range(8):
+            with open("filler%d" % n, "wb") as f:
+                for _ in range(16):
+                    f.write(chunk)
+                    f.flush()
+                    written += 1
     except OSError as e:
         found["fill_scratch_mib"] = written
         raise
@@ -117,10 +132,7 @@ for name, action in [
     ("plant_in_tmp", plant_in_tmp),
 ]:
     attempt(name, action)
-try:
-    os.unlink("filler")
-except OSError:
-    pass
+# The fillers stay: the grader must remove them with the scratch folder.
 leave_behind()
 
 with open("/proc/self/net/dev") as f:
@@ -128,6 +140,14 @@ with open("/proc/self/net/dev") as f:
         line.split(":")[0].strip() for line in f.read().splitlines()[2:]
     )
 found["net_namespace"] = os.readlink("/proc/self/ns/net")
+found["pid"] = os.getpid()
+found["ppid"] = os.getppid()
+found["proc_pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+found["sees_grader"] = os.path.exists("/proc/%d" % grader_pid())
+with open("/proc/self/status") as f:
+    found["capabilities"] = next(
+        line.split()[1] for line in f if line.startswith("CapEff:")
+    )
 found["uid"] = os.getuid()
 found["gid"] = os.getgid()
 found["cwd"] = os.getcwd()
