@@ -78,7 +78,7 @@ pub static LAB: Lab = Lab {
             name: "short-sends",
             points: 1,
             verifies: "a client that reads very slowly gets back exactly what it sent (every short send() completed)",
-            details: "`--send-timeout 1`: sends 448 KiB and reads the echo back very slowly (tiny segments and window, 4 KiB ten times a second), so a big send() cannot finish before its timeout and returns a short count; every byte must still come back, in order (send the rest: a send-all loop)",
+            details: "`--send-timeout 3`: sends 384 KiB and reads the echo back very slowly (tiny segments and window, 4 KiB ten times a second), stopping and continuing the server (SIGSTOP, SIGCONT) every 300 ms, so a send() blocked part-way returns a short count; every byte must still come back, in order (send the rest: a send-all loop)",
             run: short_sends,
             budget: secs(40),
         },
@@ -573,21 +573,22 @@ fn large_binary(ctx: &mut Ctx) -> Result<(), Failure> {
 }
 
 /// The send timeout `short-sends` gives the server: long next to the grader's pauses
-/// between reads (so a send() always makes progress in time), short next to the time a
-/// big send() needs at the grader's pace (so it comes back short). One second: the
-/// grader reads every 100 ms, and a server's receive buffer (64 KiB or more) takes 1.6 s
-/// or more to drain at its pace. (At 3 s a send-once server passed now and then: its
-/// biggest send() could just finish in time.)
-const SHORT_SEND_TIMEOUT: &str = "1";
-/// How many bytes `short-sends` sends.
-const SHORT_SEND_BYTES: usize = 448 * 1024;
+/// between reads, so that a send() always makes progress in time, even on a busy
+/// machine where the grader is not scheduled for a while.
+const SHORT_SEND_TIMEOUT: &str = "3";
+/// How many bytes `short-sends` sends: well past what the kernel buffers between the
+/// two (about 220 KiB), so the server spends seconds blocked in send().
+const SHORT_SEND_BYTES: usize = 384 * 1024;
+/// How often (in reads, 100 ms apart) the grader stops and continues the server.
+const SHORT_SEND_NUDGE_EVERY: u32 = 3;
 
 /// A very slow reader: tiny segments (TCP_MAXSEG) and a tiny receive window, read a
-/// little at a time. The server's send buffer then stays small, so a send() of more than
-/// a few KiB cannot finish within the send timeout and returns a short count, every
-/// run: only a server that sends the rest (a send-all loop) echoes every byte. Between
-/// reads the grader pauses (it is the slow reader), never long enough for a send() to
-/// make no progress at all before its timeout.
+/// little at a time, so the server spends most of the check blocked in send(). Every
+/// 300 ms the grader also stops the server (SIGSTOP) and continues it (SIGCONT): a
+/// send() blocked after it has queued some of its bytes then returns at once with that
+/// short count, as it would after any signal, so short sends happen on every run, not
+/// only when a timeout happens to expire first. Only a server that sends the rest (a
+/// send-all loop) echoes every byte.
 fn short_sends(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--send-timeout", SHORT_SEND_TIMEOUT])?;
     let payload = Arc::new(pseudo_random(SHORT_SEND_BYTES));
@@ -605,9 +606,14 @@ fn short_sends(ctx: &mut Ctx) -> Result<(), Failure> {
     let mut buffer = [0u8; 4096];
     let deadline = Instant::now() + Duration::from_secs(30);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reads: u32 = 0;
     let outcome = loop {
         if Instant::now() >= deadline {
             break Err("the echo was still coming after 30 s".to_string());
+        }
+        reads += 1;
+        if reads % SHORT_SEND_NUDGE_EVERY == 0 {
+            stop_and_continue(server.pid);
         }
         match (&stream).read(&mut buffer) {
             Ok(0) => break Ok(()),
@@ -650,10 +656,34 @@ fn short_sends(ctx: &mut Ctx) -> Result<(), Failure> {
     ))
     .got(show(&got))
     .hint(
-        "with a send timeout, a send() that waits for a slow reader returns how many bytes \
-         it took, often fewer than you gave it: call send() again with the rest (a send-all \
-         loop: write_all, sendall) before the next recv(), or bytes go missing",
+        "a send() that waits for a slow reader can return early (its timeout runs out, a \
+         signal arrives) with how many bytes it took, fewer than you gave it: call send() \
+         again with the rest (a send-all loop: write_all, sendall; in C, also call it again \
+         after EINTR) before the next recv(), or bytes go missing",
     ))
+}
+
+/// Stops the program (SIGSTOP), waits until the kernel has stopped it, and lets it go
+/// on (SIGCONT). Continuing before the stop took effect would cancel it.
+fn stop_and_continue(pid: u32) {
+    let target = nix::unistd::Pid::from_raw(pid as i32);
+    if nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGSTOP).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .and_then(|end| stat[end + 1..].split_whitespace().next());
+        // Stopped; or gone (a zombie, when a server that exits after its client has
+        // left bytes in the kernel's buffers for us): nothing to wait for.
+        if matches!(state, Some("T" | "t" | "Z" | "X") | None) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGCONT);
 }
 
 fn timestamp_lines(ctx: &mut Ctx) -> Result<(), Failure> {
