@@ -612,7 +612,7 @@ fn short_sends(ctx: &mut Ctx) -> Result<(), Failure> {
             break Err("the echo was still coming after 30 s".to_string());
         }
         reads += 1;
-        if reads % SHORT_SEND_NUDGE_EVERY == 0 {
+        if reads.is_multiple_of(SHORT_SEND_NUDGE_EVERY) {
             stop_and_continue(server.pid);
         }
         match (&stream).read(&mut buffer) {
