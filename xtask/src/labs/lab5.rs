@@ -960,11 +960,11 @@ fn dgram_client_cleanup(ctx: &mut Ctx) -> Result<(), Failure> {
 // Demo
 // ---------------------------------------------------------------------------------
 
-fn wait_for_socket(path: &Path) -> Result<(), String> {
+fn wait_for_socket(path: &Path) -> anyhow::Result<()> {
     let deadline = Instant::now() + START_LIMIT;
     while bound_socket(path).is_none() {
         if Instant::now() >= deadline {
-            return Err(format!("nothing was bound at {}", path.display()));
+            anyhow::bail!("nothing was bound at {}", path.display());
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -1044,7 +1044,7 @@ fn find_sockets(demo: &mut Demo, path: &Path) {
     }
 }
 
-fn demo(demo: &mut Demo) -> Result<(), String> {
+fn demo(demo: &mut Demo) -> anyhow::Result<()> {
     let limit = Duration::from_secs(15);
     let path = demo.scratch().join("lab5.sock");
     let path_text = path.to_string_lossy().into_owned();
