@@ -419,7 +419,7 @@ fn privileged_port(ctx: &mut Ctx) -> Result<(), Failure> {
         let (_holder, taken) = common::hold_tcp_port()?;
         let probe = ["server", "--host", "127.0.0.1", "--port", &taken];
         if let Err(why) = ctx.other_user_runs_it(65534, &probe) {
-            return ctx.cannot_test(why);
+            return ctx.cannot_test(format!("{why:#}"));
         }
     }
     // Root may bind any port, so the grader runs the program as the user `nobody`.

@@ -1023,7 +1023,7 @@ fn status_eperm(ctx: &mut Ctx) -> Result<(), Failure> {
         // the machine's fault.
         let missing = ctx.scratch().join("missing.pid").display().to_string();
         if let Err(why) = ctx.other_user_runs_it(65533, &["status", "--pidfile", &missing]) {
-            return ctx.cannot_test(why);
+            return ctx.cannot_test(format!("{why:#}"));
         }
     }
     let pid = match foreign {
