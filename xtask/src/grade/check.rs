@@ -11,7 +11,7 @@ use super::Ctx;
 use super::demo::Demo;
 
 /// A lab's scripted classroom session, played by `cargo xtask demo`.
-pub type DemoScript = fn(&mut Demo) -> Result<(), String>;
+pub type DemoScript = fn(&mut Demo) -> anyhow::Result<()>;
 
 /// One lab: its identity, its checks and its classroom demo.
 pub struct Lab {
@@ -165,6 +165,16 @@ impl Failure {
         self
     }
 }
+
+/// A failure read as an error is its problem, in the report's words: a demo script,
+/// which has no report, says it on one line (`?` makes it an `anyhow::Error`).
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.problem)
+    }
+}
+
+impl std::error::Error for Failure {}
 
 impl std::ops::Deref for Failure {
     type Target = Details;

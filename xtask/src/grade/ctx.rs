@@ -95,7 +95,7 @@ impl Ctx {
         {
             let _ = std::fs::remove_dir(&scratch);
             process::forget_folder(&scratch);
-            return Err(anyhow::Error::msg(e));
+            return Err(e);
         }
         // Readable by all, so a program started as an unprivileged user can run in it.
         use std::os::unix::fs::PermissionsExt;
@@ -237,30 +237,24 @@ impl Ctx {
     /// as that user must end with the same exit status as when the grader's user runs
     /// it. Otherwise (a folder that user may not read, an interpreter it may not run)
     /// returns why, in words, for [`cannot_test`](Self::cannot_test).
-    pub fn other_user_runs_it(&mut self, uid: u32, args: &[&str]) -> Result<(), String> {
+    pub fn other_user_runs_it(&mut self, uid: u32, args: &[&str]) -> anyhow::Result<()> {
         let limit = Duration::from_secs(5);
-        let ours = self
-            .run("probe", args, None, limit)
-            .map_err(|f| f.into_details().problem)?;
-        let id = self
-            .spawn_as_user("probe as another user", args, uid)
-            .map_err(|f| f.into_details().problem)?;
-        let theirs = self
-            .finish(id, limit)
-            .map_err(|f| f.into_details().problem)?;
+        let ours = self.run("probe", args, None, limit)?;
+        let id = self.spawn_as_user("probe as another user", args, uid)?;
+        let theirs = self.finish(id, limit)?;
         if ours.status.code() == theirs.status.code() {
             return Ok(());
         }
         let said = theirs.stderr_lines().first().map_or(String::new(), |l| {
             format!(": {}", l.chars().take(200).collect::<String>())
         });
-        Err(format!(
+        anyhow::bail!(
             "user {uid} cannot run the program as the grader's user does (`{}` ended with {} \
              instead of {}{said}); put it where every user may read and run it",
             args.join(" "),
             describe_status(theirs.status),
             describe_status(ours.status),
-        ))
+        )
     }
 
     /// The starts of the program under test so far, oldest first.

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, bail};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
@@ -44,12 +45,12 @@ pub struct Demo {
 }
 
 impl Demo {
-    pub fn new(program: &[String]) -> Result<Demo, String> {
+    pub fn new(program: &[String]) -> anyhow::Result<Demo> {
         super::process::install_interrupt_cleanup();
         let scratch = tempfile::Builder::new()
             .prefix("socklab-demo-")
             .tempdir()
-            .map_err(|e| format!("cannot create a scratch folder: {e}"))?;
+            .context("cannot create a scratch folder")?;
         // A demo starts before anything could have begun shutting the grader down.
         let _ = super::process::register_folder(scratch.path());
         Ok(Demo {
@@ -102,7 +103,7 @@ impl Demo {
 
     /// A UDP socket for the demo itself (playing a client), bound to an ephemeral
     /// port on 127.0.0.1, inside the private network when there is one.
-    pub fn udp_socket(&self) -> Result<std::net::UdpSocket, String> {
+    pub fn udp_socket(&self) -> anyhow::Result<std::net::UdpSocket> {
         let local = SocketAddr::from(([127, 0, 0, 1], 0));
         let socket = match &self.network {
             Some((host, _)) => host
@@ -114,11 +115,11 @@ impl Demo {
                 }),
             None => std::net::UdpSocket::bind(local),
         };
-        socket.map_err(|e| format!("the demo cannot make a UDP socket: {e}"))
+        socket.context("the demo cannot make a UDP socket")
     }
 
     /// Polls until a UDP socket is bound to `port` (at most the start limit).
-    pub fn wait_udp_bound(&mut self, port: u16) -> Result<(), String> {
+    pub fn wait_udp_bound(&mut self, port: u16) -> anyhow::Result<()> {
         let tables: Vec<std::path::PathBuf> = match &self.network {
             Some((host, _)) => ["udp", "udp6"]
                 .iter()
@@ -134,7 +135,7 @@ impl Demo {
         let deadline = Instant::now() + super::ctx::START_LIMIT;
         while !bound() {
             if Instant::now() >= deadline {
-                return Err(format!("nothing bound UDP port {port}"));
+                bail!("nothing bound UDP port {port}");
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -193,12 +194,12 @@ impl Demo {
     }
 
     /// Starts the program with `args` in the background, labelled `role`.
-    pub fn start(&mut self, role: &str, args: &[&str]) -> Result<u32, String> {
+    pub fn start(&mut self, role: &str, args: &[&str]) -> anyhow::Result<u32> {
         self.spawn(role, args, None)
     }
 
     /// Starts `server --host 127.0.0.1 --port PORT` and waits until it listens.
-    pub fn start_server(&mut self, port: u16) -> Result<(), String> {
+    pub fn start_server(&mut self, port: u16) -> anyhow::Result<()> {
         let port_text = port.to_string();
         self.start(
             "server",
@@ -214,7 +215,7 @@ impl Demo {
         args: &[&str],
         stdin: &[u8],
         limit: Duration,
-    ) -> Result<(), String> {
+    ) -> anyhow::Result<()> {
         let pid = self.spawn(role, args, Some(stdin.to_vec()))?;
         let index = self
             .children
@@ -228,10 +229,7 @@ impl Demo {
                 break;
             }
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "the {role} did not finish within {} s",
-                    limit.as_secs()
-                ));
+                bail!("the {role} did not finish within {} s", limit.as_secs());
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -283,7 +281,7 @@ impl Demo {
     }
 
     /// Polls until something listens on `port`.
-    pub fn wait_listening(&mut self, port: u16) -> Result<(), String> {
+    pub fn wait_listening(&mut self, port: u16) -> anyhow::Result<()> {
         let deadline = Instant::now() + super::ctx::START_LIMIT;
         let listening = |demo: &Demo| match &demo.network {
             Some((host, _)) => host.is_listening(port),
@@ -291,7 +289,7 @@ impl Demo {
         };
         while !listening(self) {
             if Instant::now() >= deadline {
-                return Err(format!("nothing listened on port {port}"));
+                bail!("nothing listened on port {port}");
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -301,25 +299,26 @@ impl Demo {
 
     /// Connects the demo itself (playing a client) to `addr`, from inside the private
     /// network when there is one.
-    pub fn connect(&self, addr: SocketAddr) -> Result<Conn, String> {
-        match &self.network {
+    pub fn connect(&self, addr: SocketAddr) -> anyhow::Result<Conn> {
+        let conn = match &self.network {
             Some((host, _)) => host
                 .connect(addr, net::IO_LIMIT)
                 .map(Conn::new)
-                .map_err(|e| net::connect_failure(addr, &e).into_details().problem),
-            None => net::connect(addr).map_err(|f| f.into_details().problem),
-        }
+                .map_err(|e| net::connect_failure(addr, &e))?,
+            None => net::connect(addr)?,
+        };
+        Ok(conn)
     }
 
     /// A listener for the demo itself (playing a server) on `ip` (port from
     /// [`free_port`](Self::free_port)), inside the private network when there is one.
-    pub fn listen(&self, ip: IpAddr) -> Result<TcpListener, String> {
+    pub fn listen(&self, ip: IpAddr) -> anyhow::Result<TcpListener> {
         let addr = SocketAddr::new(ip, self.free_port());
         let listener = match &self.network {
             Some((host, _)) => host.listen(addr, 128),
             None => TcpListener::bind(addr),
         };
-        listener.map_err(|e| format!("the demo cannot listen on {addr}: {e}"))
+        listener.with_context(|| format!("the demo cannot listen on {addr}"))
     }
 
     /// The TCP tables that show this session's sockets (`/proc/.../net/tcp*`).
@@ -366,8 +365,8 @@ impl Demo {
         }
     }
 
-    fn spawn(&mut self, role: &str, args: &[&str], stdin: Option<Vec<u8>>) -> Result<u32, String> {
-        let (reader, writer) = std::io::pipe().map_err(|e| e.to_string())?;
+    fn spawn(&mut self, role: &str, args: &[&str], stdin: Option<Vec<u8>>) -> anyhow::Result<u32> {
+        let (reader, writer) = std::io::pipe()?;
         let mut command = match &self.network {
             Some((host, _)) => host.command(&self.program[0]),
             None => Command::new(&self.program[0]),
@@ -381,7 +380,7 @@ impl Demo {
             .process_group(0)
             // One pipe for both streams keeps each program's lines in the order it
             // printed them (narration on stderr, results on stdout).
-            .stdout(writer.try_clone().map_err(|e| e.to_string())?)
+            .stdout(writer.try_clone()?)
             .stderr(writer)
             .stdin(if stdin.is_some() {
                 Stdio::piped()
@@ -390,7 +389,7 @@ impl Demo {
             });
         let mut child = command
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.program[0]))?;
+            .with_context(|| format!("cannot start {}", self.program[0]))?;
         let pid = child.id();
         super::process::track_group(pid as i32);
         if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {

@@ -16,6 +16,8 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+
 use super::net::{IO_LIMIT, RECEIVE_CAP};
 use super::{Failure, tcp_table};
 
@@ -469,7 +471,7 @@ fn run(start: Start, mut script: Script, stop: &Receiver<()>) -> Vec<Seen> {
 fn serve(
     script: &mut Script,
     stop: &Receiver<()>,
-    mut next: impl FnMut(Duration) -> Result<(Wire, Option<SocketAddr>), String>,
+    mut next: impl FnMut(Duration) -> anyhow::Result<(Wire, Option<SocketAddr>)>,
 ) -> Vec<Seen> {
     let mut all = Vec::new();
     for n in 1..=script.connections {
@@ -488,7 +490,7 @@ fn serve(
                 all.push(seen);
             }
             Err(note) if n == 1 => {
-                seen.note = Some(note);
+                seen.note = Some(format!("{note:#}"));
                 all.push(seen);
                 break;
             }
@@ -507,10 +509,10 @@ fn accept<L: AsRawListener, S: Blocking, A>(
     stop: &Receiver<()>,
     limit: Duration,
     accept: impl Fn(&L) -> io::Result<(S, A)>,
-) -> Result<(S, A), String> {
+) -> anyhow::Result<(S, A)> {
     let deadline = Instant::now() + limit;
     if listener.nonblocking().is_err() {
-        return Err("the grader's listener cannot poll".into());
+        anyhow::bail!("the grader's listener cannot poll");
     }
     loop {
         match accept(listener) {
@@ -520,11 +522,11 @@ fn accept<L: AsRawListener, S: Blocking, A>(
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
                 if stop_asked(stop) || Instant::now() >= deadline {
-                    return Err("no client connected to the grader's server".into());
+                    anyhow::bail!("no client connected to the grader's server");
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
-            Err(e) => return Err(format!("the grader's accept() failed: {e}")),
+            Err(e) => return Err(e).context("the grader's accept() failed"),
         }
     }
 }

@@ -27,7 +27,10 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
+use anyhow::Context;
+
 use super::process;
+use super::sandbox::Unsupported;
 
 /// The first argument that makes the grader's binary a PID namespace's init.
 pub const INIT_ARG: &str = "__socklab-pid-init";
@@ -47,8 +50,8 @@ thread_local! {
 
 /// Whether a check can have a PID namespace here: tried once, on a thread that ends
 /// right after.
-pub fn available() -> Result<(), String> {
-    static ANSWER: OnceLock<Result<(), String>> = OnceLock::new();
+pub fn available() -> Result<(), Unsupported> {
+    static ANSWER: OnceLock<Result<(), Unsupported>> = OnceLock::new();
     ANSWER
         .get_or_init(|| {
             std::thread::spawn(|| {
@@ -57,22 +60,19 @@ pub fn available() -> Result<(), String> {
                 Ok(())
             })
             .join()
-            .unwrap_or_else(|_| Err("the probe thread panicked".into()))
+            .unwrap_or_else(|_| Err(Unsupported("the probe thread panicked".into())))
         })
         .clone()
 }
 
 /// Makes a PID namespace for the calling thread's check `token` and starts its init.
-pub fn enter(token: u64) -> Result<(), String> {
+pub fn enter(token: u64) -> anyhow::Result<()> {
     end();
-    let outside = File::open("/proc/thread-self/ns/pid")
-        .map_err(|e| format!("cannot open the grader's PID namespace: {e}"))?;
+    let outside =
+        File::open("/proc/thread-self/ns/pid").context("cannot open the grader's PID namespace")?;
     // SAFETY: unshare on the calling thread; it changes only where its children go.
     if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
-        return Err(format!(
-            "cannot make a PID namespace: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(std::io::Error::last_os_error()).context("cannot make a PID namespace");
     }
     // The grader's own binary, even if it was rebuilt since it started.
     let mut command = Command::new("/proc/self/exe");
@@ -96,7 +96,7 @@ pub fn enter(token: u64) -> Result<(), String> {
     // Back to the grader's namespace before anything else: the thread cannot even start
     // threads while its children would be born elsewhere.
     let back = join(&outside);
-    let mut init = spawned.map_err(|e| format!("cannot start the PID namespace's init: {e}"))?;
+    let mut init = spawned.context("cannot start the PID namespace's init")?;
     let pid = init.id() as i32;
     match back.and_then(|()| File::open(format!("/proc/{pid}/ns/pid"))) {
         Ok(inside) => {
@@ -114,7 +114,7 @@ pub fn enter(token: u64) -> Result<(), String> {
         Err(e) => {
             let _ = init.kill();
             let _ = init.wait();
-            Err(format!("cannot switch PID namespaces: {e}"))
+            Err(e).context("cannot switch PID namespaces")
         }
     }
 }

@@ -282,7 +282,6 @@ fn run_check(check: &Check, program: &[String], policy: &Policy, token: u64) -> 
     // The check's thread (only it) moves into a network namespace of its own: the
     // grader's sockets, the programs and the tables it reads for this check live there.
     let prepared = sandbox::prepare_thread(policy, token);
-    let prepared = prepared.map_err(anyhow::Error::msg);
     let explanation = match prepared.and_then(|()| Ctx::new(program, policy)) {
         Err(e) => Some(Explanation {
             problem: format!("the grader could not prepare this check: {e:#}"),

@@ -33,6 +33,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use anyhow::Context;
 use serde::Serialize;
 
 use super::{pidns, scratchfs, userns};
@@ -56,6 +57,21 @@ impl Level {
             Level::Basic => "basic",
             Level::Off => "off",
         }
+    }
+}
+
+/// Why a protection of `strict` cannot be had on this machine, in one line for the
+/// report's sandbox line ("network namespace per check (only lo): WHY"). Not an error
+/// of the grader: [`Policy::decide`] records it and grades on. A type of its own (not
+/// `anyhow::Error`) because each probe's answer is kept for the whole run and cloned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unsupported(pub String);
+
+impl From<anyhow::Error> for Unsupported {
+    /// A step that failed while trying the protection: its whole chain on one line.
+    fn from(e: anyhow::Error) -> Self {
+        Unsupported(format!("{e:#}"))
     }
 }
 
@@ -610,16 +626,16 @@ pub unsafe fn drop_to(uid: u32, limits: bool) -> std::io::Result<()> {
 
 /// Whether programs can be started as a uid of their own here (root, and a uid outside
 /// any container's narrow mapping): tried once with `true`.
-fn uid_available() -> Result<(), String> {
-    static ANSWER: OnceLock<Result<(), String>> = OnceLock::new();
+fn uid_available() -> Result<(), Unsupported> {
+    static ANSWER: OnceLock<Result<(), Unsupported>> = OnceLock::new();
     ANSWER
         .get_or_init(|| {
             if userns::inside() {
-                return Err(
+                return Err(Unsupported(
                     "the grader is not root: its user namespace maps only its own \
                             uid, so the programs run as the grader's user"
                         .into(),
-                );
+                ));
             }
             if !nix::unistd::geteuid().is_root() {
                 return Err(not_root("only root can start programs as another user"));
@@ -633,8 +649,10 @@ fn uid_available() -> Result<(), String> {
             }
             match command.status() {
                 Ok(status) if status.success() => Ok(()),
-                Ok(status) => Err(format!("`true` as uid {uid} ended with {status}")),
-                Err(e) => Err(format!("cannot switch to uid {uid} here: {e}")),
+                Ok(status) => Err(Unsupported(format!(
+                    "`true` as uid {uid} ended with {status}"
+                ))),
+                Err(e) => Err(Unsupported(format!("cannot switch to uid {uid} here: {e}"))),
             }
         })
         .clone()
@@ -642,8 +660,8 @@ fn uid_available() -> Result<(), String> {
 
 /// Whether a program can be given its private, read-only view of the file system here
 /// (root, mount_setattr: Linux 5.12): tried once with `true` on a scratch folder.
-fn mounts_available() -> Result<(), String> {
-    static ANSWER: OnceLock<Result<(), String>> = OnceLock::new();
+fn mounts_available() -> Result<(), Unsupported> {
+    static ANSWER: OnceLock<Result<(), Unsupported>> = OnceLock::new();
     ANSWER
         .get_or_init(|| {
             if !nix::unistd::geteuid().is_root() {
@@ -653,9 +671,9 @@ fn mounts_available() -> Result<(), String> {
             let folder = tempfile::Builder::new()
                 .prefix("socklab-probe-")
                 .tempdir()
-                .map_err(|e| format!("cannot make a folder to try it: {e}"))?;
-            let mounts =
-                Mounts::new(folder.path(), Some(&[]), false).ok_or("an unusual temp path")?;
+                .map_err(|e| Unsupported(format!("cannot make a folder to try it: {e}")))?;
+            let mounts = Mounts::new(folder.path(), Some(&[]), false)
+                .ok_or_else(|| Unsupported("an unusual temp path".into()))?;
             let mut command = std::process::Command::new("true");
             // SAFETY: Mounts::enter makes system calls only.
             unsafe {
@@ -663,8 +681,12 @@ fn mounts_available() -> Result<(), String> {
             }
             match command.status() {
                 Ok(status) if status.success() => Ok(()),
-                Ok(status) => Err(format!("`true` in a mount namespace ended with {status}")),
-                Err(e) => Err(format!("cannot make a read-only mount namespace here: {e}")),
+                Ok(status) => Err(Unsupported(format!(
+                    "`true` in a mount namespace ended with {status}"
+                ))),
+                Err(e) => Err(Unsupported(format!(
+                    "cannot make a read-only mount namespace here: {e}"
+                ))),
             }
         })
         .clone()
@@ -672,17 +694,17 @@ fn mounts_available() -> Result<(), String> {
 
 /// Why a non-root grader lacks a protection (`need`), and why it has no user namespace
 /// of its own either.
-fn not_root(need: &str) -> String {
-    match userns::why_not() {
+fn not_root(need: &str) -> Unsupported {
+    Unsupported(match userns::why_not() {
         Some(why) => format!("the grader is not root ({need}) and has no user namespace: {why}"),
         None => format!("the grader is not root ({need})"),
-    }
+    })
 }
 
 /// Whether a thread may make a network namespace of its own here: tried once, on a
 /// thread that ends right after.
-fn network_available() -> Result<(), String> {
-    static ANSWER: OnceLock<Result<(), String>> = OnceLock::new();
+fn network_available() -> Result<(), Unsupported> {
+    static ANSWER: OnceLock<Result<(), Unsupported>> = OnceLock::new();
     ANSWER
         .get_or_init(|| {
             if !nix::unistd::geteuid().is_root() {
@@ -691,16 +713,16 @@ fn network_available() -> Result<(), String> {
                      CAP_SYS_ADMIN",
                 ));
             }
-            std::thread::spawn(enter_private_network)
+            std::thread::spawn(|| Ok(enter_private_network()?))
                 .join()
-                .unwrap_or_else(|_| Err("the probe thread panicked".into()))
+                .unwrap_or_else(|_| Err(Unsupported("the probe thread panicked".into())))
         })
         .clone()
 }
 
 /// Prepares the calling thread, which is about to run check `token`: its network
 /// namespace, and (with an own uid) files it makes belong to the check's group.
-pub fn prepare_thread(policy: &Policy, token: u64) -> Result<(), String> {
+pub fn prepare_thread(policy: &Policy, token: u64) -> anyhow::Result<()> {
     if policy.private_network {
         enter_private_network()?;
     }
@@ -721,14 +743,12 @@ pub fn prepare_thread(policy: &Policy, token: u64) -> Result<(), String> {
 /// and by no other check's: group `gid` (the check's), group-writable. The thread gets
 /// its own umask (`unshare(CLONE_FS)`) and file-system gid (`setfsgid`, per thread);
 /// root keeps every other right.
-fn share_files_with(gid: u32) -> Result<(), String> {
+fn share_files_with(gid: u32) -> anyhow::Result<()> {
     // SAFETY: system calls on integers; both affect the calling thread only.
     unsafe {
         if libc::unshare(libc::CLONE_FS) != 0 {
-            return Err(format!(
-                "cannot give the check's thread its own umask: {}",
-                std::io::Error::last_os_error()
-            ));
+            return Err(std::io::Error::last_os_error())
+                .context("cannot give the check's thread its own umask");
         }
         libc::umask(0o002);
         libc::setfsgid(gid);
@@ -739,15 +759,12 @@ fn share_files_with(gid: u32) -> Result<(), String> {
 /// Moves the calling thread (only it) into a new network namespace and brings its `lo`
 /// up. Every socket the thread makes from then on, every thread it spawns and every
 /// program it starts live there. The namespace goes when the last of them ends.
-pub fn enter_private_network() -> Result<(), String> {
+pub fn enter_private_network() -> anyhow::Result<()> {
     // SAFETY: unshare affects the calling thread only for CLONE_NEWNET.
     if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        return Err(format!(
-            "cannot make a network namespace: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(std::io::Error::last_os_error()).context("cannot make a network namespace");
     }
-    loopback_up().map_err(|e| format!("cannot bring lo up in the check's namespace: {e}"))
+    loopback_up().context("cannot bring lo up in the check's namespace")
 }
 
 /// `ip link set lo up`, with one ioctl on a socket of the current namespace.
@@ -853,7 +870,7 @@ fn program_path(program: &str) -> Option<PathBuf> {
 /// Whether a user that is neither owner nor group can run `program` (absolute argv):
 /// every folder on the way searchable by others, the program executable by others,
 /// file arguments readable by others. Otherwise why, naming the path.
-pub fn readable_by_others(program: &[String]) -> Result<(), String> {
+pub fn readable_by_others(program: &[String]) -> Result<(), Unsupported> {
     let Some(first) = program.first() else {
         return Ok(());
     };
@@ -891,20 +908,20 @@ pub fn readable_by_others(program: &[String]) -> Result<(), String> {
             }
             let mode = std::fs::metadata(folder).map_or(0, |m| m.permissions().mode());
             if mode & 0o001 == 0 {
-                return Err(format!(
+                return Err(Unsupported(format!(
                     "other users cannot enter {} (chmod o+x it, or grade with --sandbox basic)",
                     folder.display()
-                ));
+                )));
             }
         }
         let mode = std::fs::metadata(&path).map_or(0, |m| m.permissions().mode());
         if mode & bit == 0 {
             let what = if bit == 0o001 { "run" } else { "read" };
-            return Err(format!(
+            return Err(Unsupported(format!(
                 "other users cannot {what} {} (chmod o+{}, or grade with --sandbox basic)",
                 path.display(),
                 if bit == 0o001 { "rx" } else { "r" }
-            ));
+            )));
         }
     }
     Ok(())

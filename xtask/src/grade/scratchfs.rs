@@ -16,6 +16,8 @@ use std::cell::Cell;
 use std::ffi::CString;
 use std::path::Path;
 
+use anyhow::{Context, anyhow};
+
 /// The most a check's scratch folder holds, all files together.
 pub const SCRATCH_CAP: u64 = 64 * 1024 * 1024;
 /// The most files (and folders) it holds.
@@ -28,16 +30,16 @@ thread_local! {
 
 /// Gives the calling thread (only it) a mount namespace of its own, which still sees
 /// the machine's later mounts but shows it none of its own.
-pub fn enter() -> Result<(), String> {
-    let fail = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
+pub fn enter() -> anyhow::Result<()> {
+    let fail = |what: &'static str| Err(std::io::Error::last_os_error()).context(what);
     // SAFETY: unshare affects this thread only.
     unsafe {
         if libc::unshare(libc::CLONE_FS | libc::CLONE_NEWNS) != 0 {
-            return Err(fail("cannot give the check's thread a mount namespace"));
+            return fail("cannot give the check's thread a mount namespace");
         }
     }
     if super::sandbox::keep_mounts_to_self() != 0 {
-        return Err(fail("cannot make the check's mounts its own"));
+        return fail("cannot make the check's mounts its own");
     }
     OWN.with(|o| o.set(true));
     Ok(())
@@ -46,7 +48,7 @@ pub fn enter() -> Result<(), String> {
 /// Mounts the size-capped tmpfs at `scratch` (an empty folder), on a thread that went
 /// through [`enter`]; does nothing on any other (the grader's own tools and tests), so
 /// that nothing is ever mounted where the machine sees it.
-pub fn mount(scratch: &Path) -> Result<(), String> {
+pub fn mount(scratch: &Path) -> anyhow::Result<()> {
     if !OWN.with(Cell::get) {
         return Ok(());
     }
@@ -66,11 +68,12 @@ pub fn mount(scratch: &Path) -> Result<(), String> {
         )
     };
     if done != 0 {
-        return Err(format!(
-            "cannot cap the scratch folder (a tmpfs at {}): {}",
-            scratch.display(),
-            std::io::Error::last_os_error()
-        ));
+        return Err(std::io::Error::last_os_error()).with_context(|| {
+            format!(
+                "cannot cap the scratch folder (a tmpfs at {})",
+                scratch.display()
+            )
+        });
     }
     Ok(())
 }
@@ -89,7 +92,7 @@ pub fn unmount(scratch: &Path) {
     }
 }
 
-fn c_path(path: &Path) -> Result<CString, String> {
+fn c_path(path: &Path) -> anyhow::Result<CString> {
     CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| format!("a NUL in {}", path.display()))
+        .map_err(|_| anyhow!("a NUL in {}", path.display()))
 }

@@ -22,19 +22,21 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use super::sandbox::Unsupported;
+
 /// Set in the environment of the grader that runs on inside the namespaces.
 const INNER: &str = "SOCKLAB_USERNS_INNER";
 
 /// Whether the grader moved into a user namespace of its own, or why not.
-static ENTERED: OnceLock<Result<(), String>> = OnceLock::new();
+static ENTERED: OnceLock<Result<(), Unsupported>> = OnceLock::new();
 
 /// Moves the grader (a non-root user) into a user namespace where its uid is 0; call
 /// before any thread starts. Does nothing as root. The outcome is kept for the report.
-pub fn enter() -> Result<(), String> {
+pub fn enter() -> Result<(), Unsupported> {
     ENTERED.get_or_init(try_enter).clone()
 }
 
-fn try_enter() -> Result<(), String> {
+fn try_enter() -> Result<(), Unsupported> {
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     if std::env::var_os(INNER).is_some() {
@@ -42,11 +44,13 @@ fn try_enter() -> Result<(), String> {
         unsafe { std::env::remove_var(INNER) };
         return match uid {
             0 => Ok(()),
-            _ => Err("the grader's user namespace was not made".into()),
+            _ => Err(Unsupported(
+                "the grader's user namespace was not made".into(),
+            )),
         };
     }
     if uid == 0 {
-        return Err("the grader is root".into());
+        return Err(Unsupported("the grader is root".into()));
     }
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let threads = status
@@ -54,18 +58,18 @@ fn try_enter() -> Result<(), String> {
         .find_map(|l| l.strip_prefix("Threads:"))
         .map(str::trim);
     if threads != Some("1") {
-        return Err("the grader already runs threads".into());
+        return Err(Unsupported("the grader already runs threads".into()));
     }
     // SAFETY: unshare on a single-threaded process.
     if unsafe { libc::unshare(libc::CLONE_NEWUSER) } != 0 {
-        return Err(format!(
+        return Err(Unsupported(format!(
             "this kernel does not let users make user namespaces ({})",
             std::io::Error::last_os_error()
-        ));
+        )));
     }
     let map = |file: &str, text: String| {
         std::fs::write(format!("/proc/self/{file}"), text)
-            .map_err(|e| format!("cannot write /proc/self/{file}: {e}"))
+            .map_err(|e| Unsupported(format!("cannot write /proc/self/{file}: {e}")))
     };
     map("setgroups", "deny".into())?;
     map("uid_map", format!("0 {uid} 1"))?;
@@ -147,7 +151,7 @@ pub fn inside() -> bool {
 
 /// Why the grader is not in a user namespace of its own, when it is not root either.
 pub fn why_not() -> Option<String> {
-    ENTERED.get().and_then(|r| r.clone().err())
+    ENTERED.get().and_then(|r| r.clone().err()).map(|why| why.0)
 }
 
 /// Whether the grader is root on the machine (not only in its own user namespace).

@@ -419,7 +419,7 @@ fn privileged_port(ctx: &mut Ctx) -> Result<(), Failure> {
         let (_holder, taken) = common::hold_tcp_port()?;
         let probe = ["server", "--host", "127.0.0.1", "--port", &taken];
         if let Err(why) = ctx.other_user_runs_it(65534, &probe) {
-            return ctx.cannot_test(why);
+            return ctx.cannot_test(format!("{why:#}"));
         }
     }
     // Root may bind any port, so the grader runs the program as the user `nobody`.
@@ -441,7 +441,7 @@ fn bad_host(ctx: &mut Ctx) -> Result<(), Failure> {
     common::server_fails_cleanly(ctx, "192.0.2.1", &port, &words, during)
 }
 
-fn demo(demo: &mut Demo) -> Result<(), String> {
+fn demo(demo: &mut Demo) -> anyhow::Result<()> {
     demo.private_network();
     let port = demo.free_port();
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
@@ -458,9 +458,7 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
          before accept() returns",
     );
     let mut first = demo.connect(addr)?;
-    let greeting = first
-        .read_exact_bytes(GREETING.len())
-        .map_err(|f| f.into_details().problem)?;
+    let greeting = first.read_exact_bytes(GREETING.len())?;
     demo.line("client 1", format!("received {}", show(&greeting)));
 
     demo.say(
@@ -481,12 +479,8 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     demo.ss(&["-ltn", &filter]);
 
     demo.say("Client 1 sends a line; the server echoes it and closes: a FIN from each side");
-    first
-        .send(b"message from client 1\n")
-        .map_err(|f| f.into_details().problem)?;
-    let echo = first
-        .read_to_eof(64 * 1024)
-        .map_err(|f| f.into_details().problem)?;
+    first.send(b"message from client 1\n")?;
+    let echo = first.read_to_eof(64 * 1024)?;
     demo.line(
         "client 1",
         format!("received {} then end-of-file", show(&echo)),
@@ -495,15 +489,9 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
 
     demo.say("The server accepts client 2 from the queue and serves it");
     let mut second = second;
-    let greeting = second
-        .read_exact_bytes(GREETING.len())
-        .map_err(|f| f.into_details().problem)?;
-    second
-        .send(b"message from client 2\n")
-        .map_err(|f| f.into_details().problem)?;
-    let echo = second
-        .read_to_eof(64 * 1024)
-        .map_err(|f| f.into_details().problem)?;
+    let greeting = second.read_exact_bytes(GREETING.len())?;
+    second.send(b"message from client 2\n")?;
+    let echo = second.read_to_eof(64 * 1024)?;
     demo.line(
         "client 2",
         format!("received {}", show(&[greeting, echo].concat())),
@@ -522,7 +510,7 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     ));
     match demo.connect(closed) {
         Ok(_) => demo.line("client 4", "connected?! something listens there".into()),
-        Err(why) => demo.line("client 4", why),
+        Err(why) => demo.line("client 4", format!("{why:#}")),
     }
     demo.say("The server is back in accept(), asleep until the next client calls");
     Ok(())

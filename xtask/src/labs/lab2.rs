@@ -744,10 +744,10 @@ fn demo_server(listener: TcpListener, stop: Receiver<()>, voice: Voice, tables: 
     }
 }
 
-fn demo(demo: &mut Demo) -> Result<(), String> {
+fn demo(demo: &mut Demo) -> anyhow::Result<()> {
     let wire = demo.private_network();
     let listener = demo.listen(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let port = listener.local_addr()?.port();
     let port_text = port.to_string();
     let (stop, stopped) = mpsc::channel::<()>();
     let (voice, tables) = (demo.voice(), demo.tcp_tables());

@@ -1347,7 +1347,7 @@ fn client_refused(ctx: &mut Ctx) -> Result<(), Failure> {
 // The classroom demo
 // ---------------------------------------------------------------------------------
 
-fn demo(demo: &mut Demo) -> Result<(), String> {
+fn demo(demo: &mut Demo) -> anyhow::Result<()> {
     if demo.private_network() {
         demo.ethernet_sized_packets();
     }
@@ -1403,16 +1403,14 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     let mut conn = demo.connect(addr)?;
     for piece in [&b"hel"[..], b"lo\nwor", b"ld\n"] {
         demo.line("grader", format!("send({})", show(piece)));
-        conn.send(piece).map_err(|f| f.into_details().problem)?;
+        conn.send(piece)?;
         // A visible pause, so that each piece reaches the server in a recv() of its own.
         thread::sleep(PIECE_GAP);
         demo.settle();
     }
     demo.line("grader", "shutdown(SHUT_WR)".into());
-    conn.half_close().map_err(|f| f.into_details().problem)?;
-    let answer = conn
-        .read_to_eof(4096)
-        .map_err(|f| f.into_details().problem)?;
+    conn.half_close()?;
+    let answer = conn.read_to_eof(4096)?;
     thread::sleep(PIECE_GAP);
     demo.settle();
     demo.line("grader", format!("received {}", show(&answer)));
@@ -1422,32 +1420,28 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
 
 /// On the wire (a private network, Ethernet-sized packets): several send()s arriving in
 /// one recv(), and one send() leaving as several segments.
-fn bytes_not_messages(demo: &mut Demo, port: u16) -> Result<(), String> {
+fn bytes_not_messages(demo: &mut Demo, port: u16) -> anyhow::Result<()> {
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
     demo.say(
         "Three send()s, one recv(): client A keeps the server busy while client B, queued, \
          sends three pieces; three segments cross the wire",
     );
     let mut first = demo.connect(addr)?;
-    first.send(b"A\n").map_err(|f| f.into_details().problem)?;
+    first.send(b"A\n")?;
     demo.settle();
     let mut second = demo.connect(addr)?;
     for piece in [&b"one\n"[..], b"two\n", b"three\n"] {
         demo.line("client B", format!("send({})", show(piece)));
-        second.send(piece).map_err(|f| f.into_details().problem)?;
+        second.send(piece)?;
     }
     demo.settle();
     demo.say("A finishes; the server accepts B, and its first recv() returns all three at once");
-    first.half_close().map_err(|f| f.into_details().problem)?;
-    first
-        .read_to_eof(4096)
-        .map_err(|f| f.into_details().problem)?;
+    first.half_close()?;
+    first.read_to_eof(4096)?;
     drop(first);
     demo.settle();
-    second.half_close().map_err(|f| f.into_details().problem)?;
-    let echo = second
-        .read_to_eof(4096)
-        .map_err(|f| f.into_details().problem)?;
+    second.half_close()?;
+    let echo = second.read_to_eof(4096)?;
     demo.line("client B", format!("received {}", show(&echo)));
     drop(second);
 
@@ -1462,11 +1456,9 @@ fn bytes_not_messages(demo: &mut Demo, port: u16) -> Result<(), String> {
         .collect();
     let mut big = demo.connect(addr)?;
     demo.line("client C", format!("send({} bytes)", text.len()));
-    big.send(&text).map_err(|f| f.into_details().problem)?;
-    big.half_close().map_err(|f| f.into_details().problem)?;
-    let echo = big
-        .read_to_eof(64 * 1024)
-        .map_err(|f| f.into_details().problem)?;
+    big.send(&text)?;
+    big.half_close()?;
+    let echo = big.read_to_eof(64 * 1024)?;
     demo.line(
         "client C",
         format!("received {} bytes, then end-of-file", echo.len()),

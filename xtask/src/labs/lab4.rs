@@ -15,6 +15,8 @@
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use crate::grade::ctx::START_LIMIT;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
@@ -863,7 +865,7 @@ fn client_ignores_stale(ctx: &mut Ctx) -> Result<(), Failure> {
 // Demo
 // ---------------------------------------------------------------------------------
 
-fn demo(demo: &mut Demo) -> Result<(), String> {
+fn demo(demo: &mut Demo) -> anyhow::Result<()> {
     let wire = demo.private_network();
     // In a private network every port is free; on this machine ask the kernel.
     let port = if wire {
@@ -933,22 +935,22 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
 
 /// A connected UDP socket hears what an unconnected one cannot: the ICMP "port
 /// unreachable" its datagram caused comes back as ECONNREFUSED on the next call.
-fn connected_udp_refused(demo: &mut Demo, nobody: &str) -> Result<(), String> {
+fn connected_udp_refused(demo: &mut Demo, nobody: &str) -> anyhow::Result<()> {
     demo.say(
         "The kernel did answer each of those datagrams: an ICMP port unreachable. An \
          unconnected socket cannot be told; a connect()ed one gets ECONNREFUSED",
     );
-    let port: u16 = nobody.parse().map_err(|_| "bad port".to_string())?;
+    let port: u16 = nobody.parse().map_err(|_| anyhow::anyhow!("bad port"))?;
     let socket = demo.udp_socket()?;
     let to = SocketAddr::new(LOCALHOST_V4, port);
     socket
         .connect(to)
-        .map_err(|e| format!("connect({to}): {e}"))?;
+        .with_context(|| format!("connect({to})"))?;
     demo.line(
         "grader",
         format!("connect({to}) on a UDP socket: no packet, just a default peer"),
     );
-    let sent = socket.send(b"hello?\n").map_err(|e| e.to_string())?;
+    let sent = socket.send(b"hello?\n")?;
     demo.line("grader", format!("send({sent} bytes) -> ok"));
     let _ = socket.set_read_timeout(Some(Duration::from_secs(2)));
     let mut buffer = [0u8; 64];

@@ -661,8 +661,8 @@ fn client_sends_stdin(ctx: &mut Ctx) -> Result<(), Failure> {
     );
     let seen = server.finish();
     let run = run?;
-    let request = served(seen).map_err(|problem| {
-        Failure::new(format!("the grader's server: {problem}")).hint(
+    let request = served(seen).map_err(|failure| {
+        failure.during("the grader's server").hint(
             "after sending stdin, shutdown(SHUT_WR): the server reads until end-of-file \
              before it answers",
         )
@@ -683,16 +683,16 @@ fn client_sends_stdin(ctx: &mut Ctx) -> Result<(), Failure> {
 
 /// The request the grader's stream server read until the client's end-of-file, or why
 /// it got none.
-fn served(seen: Seen) -> Result<Vec<u8>, String> {
+fn served(seen: Seen) -> Result<Vec<u8>, Failure> {
     if !seen.connected {
-        Err("no client connected".into())
+        Err(Failure::new("no client connected"))
     } else if seen.received.len() > net::RECEIVE_CAP {
-        Err("the client sent more than the grader keeps".into())
+        Err(Failure::new("the client sent more than the grader keeps"))
     } else if !seen.eof {
-        Err(format!(
+        Err(Failure::new(format!(
             "no end-of-file from the client after {}",
             show(&seen.received)
-        ))
+        )))
     } else {
         Ok(seen.received)
     }
@@ -960,11 +960,11 @@ fn dgram_client_cleanup(ctx: &mut Ctx) -> Result<(), Failure> {
 // Demo
 // ---------------------------------------------------------------------------------
 
-fn wait_for_socket(path: &Path) -> Result<(), String> {
+fn wait_for_socket(path: &Path) -> anyhow::Result<()> {
     let deadline = Instant::now() + START_LIMIT;
     while bound_socket(path).is_none() {
         if Instant::now() >= deadline {
-            return Err(format!("nothing was bound at {}", path.display()));
+            anyhow::bail!("nothing was bound at {}", path.display());
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -1044,7 +1044,7 @@ fn find_sockets(demo: &mut Demo, path: &Path) {
     }
 }
 
-fn demo(demo: &mut Demo) -> Result<(), String> {
+fn demo(demo: &mut Demo) -> anyhow::Result<()> {
     let limit = Duration::from_secs(15);
     let path = demo.scratch().join("lab5.sock");
     let path_text = path.to_string_lossy().into_owned();

@@ -810,7 +810,7 @@ fn client(ctx: &mut Ctx) -> Result<(), Failure> {
     })
 }
 
-fn demo(demo: &mut Demo) -> Result<(), String> {
+fn demo(demo: &mut Demo) -> anyhow::Result<()> {
     let port = demo.free_port();
     let port_text = port.to_string();
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
@@ -837,8 +837,7 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     demo.say("Two quiet clients connect: each gets a thread of its own, and says nothing");
     let mut quiet = Vec::new();
     for n in 1..=2 {
-        let conn = served_client(addr, &format!("quiet client {n}"))
-            .map_err(|f| f.into_details().problem)?;
+        let conn = served_client(addr, &format!("quiet client {n}"))?;
         println!("[quiet client {n}] connected and answered once, now silent");
         quiet.push(conn);
         demo.settle();
@@ -865,7 +864,7 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     demo.say("Ctrl+C (SIGINT): close the listener, hang up on the idle client at its next tick, say bye, exit 0");
     demo.signal(server, Signal::SIGINT);
     if !demo.wait_exit(server, Duration::from_secs(10)) {
-        return Err("the server did not exit after SIGINT".into());
+        anyhow::bail!("the server did not exit after SIGINT");
     }
     drop(quiet);
     Ok(())

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 
@@ -576,7 +577,7 @@ fn slow_reader_intact(ctx: &mut Ctx) -> Result<(), Failure> {
     // reads anything, and never has that moment.)
     let go = Arc::new(AtomicBool::new(false));
     let writer_go = Arc::clone(&go);
-    let writer = thread::spawn(move || -> Result<(), String> {
+    let writer = thread::spawn(move || -> anyhow::Result<()> {
         let _ = writer_stream.set_write_timeout(Some(Duration::from_secs(30)));
         let pattern = pattern_buffer();
         let mut sent = 0;
@@ -596,12 +597,14 @@ fn slow_reader_intact(ctx: &mut Ctx) -> Result<(), Failure> {
                     writer_progress.store(sent, Ordering::Relaxed);
                 }
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                Err(err) => return Err(format!("after {sent} bytes: {err}")),
+                Err(err) => {
+                    return Err(anyhow::Error::new(err).context(format!("after {sent} bytes")));
+                }
             }
         }
         writer_stream
             .shutdown(Shutdown::Write)
-            .map_err(|e| format!("half-closing: {e}"))
+            .context("half-closing")
     });
     // Phase 1, the slow part: read nothing until the kernel shows the server's send()s
     // meeting a full buffer: bytes waiting in the server's own send queue for this
@@ -628,11 +631,13 @@ fn slow_reader_intact(ctx: &mut Ctx) -> Result<(), Failure> {
     // Phase 2: read everything back, comparing every byte with the pattern.
     let outcome = read_pattern_back(&stream);
     let _ = stream.shutdown(Shutdown::Both); // frees the writer if it is still blocked
-    let written = writer.join().unwrap_or_else(|_| Err("panicked".into()));
+    let written = writer
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("panicked")));
     let received = outcome?;
     if let Err(err) = written {
         return Err(
-            Failure::new(format!("error while sending the stream: {err}"))
+            Failure::new(format!("error while sending the stream: {err:#}"))
                 .hint("the server must keep a slow client and read from it again later"),
         );
     }
@@ -957,7 +962,7 @@ fn client(ctx: &mut Ctx) -> Result<(), Failure> {
     })
 }
 
-fn demo(demo: &mut Demo) -> Result<(), String> {
+fn demo(demo: &mut Demo) -> anyhow::Result<()> {
     let port = demo.free_port();
     let port_text = port.to_string();
     demo.say(&format!(
@@ -975,8 +980,7 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     demo.say(
         "A client connects and stays silent: it gets a slot, and the server goes back to sleep",
     );
-    let silent = net::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-        .map_err(|f| f.into_details().problem)?;
+    let silent = net::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
     // settle() waits only while output flows: give the server a moment to start talking.
     thread::sleep(Duration::from_millis(300));
     demo.settle();

@@ -1023,7 +1023,7 @@ fn status_eperm(ctx: &mut Ctx) -> Result<(), Failure> {
         // the machine's fault.
         let missing = ctx.scratch().join("missing.pid").display().to_string();
         if let Err(why) = ctx.other_user_runs_it(65533, &["status", "--pidfile", &missing]) {
-            return ctx.cannot_test(why);
+            return ctx.cannot_test(format!("{why:#}"));
         }
     }
     let pid = match foreign {
@@ -1061,7 +1061,7 @@ fn status_eperm(ctx: &mut Ctx) -> Result<(), Failure> {
 // The classroom demo
 // ---------------------------------------------------------------------------------------
 
-fn demo(demo: &mut Demo) -> Result<(), String> {
+fn demo(demo: &mut Demo) -> anyhow::Result<()> {
     let pidfile = demo.scratch().join("lab8.pid");
     let path_text = pidfile.display().to_string();
     demo.say("The daemon blocks SIGINT/SIGTERM, listens on a port the kernel picks, then writes pid;port atomically");
@@ -1073,7 +1073,7 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
         .is_none()
     {
         if Instant::now() >= deadline {
-            return Err(String::from("the daemon wrote no pid file"));
+            anyhow::bail!("the daemon wrote no pid file");
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -1093,8 +1093,8 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
 
     demo.say("A stale file: the pid of a process that has exited");
     let stale = demo.scratch().join("stale.pid");
-    let dead = dead_pid().map_err(|f| f.into_details().problem)?;
-    fs::write(&stale, format!("{dead};{}\n", demo.free_port())).map_err(|e| e.to_string())?;
+    let dead = dead_pid()?;
+    fs::write(&stale, format!("{dead};{}\n", demo.free_port()))?;
     let stale_text = stale.display().to_string();
     demo.run(
         "status",
@@ -1107,8 +1107,7 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     fs::write(
         &stale,
         format!("{};{}\n", std::process::id(), demo.free_port()),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     demo.run(
         "status",
         &["status", "--pidfile", &stale_text],
@@ -1121,7 +1120,7 @@ fn demo(demo: &mut Demo) -> Result<(), String> {
     );
     demo.signal(pid, Signal::SIGTERM);
     if !demo.wait_exit(pid, Duration::from_secs(5)) {
-        return Err(String::from("the daemon did not exit on SIGTERM"));
+        anyhow::bail!("the daemon did not exit on SIGTERM");
     }
     demo.run(
         "status",

@@ -23,13 +23,11 @@ pub fn run(root: &Path, which: &str, step: bool) -> anyhow::Result<bool> {
     } else {
         println!("{}: {}\n(reference programs, narrated)", lab.id, lab.title);
     }
-    let mut demo =
-        grade::demo::Demo::new(&[bin.display().to_string()]).map_err(anyhow::Error::msg)?;
+    let mut demo = grade::demo::Demo::new(&[bin.display().to_string()])?;
     if step {
         demo.step_by_step();
     }
-    // The lab's demo scripts (xtask/src/labs) still say what went wrong in a String.
-    script(&mut demo).map_err(anyhow::Error::msg)?;
+    script(&mut demo)?;
     drop(demo);
     println!("\n=== end of the {} demo", lab.id);
     Ok(true)
