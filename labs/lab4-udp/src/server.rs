@@ -93,7 +93,9 @@ fn serve_forever(socket: &Socket, echo: bool) -> Result<(), Failure> {
 
 /// One reply datagram, and a note for the server's own log.
 struct Reply {
+    /// The datagram to send back: the stamped line, the echo, or an error message.
     bytes: Vec<u8>,
+    /// Appended to the server's log line: empty, or why the reply is not the usual one.
     note: &'static str,
 }
 

@@ -90,7 +90,7 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
                 Ok(0) => stdin_open = false,
                 Ok(count) => (start, end) = (0, count),
                 Err(Errno::EINTR | Errno::EAGAIN) => {}
-                Err(errno) => return Err(io::Error::from(errno)).context("read(stdin)"),
+                Err(errno) => return Err(errno).context("read(stdin)"),
             }
         }
 

@@ -53,6 +53,7 @@ const SWEEPS_PER_TIMEOUT: u32 = 4;
 
 /// The server's knobs, from the command line.
 pub struct Limits {
+    /// listen()'s backlog: finished handshakes the kernel queues until we accept() them.
     pub backlog: i32,
     /// Back-pressure: stop reading a client once this many echo bytes wait unsent.
     pub max_buffer: usize,
@@ -153,11 +154,14 @@ fn watch_listener(listener: &Socket) -> Result<Epoll, Failure> {
 
 /// One connected client and the echo bytes it has not received yet.
 struct Client {
+    /// The connected, non-blocking socket (step 10); dropping it closes it.
     socket: Socket,
+    /// Its address, for the log.
     peer: SocketAddr,
     /// Echo bytes the kernel would not take yet; `unsent[sent_from..]` is still owed.
     /// The buffer keeps its capacity, so a client that lags often does not reallocate.
     unsent: Vec<u8>,
+    /// Where the owed bytes start in `unsent`: the ones before went out already.
     sent_from: usize,
     /// The client half-closed (recv() returned 0): nothing more will come from it.
     peer_finished: bool,
@@ -170,6 +174,7 @@ struct Client {
 
 /// What to do with a client after it has been served.
 enum Next {
+    /// Keep it: it may still send, or is still owed echo bytes.
     KeepGoing,
     /// It half-closed and has received every byte of its echo: close it.
     Finished,
@@ -177,16 +182,20 @@ enum Next {
 
 /// The whole server: the listener, the epoll instance and every client.
 struct EventLoop {
+    /// The non-blocking listening socket (steps 2 to 6).
     listener: Socket,
+    /// The epoll instance watching the listener and every client (steps 7 and 8).
     epoll: Epoll,
     /// Clients by token: the token epoll hands back is the index here, so finding a
     /// client costs one array access (no hashing). `None` is a free slot.
     slots: Vec<Option<Client>>,
     /// Free slots, reused before the vector grows.
     free_slots: Vec<usize>,
+    /// Connected clients (the occupied slots), for the log.
     open_clients: usize,
     /// The one read buffer, shared by every client in turn.
     read_buffer: Box<[u8]>,
+    /// Back-pressure: stop reading a client once this many echo bytes wait unsent.
     max_buffer: usize,
     /// False while we are out of file descriptors (see `pause_accepting`).
     accepting: bool,
@@ -270,39 +279,6 @@ impl EventLoop {
                 && self.now >= self.next_sweep
             {
                 self.close_silent_clients(limit);
-            }
-        }
-    }
-
-    /// How long step 9 may sleep: for ever, unless clients are connected and
-    /// `--idle-timeout` is set; then until the next sweep for silent clients.
-    fn sleep_limit(&self) -> EpollTimeout {
-        if self.idle_timeout.is_none() || self.open_clients == 0 {
-            return EpollTimeout::NONE; // nobody can fall silent: sleep for ever
-        }
-        // Step 19: epoll_wait's timeout is the event loop's only clock: the loop must
-        // wake at the next sweep even if no socket has anything to say.
-        // Stuck? `cargo xtask hint lab7`
-        todo!(
-            "step 19: the time left until `self.next_sweep`, as an epoll timeout rounded up to whole ms"
-        );
-    }
-
-    /// Step 20: closes every client that has been silent for `limit` or longer.
-    ///
-    /// One pass over the slots every `limit / 4`, not one timer per client: cheap at
-    /// 10,000 clients, and no client is closed early (at most a quarter late).
-    fn close_silent_clients(&mut self, limit: Duration) {
-        self.next_sweep = self.now + limit / SWEEPS_PER_TIMEOUT;
-        for slot in 0..self.slots.len() {
-            let Some(client) = &self.slots[slot] else {
-                continue; // a free slot
-            };
-            let peer = client.peer;
-            let silent_for = self.now.saturating_duration_since(client.last_heard);
-            {
-                // Stuck? `cargo xtask hint lab7`
-                todo!("step 20: close the client if it has been silent for `limit` or longer");
             }
         }
     }
@@ -448,36 +424,6 @@ impl EventLoop {
             }
         }
     }
-
-    /// Step 18: forget a client and free its slot.
-    fn close(&mut self, slot: usize) {
-        let Some(client) = self.slots[slot].take() else {
-            return;
-        };
-        let fd = client.socket.as_raw_fd();
-        // Step 18: epoll_ctl(DEL) first, then close(). (Closing alone would also remove it,
-        // unless the descriptor had been duplicated: saying so is clearer and safer.)
-        {
-            // Stuck? `cargo xtask hint lab7`
-            todo!("step 18: remove the client from epoll, then close its socket");
-        }
-        narrate_if!(self.narrating, "epoll_ctl(DEL, fd {fd}); close(fd {fd})");
-        self.free_slots.push(slot);
-        self.open_clients -= 1;
-
-        // A descriptor is free again: if we had paused accepting, resume.
-        if !self.accepting
-            && self
-                .epoll
-                .add(
-                    &self.listener,
-                    EpollEvent::new(EpollFlags::EPOLLIN, LISTENER),
-                )
-                .is_ok()
-        {
-            self.accepting = true;
-        }
-    }
 }
 
 impl Client {
@@ -607,6 +553,73 @@ impl Client {
             self.interest = wanted;
         }
         Ok(())
+    }
+}
+
+/// The end of a client: closing one (step 18), and closing the silent ones on time
+/// (steps 19 and 20).
+impl EventLoop {
+    /// Step 18: forget a client and free its slot.
+    fn close(&mut self, slot: usize) {
+        let Some(client) = self.slots[slot].take() else {
+            return;
+        };
+        let fd = client.socket.as_raw_fd();
+        // Step 18: epoll_ctl(DEL) first, then close(). (Closing alone would also remove it,
+        // unless the descriptor had been duplicated: saying so is clearer and safer.)
+        {
+            // Stuck? `cargo xtask hint lab7`
+            todo!("step 18: remove the client from epoll, then close its socket");
+        }
+        narrate_if!(self.narrating, "epoll_ctl(DEL, fd {fd}); close(fd {fd})");
+        self.free_slots.push(slot);
+        self.open_clients -= 1;
+
+        // A descriptor is free again: if we had paused accepting, resume.
+        if !self.accepting
+            && self
+                .epoll
+                .add(
+                    &self.listener,
+                    EpollEvent::new(EpollFlags::EPOLLIN, LISTENER),
+                )
+                .is_ok()
+        {
+            self.accepting = true;
+        }
+    }
+
+    /// How long step 9 may sleep: for ever, unless clients are connected and
+    /// `--idle-timeout` is set; then until the next sweep for silent clients.
+    fn sleep_limit(&self) -> EpollTimeout {
+        if self.idle_timeout.is_none() || self.open_clients == 0 {
+            return EpollTimeout::NONE; // nobody can fall silent: sleep for ever
+        }
+        // Step 19: epoll_wait's timeout is the event loop's only clock: the loop must
+        // wake at the next sweep even if no socket has anything to say.
+        // Stuck? `cargo xtask hint lab7`
+        todo!(
+            "step 19: the time left until `self.next_sweep`, as an epoll timeout rounded up to whole ms"
+        );
+    }
+
+    /// Step 20: closes every client that has been silent for `limit` or longer.
+    ///
+    /// One pass over the slots every `limit / 4`, not one timer per client: cheap at
+    /// 10,000 clients, and no client is closed early (at most a quarter late).
+    fn close_silent_clients(&mut self, limit: Duration) {
+        self.next_sweep = self.now + limit / SWEEPS_PER_TIMEOUT;
+        for slot in 0..self.slots.len() {
+            let Some(client) = &self.slots[slot] else {
+                continue; // a free slot
+            };
+            let peer = client.peer;
+            let silent_for = self.now.saturating_duration_since(client.last_heard);
+            {
+                // Stuck? `cargo xtask hint lab7`
+                todo!("step 20: close the client if it has been silent for `limit` or longer");
+            }
+        }
     }
 }
 

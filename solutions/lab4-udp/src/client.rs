@@ -25,7 +25,9 @@ use shared::sockaddr::{as_uninit, describe};
 
 /// How patient the client is with one line.
 struct Patience {
+    /// How long to wait for each reply (`--timeout-ms`).
     timeout: Duration,
+    /// How many times to send the line again after a timeout (`--retries`).
     retries: u32,
 }
 

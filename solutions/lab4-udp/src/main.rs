@@ -37,6 +37,7 @@ pub const RECEIVE_BUFFER: usize = 65_536;
     about = "Lab 4: UDP datagrams with sendto() and recvfrom()"
 )]
 struct Cli {
+    /// Which program to be (the subcommand).
     #[command(subcommand)]
     role: Role,
 }
@@ -45,6 +46,7 @@ struct Cli {
 enum Role {
     /// Bind --host/--port and answer every datagram, `[<ctime>] <data>`, to its sender.
     Server {
+        /// Where to bind (`--host`, `--port`).
         #[command(flatten)]
         endpoint: Endpoint,
         /// Send each datagram back unchanged instead of stamping it.
@@ -53,6 +55,7 @@ enum Role {
     },
     /// Send each stdin line as one datagram to --host/--port and print the reply.
     Client {
+        /// The server to send to (`--host`, `--port`).
         #[command(flatten)]
         endpoint: Endpoint,
         /// How long to wait for each reply, in milliseconds.

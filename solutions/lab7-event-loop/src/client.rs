@@ -102,12 +102,12 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
             //- hint: only the entries in use (the first `watched_count`). A signal waking you up
             //- hint: early (EINTR) is no error: poll again.
             //- more: nix's `poll::poll` on a sub-slice of the `PollFd` array, with
-            //- more: `PollTimeout::NONE`; match `Errno::EINTR` to `continue`; other errors become
-            //- more: an `io::Error` with `.context(...)`.
+            //- more: `PollTimeout::NONE`; match `Errno::EINTR` to `continue`; other errors take
+            //- more: `.context(...)` like std's.
             match poll(&mut watched[..watched_count], PollTimeout::NONE) {
                 Ok(_) => {}
                 Err(Errno::EINTR) => continue,
-                Err(errno) => return Err(io::Error::from(errno)).context("poll()"),
+                Err(errno) => return Err(errno).context("poll()"),
             }
             //- end
         }
@@ -124,7 +124,7 @@ pub fn run(address: SocketAddr) -> Result<(), Failure> {
                 Ok(0) => stdin_open = false,
                 Ok(count) => (start, end) = (0, count),
                 Err(Errno::EINTR | Errno::EAGAIN) => {}
-                Err(errno) => return Err(io::Error::from(errno)).context("read(stdin)"),
+                Err(errno) => return Err(errno).context("read(stdin)"),
             }
         }
 

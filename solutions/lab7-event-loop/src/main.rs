@@ -63,6 +63,7 @@ const MAX_KEEPALIVE_SECS: u64 = 32_767;
     about = "Lab 7: one thread, ten thousand callers (an echo server on epoll)"
 )]
 struct Cli {
+    /// Which program to be (the subcommand).
     #[command(subcommand)]
     role: Role,
 }
@@ -71,6 +72,7 @@ struct Cli {
 enum Role {
     /// Echo every byte back to every client, all from one thread with epoll.
     Server {
+        /// Where to listen (`--host`, `--port`).
         #[command(flatten)]
         endpoint: Endpoint,
         /// How many finished handshakes the kernel may queue before we accept() them.
@@ -90,6 +92,7 @@ enum Role {
     },
     /// Send stdin to the server, half-close, and print everything it sends back.
     Client {
+        /// The server to connect to (`--host`, `--port`).
         #[command(flatten)]
         endpoint: Endpoint,
     },

@@ -53,6 +53,7 @@ const SWEEPS_PER_TIMEOUT: u32 = 4;
 
 /// The server's knobs, from the command line.
 pub struct Limits {
+    /// listen()'s backlog: finished handshakes the kernel queues until we accept() them.
     pub backlog: i32,
     /// Back-pressure: stop reading a client once this many echo bytes wait unsent.
     pub max_buffer: usize,
@@ -190,13 +191,11 @@ fn watch_listener(listener: &Socket) -> Result<Epoll, Failure> {
         //- hint: Create the kernel object that watches many sockets at once and tells you which are
         //- hint: ready. Mark it close-on-exec, so a program you start never inherits it.
         //- more: nix's `sys::epoll::Epoll::new` with `EpollCreateFlags::EPOLL_CLOEXEC`
-        //- more: (epoll_create1, `man 7 epoll`); turn the `Errno` into an `io::Error`
-        //- more: (`io::Error::from`) before `.context(...)`.
+        //- more: (epoll_create1, `man 7 epoll`); its `nix::Result` takes `.context(...)` like
+        //- more: std's.
         //- call: `epoll_create1()`
         //- why: the kernel object that keeps the interest list
-        Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
-            .map_err(io::Error::from)
-            .context("epoll_create1()")?
+        Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("epoll_create1()")?
         //- end
     };
     narrate!("epoll_create1() -> fd {}", epoll.0.as_raw_fd());
@@ -208,13 +207,12 @@ fn watch_listener(listener: &Socket) -> Result<Epoll, Failure> {
         //- hint: Tell epoll to watch the listener for readability (a caller waiting), and to label
         //- hint: its events with the LISTENER token so you can recognise them later.
         //- more: nix's `Epoll::add` takes the fd and an `EpollEvent`, made by `EpollEvent::new`
-        //- more: from `EpollFlags::EPOLLIN` and a `u64` token; map the `Errno` into `io::Error`,
-        //- more: then `.context(...)`.
+        //- more: from `EpollFlags::EPOLLIN` and a `u64` token; name the call with
+        //- more: `.context(...)`, as for std's errors.
         //- call: `epoll_ctl(ADD, listener, EPOLLIN)`
         //- why: wake up when a caller is queued
         epoll
             .add(listener, EpollEvent::new(EpollFlags::EPOLLIN, LISTENER))
-            .map_err(io::Error::from)
             .context("epoll_ctl(ADD, listener)")?;
         //- end
     }
@@ -227,11 +225,14 @@ fn watch_listener(listener: &Socket) -> Result<Epoll, Failure> {
 
 /// One connected client and the echo bytes it has not received yet.
 struct Client {
+    /// The connected, non-blocking socket (step 10); dropping it closes it.
     socket: Socket,
+    /// Its address, for the log.
     peer: SocketAddr,
     /// Echo bytes the kernel would not take yet; `unsent[sent_from..]` is still owed.
     /// The buffer keeps its capacity, so a client that lags often does not reallocate.
     unsent: Vec<u8>,
+    /// Where the owed bytes start in `unsent`: the ones before went out already.
     sent_from: usize,
     /// The client half-closed (recv() returned 0): nothing more will come from it.
     peer_finished: bool,
@@ -244,6 +245,7 @@ struct Client {
 
 /// What to do with a client after it has been served.
 enum Next {
+    /// Keep it: it may still send, or is still owed echo bytes.
     KeepGoing,
     /// It half-closed and has received every byte of its echo: close it.
     Finished,
@@ -251,16 +253,20 @@ enum Next {
 
 /// The whole server: the listener, the epoll instance and every client.
 struct EventLoop {
+    /// The non-blocking listening socket (steps 2 to 6).
     listener: Socket,
+    /// The epoll instance watching the listener and every client (steps 7 and 8).
     epoll: Epoll,
     /// Clients by token: the token epoll hands back is the index here, so finding a
     /// client costs one array access (no hashing). `None` is a free slot.
     slots: Vec<Option<Client>>,
     /// Free slots, reused before the vector grows.
     free_slots: Vec<usize>,
+    /// Connected clients (the occupied slots), for the log.
     open_clients: usize,
     /// The one read buffer, shared by every client in turn.
     read_buffer: Box<[u8]>,
+    /// Back-pressure: stop reading a client once this many echo bytes wait unsent.
     max_buffer: usize,
     /// False while we are out of file descriptors (see `pause_accepting`).
     accepting: bool,
@@ -320,7 +326,7 @@ impl EventLoop {
                 //- hint: you early (EINTR) is not an error: wait again.
                 //- more: nix's `Epoll::wait` takes a `&mut [EpollEvent]` and an `EpollTimeout`
                 //- more: (`timeout` already is one); match `Errno::EINTR` to `continue`;
-                //- more: other errors become an `io::Error` with `.context(...)`.
+                //- more: other errors take `.context(...)` like std's.
                 //- call: `epoll_wait(-1)`
                 //- why: the only place the thread sleeps; `EINTR`: wait again
                 match self.epoll.wait(&mut events, timeout) {
@@ -328,7 +334,7 @@ impl EventLoop {
                     // A signal interrupted the sleep (even `kill -STOP` then `-CONT` does
                     // this to epoll_wait). Nothing is wrong: go back to sleep.
                     Err(Errno::EINTR) => continue,
-                    Err(errno) => return Err(io::Error::from(errno)).context("epoll_wait()"),
+                    Err(errno) => return Err(errno).context("epoll_wait()"),
                 }
                 //- end
             };
@@ -358,64 +364,6 @@ impl EventLoop {
                 && self.now >= self.next_sweep
             {
                 self.close_silent_clients(limit);
-            }
-        }
-    }
-
-    /// How long step 9 may sleep: for ever, unless clients are connected and
-    /// `--idle-timeout` is set; then until the next sweep for silent clients.
-    fn sleep_limit(&self) -> EpollTimeout {
-        if self.idle_timeout.is_none() || self.open_clients == 0 {
-            return EpollTimeout::NONE; // nobody can fall silent: sleep for ever
-        }
-        // Step 19: epoll_wait's timeout is the event loop's only clock: the loop must
-        // wake at the next sweep even if no socket has anything to say.
-        //- answer: step 19: the time left until `self.next_sweep`, as an epoll timeout rounded up to whole ms
-        //- hint: Work out how long until the next sweep is due (none left if it is already
-        //- hint: past). epoll_wait counts in whole milliseconds: round up, or you would wake a
-        //- hint: fraction of a millisecond early and spin until the moment comes.
-        //- more: `Instant::saturating_duration_since` (from the current instant),
-        //- more: `Duration::as_micros` and `u128::div_ceil`; `EpollTimeout::try_from` takes a
-        //- more: `u128` of milliseconds (fall back to `EpollTimeout::MAX` if it is too big).
-        //- call: `epoll_wait(timeout)` until the next sweep
-        //- why: epoll_wait's timeout is the loop's timer: wake up even when nobody talks
-        let left = self.next_sweep.saturating_duration_since(Instant::now());
-        EpollTimeout::try_from(left.as_micros().div_ceil(1000)).unwrap_or(EpollTimeout::MAX)
-        //- end
-    }
-
-    /// Step 20: closes every client that has been silent for `limit` or longer.
-    ///
-    /// One pass over the slots every `limit / 4`, not one timer per client: cheap at
-    /// 10,000 clients, and no client is closed early (at most a quarter late).
-    fn close_silent_clients(&mut self, limit: Duration) {
-        self.next_sweep = self.now + limit / SWEEPS_PER_TIMEOUT;
-        for slot in 0..self.slots.len() {
-            let Some(client) = &self.slots[slot] else {
-                continue; // a free slot
-            };
-            let peer = client.peer;
-            let silent_for = self.now.saturating_duration_since(client.last_heard);
-            {
-                //- answer: step 20: close the client if it has been silent for `limit` or longer
-                //- hint: A client that has given no sign of life for the whole limit is closed, and
-                //- hint: the log says why; the others stay. Closing is what the client sees: its
-                //- hint: next read returns end-of-file.
-                //- more: Compare `silent_for` with `limit`; the close method of step 18 forgets
-                //- more: it; `writeln!(self.log, ...)` like the other connection lines, with
-                //- more: `self.open_clients`.
-                //- call: `close()` the clients silent for `--idle-timeout`
-                //- why: an application timeout: a client that stopped talking loses its slot
-                if silent_for >= limit {
-                    self.close(slot);
-                    let _ = writeln!(
-                        self.log,
-                        "client {peer} silent for {} s: closed ({} open)",
-                        silent_for.as_secs(),
-                        self.open_clients
-                    );
-                }
-                //- end
             }
         }
     }
@@ -526,14 +474,16 @@ impl EventLoop {
                 //- hint: client's slot number as its token. If that fails, report it, give the slot
                 //- hint: back and drop the client.
                 //- more: nix's `Epoll::add` with `EpollEvent::new`, `EpollFlags::EPOLLIN` and the
-                //- more: slot as `u64`; `self.free_slots` takes the slot back; `continue`.
+                //- more: slot as `u64`; `.context(...)` names the call in the `Failure` you print;
+                //- more: `self.free_slots` takes the slot back; `continue`.
                 //- call: `epoll_ctl(ADD, client, EPOLLIN)`
                 //- why: watch the new client, its slot index as the token
-                if let Err(errno) = self
+                if let Err(failure) = self
                     .epoll
                     .add(&socket, EpollEvent::new(EpollFlags::EPOLLIN, slot as u64))
+                    .context("epoll_ctl(ADD)")
                 {
-                    eprintln!("lab7: client {peer}: epoll_ctl(ADD) failed: {errno}");
+                    eprintln!("lab7: client {peer}: {failure}");
                     self.free_slots.push(slot);
                     continue;
                 }
@@ -620,44 +570,6 @@ impl EventLoop {
                 eprintln!("lab7: client {peer}: {failure}; dropping it");
                 self.close(slot);
             }
-        }
-    }
-
-    /// Step 18: forget a client and free its slot.
-    fn close(&mut self, slot: usize) {
-        let Some(client) = self.slots[slot].take() else {
-            return;
-        };
-        let fd = client.socket.as_raw_fd();
-        // Step 18: epoll_ctl(DEL) first, then close(). (Closing alone would also remove it,
-        // unless the descriptor had been duplicated: saying so is clearer and safer.)
-        {
-            //- answer: step 18: remove the client from epoll, then close its socket
-            //- hint: Stop watching the client first (its error, if any, does not matter now), then
-            //- hint: close its socket by letting the client go.
-            //- more: nix's `Epoll::delete` with the client's socket; dropping the `Client`
-            //- more: (`std::mem::drop`) closes its fd.
-            //- call: `epoll_ctl(DEL)`, `close()`
-            //- why: forget the client, free its slot
-            let _ = self.epoll.delete(&client.socket);
-            drop(client);
-            //- end
-        }
-        narrate_if!(self.narrating, "epoll_ctl(DEL, fd {fd}); close(fd {fd})");
-        self.free_slots.push(slot);
-        self.open_clients -= 1;
-
-        // A descriptor is free again: if we had paused accepting, resume.
-        if !self.accepting
-            && self
-                .epoll
-                .add(
-                    &self.listener,
-                    EpollEvent::new(EpollFlags::EPOLLIN, LISTENER),
-                )
-                .is_ok()
-        {
-            self.accepting = true;
         }
     }
 }
@@ -847,11 +759,10 @@ impl Client {
                 //- hint: Change what epoll watches this client for to the new interest, keeping its
                 //- hint: slot as the token.
                 //- more: nix's `Epoll::modify` takes the fd and a `&mut EpollEvent` (made by
-                //- more: `EpollEvent::new` from the flags and the slot as `u64`); map the `Errno`
-                //- more: into `io::Error`, then `.context(...)` (epoll_ctl MOD).
+                //- more: `EpollEvent::new` from the flags and the slot as `u64`); name the call
+                //- more: with `.context(...)` (epoll_ctl MOD), as for std's errors.
                 epoll
                     .modify(&self.socket, &mut EpollEvent::new(wanted, slot as u64))
-                    .map_err(io::Error::from)
                     .context("epoll_ctl(MOD)")?;
                 //- end
             }
@@ -865,6 +776,106 @@ impl Client {
             self.interest = wanted;
         }
         Ok(())
+    }
+}
+
+/// The end of a client: closing one (step 18), and closing the silent ones on time
+/// (steps 19 and 20).
+impl EventLoop {
+    /// Step 18: forget a client and free its slot.
+    fn close(&mut self, slot: usize) {
+        let Some(client) = self.slots[slot].take() else {
+            return;
+        };
+        let fd = client.socket.as_raw_fd();
+        // Step 18: epoll_ctl(DEL) first, then close(). (Closing alone would also remove it,
+        // unless the descriptor had been duplicated: saying so is clearer and safer.)
+        {
+            //- answer: step 18: remove the client from epoll, then close its socket
+            //- hint: Stop watching the client first (its error, if any, does not matter now), then
+            //- hint: close its socket by letting the client go.
+            //- more: nix's `Epoll::delete` with the client's socket; dropping the `Client`
+            //- more: (`std::mem::drop`) closes its fd.
+            //- call: `epoll_ctl(DEL)`, `close()`
+            //- why: forget the client, free its slot
+            let _ = self.epoll.delete(&client.socket);
+            drop(client);
+            //- end
+        }
+        narrate_if!(self.narrating, "epoll_ctl(DEL, fd {fd}); close(fd {fd})");
+        self.free_slots.push(slot);
+        self.open_clients -= 1;
+
+        // A descriptor is free again: if we had paused accepting, resume.
+        if !self.accepting
+            && self
+                .epoll
+                .add(
+                    &self.listener,
+                    EpollEvent::new(EpollFlags::EPOLLIN, LISTENER),
+                )
+                .is_ok()
+        {
+            self.accepting = true;
+        }
+    }
+
+    /// How long step 9 may sleep: for ever, unless clients are connected and
+    /// `--idle-timeout` is set; then until the next sweep for silent clients.
+    fn sleep_limit(&self) -> EpollTimeout {
+        if self.idle_timeout.is_none() || self.open_clients == 0 {
+            return EpollTimeout::NONE; // nobody can fall silent: sleep for ever
+        }
+        // Step 19: epoll_wait's timeout is the event loop's only clock: the loop must
+        // wake at the next sweep even if no socket has anything to say.
+        //- answer: step 19: the time left until `self.next_sweep`, as an epoll timeout rounded up to whole ms
+        //- hint: Work out how long until the next sweep is due (none left if it is already
+        //- hint: past). epoll_wait counts in whole milliseconds: round up, or you would wake a
+        //- hint: fraction of a millisecond early and spin until the moment comes.
+        //- more: `Instant::saturating_duration_since` (from the current instant),
+        //- more: `Duration::as_micros` and `u128::div_ceil`; `EpollTimeout::try_from` takes a
+        //- more: `u128` of milliseconds (fall back to `EpollTimeout::MAX` if it is too big).
+        //- call: `epoll_wait(timeout)` until the next sweep
+        //- why: epoll_wait's timeout is the loop's timer: wake up even when nobody talks
+        let left = self.next_sweep.saturating_duration_since(Instant::now());
+        EpollTimeout::try_from(left.as_micros().div_ceil(1000)).unwrap_or(EpollTimeout::MAX)
+        //- end
+    }
+
+    /// Step 20: closes every client that has been silent for `limit` or longer.
+    ///
+    /// One pass over the slots every `limit / 4`, not one timer per client: cheap at
+    /// 10,000 clients, and no client is closed early (at most a quarter late).
+    fn close_silent_clients(&mut self, limit: Duration) {
+        self.next_sweep = self.now + limit / SWEEPS_PER_TIMEOUT;
+        for slot in 0..self.slots.len() {
+            let Some(client) = &self.slots[slot] else {
+                continue; // a free slot
+            };
+            let peer = client.peer;
+            let silent_for = self.now.saturating_duration_since(client.last_heard);
+            {
+                //- answer: step 20: close the client if it has been silent for `limit` or longer
+                //- hint: A client that has given no sign of life for the whole limit is closed, and
+                //- hint: the log says why; the others stay. Closing is what the client sees: its
+                //- hint: next read returns end-of-file.
+                //- more: Compare `silent_for` with `limit`; the close method of step 18 forgets
+                //- more: it; `writeln!(self.log, ...)` like the other connection lines, with
+                //- more: `self.open_clients`.
+                //- call: `close()` the clients silent for `--idle-timeout`
+                //- why: an application timeout: a client that stopped talking loses its slot
+                if silent_for >= limit {
+                    self.close(slot);
+                    let _ = writeln!(
+                        self.log,
+                        "client {peer} silent for {} s: closed ({} open)",
+                        silent_for.as_secs(),
+                        self.open_clients
+                    );
+                }
+                //- end
+            }
+        }
     }
 }
 
