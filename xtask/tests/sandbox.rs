@@ -230,6 +230,10 @@ fn every_escape_fails_under_cmd() {
                 "the grader's {key} leaked into the program's environment"
             );
         }
+        // Basic too: writable memory is capped (RLIMIT_DATA, 2 GiB), so 3 GiB at once
+        // was refused.
+        let hoard = seen["hoard_memory"].as_str().unwrap();
+        assert!(hoard.starts_with("stopped: MemoryError"), "{hoard}");
         if !is_root() {
             eprintln!("strict protections skipped: not root");
             continue;

@@ -283,10 +283,15 @@ impl Running {
             .and_then(|j| j.mounts.clone())
             .filter(|_| uid.is_some() || drop_caps);
         let procs = cgroup::procs_file(token);
-        if uid.is_some() || procs.is_some() || drop_caps {
+        // Every sandboxed program's writable memory is capped (basic and strict).
+        let cap_memory = jail.is_some();
+        if uid.is_some() || procs.is_some() || drop_caps || cap_memory {
             // SAFETY: the closure only makes async-signal-safe system calls.
             unsafe {
                 command.pre_exec(move || {
+                    if cap_memory {
+                        sandbox::cap_memory();
+                    }
                     // As root still: into the check's cgroup, then down to the uid (with
                     // the sandbox's caps when it is the check's own), which no longer
                     // could write root's cgroup.procs.

@@ -5,7 +5,8 @@
 //! - `basic`: its working directory is the check's scratch folder (never the repository),
 //!   and its environment is scrubbed: `PATH`, `HOME` and `TMPDIR` (the scratch folder),
 //!   `LANG`/`LC_ALL`, the check's marker and the variables the check passes; nothing else
-//!   of the grader's environment (no tokens, no `CARGO_*`, no `SSH_AUTH_SOCK`).
+//!   of the grader's environment (no tokens, no `CARGO_*`, no `SSH_AUTH_SOCK`); and at
+//!   most [`MEMORY_CAP`] of writable memory per program (`RLIMIT_DATA`).
 //! - `strict` (where the machine allows it): as `basic`, and, as root, a uid of its own
 //!   per check (so it cannot write the repository, read root's files or signal the grader
 //!   or another check's programs), `no_new_privs` (no setuid binary gives root back), a cap
@@ -135,6 +136,27 @@ pub fn shares_pids(lab: &str) -> Option<&'static str> {
 pub const FILE_SIZE_CAP: u64 = 64 * 1024 * 1024;
 /// How many processes a check's uid may have at once (`RLIMIT_NPROC`): no fork bomb.
 pub const PROCESS_CAP: u64 = 256;
+/// How much writable memory one program may map (`RLIMIT_DATA`: its heap, anonymous
+/// mappings and thread stacks), under `basic` and `strict`. Not `RLIMIT_AS`: address
+/// space merely reserved (a JVM's heap, V8's pointer cage, glibc's malloc arenas) does
+/// not count, so no runtime is refused at start-up, while a program that really
+/// allocates without end gets ENOMEM at 2 GiB instead of taking the machine.
+pub const MEMORY_CAP: u64 = 2 * 1024 * 1024 * 1024;
+
+/// In the child, between fork and exec: the memory cap. Async-signal-safe.
+///
+/// # Safety
+/// Call only in a forked child before exec.
+pub unsafe fn cap_memory() {
+    let data = libc::rlimit {
+        rlim_cur: MEMORY_CAP,
+        rlim_max: MEMORY_CAP,
+    };
+    // SAFETY: a system call on a stack value.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_DATA, &data);
+    }
+}
 
 const SCRATCH_CWD: &str = "scratch folder as working directory";
 const SCRUBBED_ENV: &str = "scrubbed environment";

@@ -109,6 +109,12 @@ def fill_scratch():
     return "%d MiB written" % written
 
 
+def hoard_memory():
+    # 3 GiB of writable memory at once, more than the sandbox's cap (2 GiB).
+    hoard = bytearray(3 << 30)
+    return "allocated %d MiB" % (len(hoard) >> 20)
+
+
 def leave_behind():
     # A sleeper with no environment (no marker) in a session of its own.
     if os.fork() == 0:
@@ -130,6 +136,7 @@ for name, action in [
     ("fill_scratch", fill_scratch),
     ("write_elsewhere", write_elsewhere),
     ("plant_in_tmp", plant_in_tmp),
+    ("hoard_memory", hoard_memory),
 ]:
     attempt(name, action)
 # The fillers stay: the grader must remove them with the scratch folder.
