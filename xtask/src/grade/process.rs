@@ -166,6 +166,12 @@ pub fn wait_if_interrupted() {
     }
 }
 
+/// Whether Ctrl+C or SIGTERM has come. A check that ends after that was cut short by
+/// the cleanup (its programs killed), so its verdict must not be recorded.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Installs the Ctrl+C/SIGTERM handler once: kill every group, remove every folder, exit.
 pub fn install_interrupt_cleanup() {
     static ONCE: Once = Once::new();
