@@ -161,7 +161,12 @@ pub fn shut_down() {
 /// with status 130 (never returns then): the checks it cut short must not be reported
 /// as the grade, nor the grader exit first with another status.
 pub fn wait_if_interrupted() {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        if std::time::Instant::now() >= deadline {
+            // The handler never got to its exit: end as it would have.
+            std::process::exit(130);
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -179,7 +184,13 @@ pub fn install_interrupt_cleanup() {
         let _ = ctrlc::set_handler(|| {
             INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
             shut_down();
-            eprintln!("\ninterrupted: stopped every program under test and cleaned up");
+            // Not eprintln!: with stderr gone (the terminal or the parent that read it
+            // closed, a SIGTERM's usual company), it panics, this thread dies before
+            // exit, and the checks' threads wait for it for ever.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\ninterrupted: stopped every program under test and cleaned up"
+            );
             std::process::exit(130);
         });
     });
