@@ -157,7 +157,11 @@ pub fn run(root: &Path, args: GradeArgs) -> anyhow::Result<bool> {
     let reports = {
         let mut human = Human::new(io::stdout().lock(), Style::detect(), args.verbose);
         let reports = runner::run_within(&plans, jobs, Some(limit), &mut |event| {
-            quiet_on_broken_pipe(human.event(event))
+            // Once interrupted, a check that ends was cut short by the cleanup: its
+            // "killed by SIGKILL" is not the student's verdict.
+            if !process::interrupted() {
+                quiet_on_broken_pipe(human.event(event))
+            }
         });
         let next_lab = next_lab(&selected);
         quiet_on_broken_pipe(human.next_step(&reports, next_lab));
