@@ -38,7 +38,21 @@ fn findings(log: &UnixDatagram) -> Vec<Value> {
 }
 
 /// Live processes named like the program's left-behind sleeper.
+/// The sleepers still running once those being killed have had time to go: up to 10 s
+/// (the kernel ends a PID namespace's processes as its init exits, which a busy machine
+/// can stretch); a sleeper that survived its check's end is still listed then.
 fn sleepers() -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found = sleepers_now();
+        if found.is_empty() || std::time::Instant::now() >= deadline {
+            return found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn sleepers_now() -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
