@@ -30,6 +30,7 @@ pub mod onlan;
 pub mod peer;
 pub mod pidns;
 pub mod process;
+pub mod procstat;
 pub mod result;
 pub mod runner;
 pub mod sandbox;

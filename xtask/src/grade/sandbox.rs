@@ -148,13 +148,19 @@ pub const MEMORY_CAP: u64 = 2 * 1024 * 1024 * 1024;
 /// # Safety
 /// Call only in a forked child before exec.
 pub unsafe fn cap_memory() {
-    let data = libc::rlimit {
-        rlim_cur: MEMORY_CAP,
-        rlim_max: MEMORY_CAP,
+    cap(libc::RLIMIT_DATA, MEMORY_CAP);
+}
+
+/// Sets both the soft and the hard limit of `resource` to `value` (setrlimit(2), which
+/// is async-signal-safe: callable between fork and exec).
+fn cap(resource: libc::__rlimit_resource_t, value: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
     };
     // SAFETY: a system call on a stack value.
     unsafe {
-        libc::setrlimit(libc::RLIMIT_DATA, &data);
+        libc::setrlimit(resource, &limit);
     }
 }
 
@@ -598,13 +604,9 @@ pub fn check_uid(token: u64) -> u32 {
 /// # Safety
 /// Call only in a forked child before exec.
 pub unsafe fn drop_in_place() -> std::io::Result<()> {
-    let size = libc::rlimit {
-        rlim_cur: FILE_SIZE_CAP,
-        rlim_max: FILE_SIZE_CAP,
-    };
+    cap(libc::RLIMIT_FSIZE, FILE_SIZE_CAP);
     // SAFETY: system calls on stack values.
     unsafe {
-        libc::setrlimit(libc::RLIMIT_FSIZE, &size);
         libc::umask(0o022);
         userns::drop_capabilities()
     }
@@ -619,16 +621,8 @@ pub unsafe fn drop_to(uid: u32, limits: bool) -> std::io::Result<()> {
     // SAFETY: plain system calls on integers and stack values.
     unsafe {
         if limits {
-            let size = libc::rlimit {
-                rlim_cur: FILE_SIZE_CAP,
-                rlim_max: FILE_SIZE_CAP,
-            };
-            let procs = libc::rlimit {
-                rlim_cur: PROCESS_CAP,
-                rlim_max: PROCESS_CAP,
-            };
-            libc::setrlimit(libc::RLIMIT_FSIZE, &size);
-            libc::setrlimit(libc::RLIMIT_NPROC, &procs);
+            cap(libc::RLIMIT_FSIZE, FILE_SIZE_CAP);
+            cap(libc::RLIMIT_NPROC, PROCESS_CAP);
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }

@@ -27,7 +27,7 @@ use crate::grade::net::{self, Conn, LOCALHOST_V4, show};
 use crate::grade::peer::{Peer, Script, Step};
 use crate::grade::process::describe_status;
 use crate::grade::{Check, Ctx, Failure, Lab, common, ensure, expect, secs};
-use crate::grade::{stamp, standard};
+use crate::grade::{procstat, stamp, standard};
 
 pub static LAB: Lab = Lab {
     id: "lab3",
@@ -670,19 +670,13 @@ fn stop_and_continue(pid: u32) {
     if nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGSTOP).is_err() {
         return;
     }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rfind(')')
-            .and_then(|end| stat[end + 1..].split_whitespace().next());
-        // Stopped; or gone (a zombie, when a server that exits after its client has
-        // left bytes in the kernel's buffers for us): nothing to wait for.
-        if matches!(state, Some("T" | "t" | "Z" | "X") | None) {
-            break;
-        }
-        thread::sleep(Duration::from_millis(1));
-    }
+    // Stopped; or gone (a zombie, when a server that exits after its client has left
+    // bytes in the kernel's buffers for us): nothing to wait for either way.
+    procstat::wait_state(
+        pid,
+        |s| matches!(s, 'T' | 't' | 'Z' | 'X'),
+        Duration::from_secs(2),
+    );
     let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGCONT);
 }
 

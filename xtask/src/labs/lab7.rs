@@ -28,8 +28,8 @@ use crate::grade::common::start;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, show};
 use crate::grade::peer::{Peer, Script, Step};
-use crate::grade::standard;
 use crate::grade::{Check, Ctx, Failure, Lab, common, ensure, expect, secs};
+use crate::grade::{procstat, standard};
 
 pub static LAB: Lab = Lab {
     id: "lab7",
@@ -214,63 +214,11 @@ fn raise_open_file_limit() -> u64 {
     limit.rlim_cur
 }
 
-/// The fields of /proc/PID/stat after the command name: [0] is the state, [11] utime,
-/// [12] stime (in clock ticks).
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    Some(after_name.split_whitespace().map(str::to_string).collect())
-}
-
-/// CPU time the process has used so far (user + system), in seconds.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let fields = stat_fields(pid)?;
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // SAFETY: sysconf only reads a configuration value.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let per_second = if per_second > 0 {
-        per_second as f64
-    } else {
-        100.0
-    };
-    Some(ticks as f64 / per_second)
-}
-
-/// Whether any thread of the process is running or waiting for a core (state R).
-fn runnable(pid: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    tasks.flatten().any(|task| {
-        std::fs::read_to_string(task.path().join("stat"))
-            .ok()
-            .and_then(|stat| {
-                let after_name = &stat[stat.rfind(')')? + 1..];
-                after_name.split_whitespace().next().map(|s| s == "R")
-            })
-            .unwrap_or(false)
-    })
-}
-
 /// The process's resident memory (VmRSS), in KiB.
 fn vm_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
     line.trim().trim_end_matches("kB").trim().parse().ok()
-}
-
-/// Polls until the process's state letter satisfies `wanted` (or `limit` passes).
-fn wait_state(pid: u32, wanted: impl Fn(char) -> bool, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        let state = stat_fields(pid).and_then(|f| f.first().and_then(|s| s.chars().next()));
-        match state {
-            Some(letter) if wanted(letter) => return true,
-            None => return false,
-            _ if Instant::now() >= deadline => return false,
-            _ => thread::sleep(Duration::from_millis(5)),
-        }
-    }
 }
 
 /// Polls until `pid` sleeps in an epoll/poll/select wait (its `/proc` wait channel);
@@ -749,7 +697,7 @@ fn idle_sleeps(ctx: &mut Ctx) -> Result<(), Failure> {
         quiet.push(conn);
     }
     let started = Instant::now();
-    let before = cpu_seconds(server.pid);
+    let before = procstat::cpu_seconds(server.pid);
     // The measurement itself: one second in which nothing happens. CPU time alone is
     // not enough on a busy machine, where a spinning server may get little of a core;
     // but a spinning server is always running or waiting for a core (state R), and a
@@ -758,12 +706,12 @@ fn idle_sleeps(ctx: &mut Ctx) -> Result<(), Failure> {
     let (mut samples, mut runnable_samples) = (0u32, 0u32);
     while started.elapsed() < Duration::from_secs(1) {
         samples += 1;
-        if runnable(server.pid) {
+        if procstat::runnable(server.pid) {
             runnable_samples += 1;
         }
         thread::sleep(Duration::from_millis(10));
     }
-    let after = cpu_seconds(server.pid);
+    let after = procstat::cpu_seconds(server.pid);
     let elapsed = started.elapsed().as_secs_f64();
     ctx.ensure_running(server.id, "while its clients were quiet")?;
     let (Some(before), Some(after)) = (before, after) else {
@@ -804,13 +752,13 @@ fn stop_continue(ctx: &mut Ctx) -> Result<(), Failure> {
     // not depend on where the server happened to be on a busy machine.
     waits_in_epoll(server.pid, Duration::from_secs(2));
     ctx.proc(server.id).signal(Signal::SIGSTOP);
-    if !wait_state(server.pid, |s| s == 'T', Duration::from_secs(5)) {
+    if !procstat::wait_state(server.pid, |s| s == 'T', Duration::from_secs(5)) {
         return Err(Failure::new(
             "the server did not stop on SIGSTOP (grader problem?)",
         ));
     }
     ctx.proc(server.id).signal(Signal::SIGCONT);
-    wait_state(server.pid, |s| s != 'T', Duration::from_secs(5));
+    procstat::wait_state(server.pid, |s| s != 'T', Duration::from_secs(5));
     let after = expect_echo(
         server.addr,
         b"after the continue\n",
@@ -1003,6 +951,9 @@ fn demo(demo: &mut Demo) -> anyhow::Result<()> {
 const KEEPALIVE_IDLE: f64 = 1.0;
 /// The probe interval (TCP_KEEPINTVL) the lab's contract sets, in seconds.
 const KEEPALIVE_INTERVAL: f64 = 10.0;
+/// The kernel's default probe interval (net.ipv4.tcp_keepalive_intvl), in seconds: a
+/// timer far beyond it after the first probe can only be the idle time left unset.
+const KERNEL_KEEPALIVE_INTERVAL: f64 = 75.0;
 /// Slack on the timer values read back (they count down in hundredths of a second).
 const TIMER_SLACK: f64 = 0.5;
 
@@ -1099,7 +1050,7 @@ fn keepalive(ctx: &mut Ctx) -> Result<(), Failure> {
     ensure(
         first_probe_pending || (probe_may_have_fired && within_interval),
         || {
-            let idle_wrong = !probe_may_have_fired || due > 2.0 * 75.0;
+            let idle_wrong = !probe_may_have_fired || due > 2.0 * KERNEL_KEEPALIVE_INTERVAL;
             if idle_wrong {
                 Failure::new("the keepalive timer is not set to --keepalive")
                     .sent("--keepalive 1")
