@@ -651,7 +651,8 @@ fn short_sends(ctx: &mut Ctx) -> Result<(), Failure> {
         got.len()
     ))
     .sent(format!(
-        "{} KiB of binary data, read back 4 KiB at a time, 10 times a second",
+        "{} KiB of binary data, read back 4 KiB at a time, 10 times a second, the server \
+         stopped and continued (kill -STOP, kill -CONT) every 300 ms",
         payload.len() >> 10
     ))
     .got(show(&got))
