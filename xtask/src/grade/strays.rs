@@ -80,11 +80,20 @@ fn environ(pid: i32) -> Option<Vec<u8>> {
 pub fn kill_marked(value: &str, prefix: bool, owned: &BTreeSet<i32>) -> usize {
     let mut killed = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(3);
+    let mut empty_scans = 0;
     loop {
         let found = marked(value, prefix);
         // Zombies keep their /proc entry but no environment, so they are not found:
-        // what is found is alive (or dying) and needs a SIGKILL.
-        if found.is_empty() || Instant::now() >= deadline {
+        // what is found is alive (or dying) and needs a SIGKILL. A process in the middle
+        // of execve() shows an empty environment for a moment (the kernel installs the
+        // new memory map before it records where the environment lies in it), so one
+        // empty scan is not proof: it takes two in a row, a few milliseconds apart.
+        if found.is_empty() {
+            empty_scans += 1;
+        } else {
+            empty_scans = 0;
+        }
+        if empty_scans >= 2 || Instant::now() >= deadline {
             break;
         }
         for pid in found {
@@ -140,8 +149,13 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
+        // Wait until the sleeper is `sleep` itself: while the shell's child execs
+        // `setsid` and then `sleep`, its environment reads empty for a moment.
+        let is_sleep = |pid: &i32| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "sleep\n")
+        };
         let deadline = Instant::now() + Duration::from_secs(5);
-        while marked(&value, false).is_empty() && Instant::now() < deadline {
+        while !marked(&value, false).iter().any(is_sleep) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(marked(&value, false).len(), 1);
