@@ -559,7 +559,17 @@ fn judge(workspace: &Path, plan: &Planned, jobs: usize) -> String {
             .filter(|c| failed.symmetric_difference(&declared).any(|n| *n == c.name))
             .map(|c| {
                 let first = c.message.lines().next().unwrap_or("passed");
-                format!("        {}: {first}", c.name)
+                // The program's own last words say why an unexpected failure happened
+                // (a flip seen once in a long run cannot be asked again).
+                let last_words = c
+                    .failure
+                    .iter()
+                    .flat_map(|f| &f.stderr)
+                    .filter_map(|(label, lines)| {
+                        Some(format!("\n          {label} said: {}", lines.last()?))
+                    })
+                    .collect::<String>();
+                format!("        {}: {first}{last_words}", c.name)
             })
             .collect();
         format!(

@@ -425,9 +425,22 @@ impl Ctx {
 
     /// "the server #1 exited (exit status 1) after ...": with a hint for the usual cause.
     pub fn exited_failure(&mut self, id: usize, when: &str) -> Failure {
+        use std::os::unix::process::ExitStatusExt;
         let running = &mut self.procs[id];
-        let status = running.exited().map(describe_status).unwrap_or_default();
-        Failure::new(format!("the {} exited ({status}) {when}", running.label)).hint(
+        let exit = running.exited();
+        let status = exit.map(describe_status).unwrap_or_default();
+        let failure = Failure::new(format!("the {} exited ({status}) {when}", running.label));
+        if exit.and_then(|s| s.signal()) == Some(libc::SIGPIPE) {
+            // C programs (and any runtime that keeps the default action) die here: the
+            // symptom names its cause, which no exit status would tell a student.
+            return failure.hint(
+                "SIGPIPE killed it: send() on a connection the peer has reset raises SIGPIPE, \
+                 whose default action ends the process. Ignore that signal once at start-up \
+                 or pass MSG_NOSIGNAL to each send(); send() then fails with EPIPE, which \
+                 ends that client only",
+            );
+        }
+        failure.hint(
             "a server must survive whatever one client does: handle each client's errors \
              (report them, close that connection) instead of returning them from main",
         )

@@ -35,6 +35,7 @@ pub mod result;
 pub mod runner;
 pub mod sandbox;
 pub mod scratchfs;
+pub mod sockdiag;
 pub mod stamp;
 pub mod standard;
 pub mod strays;

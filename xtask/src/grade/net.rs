@@ -440,7 +440,12 @@ fn is_timeout(err: &io::Error) -> bool {
 }
 
 /// Whether a TCP socket on `port` is in LISTEN state on this machine (IPv4 or IPv6).
+/// Asked of the kernel over sock_diag (cheap), or read from `/proc/net/tcp*` where that
+/// is not available (see [`super::sockdiag`] for why the order matters).
 pub fn is_listening(port: u16) -> bool {
+    if let Some(listening) = super::sockdiag::is_listening(port) {
+        return listening;
+    }
     ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"]
         .iter()
         .filter_map(|path| std::fs::read_to_string(path).ok())

@@ -1,0 +1,194 @@
+//! Which TCP sockets listen, asked of the kernel over `NETLINK_SOCK_DIAG` (what `ss -l`
+//! uses), for the network namespace of the calling thread.
+//!
+//! Why not `/proc/net/tcp`: every read of it walks every bucket of the kernel's
+//! established-connection hash table, whose size follows the machine's memory (a 24 GB
+//! machine has hundreds of thousands of buckets), even in a namespace that holds three
+//! sockets. That is about a millisecond of kernel time per read; a check polling for a
+//! server that never listens kept half a core busy for its whole start-up limit, and a
+//! class or the mutant run has dozens of such checks at once. A sock_diag dump asked
+//! for the LISTEN state only walks the (small) listening hash.
+//!
+//! The request and reply layouts are those of `linux/inet_diag.h` and
+//! `linux/netlink.h`; `libc` has the netlink constants but not the diag structures.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+/// `SOCK_DIAG_BY_FAMILY` from `linux/sock_diag.h`.
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// `TCP_LISTEN` is state 10; the request takes a bit mask of states.
+const LISTEN_MASK: u32 = 1 << 10;
+/// `struct nlmsghdr`: length, type, flags, sequence, port id.
+const HEADER: usize = 16;
+/// `struct inet_diag_req_v2`: family, protocol, ext, pad, states, then a 48-byte sockid.
+const REQUEST: usize = 56;
+/// How long the kernel may take to answer one dump (it answers at once in practice).
+const ANSWER_LIMIT: Duration = Duration::from_secs(1);
+
+/// The local addresses of every TCP socket in LISTEN state, IPv4 and IPv6, in the
+/// calling thread's network namespace. An error means sock_diag could not be used here
+/// (a kernel without it); callers then read `/proc/net/tcp` instead.
+pub fn listeners() -> io::Result<Vec<SocketAddr>> {
+    let socket = open()?;
+    let mut found = dump(&socket, libc::AF_INET as u8)?;
+    found.extend(dump(&socket, libc::AF_INET6 as u8)?);
+    Ok(found)
+}
+
+/// Whether some TCP socket listens on `port` (`None`: sock_diag is not available).
+pub fn is_listening(port: u16) -> Option<bool> {
+    listeners()
+        .ok()
+        .map(|found| found.iter().any(|addr| addr.port() == port))
+}
+
+/// socket(AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG), with a receive deadline.
+fn open() -> io::Result<OwnedFd> {
+    // SAFETY: plain system calls on a descriptor this function owns.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            libc::NETLINK_SOCK_DIAG,
+        );
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let socket = OwnedFd::from_raw_fd(fd);
+        let limit = libc::timeval {
+            tv_sec: ANSWER_LIMIT.as_secs() as libc::time_t,
+            tv_usec: 0,
+        };
+        let set = libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&limit as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+        if set != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(socket)
+    }
+}
+
+/// One dump request for `family`'s listening TCP sockets, and the addresses it returns.
+fn dump(socket: &OwnedFd, family: u8) -> io::Result<Vec<SocketAddr>> {
+    let mut request = [0u8; HEADER + REQUEST];
+    request[0..4].copy_from_slice(&((HEADER + REQUEST) as u32).to_ne_bytes());
+    request[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+    request[6..8].copy_from_slice(&flags.to_ne_bytes());
+    request[HEADER] = family;
+    request[HEADER + 1] = libc::IPPROTO_TCP as u8;
+    request[HEADER + 4..HEADER + 8].copy_from_slice(&LISTEN_MASK.to_ne_bytes());
+    // SAFETY: the buffer outlives the call; the kernel is the (zeroed) destination.
+    let sent = unsafe {
+        libc::send(
+            socket.as_raw_fd(),
+            request.as_ptr().cast(),
+            request.len(),
+            0,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut found = Vec::new();
+    let mut buffer = vec![0u8; 32 * 1024];
+    loop {
+        // SAFETY: recv writes at most buffer.len() bytes into the buffer.
+        let n = unsafe {
+            libc::recv(
+                socket.as_raw_fd(),
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+                0,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n == 0 {
+            return Ok(found);
+        }
+        if parse(&buffer[..n as usize], &mut found)? {
+            return Ok(found);
+        }
+    }
+}
+
+/// Reads one datagram of replies into `found`; true at the end of the dump.
+fn parse(mut bytes: &[u8], found: &mut Vec<SocketAddr>) -> io::Result<bool> {
+    let u16_at = |b: &[u8], at: usize| u16::from_ne_bytes([b[at], b[at + 1]]);
+    while bytes.len() >= HEADER {
+        let length = u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize;
+        if length < HEADER || length > bytes.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "sock_diag: malformed reply",
+            ));
+        }
+        match u16_at(bytes, 4) as i32 {
+            libc::NLMSG_DONE => return Ok(true),
+            libc::NLMSG_ERROR => {
+                let code = bytes
+                    .get(HEADER..HEADER + 4)
+                    .map(|b| i32::from_ne_bytes(b.try_into().unwrap()))
+                    .unwrap_or(-libc::EINVAL);
+                return Err(io::Error::from_raw_os_error(-code));
+            }
+            _ => {
+                if let Some(addr) = local_address(&bytes[HEADER..length]) {
+                    found.push(addr);
+                }
+            }
+        }
+        // Messages are padded to 4 bytes.
+        let next = (length + 3) & !3;
+        bytes = &bytes[next.min(bytes.len())..];
+    }
+    Ok(false)
+}
+
+/// The local address of one `struct inet_diag_msg`: family at 0, the sockid from 4
+/// (source port big-endian at 4, source address at 8).
+fn local_address(message: &[u8]) -> Option<SocketAddr> {
+    let port = u16::from_be_bytes([*message.get(4)?, *message.get(5)?]);
+    let ip = match message[0] as i32 {
+        libc::AF_INET => IpAddr::V4(Ipv4Addr::from(
+            <[u8; 4]>::try_from(message.get(8..12)?).ok()?,
+        )),
+        libc::AF_INET6 => IpAddr::V6(Ipv6Addr::from(
+            <[u8; 16]>::try_from(message.get(8..24)?).ok()?,
+        )),
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_v4_and_v6_listeners_and_not_mere_bound_sockets() {
+        let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let v6 = std::net::TcpListener::bind("[::1]:0").unwrap();
+        // Bound but not listening: must not count.
+        let bound =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        bound
+            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        let bound_port = bound.local_addr().unwrap().as_socket().unwrap().port();
+        let found = listeners().unwrap();
+        assert!(found.contains(&v4.local_addr().unwrap()), "{found:?}");
+        assert!(found.contains(&v6.local_addr().unwrap()), "{found:?}");
+        assert_eq!(is_listening(bound_port), Some(false));
+    }
+}
