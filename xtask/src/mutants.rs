@@ -25,7 +25,9 @@
 //! changes so that an edit no longer applies, this command says so. Each mutant is
 //! built as a crate of its own (in `target/mutants/`), graded through `--cmd`, and must
 //! fail exactly the checks in its `fails` list; every check of a lab must be in some
-//! mutant's list.
+//! mutant's list. A wrong verdict is graded once more: wrong again fails the run, right
+//! the second time is reported as a `FLIP` (a flaky check, printed for a maintainer to
+//! fix) without failing it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -188,7 +190,21 @@ pub fn run(root: &Path, args: MutantArgs) -> anyhow::Result<bool> {
                     let next = built.lock().unwrap().recv();
                     let Ok(next) = next else { break };
                     let started = Instant::now();
-                    let verdict = judge(&workspace, next, args.checks_jobs);
+                    let mut verdict = judge(&workspace, next, args.checks_jobs);
+                    if !verdict.starts_with("ok") {
+                        // Graded again once: a verdict that differs between two runs is
+                        // a flaky check (a bug to fix, so it is printed as FLIP with the
+                        // wrong run's details), not a mutant that behaves otherwise.
+                        let again = judge(&workspace, next, args.checks_jobs);
+                        verdict = if again.starts_with("ok") {
+                            format!(
+                                "FLIP  {}\n        graded again: {again}",
+                                verdict.trim_start_matches("WRONG ")
+                            )
+                        } else {
+                            again
+                        };
+                    }
                     let verdict = format!("{verdict} [{:.1} s]", started.elapsed().as_secs_f64());
                     println!("{verdict}");
                     results.lock().unwrap().push(verdict);
@@ -201,14 +217,16 @@ pub fn run(root: &Path, args: MutantArgs) -> anyhow::Result<bool> {
         return Err(failure);
     }
     let results = results.into_inner().unwrap();
-    let wrong: Vec<&String> = results.iter().filter(|v| !v.starts_with("ok")).collect();
+    let wrong: Vec<&String> = results.iter().filter(|v| v.starts_with("WRONG")).collect();
+    let flipped = results.iter().filter(|v| v.starts_with("FLIP")).count();
     for problem in &problems {
         println!("MISSING {problem}");
     }
     println!(
-        "\n{} mutants: {} behave as declared, {} do not; {} coverage problem(s)",
+        "\n{} mutants: {} behave as declared, {} do not, {flipped} flipped (wrong once, right when \
+         graded again: a flaky check to fix); {} coverage problem(s)",
         results.len(),
-        results.len() - wrong.len(),
+        results.len() - wrong.len() - flipped,
         wrong.len(),
         problems.len()
     );
