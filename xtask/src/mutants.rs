@@ -116,7 +116,7 @@ pub fn run(root: &Path, args: MutantArgs) -> anyhow::Result<bool> {
     let selected: Vec<&'static Lab> = if args.labs.is_empty() {
         labs::all()
             .into_iter()
-            .filter(|lab| !lab.checks.is_empty())
+            .filter(|lab| !lab.checks().is_empty())
             .collect()
     } else {
         args.labs
@@ -128,7 +128,10 @@ pub fn run(root: &Path, args: MutantArgs) -> anyhow::Result<bool> {
     // different labs (even at the same time) agree on it; only the selection is built.
     let mut everything = Vec::new();
     let mut problems = Vec::new();
-    for lab in labs::all().into_iter().filter(|lab| !lab.checks.is_empty()) {
+    for lab in labs::all()
+        .into_iter()
+        .filter(|lab| !lab.checks().is_empty())
+    {
         let table = load_table(root, lab)?;
         if selected.iter().any(|chosen| chosen.id == lab.id) {
             problems.extend(coverage_problems(lab, &table));
@@ -236,7 +239,7 @@ pub fn run(root: &Path, args: MutantArgs) -> anyhow::Result<bool> {
 /// Builds every mutant of `lab` (for the class benchmark); returns (name, binary).
 pub fn build_lab(root: &Path, lab: &'static Lab) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let mut everything = Vec::new();
-    for each in labs::all().into_iter().filter(|l| !l.checks.is_empty()) {
+    for each in labs::all().into_iter().filter(|l| !l.checks().is_empty()) {
         for mutant in load_table(root, each)? {
             everything.push(Planned {
                 lab: each,
@@ -269,7 +272,7 @@ fn load_table(root: &Path, lab: &Lab) -> anyhow::Result<Vec<Mutant>> {
     let table: Table = toml::from_str(&text).with_context(|| path.display().to_string())?;
     for mutant in &table.mutant {
         for name in &mutant.fails {
-            if !lab.checks.iter().any(|c| c.name == name) {
+            if !lab.checks().iter().any(|c| c.name == name) {
                 bail!(
                     "{}: mutant {} names an unknown check {name:?}",
                     path.display(),
@@ -283,7 +286,7 @@ fn load_table(root: &Path, lab: &Lab) -> anyhow::Result<Vec<Mutant>> {
 
 /// Checks that no mutant fails (they could not be proven able to fail).
 fn coverage_problems(lab: &Lab, table: &[Mutant]) -> Vec<String> {
-    lab.checks
+    lab.checks()
         .iter()
         .filter(|check| {
             !table
@@ -297,7 +300,10 @@ fn coverage_problems(lab: &Lab, table: &[Mutant]) -> Vec<String> {
 /// Roughly how long one mutant of `lab` takes to grade (its checks' budgets), so the
 /// slowest labs are built and started first.
 fn grading_weight(lab: &Lab) -> u64 {
-    lab.checks.iter().map(|check| check.budget.as_secs()).sum()
+    lab.checks()
+        .iter()
+        .map(|check| check.budget.as_secs())
+        .sum()
 }
 
 fn target_workspace(root: &Path) -> PathBuf {

@@ -73,7 +73,7 @@ pub fn run(root: &Path, args: BenchClassArgs) -> anyhow::Result<bool> {
         fs::write(&run, script)
             .and_then(|()| fs::set_permissions(&run, fs::Permissions::from_mode(0o755)))?;
     }
-    let checks = lab.checks.len() * args.submissions;
+    let checks = lab.checks().len() * args.submissions;
     println!(
         "{} submissions ({} kinds: reference, skeleton, {} mutants), {checks} checks",
         args.submissions,

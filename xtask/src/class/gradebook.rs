@@ -10,7 +10,7 @@ use super::Graded;
 
 pub fn render(lab: &Lab, only: &[String], graded: &[Graded]) -> String {
     let checks: Vec<&str> = lab
-        .checks
+        .checks()
         .iter()
         .map(|c| c.name)
         .filter(|name| only.is_empty() || only.iter().any(|o| o == name))

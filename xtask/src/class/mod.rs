@@ -233,7 +233,7 @@ pub fn not_gradable_report(
         ..Explanation::default()
     };
     let checks: Vec<CheckResult> = lab
-        .checks
+        .checks()
         .iter()
         .filter(|c| only.is_empty() || only.iter().any(|o| o == c.name))
         .map(|check| CheckResult {

@@ -32,7 +32,7 @@ impl Rate {
 pub fn rates(lab: &Lab, only: &[String], graded: &[Graded]) -> Vec<Rate> {
     let gradable: Vec<&Graded> = graded.iter().filter(|g| g.not_gradable.is_none()).collect();
     let mut rates: Vec<Rate> = lab
-        .checks
+        .checks()
         .iter()
         .filter(|c| only.is_empty() || only.iter().any(|o| o == c.name))
         .map(|check| Rate {

@@ -1,10 +1,16 @@
-//! The vocabulary of a lab's check table: [`Lab`], [`Check`] and [`Failure`].
+//! The vocabulary of a lab's check table: [`Lab`], [`Row`], [`Check`] and [`Failure`].
 //!
-//! A lab declares its checks as a static table. Each check is a plain function that
-//! drives the program under test through a [`Ctx`](super::Ctx) and returns `Ok(())` or a
-//! [`Failure`] that says what was sent, what was expected, what came back, and a hint
-//! keyed to what went wrong.
+//! A lab declares its checks as a static table of [`Row`]s, one line each: the name,
+//! the points, the budget and the function that runs it. What each check verifies, in
+//! words, lives beside the mutants in `xtask/checks/LAB.toml` (`verifies`: the line the
+//! reports show; `details`: the lab README's check table, which `cargo xtask docs`
+//! generates). [`Lab::checks`] joins the two into [`Check`]s, and a test keeps them in
+//! step (every row has its words, every entry a row). Each check is a plain function
+//! that drives the program under test through a [`Ctx`](super::Ctx) and returns `Ok(())`
+//! or a [`Failure`] that says what was sent, what was expected, what came back, and a
+//! hint keyed to what went wrong.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::Ctx;
@@ -22,9 +28,13 @@ pub struct Lab {
     /// One line for the report header.
     pub title: &'static str,
     /// The check table, run in order.
-    pub checks: &'static [Check],
+    pub table: &'static [Row],
+    /// `xtask/checks/LAB.toml`: each check's words, keyed by its name.
+    pub words: &'static str,
     /// The scripted session `cargo xtask demo` plays with the reference programs.
     pub demo: Option<DemoScript>,
+    /// The table joined with its words, made on first use (set it to `OnceLock::new()`).
+    pub joined: OnceLock<Vec<Check>>,
 }
 
 impl Lab {
@@ -36,12 +46,133 @@ impl Lab {
             self.id.to_string()
         }
     }
+
+    /// The checks, in table order, each with its words from `xtask/checks/LAB.toml`.
+    /// A row whose words are missing keeps the standard ones (or none): the test
+    /// `every_row_has_its_words` makes sure that never ships.
+    pub fn checks(&self) -> &[Check] {
+        self.joined.get_or_init(|| {
+            let words = Words::parse(self.words).unwrap_or_default();
+            self.table
+                .iter()
+                .map(|row| {
+                    let (verifies, details) = words.of(row.name);
+                    Check {
+                        name: row.name,
+                        points: row.points,
+                        verifies: verifies.unwrap_or(row.verifies),
+                        details: details.unwrap_or(row.details),
+                        run: row.run,
+                        budget: row.budget,
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// What is wrong between the table and its words file: entries with no row, rows
+    /// with no words, a file that does not parse (empty when they agree).
+    pub fn words_problems(&self) -> Vec<String> {
+        let words = match Words::parse(self.words) {
+            Ok(words) => words,
+            Err(e) => return vec![format!("xtask/checks/{}.toml: {e}", self.id)],
+        };
+        let mut problems = Vec::new();
+        for row in self.table {
+            let (verifies, details) = words.of(row.name);
+            if verifies.is_none() && row.verifies.is_empty() {
+                problems.push(format!("{}: no `verifies` for {}", self.id, row.name));
+            }
+            if details.is_none() && row.details.is_empty() {
+                problems.push(format!("{}: no `details` for {}", self.id, row.name));
+            }
+        }
+        for name in words.0.keys() {
+            if !self.table.iter().any(|row| row.name == name) {
+                problems.push(format!("{}: words for {name}, which no row runs", self.id));
+            }
+        }
+        problems
+    }
+}
+
+/// A lab's words file, parsed: check name to its `verifies` and `details`.
+#[derive(Default)]
+struct Words(std::collections::BTreeMap<String, toml::Table>);
+
+impl Words {
+    fn parse(text: &str) -> Result<Words, toml::de::Error> {
+        let table: toml::Table = toml::from_str(text)?;
+        Ok(Words(
+            table
+                .into_iter()
+                .filter_map(|(name, value)| match value {
+                    toml::Value::Table(entry) => Some((name, entry)),
+                    _ => None,
+                })
+                .collect(),
+        ))
+    }
+
+    /// The check's two lines, made `'static` once per process (a few kilobytes).
+    fn of(&self, name: &str) -> (Option<&'static str>, Option<&'static str>) {
+        let field = |key: &str| {
+            self.0
+                .get(name)
+                .and_then(|entry| entry.get(key))
+                .and_then(|value| value.as_str())
+                .map(|text| &*text.to_string().leak())
+        };
+        (field("verifies"), field("details"))
+    }
 }
 
 /// What a check runs: drives the program through the context, passes or fails.
 pub type Run = fn(&mut Ctx) -> Result<(), Failure>;
 
-/// One row of a lab's check table.
+/// One line of a lab's check table: `row("echoes", echoes).points(2)`.
+#[derive(Clone, Copy)]
+pub struct Row {
+    /// Short, stable, kebab-case: mutant tables, words files and `--json` refer to it.
+    pub name: &'static str,
+    pub points: u32,
+    pub run: Run,
+    /// The most this check may take on a slow, loaded machine (20 s unless set).
+    pub budget: Duration,
+    /// A standard row's report line (see [`standard`](super::standard)); the words
+    /// file may say another.
+    pub verifies: &'static str,
+    /// A standard row's README line, if it has one everywhere.
+    pub details: &'static str,
+}
+
+/// A one-point row with the usual budget (20 s); its words come from the words file.
+pub const fn row(name: &'static str, run: Run) -> Row {
+    Row {
+        name,
+        points: 1,
+        run,
+        budget: secs(20),
+        verifies: "",
+        details: "",
+    }
+}
+
+impl Row {
+    /// The same row worth `points`.
+    pub const fn points(mut self, points: u32) -> Row {
+        self.points = points;
+        self
+    }
+
+    /// The same row with a budget of `seconds`.
+    pub const fn budget(mut self, seconds: u64) -> Row {
+        self.budget = secs(seconds);
+        self
+    }
+}
+
+/// One check as the grader runs and reports it: a row joined with its words.
 pub struct Check {
     /// Short, stable, kebab-case: mutant tables and `--json` refer to it.
     pub name: &'static str,
@@ -57,7 +188,7 @@ pub struct Check {
     pub budget: Duration,
 }
 
-/// A budget of `n` seconds, for check tables.
+/// A budget of `n` seconds.
 pub const fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }

@@ -83,7 +83,7 @@ impl<W: Write> Human<W> {
                 sandbox,
                 ..
             } => {
-                self.width = lab.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+                self.width = lab.checks().iter().map(|c| c.name.len()).max().unwrap_or(0);
                 let title = self.style.bold(&format!("{}: {}", lab.id, lab.title));
                 writeln!(self.out, "{title}")?;
                 let mut line = format!("program: {program}");

@@ -48,7 +48,7 @@ use std::process::Command;
 
 use anyhow::{Context, anyhow};
 
-pub use check::{Check, Failure, Lab, ensure, secs};
+pub use check::{Check, Failure, Lab, ensure, row};
 pub use ctx::{Ctx, Finished, Server};
 pub use result::Report;
 

@@ -38,7 +38,7 @@ impl Plan {
     /// Every check of `lab`, or those named in `only` (names already validated).
     pub fn new(lab: &'static Lab, program: Vec<String>, only: &[String]) -> Plan {
         let checks = lab
-            .checks
+            .checks()
             .iter()
             .filter(|c| only.is_empty() || only.iter().any(|name| name == c.name))
             .collect();

@@ -6,131 +6,43 @@
 //! work over IPv6, and fail with one clear line for an address it cannot have.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::grade::ctx::running_as_root;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
 use crate::grade::process::describe_status;
+use crate::grade::row;
 use crate::grade::standard;
-use crate::grade::{
-    Check, Ctx, Failure, Lab, Server, common, ensure, expect, netns, onlan, secs, tcp_table,
-};
+use crate::grade::{Ctx, Failure, Lab, Server, common, ensure, expect, netns, onlan, tcp_table};
 
 pub static LAB: Lab = Lab {
     id: "lab1",
     slug: "tcp-server",
     title: "a TCP server, one socket call at a time",
-    checks: &[
-        Check {
-            name: "listens",
-            points: 1,
-            verifies: "listens on the --host/--port it is given",
-            details: "something listens on the `--host`/`--port` it was given",
-            run: listens,
-            budget: secs(20),
-        },
-        Check {
-            name: "binds-given-host",
-            points: 1,
-            verifies: "binds the --host address itself, not the wildcard 0.0.0.0 (read from /proc/net/tcp)",
-            details: "started with `--host 127.0.0.2`, the listening socket is bound to `127.0.0.2` itself, not to the wildcard `0.0.0.0` (which answers on every interface) nor a hard-coded `127.0.0.1`: the grader reads the bound address from the kernel's table `/proc/net/tcp`",
-            run: binds_given_host,
-            budget: secs(20),
-        },
-        Check {
-            name: "reachable-from-another-host",
-            points: 1,
-            verifies: "with --host 0.0.0.0 another host reaches it; with 127.0.0.1 it cannot",
-            details: "in a private two-host network (`cargo xtask lan`, below): started on alpha with `--host 0.0.0.0`, beta's connection to alpha's address is accepted; started with `--host 127.0.0.1`, beta's connection is refused",
-            run: reachable_from_another_host,
-            budget: secs(30),
-        },
-        Check {
-            name: "greets",
-            points: 1,
-            verifies: "sends hello\\n to a client first",
-            details: "the first bytes a client receives are `hello\\n`",
-            run: greets,
-            budget: secs(20),
-        },
-        Check {
-            name: "echoes",
-            points: 2,
-            verifies: "echoes the client's message after the greeting, then closes",
-            details: "after the greeting, the client's message comes back exactly, then end-of-stream",
-            run: echoes,
-            budget: secs(20),
-        },
-        Check {
-            name: "serves-in-turn",
-            points: 1,
-            verifies: "serves client after client (accept in a loop)",
-            details: "three clients one after another are all served (accept in a loop)",
-            run: serves_in_turn,
-            budget: secs(20),
-        },
-        standard::backlog::<7>(
-            "`--backlog 7` really reaches `listen()`: the grader reads it back from the kernel (`ss -ltn` shows a listener's backlog in its Send-Q column)",
-        ),
-        standard::reuse_address(
-            "the server restarts on the same port right after serving a client (`SO_REUSEADDR`)",
-            reuse_address,
-        ),
+    table: &[
+        row("listens", listens),
+        row("binds-given-host", binds_given_host),
+        row("reachable-from-another-host", reachable_from_another_host).budget(30),
+        row("greets", greets),
+        row("echoes", echoes).points(2),
+        row("serves-in-turn", serves_in_turn),
+        standard::backlog::<7>(),
+        standard::reuse_address(reuse_address),
         standard::ipv6(ipv6),
-        Check {
-            name: "dual-stack",
-            points: 1,
-            verifies: "with --host :: an IPv4 client is served too (IPV6_V6ONLY off)",
-            details: "in a private host of its own (so the wildcard reaches nothing else), started with `--host ::`: a client over IPv4 (`127.0.0.1`) and one over IPv6 (`::1`) are both greeted",
-            run: dual_stack,
-            budget: secs(20),
-        },
-        standard::prints_addresses(
-            "stdout names the listening port and each client's `address:port`",
-            prints_addresses,
-        ),
-        Check {
-            name: "survives-reset",
-            points: 1,
-            verifies: "keeps serving after a client resets the connection",
-            details: "a client that aborts its connection (a TCP reset) does not end the server",
-            run: survives_reset,
-            budget: secs(20),
-        },
-        Check {
-            name: "survives-emfile",
-            points: 1,
-            verifies: "keeps serving after accept() fails with EMFILE (no descriptor left)",
-            details: "the grader lowers the server's descriptor limit (`RLIMIT_NOFILE`, as `prlimit --nofile` does) below what it has open, so `accept()` fails with `EMFILE` (\"too many open files\"); the server must report it and live on, then serve the waiting client and the next once the limit is back (lab 3's README explains why, and why to pause before retrying)",
-            run: survives_emfile,
-            budget: secs(20),
-        },
-        standard::no_fd_leak(
-            "the server's open file descriptors (`/proc/PID/fd`) do not grow with clients served",
-            no_fd_leak,
-        ),
-        standard::port_in_use(
-            "a taken port gives one clear line and a non-zero exit, not a crash; at most 2 lines on stderr, one containing `in use` (any case), no panic or traceback",
-        ),
-        Check {
-            name: "privileged-port",
-            points: 1,
-            verifies: "one-line error for a privileged port without the right",
-            details: "a port below 1024 without the privilege (as root, the grader runs the program as `nobody`): one clear line, non-zero exit; at most 2 lines, one containing `permission` or `privileged`. If `nobody` cannot run the program at all (a folder it may not read), the check passes with \"cannot test this here\"",
-            run: privileged_port,
-            budget: secs(20),
-        },
-        Check {
-            name: "bad-host",
-            points: 1,
-            verifies: "one-line error for an address this machine does not have",
-            details: "an address this machine does not have (`192.0.2.1`): one clear line, non-zero exit; at most 2 lines, one containing `not available`, `cannot assign` or `not an address`",
-            run: bad_host,
-            budget: secs(20),
-        },
+        row("dual-stack", dual_stack),
+        standard::prints_addresses(prints_addresses),
+        row("survives-reset", survives_reset),
+        row("survives-emfile", survives_emfile),
+        standard::no_fd_leak(no_fd_leak),
+        standard::port_in_use(),
+        row("privileged-port", privileged_port),
+        row("bad-host", bad_host),
     ],
+    words: include_str!("../../checks/lab1.toml"),
     demo: Some(demo),
+    joined: OnceLock::new(),
 };
 
 const GREETING: &[u8] = b"hello\n";

@@ -13,6 +13,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Duration;
 
@@ -21,127 +22,32 @@ use socket2::{Domain, Socket, Type};
 use crate::grade::demo::{Demo, Voice};
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
 use crate::grade::peer::{self, Late, Peer, Script, Seen, Step};
-use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect, netns, onlan, secs};
+use crate::grade::row;
+use crate::grade::{Ctx, Failure, Finished, Lab, ensure, expect, netns, onlan};
 
 pub static LAB: Lab = Lab {
     id: "lab2",
     slug: "tcp-client",
     title: "a TCP client that half-closes and reads until end-of-file",
-    checks: &[
-        Check {
-            name: "sends-message",
-            points: 1,
-            verifies: "connects and sends the --message text, byte for byte",
-            details: "the server receives the `--message` text exactly (no newline added, nothing lost)",
-            run: sends_message,
-            budget: secs(20),
-        },
-        Check {
-            name: "sends-stdin",
-            points: 1,
-            verifies: "without --message, sends everything on stdin, byte for byte",
-            details: "without `--message`, the server receives all of stdin exactly (150 lines, a NUL and a non-UTF-8 byte)",
-            run: sends_stdin,
-            budget: secs(20),
-        },
-        Check {
-            name: "prints-reply",
-            points: 2,
-            verifies: "stdout is exactly the server's reply (binary safe, nothing added), exit 0",
-            details: "stdout is exactly the reply, byte for byte (a NUL, non-UTF-8 bytes, a CRLF, no final newline), and the exit status is 0",
-            run: prints_reply,
-            budget: secs(20),
-        },
-        Check {
-            name: "half-closes",
-            points: 2,
-            verifies: "shutdown(Write) after sending, so a server that reads until EOF answers",
-            details: "a server that answers only after your end-of-file gets it while you wait (`shutdown(Write)`), and its answer reaches stdout",
-            run: half_closes,
-            budget: secs(20),
-        },
-        Check {
-            name: "reads-until-eof",
-            points: 2,
-            verifies: "keeps reading until end-of-file: a reply in two pieces arrives whole",
-            details: "a reply sent in two pieces (the second, 96 000 bytes, only after the grader saw in the kernel's tables that you had read the first) is printed whole",
-            run: reads_until_eof,
-            budget: secs(20),
-        },
-        Check {
-            name: "prints-local-port",
-            points: 1,
-            verifies: "prints its own address:port (getsockname), as the server sees it",
-            details: "stdout or stderr shows the `address:port` the server saw your connection come from (`connected from 127.0.0.1:54012 ...`)",
-            run: prints_local_port,
-            budget: secs(20),
-        },
-        Check {
-            name: "reaches-another-host",
-            points: 1,
-            verifies: "run on host alpha, reaches a server on host beta by its address",
-            details: "run on host alpha of a private two-host network (see `cargo xtask lan` in lab 1's README), `--host 198.51.100.2` reaches the grader's server on host beta, and the reply reaches stdout",
-            run: reaches_another_host,
-            budget: secs(30),
-        },
-        Check {
-            name: "resolves-names",
-            points: 1,
-            verifies: "--host localhost works (the name is resolved, not parsed as an IP)",
-            details: "`--host localhost` reaches a server on 127.0.0.1",
-            run: resolves_names,
-            budget: secs(20),
-        },
-        Check {
-            name: "tries-each-address",
-            points: 2,
-            verifies: "--host 127.0.0.2,127.0.0.1: after a refusal it tries the next address",
-            details: "`--host 127.0.0.2,127.0.0.1`: 127.0.0.2 refuses, the client goes on and is served on 127.0.0.1",
-            run: tries_each_address,
-            budget: secs(20),
-        },
-        Check {
-            name: "all-addresses-fail",
-            points: 1,
-            verifies: "when every address refuses: one clear error naming the addresses tried",
-            details: "`--host 127.0.0.2,127.0.0.3` with nothing listening: a non-zero exit, at most 3 stderr lines, no panic, the word *refused*, and both addresses named",
-            run: all_addresses_fail,
-            budget: secs(20),
-        },
-        Check {
-            name: "ipv6",
-            points: 1,
-            verifies: "works over IPv6 with --host ::1",
-            details: "`--host ::1` reaches a server on IPv6 loopback",
-            run: ipv6,
-            budget: secs(20),
-        },
-        Check {
-            name: "refused",
-            points: 1,
-            verifies: "nothing listening: one clear line (connection refused), non-zero exit",
-            details: "nothing listening: a non-zero exit, one or two stderr lines mentioning *refused*, no panic",
-            run: refused,
-            budget: secs(20),
-        },
-        Check {
-            name: "connect-timeout",
-            points: 1,
-            verifies: "a handshake that never completes: gives up after --timeout, one clear line",
-            details: "a listener whose queue is full (the kernel then ignores new SYNs, so the handshake never completes), `--timeout 1`: the client gives up by itself, non-zero exit, one or two stderr lines saying it *timed out*",
-            run: connect_timeout,
-            budget: secs(40),
-        },
-        Check {
-            name: "read-timeout",
-            points: 2,
-            verifies: "a server that never answers: gives up after --timeout, one clear line",
-            details: "a server that accepts and reads but never answers or closes, `--timeout 1`: same as above",
-            run: read_timeout,
-            budget: secs(40),
-        },
+    table: &[
+        row("sends-message", sends_message),
+        row("sends-stdin", sends_stdin),
+        row("prints-reply", prints_reply).points(2),
+        row("half-closes", half_closes).points(2),
+        row("reads-until-eof", reads_until_eof).points(2),
+        row("prints-local-port", prints_local_port),
+        row("reaches-another-host", reaches_another_host).budget(30),
+        row("resolves-names", resolves_names),
+        row("tries-each-address", tries_each_address).points(2),
+        row("all-addresses-fail", all_addresses_fail),
+        row("ipv6", ipv6),
+        row("refused", refused),
+        row("connect-timeout", connect_timeout).budget(40),
+        row("read-timeout", read_timeout).points(2).budget(40),
     ],
+    words: include_str!("../../checks/lab2.toml"),
     demo: Some(demo),
+    joined: OnceLock::new(),
 };
 
 /// The client's `--timeout` in checks where nothing should time out (per wait).

@@ -15,6 +15,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::process::ExitStatus;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -26,194 +27,45 @@ use crate::grade::demo::Demo;
 use crate::grade::net::{self, Conn, LOCALHOST_V4, show};
 use crate::grade::peer::{Peer, Script, Step};
 use crate::grade::process::describe_status;
-use crate::grade::{Check, Ctx, Failure, Lab, common, ensure, expect, secs};
+use crate::grade::row;
+use crate::grade::{Ctx, Failure, Lab, common, ensure, expect};
 use crate::grade::{procstat, stamp, standard};
 
 pub static LAB: Lab = Lab {
     id: "lab3",
     slug: "echo",
     title: "an iterative echo server and its client, safe for any byte stream",
-    checks: &[
-        Check {
-            name: "listens",
-            points: 1,
-            verifies: "server listens on the --host/--port it is given",
-            details: "starts `server --host 127.0.0.1 --port P` and connects",
-            run: listens,
-            budget: secs(20),
-        },
-        Check {
-            name: "echoes",
-            points: 1,
-            verifies: "sends back a short message, then closes after the client half-closes",
-            details: "sends `hello, echo\\n`, half-closes, expects exactly that back, then EOF",
-            run: echoes,
-            budget: secs(20),
-        },
-        Check {
-            name: "keeps-reading",
-            points: 2,
-            verifies: "echoes a message that arrives in several pieces (recv until 0)",
-            details: "sends one message in three pieces, 300 ms apart, each in a recv() of its own; the server must not close after the first and must send everything back",
-            run: keeps_reading,
-            budget: secs(20),
-        },
-        Check {
-            name: "binary-safe",
-            points: 1,
-            verifies: "echoes all 256 byte values unchanged (not UTF-8 text)",
-            details: "sends all 256 byte values plus invalid UTF-8 sequences; expects them back unchanged",
-            run: binary_safe,
-            budget: secs(20),
-        },
-        Check {
-            name: "large-binary",
-            points: 2,
-            verifies: "echoes megabytes of binary data to a slow reader, every byte (send all)",
-            details: "sends 8 MiB (or more) of binary data and reads nothing until its own sending stalls, so your send() has to wait; every byte must come back, in order",
-            run: large_binary,
-            budget: secs(20),
-        },
-        Check {
-            name: "short-sends",
-            points: 1,
-            verifies: "a client that reads very slowly gets back exactly what it sent (every short send() completed)",
-            details: "`--send-timeout 3`: sends 384 KiB and reads the echo back very slowly (tiny segments and window, 4 KiB ten times a second), stopping and continuing the server (SIGSTOP, SIGCONT) every 300 ms, so a send() blocked part-way returns a short count; every byte must still come back, in order (send the rest: a send-all loop)",
-            run: short_sends,
-            budget: secs(40),
-        },
-        Check {
-            name: "timestamp-lines",
-            points: 1,
-            verifies: "--timestamp answers each line of one send with its own [<ctime>] stamp",
-            details: "`--timestamp`: three lines (one not UTF-8) in one send; expects three `[<ctime>] <line>\\n` answers",
-            run: timestamp_lines,
-            budget: secs(20),
-        },
-        Check {
-            name: "timestamp-framing",
-            points: 2,
-            verifies: "--timestamp stamps whole lines, however the stream splits them",
-            details: "`--timestamp`: sends `hel`, `lo\\nwor`, `ld\\n` with pauses; nothing may come back after `hel`, exactly the `hello` answer after the second piece, the `world` answer at the end",
-            run: timestamp_framing,
-            budget: secs(20),
-        },
-        Check {
-            name: "timestamp-last-line",
-            points: 1,
-            verifies: "--timestamp answers a last line without \\n (and adds the \\n)",
-            details: "`--timestamp`: `first\\nno newline at the end`, then half-close; both lines must be answered, the second with a `\\n` added",
-            run: timestamp_last_line,
-            budget: secs(20),
-        },
-        Check {
-            name: "serves-in-turn",
-            points: 1,
-            verifies: "serves client after client (accept in a loop)",
-            details: "three clients one after the other",
-            run: serves_in_turn,
-            budget: secs(20),
-        },
-        Check {
-            name: "survives-reset",
-            points: 1,
-            verifies: "keeps serving after a client resets the connection mid-stream",
-            details: "one client resets while the server waits in recv(), another resets right after sending; the next client must still be served",
-            run: survives_reset,
-            budget: secs(20),
-        },
-        Check {
-            name: "survives-epipe",
-            points: 1,
-            verifies: "keeps serving after its send() fails with EPIPE (SIGPIPE ignored)",
-            details: "a queued client sends a line, half-closes and resets before the server gets to it; the server's send() to it fails with `EPIPE` (a program that lets SIGPIPE kill it fails here), and the next client must still be served",
-            run: survives_epipe,
-            budget: secs(20),
-        },
-        Check {
-            name: "survives-emfile",
-            points: 1,
-            verifies: "keeps serving after accept() fails with EMFILE (no descriptor left)",
-            details: "lowers the server's descriptor limit (`RLIMIT_NOFILE`, as `prlimit` does) below what it has open, so `accept()` fails with `EMFILE`; the server must live on and, once the limit is back, serve the client that waited and the next one",
-            run: survives_emfile,
-            budget: secs(20),
-        },
-        Check {
-            name: "stuck-reader",
-            points: 1,
-            verifies: "drops a client that never reads (send timeout) and serves the next",
-            details: "a client sends and sends but never reads; run with `--send-timeout 1`, a second client must still be served (within 20 s), so the first one must be dropped when send() times out",
-            run: stuck_reader,
-            budget: secs(40),
-        },
-        standard::no_fd_leak(
-            "the number of open descriptors (`/proc/PID/fd`) must not grow over 20 clients",
-            no_fd_leak,
-        ),
-        standard::reuse_address(
-            "kills the server in mid-conversation and restarts it on the same port at once",
-            reuse_address,
-        ),
-        standard::backlog::<7>("`--backlog 7` must show as the listener's backlog in `ss -ltn`"),
-        standard::ipv6(ipv6).details("the echo over `--host ::1`"),
-        standard::prints_addresses(
-            "stdout must mention the listening port and the connected client's port",
-            prints_addresses,
-        )
-        .verifies("server prints its port and each client's address:port"),
-        standard::port_in_use(
-            "a taken port: non-zero exit, one line on stderr that says \"in use\", no panic",
-        ),
-        Check {
-            name: "client-prompt",
-            points: 1,
-            verifies: "client shows `> ` before each line, flushed before it reads",
-            details: "types into the client's stdin: `> ` must be on stdout before anything is typed, then the answer and a new `> `",
-            run: client_prompt,
-            budget: secs(20),
-        },
-        Check {
-            name: "client-connection-per-line",
-            points: 2,
-            verifies: "client sends each line over a new connection, then half-closes",
-            details: "stdin `one\\ntwo\\nthree\\n`: three connections, each carrying one line and then EOF (half-close); the three answers printed in order; exit status 0",
-            run: client_connection_per_line,
-            budget: secs(20),
-        },
-        Check {
-            name: "client-reads-to-eof",
-            points: 1,
-            verifies: "client prints an answer that comes in several pieces (recv until 0)",
-            details: "the answer comes in three pieces, 300 ms apart, then the grader closes: all of it must be printed",
-            run: client_reads_to_eof,
-            budget: secs(20),
-        },
-        Check {
-            name: "client-decodes-text",
-            points: 1,
-            verifies: "client shows an answer that is not UTF-8 as text (U+FFFD), notes it on stderr",
-            details: "the answer is `caf\\xe9 \\xff ok\\n` (Latin-1, not UTF-8): the client must exit 0 with `caf� � ok` on stdout (one U+FFFD per invalid sequence) and a line on stderr that names UTF-8",
-            run: client_decodes_text,
-            budget: secs(20),
-        },
-        Check {
-            name: "client-stops",
-            points: 1,
-            verifies: "client ends (status 0) at an empty line, sending nothing more",
-            details: "stdin `first\\n\\nnever sent\\n`: one connection only, exit status 0",
-            run: client_stops,
-            budget: secs(20),
-        },
-        Check {
-            name: "client-refused",
-            points: 1,
-            verifies: "client fails with one line when nothing listens",
-            details: "nothing listens: non-zero exit, one line on stderr that says \"refused\", no panic",
-            run: client_refused,
-            budget: secs(20),
-        },
+    table: &[
+        row("listens", listens),
+        row("echoes", echoes),
+        row("keeps-reading", keeps_reading).points(2),
+        row("binary-safe", binary_safe),
+        row("large-binary", large_binary).points(2),
+        row("short-sends", short_sends).budget(40),
+        row("timestamp-lines", timestamp_lines),
+        row("timestamp-framing", timestamp_framing).points(2),
+        row("timestamp-last-line", timestamp_last_line),
+        row("serves-in-turn", serves_in_turn),
+        row("survives-reset", survives_reset),
+        row("survives-epipe", survives_epipe),
+        row("survives-emfile", survives_emfile),
+        row("stuck-reader", stuck_reader).budget(40),
+        standard::no_fd_leak(no_fd_leak),
+        standard::reuse_address(reuse_address),
+        standard::backlog::<7>(),
+        standard::ipv6(ipv6),
+        standard::prints_addresses(prints_addresses),
+        standard::port_in_use(),
+        row("client-prompt", client_prompt),
+        row("client-connection-per-line", client_connection_per_line).points(2),
+        row("client-reads-to-eof", client_reads_to_eof),
+        row("client-decodes-text", client_decodes_text),
+        row("client-stops", client_stops),
+        row("client-refused", client_refused),
     ],
+    words: include_str!("../../checks/lab3.toml"),
     demo: Some(demo),
+    joined: OnceLock::new(),
 };
 
 /// The gap the grader leaves between the pieces of one message, so that each piece

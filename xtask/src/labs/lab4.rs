@@ -13,6 +13,7 @@
 //! its reply only from the server.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -22,153 +23,37 @@ use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
 use crate::grade::peer;
 use crate::grade::process::describe_status;
-use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, expect, secs};
+use crate::grade::row;
+use crate::grade::{Ctx, Failure, Lab, Server, common, ensure, expect};
 use crate::grade::{stamp, standard};
 
 pub static LAB: Lab = Lab {
     id: "lab4",
     slug: "udp",
     title: "UDP datagrams with sendto() and recvfrom()",
-    checks: &[
-        Check {
-            name: "binds",
-            points: 1,
-            verifies: "binds a UDP socket on the --host/--port it is given",
-            details: "a UDP socket is bound to the `--host`/`--port` given (seen in `/proc/net/udp`)",
-            run: binds,
-            budget: secs(20),
-        },
-        Check {
-            name: "stamps",
-            points: 2,
-            verifies: "answers a datagram with [<ctime>] <data>, to its sender",
-            details: "two datagrams get `[<ctime>] <data>` replies: the stamp in ctime's exact shape, then the data unchanged, from the server's address",
-            run: stamps,
-            budget: secs(20),
-        },
-        Check {
-            name: "echo-mode",
-            points: 1,
-            verifies: "with --echo, answers each datagram with the same bytes",
-            details: "with `--echo` the reply is the datagram itself",
-            run: echo_mode,
-            budget: secs(20),
-        },
-        Check {
-            name: "replies-to-sender",
-            points: 2,
-            verifies: "three clients interleaved: each reply goes to the socket that sent it",
-            details: "three grader sockets send four datagrams, all before reading any reply: each socket gets exactly its own replies (`--echo`)",
-            run: replies_to_sender,
-            budget: secs(20),
-        },
-        Check {
-            name: "keeps-boundaries",
-            points: 2,
-            verifies: "three datagrams sent back to back come back as three whole datagrams",
-            details: "datagrams of 1, 3,000 and 10 bytes sent back to back come back as three replies of exactly those sizes (`--echo`)",
-            run: keeps_boundaries,
-            budget: secs(20),
-        },
-        Check {
-            name: "empty-datagram",
-            points: 1,
-            verifies: "an empty datagram is answered (the stamp alone; empty with --echo)",
-            details: "an empty datagram gets the stamp alone; with `--echo`, an empty datagram",
-            run: empty_datagram,
-            budget: secs(20),
-        },
-        Check {
-            name: "max-datagram",
-            points: 2,
-            verifies: "65,507-byte datagrams: echoed whole; too long to stamp: a clear error reply",
-            details: "`--echo`: 65,507 bytes come back whole. Stamping: 65,480 bytes come back as a 65,507-byte stamped reply; 65,507 bytes get a reply that starts with `error` (or says it was truncated), and the server still answers afterwards",
-            run: max_datagram,
-            budget: secs(20),
-        },
-        Check {
-            name: "non-utf8",
-            points: 1,
-            verifies: "a datagram that is not UTF-8 is stamped byte for byte",
-            details: "bytes like `ff fe 00 80` are stamped and returned exactly",
-            run: non_utf8,
-            budget: secs(20),
-        },
+    table: &[
+        row("binds", binds),
+        row("stamps", stamps).points(2),
+        row("echo-mode", echo_mode),
+        row("replies-to-sender", replies_to_sender).points(2),
+        row("keeps-boundaries", keeps_boundaries).points(2),
+        row("empty-datagram", empty_datagram),
+        row("max-datagram", max_datagram).points(2),
+        row("non-utf8", non_utf8),
         standard::ipv6(ipv6),
-        Check {
-            name: "prints-senders",
-            points: 1,
-            verifies: "prints each sender's address:port on stdout",
-            details: "stdout mentions the sender's `:port`",
-            run: prints_senders,
-            budget: secs(20),
-        },
-        Check {
-            name: "port-in-use",
-            points: 1,
-            verifies: "one-line error and non-zero exit when the UDP port is taken",
-            details: "a UDP port the grader holds: a one-line error mentioning *in use*, non-zero exit, no panic",
-            run: port_in_use,
-            budget: secs(20),
-        },
-        Check {
-            name: "client-sends-lines",
-            points: 2,
-            verifies: "client: each stdin line is one datagram (no newline); each reply one stdout line",
-            details: "stdin `one`, an empty line, `two words`: the grader receives the datagrams `one`, `` and `two words` (no newlines) and the client prints `R:one`, `R:`, `R:two words`, one per line, exit 0",
-            run: client_sends_lines,
-            budget: secs(20),
-        },
-        Check {
-            name: "client-prints-max",
-            points: 1,
-            verifies: "client: a 65,505-byte line goes out whole and its 65,507-byte reply is printed whole",
-            details: "a 65,505-byte line arrives as one datagram and the 65,507-byte reply is printed whole",
-            run: client_prints_max,
-            budget: secs(20),
-        },
-        Check {
-            name: "client-retries",
-            points: 2,
-            verifies: "client: when the first datagram is lost, it sends again and prints the reply",
-            details: "the grader drops the first datagram (`--timeout-ms 300 --retries 3`): the client sends again and prints the reply",
-            run: client_retries,
-            budget: secs(20),
-        },
-        Check {
-            name: "client-gives-up",
-            points: 2,
-            verifies: "client: when every datagram is lost, 1 + --retries sends, then a clear error and non-zero exit",
-            details: "the grader drops everything (`--timeout-ms 200 --retries 2`): exactly 3 datagrams arrive, then the client exits non-zero with at most 4 stderr lines, one saying *no reply* / *giving up* / *timed out*, no panic, nothing on stdout",
-            run: client_gives_up,
-            budget: secs(20),
-        },
-        Check {
-            name: "client-checks-sender",
-            points: 1,
-            verifies: "client: a datagram from a stranger is not taken for the server's reply",
-            details: "a datagram from another socket arrives just before the server's reply: the client prints only the server's reply",
-            run: client_checks_sender,
-            budget: secs(20),
-        },
-        Check {
-            name: "client-ignores-stale",
-            points: 1,
-            verifies: "client: a late, duplicated reply to an earlier line is not printed as this line's",
-            details: "stdin `first`, `second` (`--timeout-ms 500`): the grader holds back the reply to `first`'s first datagram, answers its retry, then sends the held reply twice just before `R:second`. Stdout must be exactly `R:first`, `R:second`",
-            run: client_ignores_stale,
-            budget: secs(20),
-        },
-        Check {
-            name: "client-connected-refused",
-            points: 1,
-            verifies: "client --connect: nothing bound at the port, it stops with \"refused\" (ECONNREFUSED)",
-            details: "`--connect` with nothing bound at the port (`--timeout-ms 1000 --retries 1`): the client exits non-zero with one line saying *refused*, nothing on stdout. A client that did not `connect()` can only time out, and says *no reply* instead",
-            run: client_connected_refused,
-            budget: secs(20),
-        },
+        row("prints-senders", prints_senders),
+        row("port-in-use", port_in_use),
+        row("client-sends-lines", client_sends_lines).points(2),
+        row("client-prints-max", client_prints_max),
+        row("client-retries", client_retries).points(2),
+        row("client-gives-up", client_gives_up).points(2),
+        row("client-checks-sender", client_checks_sender),
+        row("client-ignores-stale", client_ignores_stale),
+        row("client-connected-refused", client_connected_refused),
     ],
+    words: include_str!("../../checks/lab4.toml"),
     demo: Some(demo),
+    joined: OnceLock::new(),
 };
 
 /// The largest UDP payload over IPv4.

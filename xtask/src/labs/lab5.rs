@@ -16,6 +16,7 @@ use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -26,183 +27,39 @@ use crate::grade::demo::Demo;
 use crate::grade::net::{self, show};
 use crate::grade::peer::{Origin, Peer, Script, Seen, Step};
 use crate::grade::process::describe_status;
-use crate::grade::{Check, Ctx, Failure, Finished, Lab, ensure, expect, files, secs};
+use crate::grade::row;
+use crate::grade::{Ctx, Failure, Finished, Lab, ensure, expect, files};
 
 pub static LAB: Lab = Lab {
     id: "lab5",
     slug: "unix",
     title: "Unix domain sockets, where the address is a file",
-    checks: &[
-        Check {
-            name: "listens-on-path",
-            points: 1,
-            verifies: "server: a socket file appears at --path (ls -l shows s) and listens",
-            details: "a listening stream socket appears at `--path` (in `/proc/net/unix`) and the file is of type socket",
-            run: listens_on_path,
-            budget: secs(20),
-        },
-        Check {
-            name: "echoes",
-            points: 2,
-            verifies: "server: echoes a client's bytes (binary safe) and closes after its half-close",
-            details: "a client's bytes (a NUL and non-UTF-8 bytes among them) come back exactly, then end-of-stream, after the client's half-close",
-            run: echoes,
-            budget: secs(20),
-        },
-        Check {
-            name: "echoes-large",
-            points: 1,
-            verifies: "server: echoes 1 MiB whole (a recv()/send() loop, not one read)",
-            details: "1 MiB, sent while the grader reads, comes back whole",
-            run: echoes_large,
-            budget: secs(20),
-        },
-        Check {
-            name: "serves-in-turn",
-            points: 1,
-            verifies: "server: serves client after client",
-            details: "three clients, one after the other, all get their echo",
-            run: serves_in_turn,
-            budget: secs(20),
-        },
-        Check {
-            name: "owner-only",
-            points: 1,
-            verifies: "server: the socket file's mode is 0600 by default (only its owner may connect)",
-            details: "the socket file's mode is exactly 0600 without `--mode`",
-            run: owner_only,
-            budget: secs(20),
-        },
-        Check {
-            name: "mode-option",
-            points: 1,
-            verifies: "server: --mode 0660 gives the socket file exactly mode 0660",
-            details: "`--mode 0660` gives exactly 0660",
-            run: mode_option,
-            budget: secs(20),
-        },
-        Check {
-            name: "peer-credentials",
-            points: 2,
-            verifies: "server: prints each client's pid, uid and gid (SO_PEERCRED)",
-            details: "after the grader connects, stdout shows its pid, uid and gid, each as `pid N` / `uid N` / `gid N` (`pid=N` or `pid: N` also do)",
-            run: peer_credentials,
-            budget: secs(20),
-        },
-        Check {
-            name: "removes-on-sigint",
-            points: 1,
-            verifies: "server: on SIGINT, removes its socket file and exits",
-            details: "SIGINT: the server exits within 5 s and the file is gone",
-            run: removes_on_sigint,
-            budget: secs(20),
-        },
-        Check {
-            name: "removes-on-sigterm",
-            points: 1,
-            verifies: "server: on SIGTERM, removes its socket file and exits",
-            details: "the same for SIGTERM",
-            run: removes_on_sigterm,
-            budget: secs(20),
-        },
-        Check {
-            name: "removes-stale",
-            points: 2,
-            verifies: "server: a stale socket file (nothing answers on it) is replaced",
-            details: "a stale socket file at `--path` (bound, then abandoned): the server starts anyway and echoes",
-            run: removes_stale,
-            budget: secs(20),
-        },
-        Check {
-            name: "live-in-use",
-            points: 1,
-            verifies: "server: a live server's path gives a one-line 'in use' error; the live one keeps working",
-            details: "a second server on a live server's path: a one-line error mentioning *in use*, non-zero exit; the first server still runs and echoes",
-            run: live_in_use,
-            budget: secs(20),
-        },
-        Check {
-            name: "keeps-regular-file",
-            points: 1,
-            verifies: "server: a regular file at --path is never deleted: one-line error",
-            details: "(after a server works on a free path) a regular file at `--path`: a one-line error (*not a socket* / *regular file* / *exists*), and the file's content is unchanged",
-            run: keeps_regular_file,
-            budget: secs(20),
-        },
-        Check {
-            name: "path-too-long",
-            points: 1,
-            verifies: "server: a 107-byte path works; a 108-byte one (over sun_path) gets a one-line error",
-            details: "a 107-byte path works (socket and echo); a 108-byte path gets a one-line error mentioning *too long* / *long*",
-            run: path_too_long,
-            budget: secs(20),
-        },
-        Check {
-            name: "client-sends-stdin",
-            points: 2,
-            verifies: "client: sends stdin, half-closes, prints exactly the reply",
-            details: "the grader's server gets stdin exactly, then end-of-stream; it answers only then, and the client's stdout is exactly that answer, exit 0",
-            run: client_sends_stdin,
-            budget: secs(20),
-        },
-        Check {
-            name: "client-no-server",
-            points: 1,
-            verifies: "client: no socket file at --path: one-line error, non-zero exit",
-            details: "no file at `--path`: one line (*no such file* / *not exist* / *not found*), non-zero exit",
-            run: client_no_server,
-            budget: secs(20),
-        },
-        Check {
-            name: "dgram-echo",
-            points: 2,
-            verifies: "dgram-server: three datagrams back to back (one empty) come back as three",
-            details: "`first`, an empty datagram and `the third one`, sent back to back from the grader's bound path, come back as exactly those three datagrams, from the server's path",
-            run: dgram_echo,
-            budget: secs(20),
-        },
-        Check {
-            name: "dgram-unnamed-sender",
-            points: 1,
-            verifies: "dgram-server: survives a datagram from an unnamed socket (no reply address)",
-            details: "a datagram from an unnamed socket does not end the server: the next named sender gets its echo",
-            run: dgram_unnamed_sender,
-            budget: secs(20),
-        },
-        Check {
-            name: "dgram-stuck-client",
-            points: 1,
-            verifies: "dgram-server: a client that sends but never reads does not freeze it for the next client",
-            details: "a client sends 600 datagrams and never reads its replies (its queue fills, so a blocking sendto() to it waits for ever); a second client must still get its reply within 5 s",
-            run: dgram_stuck_client,
-            budget: secs(30),
-        },
-        Check {
-            name: "dgram-removes-on-signal",
-            points: 1,
-            verifies: "dgram-server: on SIGTERM, removes its socket file and exits",
-            details: "SIGTERM: the datagram server exits and its file is gone",
-            run: dgram_removes_on_signal,
-            budget: secs(20),
-        },
-        Check {
-            name: "dgram-client",
-            points: 2,
-            verifies: "dgram-client: each line one datagram from a path of its own; each reply one line",
-            details: "stdin `x`, `y y`: the grader's datagram server receives `x` and `y y` from a *named* sender path, replies `R:x`, `R:y y`, and the client prints them one per line, exit 0",
-            run: dgram_client,
-            budget: secs(20),
-        },
-        Check {
-            name: "dgram-client-cleanup",
-            points: 1,
-            verifies: "dgram-client: removes its own socket file when it is done",
-            details: "after the client ends, the path it sent from no longer exists",
-            run: dgram_client_cleanup,
-            budget: secs(20),
-        },
+    table: &[
+        row("listens-on-path", listens_on_path),
+        row("echoes", echoes).points(2),
+        row("echoes-large", echoes_large),
+        row("serves-in-turn", serves_in_turn),
+        row("owner-only", owner_only),
+        row("mode-option", mode_option),
+        row("peer-credentials", peer_credentials).points(2),
+        row("removes-on-sigint", removes_on_sigint),
+        row("removes-on-sigterm", removes_on_sigterm),
+        row("removes-stale", removes_stale).points(2),
+        row("live-in-use", live_in_use),
+        row("keeps-regular-file", keeps_regular_file),
+        row("path-too-long", path_too_long),
+        row("client-sends-stdin", client_sends_stdin).points(2),
+        row("client-no-server", client_no_server),
+        row("dgram-echo", dgram_echo).points(2),
+        row("dgram-unnamed-sender", dgram_unnamed_sender),
+        row("dgram-stuck-client", dgram_stuck_client).budget(30),
+        row("dgram-removes-on-signal", dgram_removes_on_signal),
+        row("dgram-client", dgram_client).points(2),
+        row("dgram-client-cleanup", dgram_client_cleanup),
     ],
+    words: include_str!("../../checks/lab5.toml"),
     demo: Some(demo),
+    joined: OnceLock::new(),
 };
 
 /// Size of Linux's `sun_path`: paths must be shorter, for the closing NUL.

@@ -10,6 +10,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::process::ExitStatus;
+use std::sync::OnceLock;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -20,124 +21,34 @@ use crate::grade::demo::Demo;
 use crate::grade::net::{self, Conn, LOCALHOST_V4, show};
 use crate::grade::peer::{Peer, Script, Step};
 use crate::grade::process::describe_status;
+use crate::grade::row;
 use crate::grade::standard;
-use crate::grade::{Check, Ctx, Failure, Lab, Server, common, ensure, secs};
+use crate::grade::{Ctx, Failure, Lab, Server, common, ensure};
 
 pub static LAB: Lab = Lab {
     id: "lab6",
     slug: "threads",
     title: "threads: everybody served at once, a cap, a graceful exit",
-    checks: &[
-        Check {
-            name: "echoes-lines",
-            points: 1,
-            verifies: "echoes each line back on the same connection, line after line",
-            details: "one connection, several lines: each comes back as sent, including one sent a byte at a time and one that is not UTF-8",
-            run: echoes_lines,
-            budget: secs(20),
-        },
-        Check {
-            name: "concurrent-clients",
-            points: 2,
-            verifies: "50 clients at once, one of them silent mid-line: all the others are answered",
-            details: "a client connects first and stops in the middle of a line; 49 more connect and send a line each; all 49 must be answered while the first still sits there (then it finishes its line and gets it back too). Runs with `--max-clients 100`",
-            run: concurrent_clients,
-            budget: secs(20),
-        },
-        Check {
-            name: "max-clients",
-            points: 2,
-            verifies: "past --max-clients, a newcomer gets one busy: line and is closed; the others keep their service",
-            details: "with `--max-clients 3`, three clients are served; a 4th receives one line starting with `busy` and then end of stream; the three still get answers",
-            run: max_clients,
-            budget: secs(20),
-        },
-        Check {
-            name: "frees-places",
-            points: 1,
-            verifies: "when a client leaves, its place is given to the next one",
-            details: "with `--max-clients 2`, fill both places (a 3rd is refused), let one client leave: within 5 s a newcomer is served again",
-            run: frees_places,
-            budget: secs(20),
-        },
-        Check {
-            name: "survives-resets",
-            points: 1,
-            verifies: "keeps serving after clients reset their connections",
-            details: "`--max-clients 2`: one client resets in the middle of a line, another resets while its 4 MiB answer is being sent; the server keeps running, gives both places back, and serves the next client (within 5 s)",
-            run: survives_resets,
-            budget: secs(20),
-        },
+    table: &[
+        row("echoes-lines", echoes_lines),
+        row("concurrent-clients", concurrent_clients).points(2),
+        row("max-clients", max_clients).points(2),
+        row("frees-places", frees_places),
+        row("survives-resets", survives_resets),
         standard::ipv6(ipv6),
-        Check {
-            name: "prints-clients",
-            points: 1,
-            verifies: "prints its port and each client's address:port",
-            details: "stdout mentions the port and each client's `address:port`",
-            run: prints_clients,
-            budget: secs(20),
-        },
-        standard::port_in_use(
-            "a taken port: non-zero exit, one line on stderr saying the address is in use, no panic",
-        ),
-        Check {
-            name: "sigint-exits-cleanly",
-            points: 2,
-            verifies: "on SIGINT idle clients are hung up on, a line names the signal, and the exit status is 0",
-            details: "three idle clients, then SIGINT (`--grace-ms 60000`): each idle client sees end of stream within 10 s (not after the grace period), the server exits with status 0, and a line printed after the signal names it (`SIGINT`)",
-            run: sigint_exits_cleanly,
-            budget: secs(20),
-        },
-        Check {
-            name: "stops-accepting",
-            points: 1,
-            verifies: "after SIGTERM the listener is closed at once, even while a client is still being answered",
-            details: "while a long answer is still being sent, SIGTERM: within 5 s, new connections are refused (the listener is closed, not merely ignored)",
-            run: stops_accepting,
-            budget: secs(20),
-        },
-        Check {
-            name: "finishes-reply",
-            points: 2,
-            verifies: "a reply being sent when SIGTERM comes is sent in full, then the exit status is 0",
-            details: "a client sends one line of at least 16 MiB and reads only the start of the echo, so your server is blocked sending it; then SIGTERM: the whole echo must still arrive, byte for byte, and once the client leaves the server exits with status 0",
-            run: finishes_reply,
-            budget: secs(20),
-        },
-        Check {
-            name: "finishes-request",
-            points: 1,
-            verifies: "a line half received when SIGTERM comes is still read to its end and answered",
-            details: "a client has sent `half a li` when SIGTERM comes; once the threads have noticed (an idle client is hung up on) the half-line client must neither be answered nor hung up on; it then sends `ne\\n` and must get `half a line\\n` back",
-            run: finishes_request,
-            budget: secs(40),
-        },
-        Check {
-            name: "grace-period",
-            points: 1,
-            verifies: "a client stalled mid-line keeps the server no longer than --grace-ms",
-            details: "with `--grace-ms 1000`, a client stops in the middle of a line for good; after SIGTERM the server must still exit, with status 0, within 15 s",
-            run: grace_period,
-            budget: secs(40),
-        },
-        Check {
-            name: "one-request",
-            points: 1,
-            verifies: "--one-request answers one line per connection, then hangs up (SocketServer shape)",
-            details: "`--one-request`: two connections, one after the other, each sends one line (without half-closing); each gets its line back and then end of stream within 5 s, and the server keeps running",
-            run: one_request,
-            budget: secs(20),
-        },
-        Check {
-            name: "client",
-            points: 1,
-            verifies: "the client sends stdin's lines and prints the replies, busy: included",
-            details: "`lab6 client` against the grader's own server: stdin `one\\ntwo\\n` arrives as those two lines on one connection, the replies are printed, exit status 0 at end of input; against a server that answers `busy: ...`, the refusal is shown",
-            run: client,
-            budget: secs(20),
-        },
+        row("prints-clients", prints_clients),
+        standard::port_in_use(),
+        row("sigint-exits-cleanly", sigint_exits_cleanly).points(2),
+        row("stops-accepting", stops_accepting),
+        row("finishes-reply", finishes_reply).points(2),
+        row("finishes-request", finishes_request).budget(40),
+        row("grace-period", grace_period).budget(40),
+        row("one-request", one_request),
+        row("client", client),
     ],
+    words: include_str!("../../checks/lab6.toml"),
     demo: Some(demo),
+    joined: OnceLock::new(),
 };
 
 /// How long a stopping server may take to do something that needs one tick of its

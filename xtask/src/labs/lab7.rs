@@ -16,6 +16,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -28,115 +29,38 @@ use crate::grade::common::start;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, show};
 use crate::grade::peer::{Peer, Script, Step};
-use crate::grade::{Check, Ctx, Failure, Lab, common, ensure, expect, secs};
+use crate::grade::row;
+use crate::grade::{Ctx, Failure, Lab, common, ensure, expect};
 use crate::grade::{procstat, standard};
 
 pub static LAB: Lab = Lab {
     id: "lab7",
     slug: "event-loop",
     title: "one thread, ten thousand callers: an echo server on epoll",
-    checks: &[
-        Check {
-            name: "echoes",
-            points: 2,
-            verifies: "echoes a client's bytes, then closes once the client half-closed",
-            details: "a line, then 512 binary bytes (the first 64 one byte per write), come back exactly, then end-of-stream",
-            run: echoes,
-            budget: secs(20),
-        },
+    table: &[
+        row("echoes", echoes).points(2),
         standard::ipv6(ipv6),
-        Check {
-            name: "many-clients",
-            points: 3,
-            verifies: "2,000 clients connected at once each get their own bytes back",
-            details: "2,000 clients are connected at the same time; each sends its own 1,000 bytes and half-closes; every echo is checked byte for byte",
-            run: many_clients,
-            budget: secs(20),
-        },
-        Check {
-            name: "slow-reader-no-stall",
-            points: 2,
-            verifies: "a client that sends but never reads does not stall the others",
-            details: "a client sends without ever reading until its sends stall; meanwhile 5 other clients must each get their echo (a blocking `send()` to the slow one would freeze them)",
-            run: slow_reader_no_stall,
-            budget: secs(40),
-        },
-        Check {
-            name: "back-pressure",
-            points: 2,
-            verifies: "stops reading a client that does not read: memory stays bounded",
-            details: "with `--max-buffer 65536`, a client that never reads must see its sends stall (the server stopped reading it) within 128 MiB, and the server's `VmRSS` (`/proc/PID/status`) must grow by less than 32 MiB",
-            run: back_pressure,
-            budget: secs(40),
-        },
-        Check {
-            name: "slow-reader-intact",
-            points: 2,
-            verifies: "a slow reader gets every byte in order despite partial sends",
-            details: "with `--max-buffer 4194304`, a client sends up to 16 MiB but reads nothing until its sends stall, then reads everything while it sends the other 16 MiB: every byte must come back, in order (the queue is sent in several partial `send()`s, and bytes read while older ones wait go behind them)",
-            run: slow_reader_intact,
-            budget: secs(40),
-        },
-        Check {
-            name: "idle-sleeps",
-            points: 2,
-            verifies: "uses no CPU while its clients are quiet (no busy loop)",
-            details: "5 clients exchange one message each and stay connected, silent; over one second the server's CPU time (`/proc/PID/stat` utime + stime) must stay under a tenth of that second",
-            run: idle_sleeps,
-            budget: secs(40),
-        },
-        Check {
-            name: "stop-continue",
-            points: 1,
-            verifies: "keeps serving after kill -STOP / kill -CONT (EINTR)",
-            details: "after `kill -STOP` and `kill -CONT` the server is still running and echoing (`EINTR` handled)",
-            run: stop_continue,
-            budget: secs(20),
-        },
-        Check {
-            name: "survives-resets",
-            points: 1,
-            verifies: "keeps serving after clients reset their connections",
-            details: "30 clients that reset (mid-echo, at once, or by closing with the echo unread) do not end the server",
-            run: survives_resets,
-            budget: secs(20),
-        },
-        standard::no_fd_leak("after 20 polite and 20 resetting clients, the server's open descriptors (`/proc/PID/fd`) are back where they were", no_fd_leak).verifies("open file descriptors do not grow with clients served or reset"),
-        Check {
-            name: "keepalive",
-            points: 2,
-            verifies: "turns on TCP keepalive on client sockets with --keepalive's idle time and a 10 s probe interval",
-            details: "with `--keepalive 1`, the kernel's TCP table (`/proc/net/tcp`, `tr` 2: the keepalive timer) shows the connection's timer due within 1 s; after the first probe (answered by the grader's kernel) it is re-armed for at most 10 s (`TCP_KEEPINTVL`)",
-            run: keepalive,
-            budget: secs(20),
-        },
-        Check {
-            name: "idle-timeout",
-            points: 2,
-            verifies: "with --idle-timeout, closes a client silent that long, and only such a client",
-            details: "with `--idle-timeout 1`: a silent client gets end-of-stream 1 to 5 s after it connected, while one sending a line every 0.2 s keeps its echoes past 2 s; once that one stops talking (and nothing else happens) it gets end-of-stream 1 to 5 s after its last line",
-            run: idle_timeout,
-            budget: secs(30),
-        },
-        Check {
-            name: "backlog",
-            points: 1,
-            verifies: "listen() uses --backlog, and the default is at least 1024",
-            details: "`--backlog 700` reaches `listen()`, and without `--backlog` the queue is at least 1024 long (read back with `ss -ltn`)",
-            run: backlog,
-            budget: secs(20),
-        },
-        standard::port_in_use("a taken port gives one clear line and a non-zero exit; at most 2 lines on stderr, one containing `in use` (any case), no panic or traceback"),
-        Check {
-            name: "client",
-            points: 2,
-            verifies: "the client sends stdin, half-closes and prints exactly the echo",
-            details: "against the grader's echo server, the client sends its 64 KiB of stdin, half-closes, and prints exactly the echo",
-            run: client,
-            budget: secs(20),
-        },
+        row("many-clients", many_clients).points(3),
+        row("slow-reader-no-stall", slow_reader_no_stall)
+            .points(2)
+            .budget(40),
+        row("back-pressure", back_pressure).points(2).budget(40),
+        row("slow-reader-intact", slow_reader_intact)
+            .points(2)
+            .budget(40),
+        row("idle-sleeps", idle_sleeps).points(2).budget(40),
+        row("stop-continue", stop_continue),
+        row("survives-resets", survives_resets),
+        standard::no_fd_leak(no_fd_leak),
+        row("keepalive", keepalive).points(2),
+        row("idle-timeout", idle_timeout).points(2).budget(30),
+        row("backlog", backlog),
+        standard::port_in_use(),
+        row("client", client).points(2),
     ],
+    words: include_str!("../../checks/lab7.toml"),
     demo: Some(demo),
+    joined: OnceLock::new(),
 };
 
 /// The back-pressure bound the slow-reader checks give the server.

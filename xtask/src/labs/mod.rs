@@ -29,3 +29,17 @@ pub fn all() -> Vec<&'static Lab> {
 pub fn find(id: &str) -> Option<&'static Lab> {
     all().into_iter().find(|lab| lab.id == id)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Each lab's table and its words file (`xtask/checks/LAB.toml`) name the same
+    /// checks, and every check has both its report line and its README line.
+    #[test]
+    fn every_row_has_its_words() {
+        let problems: Vec<String> = super::all()
+            .iter()
+            .flat_map(|lab| lab.words_problems())
+            .collect();
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+}

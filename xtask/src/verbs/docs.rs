@@ -2,8 +2,8 @@
 //! one source of truth, so that the README cannot drift from the grader or the solution.
 //!
 //! Between `<!-- socklab:checks:begin -->` and `<!-- socklab:checks:end -->` goes the
-//! check table, from the lab's check table in `xtask/src/labs/labN.rs` (name, points,
-//! each row's `details`). Between `<!-- socklab:steps:begin [SELECTOR] -->` and
+//! check table, from the lab's check table in `xtask/src/labs/labN.rs` (name, points)
+//! and each row's `details` in `xtask/checks/labN.toml`. Between `<!-- socklab:steps:begin [SELECTOR] -->` and
 //! `<!-- socklab:steps:end -->` goes a step table, from the solution's fences (step
 //! number, the `todo!` title, and the fences' `//- call:` and `//- why:` when they have
 //! them). `SELECTOR` picks the rows: `main` (steps not titled `client step`), `client`,
@@ -34,6 +34,10 @@ pub struct DocsArgs {
 pub fn run(root: &Path, args: DocsArgs) -> anyhow::Result<bool> {
     let mut stale = Vec::new();
     for lab in labs::all() {
+        // The README's check table is made from the words file: it must cover the table.
+        if let Some(problem) = lab.words_problems().first() {
+            bail!("{problem} (xtask/checks/{}.toml)", lab.id);
+        }
         let path = root.join("labs").join(folder(lab)).join("README.md");
         let current =
             fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -111,7 +115,7 @@ fn between_markers(
 /// The check table: name, points and what the check verifies, in table order.
 pub fn check_table(lab: &Lab) -> String {
     let mut table = String::from("| check | points | what it verifies |\n| --- | --- | --- |\n");
-    for check in lab.checks {
+    for check in lab.checks() {
         table.push_str(&format!(
             "| `{}` | {} | {} |\n",
             check.name, check.points, check.details

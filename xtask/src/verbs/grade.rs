@@ -294,12 +294,12 @@ fn preflight(program: &str) -> anyhow::Result<()> {
 
 /// The labs `which` names: one lab, or `all`.
 pub fn select_labs(which: &str) -> anyhow::Result<Vec<&'static Lab>> {
-    let with_checks = |lab: &&Lab| !lab.checks.is_empty();
+    let with_checks = |lab: &&Lab| !lab.checks().is_empty();
     if which == "all" {
         return Ok(labs::all().into_iter().filter(with_checks).collect());
     }
     let lab = labs::find(which).ok_or_else(|| unknown_lab(which, true))?;
-    if lab.checks.is_empty() {
+    if lab.checks().is_empty() {
         bail!("{} has no checks yet", lab.id);
     }
     Ok(vec![lab])
@@ -310,11 +310,11 @@ fn check_names(selected: &[&'static Lab], only: &[String]) -> anyhow::Result<()>
     for name in only {
         if !selected
             .iter()
-            .any(|lab| lab.checks.iter().any(|c| c.name == name))
+            .any(|lab| lab.checks().iter().any(|c| c.name == name))
         {
             let known: Vec<&str> = selected
                 .iter()
-                .flat_map(|lab| lab.checks.iter().map(|c| c.name))
+                .flat_map(|lab| lab.checks().iter().map(|c| c.name))
                 .collect();
             let which = if selected.len() == 1 {
                 selected[0].id
