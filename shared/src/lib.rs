@@ -9,12 +9,14 @@
 //! - [`errors`]: one-line, friendly explanations of socket errors,
 //! - [`ctime`]: the `Sun Nov 22 17:39:27 2026` time format of the notes,
 //! - [`run`]: a `main` wrapper that turns errors and `todo!()`s into one clear line,
-//! - [`sockaddr`]: addresses as people write them, and buffers for `recv_from`.
+//! - [`sockaddr`]: addresses as people write them, and buffers for `recv_from`,
+//! - [`ports`]: (the tools', not the labs') a free port for a program under test.
 
 pub mod cli;
 pub mod ctime;
 pub mod errors;
 pub mod narrate;
+pub mod ports;
 pub mod run;
 pub mod sockaddr;
 

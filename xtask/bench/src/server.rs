@@ -6,7 +6,7 @@
 //! (PR_SET_PDEATHSIG), so no server outlives the benchmark, not even after Ctrl+C.
 
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -94,15 +94,13 @@ impl ServerKind {
     }
 }
 
-/// A free loopback port: bind port 0, read what the kernel picked, let it go again.
+/// A free loopback port for a server, picked as the grader picks them (below the
+/// kernel's ephemeral range, from which the load generator's connections draw).
 pub fn free_port() -> anyhow::Result<u16> {
-    let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .context("cannot find a free port on 127.0.0.1")?;
-    let port = probe
-        .local_addr()
-        .context("getsockname() on the port probe failed")?
-        .port();
-    Ok(port)
+    match shared::ports::free_port(Ipv4Addr::LOCALHOST.into()) {
+        0 => bail!("cannot find a free port on 127.0.0.1"),
+        port => Ok(port),
+    }
 }
 
 /// Memory figures of a process, from /proc/PID/status, in KiB.

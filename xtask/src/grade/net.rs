@@ -6,7 +6,7 @@
 //! backlog (`ss`), a process's open file descriptors (`/proc/PID/fd`).
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use super::Failure;
@@ -22,68 +22,8 @@ pub const RECEIVE_CAP: usize = 32 * 1024 * 1024;
 pub const LOCALHOST_V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 pub const LOCALHOST_V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 
-/// A port the kernel says is free right now on `ip`, for TCP and UDP alike, and not
-/// handed to another check of this grader in the last two minutes.
-///
-/// Checks run side by side: a port one check was given and has not bound yet is free
-/// again in the kernel's eyes, and bind(0) may hand it out twice. Two UDP servers that
-/// both set SO_REUSEADDR then share the port and receive each other's datagrams, so the
-/// grader remembers what it gave out, and checks UDP too.
-pub fn free_port(ip: IpAddr) -> u16 {
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-    static GIVEN: Mutex<Option<HashMap<u16, Instant>>> = Mutex::new(None);
-    const REMEMBER: Duration = Duration::from_secs(120);
-    let range = server_ports();
-    for _ in 0..256 {
-        let port = match &range {
-            Some(range) => {
-                range.start + (next_offset() % u32::from(range.end - range.start)) as u16
-            }
-            None => match TcpListener::bind((ip, 0)).and_then(|l| l.local_addr()) {
-                Ok(addr) => addr.port(),
-                Err(_) => return 0,
-            },
-        };
-        if TcpListener::bind((ip, port)).is_err() || std::net::UdpSocket::bind((ip, port)).is_err()
-        {
-            continue;
-        }
-        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
-        let given = given.get_or_insert_with(HashMap::new);
-        given.retain(|_, at| at.elapsed() < REMEMBER);
-        if given.contains_key(&port) {
-            continue;
-        }
-        given.insert(port, Instant::now());
-        return port;
-    }
-    0
-}
-
-/// Where servers' ports come from: below the kernel's ephemeral range
-/// (`net.ipv4.ip_local_port_range`), from which every connect() of the grader's takes its
-/// local port. A port bind(0) handed out lies in that range: between the grader giving
-/// it to a program and the program binding it, one of the many connections of another
-/// check could take it, and the program would fail with EADDRINUSE. `None` where the
-/// range starts too low to leave room (then bind(0) picks, as before).
-fn server_ports() -> Option<std::ops::Range<u16>> {
-    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
-    let low: u16 = range.split_whitespace().next()?.parse().ok()?;
-    (low >= 12_000).then_some(10_000..low)
-}
-
-/// Steps through the range in a scattered order, from a start that differs between
-/// graders (their pids), so that two graders at once seldom probe the same ports.
-fn next_offset() -> u32 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    // Consecutive calls land far apart in the range; the caller checks each port.
-    std::process::id()
-        .wrapping_mul(2_654_435_761)
-        .wrapping_add(n.wrapping_mul(40_503))
-}
+/// A free port for a program under test: one source for grade, demo and bench.
+pub use shared::ports::free_port;
 
 /// Bytes as a short, readable string: `"hello\n"`, or `1048576 bytes (binary)`.
 pub fn show(bytes: &[u8]) -> String {
@@ -483,6 +423,8 @@ pub fn open_fds(pid: u32) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::TcpListener;
+
     use super::*;
 
     #[test]
@@ -502,14 +444,6 @@ mod tests {
         let listener = TcpListener::bind("[::1]:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         assert!(is_listening(port), "IPv6 listeners are found too");
-    }
-
-    #[test]
-    fn free_ports_are_never_handed_out_twice() {
-        let ports: Vec<u16> = (0..200).map(|_| free_port(LOCALHOST_V4)).collect();
-        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
-        assert_eq!(distinct.len(), ports.len());
-        assert!(!distinct.contains(&0));
     }
 
     #[test]

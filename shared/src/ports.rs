@@ -1,0 +1,89 @@
+//! Ports for programs under test: a port that is free now, below the kernel's ephemeral
+//! range, and never handed out twice by one process.
+//!
+//! The grader, its demos and the benchmark start servers on ports they pick before the
+//! server binds them; this is the one place that picks. It is not a lab's socket step
+//! (no lab calls it): it lives here because it is the crate every socklab tool shares.
+
+use std::net::{IpAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+/// A port the kernel says is free right now on `ip`, for TCP and UDP alike, and not
+/// handed to another check of this grader in the last two minutes.
+///
+/// Checks run side by side: a port one check was given and has not bound yet is free
+/// again in the kernel's eyes, and bind(0) may hand it out twice. Two UDP servers that
+/// both set SO_REUSEADDR then share the port and receive each other's datagrams, so the
+/// grader remembers what it gave out, and checks UDP too.
+pub fn free_port(ip: IpAddr) -> u16 {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashMap<u16, Instant>>> = Mutex::new(None);
+    const REMEMBER: Duration = Duration::from_secs(120);
+    let range = server_ports();
+    for _ in 0..256 {
+        let port = match &range {
+            Some(range) => {
+                range.start + (next_offset() % u32::from(range.end - range.start)) as u16
+            }
+            None => match TcpListener::bind((ip, 0)).and_then(|l| l.local_addr()) {
+                Ok(addr) => addr.port(),
+                Err(_) => return 0,
+            },
+        };
+        if TcpListener::bind((ip, port)).is_err() || std::net::UdpSocket::bind((ip, port)).is_err()
+        {
+            continue;
+        }
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        let given = given.get_or_insert_with(HashMap::new);
+        given.retain(|_, at| at.elapsed() < REMEMBER);
+        if given.contains_key(&port) {
+            continue;
+        }
+        given.insert(port, Instant::now());
+        return port;
+    }
+    0
+}
+
+/// Where servers' ports come from: below the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`), from which every connect() of the grader's takes its
+/// local port. A port bind(0) handed out lies in that range: between the grader giving
+/// it to a program and the program binding it, one of the many connections of another
+/// check could take it, and the program would fail with EADDRINUSE. `None` where the
+/// range starts too low to leave room (then bind(0) picks, as before).
+fn server_ports() -> Option<std::ops::Range<u16>> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let low: u16 = range.split_whitespace().next()?.parse().ok()?;
+    (low >= 12_000).then_some(10_000..low)
+}
+
+/// Steps through the range in a scattered order, from a start that differs between
+/// graders (their pids), so that two graders at once seldom probe the same ports.
+fn next_offset() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    // Consecutive calls land far apart in the range; the caller checks each port.
+    std::process::id()
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(n.wrapping_mul(40_503))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+
+    const LOCALHOST_V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn free_ports_are_never_handed_out_twice() {
+        let ports: Vec<u16> = (0..200).map(|_| free_port(LOCALHOST_V4)).collect();
+        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len());
+        assert!(!distinct.contains(&0));
+    }
+}
