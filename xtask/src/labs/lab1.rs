@@ -72,73 +72,87 @@ fn binds_given_host(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = ctx
         .start_server("server", given, &[])
         .map_err(|f| f.during("with --host 127.0.0.2"))?;
-    let port = server.addr.port();
-    let rows = tcp_table::listeners(
-        &["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"],
-        port,
-    );
-    // The server's own listening socket (found by its inode among the program's
-    // descriptors); any listener on the port if the program hands it to a child.
-    let owned = tcp_table::socket_inodes(server.pid);
-    let bound: Vec<SocketAddr> = match rows.iter().filter(|r| owned.contains(&r.inode)).count() {
-        0 => rows.iter().map(|r| r.local).collect(),
-        _ => rows
-            .iter()
-            .filter(|r| owned.contains(&r.inode))
-            .map(|r| r.local)
-            .collect(),
-    };
-    let shown: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
+    let bound = bound_addresses(&server);
     ensure(
-        bound.iter().all(|a| a.ip() == given) && !bound.is_empty(),
-        || {
-            let wildcard = bound.iter().any(|a| a.ip().is_unspecified());
-            Failure::new("the listening socket is not bound to the address it was given")
-                .sent(format!("--host 127.0.0.2 --port {port}"))
-                .expected(format!("a listener on 127.0.0.2:{port} (/proc/net/tcp)"))
-                .got(format!("bound to {}", shown.join(", ")))
-                .hint(if wildcard {
-                    "bind() the --host address: the wildcard (0.0.0.0 or ::) accepts calls on \
-                 every interface, from the whole network, when you were asked for one"
-                } else {
-                    "bind() the address --host names, not a fixed one"
-                })
-        },
+        !bound.is_empty() && bound.iter().all(|a| a.ip() == given),
+        || not_bound_to_given(&bound, server.addr.port()),
     )
+}
+
+/// Where the server's listening socket is bound, read from the kernel's tables: its own
+/// socket (found by inode among its descriptors), or any listener on the port if the
+/// program handed the socket to a child.
+fn bound_addresses(server: &Server) -> Vec<SocketAddr> {
+    let tables = ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"];
+    let rows = tcp_table::listeners(&tables, server.addr.port());
+    let owned = tcp_table::socket_inodes(server.pid);
+    let own: Vec<SocketAddr> = rows
+        .iter()
+        .filter(|r| owned.contains(&r.inode))
+        .map(|r| r.local)
+        .collect();
+    if own.is_empty() {
+        rows.iter().map(|r| r.local).collect()
+    } else {
+        own
+    }
+}
+
+/// `binds-given-host`'s failure: where the socket is bound instead of 127.0.0.2.
+fn not_bound_to_given(bound: &[SocketAddr], port: u16) -> Failure {
+    let shown: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
+    let wildcard = bound.iter().any(|a| a.ip().is_unspecified());
+    Failure::new("the listening socket is not bound to the address it was given")
+        .sent(format!("--host 127.0.0.2 --port {port}"))
+        .expected(format!("a listener on 127.0.0.2:{port} (/proc/net/tcp)"))
+        .got(format!("bound to {}", shown.join(", ")))
+        .hint(if wildcard {
+            "bind() the --host address: the wildcard (0.0.0.0 or ::) accepts calls on \
+         every interface, from the whole network, when you were asked for one"
+        } else {
+            "bind() the address --host names, not a fixed one"
+        })
 }
 
 fn reachable_from_another_host(ctx: &mut Ctx) -> Result<(), Failure> {
     let lan = onlan::lan()?;
-    let alpha = SocketAddr::new(IpAddr::V4(netns::ALPHA_IP), 5000);
-    // Every interface: beta calls alpha's address over the cable.
+    // Every interface: beta calls alpha's address over the cable. The handshake
+    // completing is the answer: what the server then says is for the other checks.
     onlan::start_server_inside(ctx, &lan.alpha, "0.0.0.0", 5000)
         .map_err(|f| f.during("on host alpha with --host 0.0.0.0"))?;
-    // The handshake completing is the answer: what the server then says is for the
-    // other checks.
-    let conn = lan.beta.connect(alpha, net::IO_LIMIT).map_err(|e| {
-        net::connect_failure(alpha, &e)
-            .during("from host beta, to the server started on alpha with --host 0.0.0.0")
-            .hint("bind() the address --host gives: 0.0.0.0 is every interface of the machine")
-    })?;
-    drop(conn);
+    drop(beta_reaches_alpha(&lan, 5000)?);
     // Loopback only: alpha itself can call, beta cannot.
     onlan::start_server_inside(ctx, &lan.alpha, "127.0.0.1", 5001)
         .map_err(|f| f.during("on host alpha with --host 127.0.0.1"))?;
-    let reached = lan.beta.connect(
-        SocketAddr::new(IpAddr::V4(netns::ALPHA_IP), 5001),
-        net::IO_LIMIT,
-    );
-    ensure(reached.is_err(), || {
-        Failure::new("started with --host 127.0.0.1, the server still answered another host")
-            .sent(format!(
-                "a connection from beta ({}) to alpha's {}:5001",
-                netns::BETA_IP,
-                netns::ALPHA_IP
-            ))
-            .expected("connection refused: loopback is reachable from the machine itself only")
-            .got("connected")
-            .hint("bind() the --host address; binding 0.0.0.0 exposes the server to the whole network")
+    let reached = lan.beta.connect(alpha(5001), net::IO_LIMIT);
+    ensure(reached.is_err(), loopback_reached_from_beta)
+}
+
+/// Alpha's address on the private network, at `port`.
+fn alpha(port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(netns::ALPHA_IP), port)
+}
+
+/// Host beta's connection to the server alpha started with `--host 0.0.0.0`.
+fn beta_reaches_alpha(lan: &netns::Lan, port: u16) -> Result<std::net::TcpStream, Failure> {
+    lan.beta.connect(alpha(port), net::IO_LIMIT).map_err(|e| {
+        net::connect_failure(alpha(port), &e)
+            .during("from host beta, to the server started on alpha with --host 0.0.0.0")
+            .hint("bind() the address --host gives: 0.0.0.0 is every interface of the machine")
     })
+}
+
+/// `reachable-from-another-host`'s failure: a loopback-only server answered beta.
+fn loopback_reached_from_beta() -> Failure {
+    Failure::new("started with --host 127.0.0.1, the server still answered another host")
+        .sent(format!(
+            "a connection from beta ({}) to alpha's {}:5001",
+            netns::BETA_IP,
+            netns::ALPHA_IP
+        ))
+        .expected("connection refused: loopback is reachable from the machine itself only")
+        .got("connected")
+        .hint("bind() the --host address; binding 0.0.0.0 exposes the server to the whole network")
 }
 
 fn greets(ctx: &mut Ctx) -> Result<(), Failure> {
@@ -202,31 +216,33 @@ fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
 /// a private host made for the check, where every interface is its own loopback.
 fn dual_stack(ctx: &mut Ctx) -> Result<(), Failure> {
     let host = netns::Host::new("dual").map_err(Failure::cannot_test_here)?;
-    let port = 5000;
-    onlan::start_server_inside(ctx, &host, "::", port)
+    onlan::start_server_inside(ctx, &host, "::", 5000)
         .map_err(|f| f.during("in a private host with --host ::"))?;
     for ip in [IpAddr::V4(Ipv4Addr::LOCALHOST), LOCALHOST_V6] {
-        let addr = SocketAddr::new(ip, port);
-        let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
-        let stream = host.connect(addr, net::IO_LIMIT).map_err(|e| {
-            net::connect_failure(addr, &e)
-                .during(format!(
-                    "an {family} client of the server started with --host ::"
-                ))
-                .hint(
-                    "an IPv6 socket bound to the wildcard :: can take IPv4 clients as well, \
-                     but only with the socket option IPV6_V6ONLY off; some systems turn it on \
-                     by default, so set it yourself, before bind()",
-                )
-        })?;
-        let mut conn = net::Conn::new(stream);
-        conn.expect_bytes(GREETING).map_err(|f| {
-            f.during(format!(
-                "the greeting to an {family} client, with --host ::"
-            ))
-        })?;
+        greeted_in(&host, SocketAddr::new(ip, 5000))?;
     }
     Ok(())
+}
+
+/// A client inside `host` connects to `addr` (IPv4 or IPv6) and is greeted.
+fn greeted_in(host: &netns::Host, addr: SocketAddr) -> Result<(), Failure> {
+    let family = if addr.is_ipv4() { "IPv4" } else { "IPv6" };
+    let stream = host.connect(addr, net::IO_LIMIT).map_err(|e| {
+        net::connect_failure(addr, &e)
+            .during(format!(
+                "an {family} client of the server started with --host ::"
+            ))
+            .hint(
+                "an IPv6 socket bound to the wildcard :: can take IPv4 clients as well, \
+                 but only with the socket option IPV6_V6ONLY off; some systems turn it on \
+                 by default, so set it yourself, before bind()",
+            )
+    })?;
+    net::Conn::new(stream).expect_bytes(GREETING).map_err(|f| {
+        f.during(format!(
+            "the greeting to an {family} client, with --host ::"
+        ))
+    })
 }
 
 /// The server runs out of descriptors: the grader lowers its RLIMIT_NOFILE below what
@@ -242,19 +258,33 @@ fn survives_emfile(ctx: &mut Ctx) -> Result<(), Failure> {
     first.send(b"first\n")?;
     common::await_failed_accept(ctx, server.id, stderr_before);
     let restored = common::set_open_files_limit(server.pid, usual);
-    let hint = "EMFILE from accept() means this process has no descriptor left for the \
-                new connection; they come back as connections close, so it is not fatal: \
-                report it, wait a moment and accept again, instead of ending the server";
     if let Some(status) = ctx.proc(server.id).wait_exit(Duration::from_millis(200)) {
-        return Err(Failure::new(format!(
-            "the server exited ({}) when accept() found no descriptor left (EMFILE)",
-            describe_status(status)
-        ))
-        .hint(hint));
+        return Err(exited_on_emfile(status));
     }
     ensure(restored.is_some(), || {
         Failure::new("the grader could not give the program its descriptors back")
     })?;
+    served_after_emfile(first, server.addr)?;
+    ctx.ensure_running(server.id, "after accept() failed with EMFILE")
+}
+
+/// What `survives-emfile` tells a server that treats EMFILE as fatal.
+const EMFILE_HINT: &str = "EMFILE from accept() means this process has no descriptor left \
+     for the new connection; they come back as connections close, so it is not fatal: \
+     report it, wait a moment and accept again, instead of ending the server";
+
+/// The server ended when accept() failed with EMFILE.
+fn exited_on_emfile(status: std::process::ExitStatus) -> Failure {
+    Failure::new(format!(
+        "the server exited ({}) when accept() found no descriptor left (EMFILE)",
+        describe_status(status)
+    ))
+    .hint(EMFILE_HINT)
+}
+
+/// Once the descriptors are back: the client that waited through EMFILE (`first`) gets
+/// its greeting and echo, and so does a new one.
+fn served_after_emfile(mut first: net::Conn, addr: SocketAddr) -> Result<(), Failure> {
     first.limit = Duration::from_secs(10);
     first
         .expect_bytes(GREETING)
@@ -267,16 +297,15 @@ fn survives_emfile(ctx: &mut Ctx) -> Result<(), Failure> {
         })
         .map_err(|f| {
             f.during("the client that arrived while the server had no descriptor left")
-                .or_hint(hint)
+                .or_hint(EMFILE_HINT)
         })?;
-    let got = visit(server.addr, b"next\n").map_err(|f| {
+    let got = visit(addr, b"next\n").map_err(|f| {
         f.during("a client after the descriptors came back")
-            .or_hint(hint)
+            .or_hint(EMFILE_HINT)
     })?;
     ensure(got == b"hello\nnext\n", || {
         Failure::new("wrong reply after the descriptors came back").compare(b"hello\nnext\n", &got)
-    })?;
-    ctx.ensure_running(server.id, "after accept() failed with EMFILE")
+    })
 }
 
 fn prints_addresses(ctx: &mut Ctx) -> Result<(), Failure> {
@@ -306,36 +335,21 @@ fn no_fd_leak(ctx: &mut Ctx) -> Result<(), Failure> {
 }
 
 fn privileged_port(ctx: &mut Ctx) -> Result<(), Failure> {
-    let first_free: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
-        .ok()
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or(1024);
     let root = running_as_root();
-    // A privileged port nobody uses; as root we can find one by binding it briefly.
-    let candidates = (1..first_free.min(1024)).rev();
-    let port = if root {
-        candidates
-            .into_iter()
-            .find(|&p| TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_ok())
-    } else {
-        candidates.into_iter().next()
-    };
-    let Some(port) = port else {
+    let Some(port) = privileged_port_to_try(root) else {
         return Ok(()); // every port is unprivileged on this machine: nothing to check
     };
     let port = port.to_string();
     let args = ["server", "--host", "127.0.0.1", "--port", &port];
-    if root {
-        // First make sure `nobody` can run the program at all (a folder it may not read
-        // gives "Permission denied" too, and that would pass for the right answer).
+    // Root may bind any port, so the grader runs the program as the user `nobody`,
+    // once it knows `nobody` can run it at all (a folder it may not read gives
+    // "Permission denied" too, and that would pass for the right answer).
+    let id = if root {
         let (_holder, taken) = common::hold_tcp_port()?;
         let probe = ["server", "--host", "127.0.0.1", "--port", &taken];
         if let Err(why) = ctx.other_user_runs_it(65534, &probe) {
             return ctx.cannot_test(format!("{why:#}"));
         }
-    }
-    // Root may bind any port, so the grader runs the program as the user `nobody`.
-    let id = if root {
         ctx.spawn_as_user("server", &args, 65534)?
     } else {
         ctx.spawn("server", &args, None)?
@@ -343,6 +357,21 @@ fn privileged_port(ctx: &mut Ctx) -> Result<(), Failure> {
     let run = ctx.finish(id, Duration::from_secs(5))?;
     expect::clean_error(&run, &["permission", "privileged"], 2)
         .map_err(|f| f.during(format!("port {port} as an unprivileged user")))
+}
+
+/// A privileged port (below `ip_unprivileged_port_start`) that nobody uses: as root
+/// the grader can find one by binding it briefly; otherwise the highest one will do.
+fn privileged_port_to_try(root: bool) -> Option<u16> {
+    let first_free: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(1024);
+    let mut candidates = (1..first_free.min(1024)).rev();
+    if root {
+        candidates.find(|&p| TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_ok())
+    } else {
+        candidates.next()
+    }
 }
 
 fn bad_host(ctx: &mut Ctx) -> Result<(), Failure> {
