@@ -418,15 +418,11 @@ fn survives_reset(ctx: &mut Ctx) -> Result<(), Failure> {
     // The first rude client resets once some of its echo is back: the server is then
     // waiting in recv() for more, and that recv() fails.
     rude_client(server.addr, &[b'r'; 1024], 1)?;
-    expect_echo(server.addr, b"still there?\n")
-        .map_err(stage("the client after a reset during recv()", RESET_HINT))?;
+    expect_echo_during(server.addr, b"still there?\n", AFTER_RECV_RESET, RESET_HINT)?;
     // The second one resets right after sending, without reading: the server's send()
     // of the echo (or its next recv()) fails.
     rude_client(server.addr, &[b'R'; 1024], 0)?;
-    expect_echo(server.addr, b"and now?\n").map_err(stage(
-        "the client after a reset before the echo",
-        RESET_HINT,
-    ))?;
+    expect_echo_during(server.addr, b"and now?\n", AFTER_SEND_RESET, RESET_HINT)?;
     ctx.ensure_running(server.id, "after two clients reset their connections")
 }
 
@@ -456,30 +452,22 @@ fn survives_epipe(ctx: &mut Ctx) -> Result<(), Failure> {
 /// report that, live on, and serve the waiting client once the limit is back.
 fn survives_emfile(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &[])?;
-    let mut first = queued_through_emfile(ctx, &server, b"first\n")?;
-    first.limit = Duration::from_secs(10);
-    let got = first
-        .read_to_eof(64)
-        .map_err(stage(EMFILE_WAITER, EMFILE_HINT))?;
-    expect::echoed(b"first\n", &got, EMFILE_WRONG_ECHO)?;
-    expect_echo(server.addr, b"and the next one\n").map_err(stage(
-        "a client after the descriptors came back",
+    let first = queued_through_emfile(ctx, &server, b"first\n")?;
+    expect_echo_at_last(first, b"first\n")?;
+    expect_echo_during(
+        server.addr,
+        b"and the next one\n",
+        AFTER_EMFILE,
         EMFILE_HINT,
-    ))?;
+    )?;
     ctx.ensure_running(server.id, "after accept() failed with EMFILE")
 }
 
 fn stuck_reader(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--send-timeout", STUCK_SEND_TIMEOUT])?;
     let stuck = stuck_client(server.addr)?;
-    let message = b"next in line\n";
-    let got = converse_behind_stuck(server.addr, message)?;
+    expect_echo_behind_stuck(server.addr, b"next in line\n")?;
     drop(stuck);
-    ensure(got == message, || {
-        Failure::new("the second client got the wrong echo")
-            .sent_bytes(message)
-            .got(show(&got))
-    })?;
     ctx.ensure_running(server.id, "after dropping a client that never reads")
 }
 
@@ -515,6 +503,17 @@ fn prints_addresses(ctx: &mut Ctx) -> Result<(), Failure> {
 /// brought a sharper one of its own (silence, a reset, an early close).
 fn stage(during: impl std::fmt::Display, hint: &str) -> impl FnOnce(Failure) -> Failure {
     move |f| f.during(during).or_hint(hint)
+}
+
+/// Like [`expect_echo`], for a client that comes at a later stage of the check:
+/// `during` names that stage and `hint` says what a server that fails it got wrong.
+fn expect_echo_during(
+    addr: SocketAddr,
+    message: &[u8],
+    during: impl std::fmt::Display,
+    hint: &str,
+) -> Result<(), Failure> {
+    expect_echo(addr, message).map_err(stage(during, hint))
 }
 
 /// Sends `pieces` one at a time; before each next one, waits (up to [`PIECE_GAP`]) for
@@ -797,6 +796,11 @@ const NEXT_CLIENT_HINT: &str = "after one client the server must go back to acce
 const RESET_HINT: &str = "a reset (ECONNRESET from recv(), EPIPE from send()) ends that \
                           client only: report it, close that connection and accept the next";
 
+/// The stage after a client that reset while the server waited in recv().
+const AFTER_RECV_RESET: &str = "the client after a reset during recv()";
+/// The stage after a client that reset before its echo was sent.
+const AFTER_SEND_RESET: &str = "the client after a reset before the echo";
+
 /// A rude client: connects, sends `request`, waits for the first `echoed` bytes of
 /// its echo, then resets the connection.
 fn rude_client(addr: SocketAddr, request: &[u8], echoed: usize) -> Result<(), Failure> {
@@ -873,6 +877,8 @@ const EMFILE_HINT: &str = "EMFILE from accept() means this process has no descri
                            and accept again, instead of ending the server";
 /// The stage of the client that came while no descriptor could be had.
 const EMFILE_WAITER: &str = "the client that arrived while the server had no descriptor left";
+/// The stage of a client that came once the descriptors were back.
+const AFTER_EMFILE: &str = "a client after the descriptors came back";
 /// The problem of a wrong echo to that client.
 const EMFILE_WRONG_ECHO: &str = "the client that waited through EMFILE got the wrong echo";
 
@@ -905,6 +911,16 @@ fn queued_through_emfile(ctx: &mut Ctx, server: &Server, request: &[u8]) -> Resu
     Ok(first)
 }
 
+/// The echo of `request` must come back to `first`, the client that waited through
+/// EMFILE (given 10 s: the server may first have waited a moment before accepting again).
+fn expect_echo_at_last(mut first: Conn, request: &[u8]) -> Result<(), Failure> {
+    first.limit = Duration::from_secs(10);
+    let got = first
+        .read_to_eof(64)
+        .map_err(stage(EMFILE_WAITER, EMFILE_HINT))?;
+    expect::echoed(request, &got, EMFILE_WRONG_ECHO)
+}
+
 /// A client that sends and never reads, on a small window: once its writing stalls,
 /// every buffer on the way is full and the server waits in send(). Keep it (and its
 /// writer) for as long as the client must stay stuck.
@@ -916,15 +932,16 @@ fn stuck_client(addr: SocketAddr) -> Result<(Conn, Pusher), Failure> {
 }
 
 /// A whole conversation with `message` while another client is stuck, waiting up to
-/// [`STUCK_LIMIT`] for each step: the server must drop the stuck one to get to it.
-fn converse_behind_stuck(addr: SocketAddr, message: &[u8]) -> Result<Vec<u8>, Failure> {
+/// [`STUCK_LIMIT`] for each step (the server must drop the stuck one to get to it);
+/// the echo must be the message.
+fn expect_echo_behind_stuck(addr: SocketAddr, message: &[u8]) -> Result<(), Failure> {
     let mut next = net::connect(addr)?;
     next.limit = STUCK_LIMIT;
     let outcome = next
         .send(message)
         .and_then(|()| next.half_close())
         .and_then(|()| next.read_to_eof(1024));
-    outcome.map_err(|f| {
+    let got = outcome.map_err(|f| {
         f.during("a second client, while the first sends but never reads")
             .hint(format!(
                 "send() to a client that never reads waits for ever: give each accepted \
@@ -933,6 +950,11 @@ fn converse_behind_stuck(addr: SocketAddr, message: &[u8]) -> Result<Vec<u8>, Fa
              grader waited {} s)",
                 STUCK_LIMIT.as_secs()
             ))
+    })?;
+    ensure(got == message, || {
+        Failure::new("the second client got the wrong echo")
+            .sent_bytes(message)
+            .got(show(&got))
     })
 }
 
@@ -1102,12 +1124,7 @@ fn prompt_failure(ctx: &mut Ctx, id: usize, problem: &str, expected: &[u8]) -> F
 
 fn client_prompt(ctx: &mut Ctx) -> Result<(), Failure> {
     let stand_in = stand_in(numbered_answer)?;
-    let port = stand_in.port();
-    // stdin stays open, as when a person types: a prompt that is not flushed never shows.
-    let id = ctx.spawn_interactive(
-        "client",
-        &["client", "--host", "127.0.0.1", "--port", &port],
-    )?;
+    let id = spawn_typed_into(ctx, &stand_in)?;
     expect_stdout(ctx, id, b"> ", &FIRST_PROMPT)?;
     type_input(ctx, id, b"hi\n")?;
     expect_stdout(ctx, id, b"> answer 1: hi\n> ", &NEXT_PROMPT)?;
@@ -1182,6 +1199,16 @@ const NEXT_PROMPT: Shown = Shown {
     problem: "after one line, no answer and new `> ` prompt",
     hint: "print the whole answer, then \"> \" again (flushed) before reading the next line",
 };
+
+/// Starts the client against the stand-in with its stdin left open, as when a person
+/// types: a prompt that is not flushed never shows.
+fn spawn_typed_into(ctx: &mut Ctx, stand_in: &Peer) -> Result<usize, Failure> {
+    let port = stand_in.port();
+    ctx.spawn_interactive(
+        "client",
+        &["client", "--host", "127.0.0.1", "--port", &port],
+    )
+}
 
 /// Fails as `shown` says unless the client's stdout becomes exactly `wanted` within
 /// [`PROMPT_LIMIT`].
