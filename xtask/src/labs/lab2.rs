@@ -21,7 +21,8 @@ use socket2::{Domain, Socket, Type};
 
 use crate::grade::demo::{Demo, Voice};
 use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
-use crate::grade::peer::{self, Late, Peer, Script, Seen, Step};
+use crate::grade::netns::{Host, Lan};
+use crate::grade::peer::{self, Addr, Late, Peer, Script, Seen, Step};
 use crate::grade::row;
 use crate::grade::{Ctx, Failure, Finished, Lab, ensure, expect, netns, onlan};
 
@@ -85,449 +86,21 @@ fn answering(expect: usize, reply: &[u8]) -> Vec<Step> {
     ]
 }
 
-// ---------------------------------------------------------------------------------
-// Running the client
-// ---------------------------------------------------------------------------------
-
-/// `client --host HOST --port PORT --timeout T [extra...]`, run to its end.
-fn run_client(
-    ctx: &mut Ctx,
-    host: &str,
-    port: &str,
-    timeout: &str,
-    extra: &[&str],
-    stdin: Option<Vec<u8>>,
-) -> Result<Finished, Failure> {
-    let mut args = vec![
-        "client",
-        "--host",
-        host,
-        "--port",
-        port,
-        "--timeout",
-        timeout,
-    ];
-    args.extend_from_slice(extra);
-    ctx.run("client", &args, stdin, RUN_LIMIT)
+/// A server that reads the expected bytes, then never answers and holds the connection.
+fn silent_server(expect: usize) -> Result<Peer, Failure> {
+    grader_server(LOCALHOST_V4, vec![Step::ReadBytes(expect), Step::Stall])
 }
 
-/// A short, one-line view of what the client printed on stderr.
-fn stderr_summary(run: &Finished) -> String {
-    let lines = run.stderr_lines();
-    if lines.is_empty() {
-        "nothing on stderr".into()
-    } else {
-        lines.join(" / ")
-    }
-}
-
-/// The client must have exited with status 0.
-fn exited_ok(run: &Finished, doing: &str) -> Result<(), Failure> {
-    ensure(run.status.success(), || {
-        let mut failure = Failure::new(format!("the client failed {doing}"))
-            .expected("exit status 0 after printing the reply")
-            .got(format!(
-                "{}; stderr: {}",
-                crate::grade::process::describe_status(run.status),
-                stderr_summary(run)
-            ));
-        if run.stderr.to_lowercase().contains("time") {
-            failure = failure.hint(
-                "it timed out waiting: does it half-close (shutdown(Write)) after sending, \
-                 so the server knows the request is complete?",
-            );
-        }
-        failure
-    })
-}
-
-/// The client's stdout must contain `reply` (exactness is `prints-reply`'s business).
-fn printed(run: &Finished, reply: &[u8], what: &str) -> Result<(), Failure> {
-    let found = run.stdout.windows(reply.len()).any(|w| w == reply);
-    ensure(found, || {
-        let mut failure =
-            Failure::new(format!("stdout did not contain {what}")).compare(reply, &run.stdout);
-        if !run.stdout.is_empty() && reply.starts_with(&run.stdout) {
-            failure = failure.hint(
-                "only the beginning arrived: one recv() returns whatever has come so far; \
-                 keep calling it until it returns 0 (end-of-file)",
-            );
-        }
-        failure
-    })
-}
-
-/// The grader's server must have received exactly `message`.
-fn received_exactly(seen: &Seen, message: &[u8], how: &str) -> Result<(), Failure> {
-    if seen.peer.is_none() {
-        return Err(
-            Failure::new("the client never connected to the grader's server")
-                .hint("connect() to the --host/--port you were given"),
-        );
-    }
-    ensure(seen.received == message, || {
-        let mut failure = Failure::new("the server did not receive the message exactly")
-            .sent(how.to_string())
-            .compare(message, &seen.received);
-        if seen.received.len() < message.len() && message.starts_with(&seen.received) {
-            failure = failure.hint(
-                "part of the message is missing: one send() may take only part of a buffer; \
-                 use write_all() (send until every byte is out)",
-            );
-        } else if seen.received.starts_with(message) {
-            failure = failure.hint("send the bytes as given: add nothing (no newline)");
-        }
-        failure
-    })
-}
-
-/// `127.0.0.1:54012` (or `[::1]:54012`) appears in `text`, not followed by a digit.
-fn mentions_address(text: &str, addr: SocketAddr) -> bool {
-    let needle = addr.to_string();
-    text.match_indices(&needle).any(|(at, _)| {
-        !text[at + needle.len()..]
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_digit())
-    })
-}
-
-// ---------------------------------------------------------------------------------
-// The checks
-// ---------------------------------------------------------------------------------
-
-fn sends_message(ctx: &mut Ctx) -> Result<(), Failure> {
-    let message = b"lab2 says: hello, server";
-    let server = grader_server(LOCALHOST_V4, answering(message.len(), b"ok\n"))?;
-    let text = std::str::from_utf8(message).unwrap_or_default();
-    run_client(
-        ctx,
-        "127.0.0.1",
-        &server.port(),
-        CLIENT_TIMEOUT,
-        &["--message", text],
-        None,
-    )?;
-    let seen = server.finish();
-    received_exactly(&seen, message, &format!("--message {text:?}"))
-}
-
-fn sends_stdin(ctx: &mut Ctx) -> Result<(), Failure> {
-    // Several lines, a NUL and a non-UTF-8 byte, longer than one small buffer.
-    let mut message = Vec::new();
-    for n in 0..150 {
-        message.extend_from_slice(format!("line {n:03} of the message on stdin\n").as_bytes());
-    }
-    message.extend_from_slice(&[0x00, 0xff, b'e', b'n', b'd']);
-    let server = grader_server(LOCALHOST_V4, answering(message.len(), b"ok\n"))?;
-    run_client(
-        ctx,
-        "127.0.0.1",
-        &server.port(),
-        CLIENT_TIMEOUT,
-        &[],
-        Some(message.clone()),
-    )?;
-    let seen = server.finish();
-    received_exactly(
-        &seen,
-        &message,
-        &format!("{} bytes on stdin, no --message", message.len()),
-    )
-    .map_err(|f| f.or_hint("without --message, read stdin until end-of-file and send it all"))
-}
-
-fn prints_reply(ctx: &mut Ctx) -> Result<(), Failure> {
-    let message = b"binary please";
-    // A NUL, bytes that are not UTF-8, a CRLF, and no newline at the end.
-    let reply: &[u8] = b"reply\x00\xff\xfe\r\nno newline at the end";
-    let server = grader_server(LOCALHOST_V4, answering(message.len(), reply))?;
-    let run = run_client(
-        ctx,
-        "127.0.0.1",
-        &server.port(),
-        CLIENT_TIMEOUT,
-        &["--message", "binary please"],
-        None,
-    )?;
-    drop(server.finish());
-    exited_ok(&run, "after a complete reply")?;
-    ensure(run.stdout == reply, || {
-        let mut failure =
-            Failure::new("stdout was not exactly the server's reply").compare(reply, &run.stdout);
-        if run.stdout.windows(reply.len()).any(|w| w == reply) {
-            failure = failure.hint(
-                "stdout must carry the reply and nothing else: print status lines \
-                 (connected from ..., byte counts) on stderr",
-            );
-        } else if run.stdout.len() != reply.len() || run.stdout.contains(&0xff) {
-            failure = failure.hint(
-                "write the reply's raw bytes to stdout (write_all), without decoding it as \
-                 text or adding anything",
-            );
-        }
-        failure
-    })
-}
-
-fn half_closes(ctx: &mut Ctx) -> Result<(), Failure> {
-    let reply = b"got your end-of-file, here is the answer\n";
-    let script = vec![Step::ReadToEof, Step::Send(reply.to_vec()), Step::HalfClose];
-    let server = grader_server(LOCALHOST_V4, script)?;
-    let run = run_client(
-        ctx,
-        "127.0.0.1",
-        &server.port(),
-        CLIENT_TIMEOUT,
-        &["--message", "answer me when I am done"],
-        None,
-    )?;
-    let seen = server.finish();
-    if run.status.success() && run.stdout.windows(reply.len()).any(|w| w == reply) {
-        // What the message said is `sends-message`'s business; here only the FIN counts.
-        return Ok(());
-    }
-    // The client's exit also ends its side, so the server may see end-of-file then: what
-    // matters is that the client timed out (or never got the answer) while waiting.
-    if !seen.eof || run.stderr.to_lowercase().contains("time") {
-        return Err(Failure::new(
-            "the server never got the client's end-of-file while the client waited for the reply",
-        )
-        .sent("a server that answers only after the client's end-of-file")
-        .got(format!(
-            "{}; client stderr: {}",
-            crate::grade::process::describe_status(run.status),
-            stderr_summary(&run)
-        ))
-        .hint(
-            "after sending, call shutdown(Write): it sends your FIN (\"I am done sending\") \
-             and keeps the reading half open for the reply",
-        ));
-    }
-    printed(&run, reply, "the reply")?;
-    exited_ok(&run, "after a complete reply")
-}
-
-fn reads_until_eof(ctx: &mut Ctx) -> Result<(), Failure> {
-    let message = b"send it in pieces";
-    let first = b"first piece\n".to_vec();
-    // Far more than any one recv() buffer, plain text.
-    let second: Vec<u8> = (0..4000)
-        .flat_map(|n| format!("second piece, line {n:04}\n").into_bytes())
-        .collect();
-    let script = vec![
-        Step::ReadBytes(message.len()),
-        Step::SendPieces(vec![first.clone(), second.clone()]),
-        Step::HalfClose,
-    ];
-    let server = grader_server(LOCALHOST_V4, script)?;
-    let run = run_client(
-        ctx,
-        "127.0.0.1",
-        &server.port(),
-        CLIENT_TIMEOUT,
-        &["--message", "send it in pieces"],
-        None,
-    )?;
-    drop(server.finish());
-    let whole = [first.as_slice(), second.as_slice()].concat();
-    printed(&run, &whole, "the whole reply (sent in two pieces)").map_err(|f| {
-        f.sent(format!(
-            "the reply in two pieces: {}, then (once the client had read it) {} more bytes, then end-of-file",
-            show(&first),
-            second.len()
-        ))
-    })?;
-    exited_ok(&run, "after a complete reply")
-}
-
-fn prints_local_port(ctx: &mut Ctx) -> Result<(), Failure> {
-    let message = b"who am I";
-    let server = grader_server(LOCALHOST_V4, answering(message.len(), b"ok\n"))?;
-    let server_addr = server.addr.clone();
-    let run = run_client(
-        ctx,
-        "127.0.0.1",
-        &server.port(),
-        CLIENT_TIMEOUT,
-        &["--message", "who am I"],
-        None,
-    )?;
-    let seen = server.finish();
-    let Some(peer) = seen.peer else {
-        return Err(Failure::new(
-            "the client never connected to the grader's server",
-        ));
-    };
-    let everything = format!("{}\n{}", run.stdout_text(), run.stderr);
-    ensure(mentions_address(&everything, peer), || {
-        Failure::new(format!(
-            "the client never printed its own address {peer}, where the server saw it come from"
-        ))
-        .expected(format!(
-            "a line like `connected from {peer} to {server_addr}`"
-        ))
-        .got(format!("stderr: {}", stderr_summary(&run)))
-        .hint(
-            "after connect(), getsockname() (socket.local_addr()) tells which address and \
-             ephemeral port the kernel picked: print them",
-        )
-    })
-}
-
-/// The client, run with `--host HOST --message MESSAGE`, must reach the grader's server
-/// on `ip`, print its `reply` and exit 0. `missed` explains a client that never arrived.
-fn reaches_server(
-    ctx: &mut Ctx,
-    ip: IpAddr,
-    host: &str,
-    message: &str,
-    reply: &[u8],
-    missed: Failure,
-) -> Result<(), Failure> {
-    let server = grader_server(ip, answering(message.len(), reply))?;
-    let run = run_client(
-        ctx,
-        host,
-        &server.port(),
-        CLIENT_TIMEOUT,
-        &["--message", message],
-        None,
-    )?;
-    let seen = server.finish();
-    if seen.peer.is_none() {
-        return Err(missed.got(format!("stderr: {}", stderr_summary(&run))));
-    }
-    printed(&run, reply, "the reply")?;
-    exited_ok(&run, &format!("with --host {host}"))
-}
-
-fn reaches_another_host(ctx: &mut Ctx) -> Result<(), Failure> {
-    let lan = onlan::lan()?;
+/// The server on host beta (port 5000) of a two-host network, playing `steps`. Unlike
+/// the loopback servers it closes when the client is late: the client runs on alpha,
+/// where the grader cannot hold it.
+fn beta_server(lan: &Lan, steps: Vec<Step>) -> Result<Peer, Failure> {
     let beta = SocketAddr::new(IpAddr::V4(netns::BETA_IP), 5000);
     let listener = lan
         .beta
         .listen(beta, 8)
         .map_err(|e| Failure::new(format!("the grader could not listen on beta's {beta}: {e}")))?;
-    let message = "hello beta";
-    let reply = b"beta here\n";
-    let server = Peer::tcp_server_on(
-        listener,
-        Script::new(answering(message.len(), reply)).limit(SERVER_LIMIT),
-    )?;
-    let host = netns::BETA_IP.to_string();
-    let id = onlan::spawn_inside(
-        ctx,
-        &lan.alpha,
-        "client",
-        &[
-            "client",
-            "--host",
-            &host,
-            "--port",
-            "5000",
-            "--timeout",
-            CLIENT_TIMEOUT,
-            "--message",
-            message,
-        ],
-    )?;
-    let run = ctx.finish(id, RUN_LIMIT)?;
-    let seen = server.finish();
-    if seen.peer.is_none() {
-        return Err(Failure::new(format!(
-            "run on host alpha with --host {host}, the client never reached the server on beta"
-        ))
-        .got(format!("stderr: {}", stderr_summary(&run)))
-        .hint("connect() to the address --host gives, whatever it is: not always loopback"));
-    }
-    printed(&run, reply, "the reply from beta")?;
-    exited_ok(&run, &format!("with --host {host} (host beta)"))
-}
-
-fn resolves_names(ctx: &mut Ctx) -> Result<(), Failure> {
-    let missed = Failure::new("with --host localhost the client never connected")
-        .hint("resolve the host name (ToSocketAddrs / getaddrinfo) instead of parsing it as an IP address; try every address it gives");
-    reaches_server(
-        ctx,
-        LOCALHOST_V4,
-        "localhost",
-        "by name",
-        b"found me by name\n",
-        missed,
-    )
-}
-
-fn tries_each_address(ctx: &mut Ctx) -> Result<(), Failure> {
-    // Nothing listens on 127.0.0.2 (a loopback address too), so the first try is refused.
-    let missed = Failure::new("the client never reached the server on the second address")
-        .sent("--host 127.0.0.2,127.0.0.1 (nothing listens on 127.0.0.2; the server is on 127.0.0.1)")
-        .hint("split --host on commas, resolve each name, and try every address in turn: a new socket and connect() for each, until one succeeds");
-    let reply = b"reached on the second address\n";
-    reaches_server(
-        ctx,
-        LOCALHOST_V4,
-        "127.0.0.2,127.0.0.1",
-        "second time lucky",
-        reply,
-        missed,
-    )
-}
-
-fn all_addresses_fail(ctx: &mut Ctx) -> Result<(), Failure> {
-    let port = net::free_port(LOCALHOST_V4).to_string();
-    let run = run_client(
-        ctx,
-        "127.0.0.2,127.0.0.3",
-        &port,
-        CLIENT_TIMEOUT,
-        &["--message", "anyone?"],
-        None,
-    )?;
-    expect::clean_error(&run, &["refused"], 3)
-        .map_err(|f| f.during("--host 127.0.0.2,127.0.0.3 with nothing listening"))?;
-    let text = run.stderr.clone();
-    let missing: Vec<&str> = ["127.0.0.2", "127.0.0.3"]
-        .into_iter()
-        .filter(|a| !text.contains(a))
-        .collect();
-    ensure(missing.is_empty(), || {
-        Failure::new("the error does not say which addresses were tried")
-            .sent("--host 127.0.0.2,127.0.0.3 with nothing listening")
-            .expected("stderr naming both 127.0.0.2 and 127.0.0.3")
-            .got(stderr_summary(&run))
-            .hint(format!(
-                "try every address, remember the last error, and name the ones tried (missing: {})",
-                missing.join(", ")
-            ))
-    })
-}
-
-fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
-    let missed = Failure::new("with --host ::1 the client never connected")
-        .hint("create each socket with the domain of the address it dials (Domain::for_address), not always IPv4");
-    reaches_server(
-        ctx,
-        LOCALHOST_V6,
-        "::1",
-        "over six",
-        b"IPv6 works\n",
-        missed,
-    )
-}
-
-fn refused(ctx: &mut Ctx) -> Result<(), Failure> {
-    let port = net::free_port(LOCALHOST_V4).to_string();
-    let run = run_client(
-        ctx,
-        "127.0.0.1",
-        &port,
-        CLIENT_TIMEOUT,
-        &["--message", "anyone?"],
-        None,
-    )?;
-    expect::clean_error(&run, &["refused"], 2)
-        .map_err(|f| f.during(format!("nothing listens on 127.0.0.1:{port}")))
+    Peer::tcp_server_on(listener, Script::new(steps).limit(SERVER_LIMIT))
 }
 
 /// A listener whose accept queue is full (backlog 0, one connection never accepted):
@@ -559,44 +132,526 @@ fn full_listener() -> Result<(Socket, Vec<TcpStream>, SocketAddr), Failure> {
     ))
 }
 
+// ---------------------------------------------------------------------------------
+// Running the client
+// ---------------------------------------------------------------------------------
+
+/// One run of the client under test, as data: `client --host H --port P --timeout T
+/// [--message M]`, with `stdin` as its standard input, run here or inside a host of a
+/// two-host network.
+struct Client<'a> {
+    host: &'a str,
+    timeout: &'a str,
+    message: Option<&'a str>,
+    stdin: Option<Vec<u8>>,
+    /// Where the grader's server listens: an address `host` stands for.
+    server_ip: IpAddr,
+    /// The host the client runs in (none: this machine's loopback).
+    inside: Option<&'a Host>,
+}
+
+/// What one run showed: the client's exit and output, what the grader's server saw,
+/// and where that server listened.
+struct Exchange {
+    run: Finished,
+    seen: Seen,
+    server: Addr,
+}
+
+impl<'a> Client<'a> {
+    /// The client sending `--message MESSAGE` to 127.0.0.1, with a timeout that nothing
+    /// should reach.
+    fn says(message: &'a str) -> Self {
+        Client {
+            host: "127.0.0.1",
+            timeout: CLIENT_TIMEOUT,
+            message: Some(message),
+            stdin: None,
+            server_ip: LOCALHOST_V4,
+            inside: None,
+        }
+    }
+
+    /// The client sending what it reads on stdin (no `--message`).
+    fn reads(stdin: Vec<u8>) -> Self {
+        Client {
+            message: None,
+            stdin: Some(stdin),
+            ..Client::says("")
+        }
+    }
+
+    /// `--host HOST` instead of 127.0.0.1.
+    fn host(self, host: &'a str) -> Self {
+        Client { host, ..self }
+    }
+
+    /// The grader's server listens on `ip` (which `--host` must stand for).
+    fn server_on(self, server_ip: IpAddr) -> Self {
+        Client { server_ip, ..self }
+    }
+
+    /// `--timeout TIMEOUT`: the checks that want the client to give up say `1`.
+    fn timeout(self, timeout: &'a str) -> Self {
+        Client { timeout, ..self }
+    }
+
+    /// Runs the client inside `host` instead of on this machine.
+    fn inside(self, host: &'a Host) -> Self {
+        Client {
+            inside: Some(host),
+            ..self
+        }
+    }
+
+    /// How many bytes the client sends: what the grader's server reads before answering.
+    fn sends(&self) -> usize {
+        match (self.message, &self.stdin) {
+            (Some(message), _) => message.len(),
+            (None, stdin) => stdin.as_ref().map_or(0, Vec::len),
+        }
+    }
+
+    /// The client's command line, dialling `port`.
+    fn args<'b>(&'b self, port: &'b str) -> Vec<&'b str> {
+        let mut args = vec![
+            "client",
+            "--host",
+            self.host,
+            "--port",
+            port,
+            "--timeout",
+            self.timeout,
+        ];
+        if let Some(message) = self.message {
+            args.extend(["--message", message]);
+        }
+        args
+    }
+
+    /// Runs the client to its end (stopped after [`RUN_LIMIT`]), dialling `port`.
+    fn run_to(mut self, ctx: &mut Ctx, port: &str) -> Result<Finished, Failure> {
+        let stdin = self.stdin.take();
+        match self.inside {
+            Some(host) => {
+                let id = onlan::spawn_inside(ctx, host, "client", &self.args(port))?;
+                ctx.finish(id, RUN_LIMIT)
+            }
+            None => ctx.run("client", &self.args(port), stdin, RUN_LIMIT),
+        }
+    }
+
+    /// Runs the client against a port of 127.0.0.1 where nothing listens; returns the
+    /// run and the port.
+    fn run_to_closed_port(self, ctx: &mut Ctx) -> Result<(Finished, String), Failure> {
+        let port = net::free_port(LOCALHOST_V4).to_string();
+        Ok((self.run_to(ctx, &port)?, port))
+    }
+
+    /// Runs the client against `server`, then stops the server: an error is the
+    /// client's run's, never the server's.
+    fn against_server(self, ctx: &mut Ctx, server: Peer) -> Result<Exchange, Failure> {
+        let addr = server.addr.clone();
+        let run = self.run_to(ctx, &server.port())?;
+        Ok(Exchange {
+            run,
+            seen: server.finish(),
+            server: addr,
+        })
+    }
+
+    /// Runs the client against the grader's server playing `steps`.
+    fn against(self, ctx: &mut Ctx, steps: Vec<Step>) -> Result<Exchange, Failure> {
+        let server = grader_server(self.server_ip, steps)?;
+        self.against_server(ctx, server)
+    }
+
+    /// Runs the client against a server that reads what the client sends and answers
+    /// `reply` at once.
+    fn answered(self, ctx: &mut Ctx, reply: &[u8]) -> Result<Exchange, Failure> {
+        let steps = answering(self.sends(), reply);
+        self.against(ctx, steps)
+    }
+
+    /// Runs the client against a server that reads what the client sends and answers
+    /// in `pieces`, each once the client has read the one before.
+    fn answered_in_pieces(self, ctx: &mut Ctx, pieces: &[&[u8]]) -> Result<Exchange, Failure> {
+        let pieces = pieces.iter().map(|piece| piece.to_vec()).collect();
+        let steps = vec![
+            Step::ReadBytes(self.sends()),
+            Step::SendPieces(pieces),
+            Step::HalfClose,
+        ];
+        self.against(ctx, steps)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// What the client must have done
+// ---------------------------------------------------------------------------------
+
+/// A short, one-line view of what the client printed on stderr.
+fn stderr_summary(run: &Finished) -> String {
+    let lines = run.stderr_lines();
+    if lines.is_empty() {
+        "nothing on stderr".into()
+    } else {
+        lines.join(" / ")
+    }
+}
+
+/// Whether the client's stderr speaks of time (a timeout, most likely).
+fn speaks_of_time(run: &Finished) -> bool {
+    run.stderr.to_lowercase().contains("time")
+}
+
+/// Whether `needle` occurs in `haystack` (`needle` is never empty here).
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The client must have exited with status 0.
+fn exited_ok(run: &Finished, doing: &str) -> Result<(), Failure> {
+    ensure(run.status.success(), || {
+        let mut failure = Failure::new(format!("the client failed {doing}"))
+            .expected("exit status 0 after printing the reply")
+            .got(format!(
+                "{}; stderr: {}",
+                crate::grade::process::describe_status(run.status),
+                stderr_summary(run)
+            ));
+        if speaks_of_time(run) {
+            failure = failure.hint(
+                "it timed out waiting: does it half-close (shutdown(Write)) after sending, \
+                 so the server knows the request is complete?",
+            );
+        }
+        failure
+    })
+}
+
+/// The client's stdout must contain `reply` (exactness is `prints-reply`'s business).
+fn printed(run: &Finished, reply: &[u8], what: &str) -> Result<(), Failure> {
+    ensure(contains(&run.stdout, reply), || {
+        let mut failure =
+            Failure::new(format!("stdout did not contain {what}")).compare(reply, &run.stdout);
+        if !run.stdout.is_empty() && reply.starts_with(&run.stdout) {
+            failure = failure.hint(
+                "only the beginning arrived: one recv() returns whatever has come so far; \
+                 keep calling it until it returns 0 (end-of-file)",
+            );
+        }
+        failure
+    })
+}
+
+/// The client printed `reply` (`what` names it) and exited 0 (`doing` says when).
+fn replied(run: &Finished, reply: &[u8], what: &str, doing: &str) -> Result<(), Failure> {
+    printed(run, reply, what)?;
+    exited_ok(run, doing)
+}
+
+/// The client's stdout must be exactly `reply`, and nothing else.
+fn printed_exactly(run: &Finished, reply: &[u8]) -> Result<(), Failure> {
+    ensure(run.stdout == reply, || {
+        let mut failure =
+            Failure::new("stdout was not exactly the server's reply").compare(reply, &run.stdout);
+        if contains(&run.stdout, reply) {
+            failure = failure.hint(
+                "stdout must carry the reply and nothing else: print status lines \
+                 (connected from ..., byte counts) on stderr",
+            );
+        } else if run.stdout.len() != reply.len() || run.stdout.contains(&0xff) {
+            failure = failure.hint(
+                "write the reply's raw bytes to stdout (write_all), without decoding it as \
+                 text or adding anything",
+            );
+        }
+        failure
+    })
+}
+
+/// The grader's server must have received exactly `message`.
+fn received_exactly(seen: &Seen, message: &[u8], how: &str) -> Result<(), Failure> {
+    if seen.peer.is_none() {
+        return Err(
+            Failure::new("the client never connected to the grader's server")
+                .hint("connect() to the --host/--port you were given"),
+        );
+    }
+    ensure(seen.received == message, || {
+        let mut failure = Failure::new("the server did not receive the message exactly")
+            .sent(how.to_string())
+            .compare(message, &seen.received);
+        if seen.received.len() < message.len() && message.starts_with(&seen.received) {
+            failure = failure.hint(
+                "part of the message is missing: one send() may take only part of a buffer; \
+                 use write_all() (send until every byte is out)",
+            );
+        } else if seen.received.starts_with(message) {
+            failure = failure.hint("send the bytes as given: add nothing (no newline)");
+        }
+        failure
+    })
+}
+
+/// The client reached the grader's server, or `missed` says it never did (with the
+/// client's stderr).
+fn arrived(seen: &Seen, run: &Finished, missed: Failure) -> Result<(), Failure> {
+    if seen.peer.is_none() {
+        return Err(missed.got(format!("stderr: {}", stderr_summary(run))));
+    }
+    Ok(())
+}
+
+/// Against a server that answers only after the client's end-of-file, the client got
+/// `reply` and exited 0. What the message said is `sends-message`'s business; here
+/// only the FIN counts.
+fn half_closed(run: &Finished, seen: &Seen, reply: &[u8]) -> Result<(), Failure> {
+    let answered = run.status.success() && contains(&run.stdout, reply);
+    // The client's exit also ends its side, so the server may see end-of-file then: what
+    // matters is that the client timed out (or never got the answer) while waiting.
+    let waited_in_vain = !seen.eof || speaks_of_time(run);
+    ensure(answered || !waited_in_vain, || {
+        Failure::new(
+            "the server never got the client's end-of-file while the client waited for the reply",
+        )
+        .sent("a server that answers only after the client's end-of-file")
+        .got(format!(
+            "{}; client stderr: {}",
+            crate::grade::process::describe_status(run.status),
+            stderr_summary(run)
+        ))
+        .hint(
+            "after sending, call shutdown(Write): it sends your FIN (\"I am done sending\") \
+             and keeps the reading half open for the reply",
+        )
+    })?;
+    replied(run, reply, "the reply", "after a complete reply")
+}
+
+/// `127.0.0.1:54012` (or `[::1]:54012`) appears in `text`, not followed by a digit.
+fn mentions_address(text: &str, addr: SocketAddr) -> bool {
+    let needle = addr.to_string();
+    text.match_indices(&needle).any(|(at, _)| {
+        !text[at + needle.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
+/// The client printed (on stdout or stderr) the address the server saw it come from.
+fn printed_own_address(exchange: &Exchange) -> Result<(), Failure> {
+    let Exchange { run, seen, server } = exchange;
+    let Some(peer) = seen.peer else {
+        return Err(Failure::new(
+            "the client never connected to the grader's server",
+        ));
+    };
+    let everything = format!("{}\n{}", run.stdout_text(), run.stderr);
+    ensure(mentions_address(&everything, peer), || {
+        Failure::new(format!(
+            "the client never printed its own address {peer}, where the server saw it come from"
+        ))
+        .expected(format!("a line like `connected from {peer} to {server}`"))
+        .got(format!("stderr: {}", stderr_summary(run)))
+        .hint(
+            "after connect(), getsockname() (socket.local_addr()) tells which address and \
+             ephemeral port the kernel picked: print them",
+        )
+    })
+}
+
+/// Run with `--host 127.0.0.2,127.0.0.3` and nothing listening, the client's error names
+/// both addresses it tried.
+fn named_both_addresses(run: &Finished) -> Result<(), Failure> {
+    let missing: Vec<&str> = ["127.0.0.2", "127.0.0.3"]
+        .into_iter()
+        .filter(|a| !run.stderr.contains(a))
+        .collect();
+    ensure(missing.is_empty(), || {
+        Failure::new("the error does not say which addresses were tried")
+            .sent("--host 127.0.0.2,127.0.0.3 with nothing listening")
+            .expected("stderr naming both 127.0.0.2 and 127.0.0.3")
+            .got(stderr_summary(run))
+            .hint(format!(
+                "try every address, remember the last error, and name the ones tried (missing: {})",
+                missing.join(", ")
+            ))
+    })
+}
+
+/// The client's run against a server that `during` describes, with `--timeout 1`, must
+/// end in one clear line about the timeout; a run the grader had to stop gets `hint`.
+fn gave_up(run: Result<Finished, Failure>, during: &str, hint: &str) -> Result<(), Failure> {
+    let run = run.map_err(|f| f.during(during).hint(hint))?;
+    expect::clean_error(&run, &["timed out", "timeout", "time out"], 2)
+        .map_err(|f| f.during(during))
+}
+
+/// The client, run as `client` says, must reach the grader's server, print its `reply`
+/// and exit 0. `missed` explains a client that never arrived.
+fn reaches_server(
+    ctx: &mut Ctx,
+    client: Client,
+    reply: &[u8],
+    missed: Failure,
+) -> Result<(), Failure> {
+    let doing = format!("with --host {}", client.host);
+    let exchange = client.answered(ctx, reply)?;
+    arrived(&exchange.seen, &exchange.run, missed)?;
+    replied(&exchange.run, reply, "the reply", &doing)
+}
+
+/// Several lines, a NUL and a non-UTF-8 byte, longer than one small buffer.
+fn stdin_message() -> Vec<u8> {
+    let mut message = Vec::new();
+    for n in 0..150 {
+        message.extend_from_slice(format!("line {n:03} of the message on stdin\n").as_bytes());
+    }
+    message.extend_from_slice(&[0x00, 0xff, b'e', b'n', b'd']);
+    message
+}
+
+/// What the grader's server did in `reads-until-eof`, for the report.
+fn in_two_pieces(first: &[u8], second: &[u8]) -> String {
+    format!(
+        "the reply in two pieces: {}, then (once the client had read it) {} more bytes, then end-of-file",
+        show(first),
+        second.len()
+    )
+}
+
+/// Why a client run on alpha with `--host HOST` (beta's address) never arrived.
+fn never_reached_beta(host: &str) -> Failure {
+    Failure::new(format!(
+        "run on host alpha with --host {host}, the client never reached the server on beta"
+    ))
+    .hint("connect() to the address --host gives, whatever it is: not always loopback")
+}
+
+/// Far more than any one recv() buffer, plain text.
+fn long_reply() -> Vec<u8> {
+    (0..4000)
+        .flat_map(|n| format!("second piece, line {n:04}\n").into_bytes())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------
+// The checks
+// ---------------------------------------------------------------------------------
+
+fn sends_message(ctx: &mut Ctx) -> Result<(), Failure> {
+    let message = "lab2 says: hello, server";
+    let exchange = Client::says(message).answered(ctx, b"ok\n")?;
+    let how = format!("--message {message:?}");
+    received_exactly(&exchange.seen, message.as_bytes(), &how)
+}
+
+fn sends_stdin(ctx: &mut Ctx) -> Result<(), Failure> {
+    let message = stdin_message();
+    let exchange = Client::reads(message.clone()).answered(ctx, b"ok\n")?;
+    let how = format!("{} bytes on stdin, no --message", message.len());
+    received_exactly(&exchange.seen, &message, &how)
+        .map_err(|f| f.or_hint("without --message, read stdin until end-of-file and send it all"))
+}
+
+fn prints_reply(ctx: &mut Ctx) -> Result<(), Failure> {
+    // A NUL, bytes that are not UTF-8, a CRLF, and no newline at the end.
+    let reply: &[u8] = b"reply\x00\xff\xfe\r\nno newline at the end";
+    let exchange = Client::says("binary please").answered(ctx, reply)?;
+    exited_ok(&exchange.run, "after a complete reply")?;
+    printed_exactly(&exchange.run, reply)
+}
+
+fn half_closes(ctx: &mut Ctx) -> Result<(), Failure> {
+    let reply = b"got your end-of-file, here is the answer\n";
+    let server = vec![Step::ReadToEof, Step::Send(reply.to_vec()), Step::HalfClose];
+    let exchange = Client::says("answer me when I am done").against(ctx, server)?;
+    half_closed(&exchange.run, &exchange.seen, reply)
+}
+
+fn reads_until_eof(ctx: &mut Ctx) -> Result<(), Failure> {
+    let (first, second): (&[u8], &[u8]) = (b"first piece\n", &long_reply());
+    let exchange = Client::says("send it in pieces").answered_in_pieces(ctx, &[first, second])?;
+    let whole = [first, second].concat();
+    let what = "the whole reply (sent in two pieces)";
+    printed(&exchange.run, &whole, what).map_err(|f| f.sent(in_two_pieces(first, second)))?;
+    exited_ok(&exchange.run, "after a complete reply")
+}
+
+fn prints_local_port(ctx: &mut Ctx) -> Result<(), Failure> {
+    let exchange = Client::says("who am I").answered(ctx, b"ok\n")?;
+    printed_own_address(&exchange)
+}
+
+fn reaches_another_host(ctx: &mut Ctx) -> Result<(), Failure> {
+    let lan = onlan::lan()?;
+    let (host, reply) = (netns::BETA_IP.to_string(), b"beta here\n");
+    let client = Client::says("hello beta").host(&host).inside(&lan.alpha);
+    let server = beta_server(&lan, answering(client.sends(), reply))?;
+    let exchange = client.against_server(ctx, server)?;
+    arrived(&exchange.seen, &exchange.run, never_reached_beta(&host))?;
+    let doing = format!("with --host {host} (host beta)");
+    replied(&exchange.run, reply, "the reply from beta", &doing)
+}
+
+fn resolves_names(ctx: &mut Ctx) -> Result<(), Failure> {
+    let missed = Failure::new("with --host localhost the client never connected")
+        .hint("resolve the host name (ToSocketAddrs / getaddrinfo) instead of parsing it as an IP address; try every address it gives");
+    let client = Client::says("by name").host("localhost");
+    reaches_server(ctx, client, b"found me by name\n", missed)
+}
+
+fn tries_each_address(ctx: &mut Ctx) -> Result<(), Failure> {
+    // Nothing listens on 127.0.0.2 (a loopback address too), so the first try is refused.
+    let missed = Failure::new("the client never reached the server on the second address")
+        .sent("--host 127.0.0.2,127.0.0.1 (nothing listens on 127.0.0.2; the server is on 127.0.0.1)")
+        .hint("split --host on commas, resolve each name, and try every address in turn: a new socket and connect() for each, until one succeeds");
+    let client = Client::says("second time lucky").host("127.0.0.2,127.0.0.1");
+    reaches_server(ctx, client, b"reached on the second address\n", missed)
+}
+
+fn all_addresses_fail(ctx: &mut Ctx) -> Result<(), Failure> {
+    let client = Client::says("anyone?").host("127.0.0.2,127.0.0.3");
+    let (run, _) = client.run_to_closed_port(ctx)?;
+    expect::clean_error(&run, &["refused"], 3)
+        .map_err(|f| f.during("--host 127.0.0.2,127.0.0.3 with nothing listening"))?;
+    named_both_addresses(&run)
+}
+
+fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
+    let missed = Failure::new("with --host ::1 the client never connected")
+        .hint("create each socket with the domain of the address it dials (Domain::for_address), not always IPv4");
+    let client = Client::says("over six").host("::1").server_on(LOCALHOST_V6);
+    reaches_server(ctx, client, b"IPv6 works\n", missed)
+}
+
+fn refused(ctx: &mut Ctx) -> Result<(), Failure> {
+    let (run, port) = Client::says("anyone?").run_to_closed_port(ctx)?;
+    expect::clean_error(&run, &["refused"], 2)
+        .map_err(|f| f.during(format!("nothing listens on 127.0.0.1:{port}")))
+}
+
 fn connect_timeout(ctx: &mut Ctx) -> Result<(), Failure> {
     let (_listener, _fillers, addr) = full_listener()?;
-    let port = addr.port().to_string();
-    let run = run_client(
-        ctx,
-        "127.0.0.1",
-        &port,
-        SHORT_TIMEOUT,
-        &["--message", "hello?"],
-        None,
-    )
-    .map_err(|f| {
-        f.during("a server whose handshake never completes, --timeout 1")
-            .hint("connect() can wait for minutes: use connect_timeout(addr, timeout)")
-    })?;
-    expect::clean_error(&run, &["timed out", "timeout", "time out"], 2)
-        .map_err(|f| f.during("a server whose handshake never completes, --timeout 1"))
+    let client = Client::says("hello?").timeout(SHORT_TIMEOUT);
+    let run = client.run_to(ctx, &addr.port().to_string());
+    let during = "a server whose handshake never completes, --timeout 1";
+    let hint = "connect() can wait for minutes: use connect_timeout(addr, timeout)";
+    gave_up(run, during, hint)
 }
 
 fn read_timeout(ctx: &mut Ctx) -> Result<(), Failure> {
-    let message = b"are you there?";
-    let script = vec![Step::ReadBytes(message.len()), Step::Stall];
-    let server = grader_server(LOCALHOST_V4, script)?;
-    let run = run_client(
-        ctx,
-        "127.0.0.1",
-        &server.port(),
-        SHORT_TIMEOUT,
-        &["--message", "are you there?"],
-        None,
-    )
-    .map_err(|f| {
-        f.during("a server that accepts but never answers, --timeout 1")
-            .hint("give the socket a receive timeout (SO_RCVTIMEO) so recv() gives up instead of waiting forever")
-    })?;
-    drop(server.finish());
-    expect::clean_error(&run, &["timed out", "timeout", "time out"], 2)
-        .map_err(|f| f.during("a server that accepts but never answers, --timeout 1"))
+    let client = Client::says("are you there?").timeout(SHORT_TIMEOUT);
+    let server = silent_server(client.sends())?;
+    let run = client
+        .against_server(ctx, server)
+        .map(|exchange| exchange.run);
+    let during = "a server that accepts but never answers, --timeout 1";
+    let hint = "give the socket a receive timeout (SO_RCVTIMEO) so recv() gives up instead of waiting forever";
+    gave_up(run, during, hint)
 }
 
 // ---------------------------------------------------------------------------------

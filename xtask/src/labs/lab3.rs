@@ -25,10 +25,10 @@ use socket2::{Domain, Socket, Type};
 use crate::grade::common::start;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, Conn, LOCALHOST_V4, show};
-use crate::grade::peer::{Peer, Script, Step};
+use crate::grade::peer::{Peer, Script, Seen, Step};
 use crate::grade::process::describe_status;
 use crate::grade::row;
-use crate::grade::{Ctx, Failure, Lab, common, ensure, expect};
+use crate::grade::{Ctx, Failure, Finished, Lab, Server, common, ensure, expect};
 use crate::grade::{procstat, stamp, standard};
 
 pub static LAB: Lab = Lab {
@@ -142,13 +142,22 @@ fn closed_early(conn: &Conn, piece: usize, pieces: usize) -> Failure {
 /// Connects with a small receive buffer (set before connect(), so the window stays
 /// small): the program's send() then has to wait as soon as the grader stops reading.
 fn connect_small_window(addr: SocketAddr) -> Result<Conn, Failure> {
+    let stream = connect_tuned(addr, |socket| {
+        let _ = socket.set_recv_buffer_size(64 * 1024);
+    })?;
+    Ok(Conn::new(stream))
+}
+
+/// Connects from a socket that `tune` has set up first: the receive buffer and the
+/// segment size only shape a connection when set before connect().
+fn connect_tuned(addr: SocketAddr, tune: impl FnOnce(&Socket)) -> Result<TcpStream, Failure> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
         .map_err(|e| Failure::new(format!("grader socket() failed: {e}")))?;
-    let _ = socket.set_recv_buffer_size(64 * 1024);
+    tune(&socket);
     socket
         .connect_timeout(&addr.into(), net::IO_LIMIT)
         .map_err(|e| net::connect_failure(addr, &e))?;
-    Ok(Conn::new(socket.into()))
+    Ok(socket.into())
 }
 
 /// Bigger than what the program's send buffer can park while the grader does not read,
@@ -327,22 +336,208 @@ fn keeps_reading(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &[])?;
     let pieces: [&[u8]; 3] = [b"the first piece, ", b"then a second, ", b"and the last\n"];
     let mut conn = net::connect(server.addr)?;
-    for (n, piece) in pieces.iter().enumerate() {
-        conn.send(piece)
-            .map_err(|f| f.during(format!("sending piece {} of 3", n + 1)))?;
-        if n + 1 < pieces.len() && await_echo(&mut conn, PIECE_GAP)? {
-            return Err(closed_early(&conn, n + 1, pieces.len()));
-        }
-    }
+    send_pieces(&mut conn, &pieces)?;
     conn.half_close()?;
     conn.read_to_eof(4096)
         .map_err(|f| f.during("after the client half-closed"))?;
+    expect_whole_message(&conn, &pieces)
+}
+
+fn binary_safe(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    expect_echo(server.addr, &every_byte_and_bad_utf8()).map_err(|f| f.hint(RAW_BYTES_HINT))
+}
+
+fn large_binary(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    let payload = Arc::new(pseudo_random(large_size()));
+    let got = echo_to_slow_reader(connect_small_window(server.addr)?, &payload)?;
+    expect_large_echo(&payload, &got)
+}
+
+/// A very slow reader: tiny segments (TCP_MAXSEG) and a tiny receive window, read a
+/// little at a time, so the server spends most of the check blocked in send(). Every
+/// 300 ms the grader also stops the server (SIGSTOP) and continues it (SIGCONT): a
+/// send() blocked after it has queued some of its bytes then returns at once with that
+/// short count, as it would after any signal, so short sends happen on every run, not
+/// only when a timeout happens to expire first. Only a server that sends the rest (a
+/// send-all loop) echoes every byte.
+fn short_sends(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--send-timeout", SHORT_SEND_TIMEOUT])?;
+    let payload = Arc::new(pseudo_random(SHORT_SEND_BYTES));
+    let stream = connect_tiny_segments(server.addr)?;
+    let pusher = Pusher::all(&stream, payload.clone())?;
+    let (got, outcome) = read_slowly_nudging(&stream, &payload, server.pid);
+    drop(stream);
+    let _ = pusher.finish();
+    expect_slow_echo(&payload, &got, outcome)
+}
+
+fn timestamp_lines(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--timestamp"])?;
+    let lines: [&[u8]; 3] = [b"one", b"two \xff\xfe (not UTF-8)", b"three"];
+    let message = [lines[0], b"\n", lines[1], b"\n", lines[2], b"\n"].concat();
+    let answer = converse(server.addr, &message)?;
+    expect_stamped(&answer, &lines, &message)
+}
+
+fn timestamp_framing(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--timestamp"])?;
+    let mut conn = net::connect(server.addr)?;
+    conn.send(b"hel")?;
+    expect_quiet(&mut conn, &BEFORE_THE_NEWLINE)?;
+    conn.send(b"lo\nwor")?;
+    expect_stamped_line(&mut conn, "hello", FRAMING_SENT)?;
+    expect_quiet(&mut conn, &AFTER_HELLO)?;
+    conn.send(b"ld\n")?;
+    conn.half_close()?;
+    let rest = conn.read_to_eof(4096)?;
+    expect_stamped(&rest, &[b"world"], b"world\n").map_err(|f| f.sent(FRAMING_SENT))
+}
+
+fn timestamp_last_line(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--timestamp"])?;
+    let message = b"first\nno newline at the end";
+    let answer = converse(server.addr, message)?;
+    expect_stamped(&answer, &[b"first", b"no newline at the end"], message)
+        .map_err(|f| f.or_hint(LAST_LINE_HINT))
+}
+
+fn serves_in_turn(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    for n in 1..=3 {
+        let message = format!("client {n} of 3\n");
+        expect_echo(server.addr, message.as_bytes())
+            .map_err(stage(format!("client {n} of 3"), NEXT_CLIENT_HINT))?;
+    }
+    ctx.ensure_running(server.id, "after three clients")
+}
+
+fn survives_reset(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    // The first rude client resets once some of its echo is back: the server is then
+    // waiting in recv() for more, and that recv() fails.
+    rude_client(server.addr, &[b'r'; 1024], 1)?;
+    expect_echo_during(server.addr, b"still there?\n", AFTER_RECV_RESET, RESET_HINT)?;
+    // The second one resets right after sending, without reading: the server's send()
+    // of the echo (or its next recv()) fails.
+    rude_client(server.addr, &[b'R'; 1024], 0)?;
+    expect_echo_during(server.addr, b"and now?\n", AFTER_SEND_RESET, RESET_HINT)?;
+    ctx.ensure_running(server.id, "after two clients reset their connections")
+}
+
+/// A client that sends its request, half-closes and then resets while it waits in the
+/// queue behind another client. When the server gets to it, the request is still there
+/// to read, but the connection is gone: its send() fails with EPIPE, and unless the
+/// program ignores SIGPIPE (or sends with MSG_NOSIGNAL) the kernel kills it with that
+/// signal. Rust and Python ignore SIGPIPE for you; C does not.
+fn survives_epipe(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    // The first client keeps the server busy, waiting in recv() for it ...
+    let mut holder = accepted_client(server.addr)?;
+    // ... while the second one, queued by the kernel, sends, half-closes and resets.
+    queue_and_reset(server.addr, b"hello\n")?;
+    // Let the server go on: it accepts the reset connection next, reads `hello\n` and
+    // answers into a connection that no longer exists.
+    holder.half_close()?;
+    holder.read_to_eof(16)?;
+    let outcome = expect_echo(server.addr, b"after the EPIPE\n");
+    not_killed(ctx, server.id, outcome.is_err(), EPIPE_WHEN)?;
+    outcome.map_err(stage(EPIPE_NEXT, EPIPE_HINT))?;
+    ctx.ensure_running(server.id, "after a send() that failed with EPIPE")
+}
+
+/// The server runs out of descriptors: the grader lowers its RLIMIT_NOFILE below the
+/// descriptors it already has, so its next accept() fails with EMFILE. The server must
+/// report that, live on, and serve the waiting client once the limit is back.
+fn survives_emfile(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    let first = queued_through_emfile(ctx, &server, b"first\n")?;
+    expect_echo_at_last(first, b"first\n")?;
+    expect_echo_during(
+        server.addr,
+        b"and the next one\n",
+        AFTER_EMFILE,
+        EMFILE_HINT,
+    )?;
+    ctx.ensure_running(server.id, "after accept() failed with EMFILE")
+}
+
+fn stuck_reader(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &["--send-timeout", STUCK_SEND_TIMEOUT])?;
+    let stuck = stuck_client(server.addr)?;
+    expect_echo_behind_stuck(server.addr, b"next in line\n")?;
+    drop(stuck);
+    ctx.ensure_running(server.id, "after dropping a client that never reads")
+}
+
+fn no_fd_leak(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    common::no_fd_growth(&server, |message| expect_echo(server.addr, message))
+}
+
+fn reuse_address(ctx: &mut Ctx) -> Result<(), Failure> {
+    let first = start(ctx, &[])?;
+    kill_mid_conversation(ctx, &first)?;
+    let during = "restarting on the same port while an old connection lingers on it";
+    common::restarts_on_same_port(ctx, first, during)
+}
+
+fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = common::start_over_ipv6(ctx)?;
+    expect_echo(server.addr, b"over IPv6\n")
+}
+
+fn prints_addresses(ctx: &mut Ctx) -> Result<(), Failure> {
+    let server = start(ctx, &[])?;
+    // Connected and quiet: the server has accepted us and waits in recv().
+    let conn = net::connect(server.addr)?;
+    common::prints_addresses(ctx, server.id, server.addr.port(), conn.local_port())
+}
+
+// ---------------------------------------------------------------------------------
+// How the server checks do it: their conversations and verdicts
+// ---------------------------------------------------------------------------------
+
+/// Names the stage a failure happened in, and gives it `hint` unless the failure
+/// brought a sharper one of its own (silence, a reset, an early close).
+fn stage(during: impl std::fmt::Display, hint: &str) -> impl FnOnce(Failure) -> Failure {
+    move |f| f.during(during).or_hint(hint)
+}
+
+/// Like [`expect_echo`], for a client that comes at a later stage of the check:
+/// `during` names that stage and `hint` says what a server that fails it got wrong.
+fn expect_echo_during(
+    addr: SocketAddr,
+    message: &[u8],
+    during: impl std::fmt::Display,
+    hint: &str,
+) -> Result<(), Failure> {
+    expect_echo(addr, message).map_err(stage(during, hint))
+}
+
+/// Sends `pieces` one at a time; before each next one, waits (up to [`PIECE_GAP`]) for
+/// the echo of what was sent so far, so that each piece is a recv() of its own.
+fn send_pieces(conn: &mut Conn, pieces: &[&[u8]]) -> Result<(), Failure> {
+    for (n, piece) in pieces.iter().enumerate() {
+        conn.send(piece)
+            .map_err(|f| f.during(format!("sending piece {} of {}", n + 1, pieces.len())))?;
+        if n + 1 < pieces.len() && await_echo(conn, PIECE_GAP)? {
+            return Err(closed_early(conn, n + 1, pieces.len()));
+        }
+    }
+    Ok(())
+}
+
+/// Everything `conn` received must be the message `pieces` make up, whole.
+fn expect_whole_message(conn: &Conn, pieces: &[&[u8]]) -> Result<(), Failure> {
     let all = pieces.concat();
     ensure(conn.received == all, || {
         Failure::new("the answer was not the whole message")
             .sent(format!(
-                "{} in 3 pieces, {} ms apart",
+                "{} in {} pieces, {} ms apart",
                 show(&all),
+                pieces.len(),
                 PIECE_GAP.as_millis()
             ))
             .compare(&all, &conn.received)
@@ -350,28 +545,25 @@ fn keeps_reading(ctx: &mut Ctx) -> Result<(), Failure> {
     })
 }
 
-fn binary_safe(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = start(ctx, &[])?;
-    // Every byte value, then sequences that are not UTF-8 (a lone continuation byte, a
-    // cut-off multi-byte character, an overlong encoding).
+/// The hint for an echo that changed bytes which are not text.
+const RAW_BYTES_HINT: &str = "echo the raw bytes: converting them to a String (or \
+                              .decode(\"utf-8\")) rejects or changes bytes that are not UTF-8";
+
+/// Every byte value, then sequences that are not UTF-8 (a lone continuation byte, a
+/// cut-off multi-byte character, an overlong encoding): what a text conversion breaks.
+fn every_byte_and_bad_utf8() -> Vec<u8> {
     let mut message: Vec<u8> = (0..=255u8).collect();
     message.extend_from_slice(&[0x80, b'x', 0xe2, 0x82, b'y', 0xc0, 0xaf, b'\n']);
-    expect_echo(server.addr, &message).map_err(|f| {
-        f.hint(
-            "echo the raw bytes: converting them to a String (or .decode(\"utf-8\")) rejects \
-             or changes bytes that are not UTF-8",
-        )
-    })
+    message
 }
 
-fn large_binary(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = start(ctx, &[])?;
-    let payload = Arc::new(pseudo_random(large_size()));
+/// Sends `payload` on `conn` from another thread, then half-closes, while the grader
+/// plays a slow reader: it reads nothing until its own writing stalls (by then the
+/// buffers towards the grader are full and the server's send() has had to wait), then
+/// reads the echo to its end.
+fn echo_to_slow_reader(mut conn: Conn, payload: &Arc<Vec<u8>>) -> Result<Vec<u8>, Failure> {
     let size = payload.len();
-    let mut conn = connect_small_window(server.addr)?;
     let pusher = Pusher::all(&conn.stream, payload.clone())?;
-    // A slow reader: the grader reads nothing until its own writing stalls. By then the
-    // buffers towards the grader are full and the server's send() has had to wait.
     pusher.wait_stalled(Duration::from_secs(30));
     conn.limit = Duration::from_secs(60);
     let read = conn.read_to_eof(size + 64 * 1024);
@@ -382,21 +574,27 @@ fn large_binary(ctx: &mut Ctx) -> Result<(), Failure> {
              (a send-all loop such as write_all/sendall) even when the client reads slowly",
         )
     })?;
-    if let Err(e) = pushed {
-        return Err(
-            Failure::new(format!("the grader could not send all {size} bytes: {e}"))
-                .got(format!("{} bytes came back", got.len()))
-                .hint("the server stopped reading or closed before the client half-closed"),
-        );
-    }
-    if got == *payload {
+    pushed.map_err(|e| {
+        Failure::new(format!("the grader could not send all {size} bytes: {e}"))
+            .got(format!("{} bytes came back", got.len()))
+            .hint("the server stopped reading or closed before the client half-closed")
+    })?;
+    Ok(got)
+}
+
+/// Where `got` first differs from `sent` (None: one is the start of the other).
+fn first_mismatch(got: &[u8], sent: &[u8]) -> Option<usize> {
+    got.iter().zip(sent).position(|(a, b)| a != b)
+}
+
+/// The large echo must be the payload; if not, says whether bytes went missing at the
+/// end, in the middle, or came back changed.
+fn expect_large_echo(payload: &[u8], got: &[u8]) -> Result<(), Failure> {
+    if got == payload {
         return Ok(());
     }
-    let first_difference = got
-        .iter()
-        .zip(payload.iter())
-        .position(|(a, b)| a != b)
-        .unwrap_or(got.len().min(size));
+    let size = payload.len();
+    let first_difference = first_mismatch(got, payload).unwrap_or(got.len().min(size));
     let (problem, hint) = if got.len() < size && first_difference == got.len() {
         (
             "bytes went missing at the end",
@@ -419,8 +617,8 @@ fn large_binary(ctx: &mut Ctx) -> Result<(), Failure> {
         "{problem}: sent {size} bytes of binary data, got {} back, first difference at byte {first_difference}",
         got.len()
     ))
-    .sent_bytes(&payload)
-    .got(show(&got))
+    .sent_bytes(payload)
+    .got(show(got))
     .hint(hint))
 }
 
@@ -434,26 +632,25 @@ const SHORT_SEND_BYTES: usize = 384 * 1024;
 /// How often (in reads, 100 ms apart) the grader stops and continues the server.
 const SHORT_SEND_NUDGE_EVERY: u32 = 3;
 
-/// A very slow reader: tiny segments (TCP_MAXSEG) and a tiny receive window, read a
-/// little at a time, so the server spends most of the check blocked in send(). Every
-/// 300 ms the grader also stops the server (SIGSTOP) and continues it (SIGCONT): a
-/// send() blocked after it has queued some of its bytes then returns at once with that
-/// short count, as it would after any signal, so short sends happen on every run, not
-/// only when a timeout happens to expire first. Only a server that sends the rest (a
-/// send-all loop) echoes every byte.
-fn short_sends(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = start(ctx, &["--send-timeout", SHORT_SEND_TIMEOUT])?;
-    let payload = Arc::new(pseudo_random(SHORT_SEND_BYTES));
-    let addr = server.addr;
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
-        .map_err(|e| Failure::new(format!("grader socket() failed: {e}")))?;
-    let _ = socket.set_tcp_mss(536);
-    let _ = socket.set_recv_buffer_size(4096);
-    socket
-        .connect_timeout(&addr.into(), net::IO_LIMIT)
-        .map_err(|e| net::connect_failure(addr, &e))?;
-    let stream: TcpStream = socket.into();
-    let pusher = Pusher::all(&stream, payload.clone())?;
+/// Connects with tiny segments (TCP_MAXSEG 536) and a tiny receive buffer, both set
+/// before connect() so the connection keeps them: the server's send() blocks almost
+/// at once and returns short whenever it is interrupted.
+fn connect_tiny_segments(addr: SocketAddr) -> Result<TcpStream, Failure> {
+    connect_tuned(addr, |socket| {
+        let _ = socket.set_tcp_mss(536);
+        let _ = socket.set_recv_buffer_size(4096);
+    })
+}
+
+/// Reads the echo of `payload` 4 KiB at a time, 100 ms apart (for 30 s at most),
+/// stopping and continuing the server `pid` every [`SHORT_SEND_NUDGE_EVERY`] reads.
+/// Returns what came back, and why the reading stopped early, if it did: a byte that
+/// does not continue what was sent ends it at once.
+fn read_slowly_nudging(
+    mut stream: &TcpStream,
+    payload: &[u8],
+    pid: u32,
+) -> (Vec<u8>, Result<(), String>) {
     let mut got: Vec<u8> = Vec::new();
     let mut buffer = [0u8; 4096];
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -465,9 +662,9 @@ fn short_sends(ctx: &mut Ctx) -> Result<(), Failure> {
         }
         reads += 1;
         if reads.is_multiple_of(SHORT_SEND_NUDGE_EVERY) {
-            stop_and_continue(server.pid);
+            stop_and_continue(pid);
         }
-        match (&stream).read(&mut buffer) {
+        match stream.read(&mut buffer) {
             Ok(0) => break Ok(()),
             Ok(n) => {
                 got.extend_from_slice(&buffer[..n]);
@@ -482,17 +679,20 @@ fn short_sends(ctx: &mut Ctx) -> Result<(), Failure> {
         // The slow reader's pace (about 40 KiB/s): it is what the check is about.
         thread::sleep(Duration::from_millis(100));
     };
-    drop(stream);
-    let _ = pusher.finish();
-    let complete = outcome.is_ok() && got.len() == payload.len();
-    if complete {
+    (got, outcome)
+}
+
+/// The slowly read echo must be all of `payload`; `outcome` says why the reading
+/// stopped early, if it did.
+fn expect_slow_echo(
+    payload: &[u8],
+    got: &[u8],
+    outcome: Result<(), String>,
+) -> Result<(), Failure> {
+    if outcome.is_ok() && got.len() == payload.len() {
         return Ok(());
     }
-    let first_difference = got
-        .iter()
-        .zip(payload.iter())
-        .position(|(a, b)| a != b)
-        .unwrap_or(got.len());
+    let first_difference = first_mismatch(got, payload).unwrap_or(got.len());
     let problem = match outcome {
         Err(why) => why,
         Ok(()) => "the connection closed before everything came back".into(),
@@ -507,7 +707,7 @@ fn short_sends(ctx: &mut Ctx) -> Result<(), Failure> {
          stopped and continued (kill -STOP, kill -CONT) every 300 ms",
         payload.len() >> 10
     ))
-    .got(show(&got))
+    .got(show(got))
     .hint(
         "a send() that waits for a slow reader can return early (its timeout runs out, a \
          signal arrives) with how many bytes it took, fewer than you gave it: call send() \
@@ -533,123 +733,97 @@ fn stop_and_continue(pid: u32) {
     let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGCONT);
 }
 
-fn timestamp_lines(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = start(ctx, &["--timestamp"])?;
-    let lines: [&[u8]; 3] = [b"one", b"two \xff\xfe (not UTF-8)", b"three"];
-    let message = [lines[0], b"\n", lines[1], b"\n", lines[2], b"\n"].concat();
-    let answer = converse(server.addr, &message)?;
-    expect_stamped(&answer, &lines, &message)
+/// What `timestamp-framing` sends, for its failures.
+const FRAMING_SENT: &str = "\"hel\", then \"lo\\nwor\", then \"ld\\n\" (300 ms apart)";
+
+/// A moment when the server must neither answer nor close, in the words its failure
+/// shows: the stage's problem, what was sent, what was expected and the hint.
+struct Quiet {
+    problem: &'static str,
+    sent: &'static str,
+    expected: &'static str,
+    hint: &'static str,
 }
 
-fn timestamp_framing(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = start(ctx, &["--timestamp"])?;
-    let mut conn = net::connect(server.addr)?;
-    let sent_note = "\"hel\", then \"lo\\nwor\", then \"ld\\n\" (300 ms apart)";
+/// A line in pieces: nothing may come back before its `\n`.
+const BEFORE_THE_NEWLINE: Quiet = Quiet {
+    problem: "the server answered (or closed) before the line was complete",
+    sent: "\"hel\" (no \\n yet)",
+    expected: "nothing yet: the line is not finished",
+    hint: "stamp lines, not recv()s: keep the bytes after the last \\n until the rest of \
+           the line arrives",
+};
 
-    // A line in pieces: nothing may come back before its `\n`.
-    conn.send(b"hel")?;
+/// The end of the first line and the start of the next: exactly one answer.
+const AFTER_HELLO: Quiet = Quiet {
+    problem: "after the answer to \"hello\", more came (or the connection closed)",
+    sent: FRAMING_SENT,
+    expected: "nothing until \"world\" is complete",
+    hint: "\"wor\" is the start of a line, not a line: keep it until its \\n arrives",
+};
+
+/// Fails as `quiet` says if anything arrives on `conn`, or it closes, within
+/// [`PIECE_GAP`].
+fn expect_quiet(conn: &mut Conn, quiet: &Quiet) -> Result<(), Failure> {
     let (early, closed) = conn.closes_within(PIECE_GAP)?;
-    if !early.is_empty() || closed {
-        return Err(
-            Failure::new("the server answered (or closed) before the line was complete")
-                .sent("\"hel\" (no \\n yet)")
-                .expected("nothing yet: the line is not finished")
-                .got(net::show_or(&early, "the connection closed"))
-                .hint(
-                    "stamp lines, not recv()s: keep the bytes after the last \\n until the \
-                     rest of the line arrives",
-                ),
-        );
-    }
-
-    // The end of the first line and the start of the next: exactly one answer.
-    conn.send(b"lo\nwor")?;
-    let first = conn
-        .read_line()
-        .map_err(|f| f.during("waiting for the answer to \"hello\""))?;
-    expect_stamped(&first, &[b"hello"], b"hello\n").map_err(|f| f.sent(sent_note))?;
-    let (extra, closed) = conn.closes_within(PIECE_GAP)?;
-    if !extra.is_empty() || closed {
-        return Err(Failure::new(
-            "after the answer to \"hello\", more came (or the connection closed)",
-        )
-        .sent(sent_note)
-        .expected("nothing until \"world\" is complete")
-        .got(if extra.is_empty() {
-            "the connection closed".to_string()
-        } else {
-            show(&extra)
-        })
-        .hint("\"wor\" is the start of a line, not a line: keep it until its \\n arrives"));
-    }
-
-    conn.send(b"ld\n")?;
-    conn.half_close()?;
-    let rest = conn.read_to_eof(4096)?;
-    expect_stamped(&rest, &[b"world"], b"world\n").map_err(|f| f.sent(sent_note))
-}
-
-fn timestamp_last_line(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = start(ctx, &["--timestamp"])?;
-    let message = b"first\nno newline at the end";
-    let answer = converse(server.addr, message)?;
-    expect_stamped(&answer, &[b"first", b"no newline at the end"], message).map_err(|f| {
-        f.or_hint(
-            "when recv() returns 0, a non-empty unfinished line is still a line: stamp it \
-             and add the \\n",
-        )
+    ensure(early.is_empty() && !closed, || {
+        Failure::new(quiet.problem)
+            .sent(quiet.sent)
+            .expected(quiet.expected)
+            .got(net::show_or(&early, "the connection closed"))
+            .hint(quiet.hint)
     })
 }
 
-fn serves_in_turn(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = start(ctx, &[])?;
-    for n in 1..=3 {
-        let message = format!("client {n} of 3\n");
-        expect_echo(server.addr, message.as_bytes()).map_err(|f| {
-            f.during(format!("client {n} of 3"))
-                .or_hint("after one client the server must go back to accept() the next")
-        })?;
-    }
-    ctx.ensure_running(server.id, "after three clients")
+/// The next line on `conn` must be `line`, stamped; `sent` says what the grader had
+/// sent by then, in pieces.
+fn expect_stamped_line(conn: &mut Conn, line: &str, sent: &str) -> Result<(), Failure> {
+    let answer = conn
+        .read_line()
+        .map_err(|f| f.during(format!("waiting for the answer to {line:?}")))?;
+    let whole = [line.as_bytes(), b"\n"].concat();
+    expect_stamped(&answer, &[line.as_bytes()], &whole).map_err(|f| f.sent(sent))
 }
 
-fn survives_reset(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = start(ctx, &[])?;
-    let hint = "a reset (ECONNRESET from recv(), EPIPE from send()) ends that client only: \
-                report it, close that connection and accept the next";
-    // The first rude client resets once some of its echo is back: the server is then
-    // waiting in recv() for more, and that recv() fails.
-    let mut rude = net::connect(server.addr)?;
-    rude.send(&[b'r'; 1024])?;
-    rude.read_exact_bytes(1)?;
+/// The hint for a last line, without its `\n`, that was not answered.
+const LAST_LINE_HINT: &str = "when recv() returns 0, a non-empty unfinished line is still a \
+                              line: stamp it and add the \\n";
+
+/// The hint for a server that serves one client only.
+const NEXT_CLIENT_HINT: &str = "after one client the server must go back to accept() the next";
+
+/// The hint for a server that a client's reset took down.
+const RESET_HINT: &str = "a reset (ECONNRESET from recv(), EPIPE from send()) ends that \
+                          client only: report it, close that connection and accept the next";
+
+/// The stage after a client that reset while the server waited in recv().
+const AFTER_RECV_RESET: &str = "the client after a reset during recv()";
+/// The stage after a client that reset before its echo was sent.
+const AFTER_SEND_RESET: &str = "the client after a reset before the echo";
+
+/// A rude client: connects, sends `request`, waits for the first `echoed` bytes of
+/// its echo, then resets the connection.
+fn rude_client(addr: SocketAddr, request: &[u8], echoed: usize) -> Result<(), Failure> {
+    let mut rude = net::connect(addr)?;
+    rude.send(request)?;
+    rude.read_exact_bytes(echoed)?;
     rude.reset();
-    expect_echo(server.addr, b"still there?\n").map_err(|f| {
-        f.during("the client after a reset during recv()")
-            .or_hint(hint)
-    })?;
-    // The second one resets right after sending, without reading: the server's send()
-    // of the echo (or its next recv()) fails.
-    let mut ruder = net::connect(server.addr)?;
-    ruder.send(&[b'R'; 1024])?;
-    ruder.reset();
-    expect_echo(server.addr, b"and now?\n").map_err(|f| {
-        f.during("the client after a reset before the echo")
-            .or_hint(hint)
-    })?;
-    ctx.ensure_running(server.id, "after two clients reset their connections")
+    Ok(())
 }
 
-/// A client that sends its request, half-closes and then resets while it waits in the
-/// queue behind another client. When the server gets to it, the request is still there
-/// to read, but the connection is gone: its send() fails with EPIPE, and unless the
-/// program ignores SIGPIPE (or sends with MSG_NOSIGNAL) the kernel kills it with that
-/// signal. Rust and Python ignore SIGPIPE for you; C does not.
-fn survives_epipe(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = start(ctx, &[])?;
-    // The first client keeps the server busy: once the server has accepted it, it
-    // waits in recv() for it ...
-    let port = server.addr.port();
-    let mut holder = net::connect(server.addr)?;
+/// What the server was doing when an EPIPE killed it.
+const EPIPE_WHEN: &str = "answering a client that had half-closed and then reset";
+/// The stage after the EPIPE.
+const EPIPE_NEXT: &str = "the client after one whose answer met EPIPE";
+/// The hint for a server that the EPIPE stopped serving.
+const EPIPE_HINT: &str =
+    "EPIPE from send() ends that client only: report it, close, accept the next";
+
+/// Connects a client and waits until the server has accepted it and no other
+/// connection waits in its queue: the server is then busy with this one.
+fn accepted_client(addr: SocketAddr) -> Result<Conn, Failure> {
+    let port = addr.port();
+    let holder = net::connect(addr)?;
     let holder_port = holder.local_port();
     ensure(
         wait_server_side(port, holder_port, |state| state == Some(ESTABLISHED))
@@ -659,13 +833,16 @@ fn survives_epipe(ctx: &mut Ctx) -> Result<(), Failure> {
                 .hint("accept() the next client as soon as the previous one is done")
         },
     )?;
-    // ... while the second one, queued by the kernel, sends, half-closes and resets.
-    let mut gone = net::connect(server.addr)?;
+    Ok(holder)
+}
+
+/// A client that, still queued, sends `request`, half-closes and resets, each step
+/// seen by the kernel (the server's side in CLOSE-WAIT, then gone) before the next.
+fn queue_and_reset(addr: SocketAddr, request: &[u8]) -> Result<(), Failure> {
+    let port = addr.port();
+    let mut gone = net::connect(addr)?;
     let gone_port = gone.local_port();
-    gone.send(
-        b"hello
-",
-    )?;
+    gone.send(request)?;
     gone.half_close()?;
     ensure(
         wait_server_side(port, gone_port, |state| state == Some(CLOSE_WAIT)),
@@ -675,36 +852,41 @@ fn survives_epipe(ctx: &mut Ctx) -> Result<(), Failure> {
     ensure(
         wait_server_side(port, gone_port, |state| state.is_none()),
         || Failure::new("the grader's reset never reached the queued connection"),
-    )?;
-    // Let the server go on: it accepts the reset connection next, reads `hello\n` and
-    // answers into a connection that no longer exists.
-    holder.half_close()?;
-    holder.read_to_eof(16)?;
-    let outcome = expect_echo(server.addr, b"after the EPIPE\n");
-    let died = ctx.proc(server.id).wait_exit(if outcome.is_err() {
+    )
+}
+
+/// Fails with how the server `id` ended (naming SIGPIPE when that is what ended it) if
+/// it has exited while `when`: looked at once, or, after a client that failed
+/// (`failed`), within 2 s, the time a dying server takes to be seen gone.
+fn not_killed(ctx: &mut Ctx, id: usize, failed: bool, when: &str) -> Result<(), Failure> {
+    let limit = if failed {
         Duration::from_secs(2)
     } else {
         Duration::ZERO
-    });
-    if died.is_some() {
-        // exited_failure names SIGPIPE when that is what ended it.
-        return Err(ctx.exited_failure(
-            server.id,
-            "answering a client that had half-closed and then reset",
-        ));
+    };
+    match ctx.proc(id).wait_exit(limit) {
+        Some(_) => Err(ctx.exited_failure(id, when)),
+        None => Ok(()),
     }
-    outcome.map_err(|f| {
-        f.during("the client after one whose answer met EPIPE")
-            .or_hint("EPIPE from send() ends that client only: report it, close, accept the next")
-    })?;
-    ctx.ensure_running(server.id, "after a send() that failed with EPIPE")
 }
 
-/// The server runs out of descriptors: the grader lowers its RLIMIT_NOFILE below the
-/// descriptors it already has, so its next accept() fails with EMFILE. The server must
-/// report that, live on, and serve the waiting client once the limit is back.
-fn survives_emfile(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = start(ctx, &[])?;
+/// The hint for a server that EMFILE took down or stopped.
+const EMFILE_HINT: &str = "EMFILE from accept() means this process has no descriptor left for \
+                           the new connection; descriptors come back as clients leave, so it \
+                           is not fatal: report it, wait a moment (the client is still queued) \
+                           and accept again, instead of ending the server";
+/// The stage of the client that came while no descriptor could be had.
+const EMFILE_WAITER: &str = "the client that arrived while the server had no descriptor left";
+/// The stage of a client that came once the descriptors were back.
+const AFTER_EMFILE: &str = "a client after the descriptors came back";
+/// The problem of a wrong echo to that client.
+const EMFILE_WRONG_ECHO: &str = "the client that waited through EMFILE got the wrong echo";
+
+/// Starves the server of descriptors, makes a client arrive (it sends `request` and
+/// half-closes) while its accept() fails with EMFILE, gives the descriptors back, and
+/// requires the server to have lived through it. Returns that client, still queued or
+/// being served.
+fn queued_through_emfile(ctx: &mut Ctx, server: &Server, request: &[u8]) -> Result<Conn, Failure> {
     let pid = server.pid;
     let stderr_before = ctx.proc(server.id).stderr().len();
     let usual = common::starve_descriptors(pid)?;
@@ -712,39 +894,79 @@ fn survives_emfile(ctx: &mut Ctx) -> Result<(), Failure> {
     // waiting in accept(), it reserved that descriptor beforehand: this client gets
     // it, and the accept() after it fails instead.)
     let mut first = net::connect(server.addr)?;
-    first.send(b"first\n")?;
+    first.send(request)?;
     first.half_close()?;
     common::await_failed_accept(ctx, server.id, stderr_before);
     let restored = common::set_open_files_limit(pid, usual);
-    let hint = "EMFILE from accept() means this process has no descriptor left for the \
-                new connection; descriptors come back as clients leave, so it is not \
-                fatal: report it, wait a moment (the client is still queued) and accept \
-                again, instead of ending the server";
     if let Some(status) = ctx.proc(server.id).wait_exit(Duration::from_millis(200)) {
         let status = describe_status(status);
         return Err(Failure::new(format!(
             "the server exited ({status}) when accept() found no descriptor left (EMFILE)"
         ))
-        .hint(hint));
+        .hint(EMFILE_HINT));
     }
     ensure(restored.is_some(), || {
         Failure::new("the grader could not give the program its descriptors back")
     })?;
+    Ok(first)
+}
+
+/// The echo of `request` must come back to `first`, the client that waited through
+/// EMFILE (given 10 s: the server may first have waited a moment before accepting again).
+fn expect_echo_at_last(mut first: Conn, request: &[u8]) -> Result<(), Failure> {
     first.limit = Duration::from_secs(10);
-    let got = first.read_to_eof(64).map_err(|f| {
-        f.during("the client that arrived while the server had no descriptor left")
-            .or_hint(hint)
+    let got = first
+        .read_to_eof(64)
+        .map_err(stage(EMFILE_WAITER, EMFILE_HINT))?;
+    expect::echoed(request, &got, EMFILE_WRONG_ECHO)
+}
+
+/// A client that sends and never reads, on a small window: once its writing stalls,
+/// every buffer on the way is full and the server waits in send(). Keep it (and its
+/// writer) for as long as the client must stay stuck.
+fn stuck_client(addr: SocketAddr) -> Result<(Conn, Pusher), Failure> {
+    let stuck = connect_small_window(addr)?;
+    let pusher = Pusher::endless(&stuck.stream)?;
+    pusher.wait_stalled(Duration::from_secs(30));
+    Ok((stuck, pusher))
+}
+
+/// A whole conversation with `message` while another client is stuck, waiting up to
+/// [`STUCK_LIMIT`] for each step (the server must drop the stuck one to get to it);
+/// the echo must be the message.
+fn expect_echo_behind_stuck(addr: SocketAddr, message: &[u8]) -> Result<(), Failure> {
+    let mut next = net::connect(addr)?;
+    next.limit = STUCK_LIMIT;
+    let outcome = next
+        .send(message)
+        .and_then(|()| next.half_close())
+        .and_then(|()| next.read_to_eof(1024));
+    let got = outcome.map_err(|f| {
+        f.during("a second client, while the first sends but never reads")
+            .hint(format!(
+                "send() to a client that never reads waits for ever: give each accepted \
+             connection a send timeout (SO_SNDTIMEO, --send-timeout {STUCK_SEND_TIMEOUT} s \
+             here), drop that client when a send() times out, and serve the next (the \
+             grader waited {} s)",
+                STUCK_LIMIT.as_secs()
+            ))
     })?;
-    ensure(got == b"first\n", || {
-        Failure::new("the client that waited through EMFILE got the wrong echo")
-            .sent_bytes(b"first\n")
-            .compare(b"first\n", &got)
-    })?;
-    expect_echo(server.addr, b"and the next one\n").map_err(|f| {
-        f.during("a client after the descriptors came back")
-            .or_hint(hint)
-    })?;
-    ctx.ensure_running(server.id, "after accept() failed with EMFILE")
+    ensure(got == message, || {
+        Failure::new("the second client got the wrong echo")
+            .sent_bytes(message)
+            .got(show(&got))
+    })
+}
+
+/// Kills the server `first` in the middle of a conversation: its side closes first, so
+/// the connection lingers on its port (FIN_WAIT, then TIME_WAIT).
+fn kill_mid_conversation(ctx: &mut Ctx, first: &Server) -> Result<(), Failure> {
+    let mut conn = net::connect(first.addr)?;
+    conn.send(b"x")?;
+    conn.read_exact_bytes(1)?;
+    ctx.proc(first.id).kill();
+    let _ = conn.closes_within(Duration::from_secs(2));
+    Ok(())
 }
 
 /// The kernel's number for CLOSE-WAIT: a FIN came in, our side is still open.
@@ -819,69 +1041,6 @@ fn wait_server_side(
     }
 }
 
-fn stuck_reader(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = start(ctx, &["--send-timeout", STUCK_SEND_TIMEOUT])?;
-    let stuck = connect_small_window(server.addr)?;
-    let pusher = Pusher::endless(&stuck.stream)?;
-    // The stuck client sends and never reads: soon the server waits in send().
-    pusher.wait_stalled(Duration::from_secs(30));
-    let mut next = net::connect(server.addr)?;
-    next.limit = STUCK_LIMIT;
-    let message = b"next in line\n";
-    let outcome = next
-        .send(message)
-        .and_then(|()| next.half_close())
-        .and_then(|()| next.read_to_eof(1024));
-    let got = outcome.map_err(|f| {
-        f.during("a second client, while the first sends but never reads")
-            .hint(format!(
-                "send() to a client that never reads waits for ever: give each accepted \
-             connection a send timeout (SO_SNDTIMEO, --send-timeout {STUCK_SEND_TIMEOUT} s \
-             here), drop that client when a send() times out, and serve the next (the \
-             grader waited {} s)",
-                STUCK_LIMIT.as_secs()
-            ))
-    })?;
-    drop(stuck);
-    ensure(got == message, || {
-        Failure::new("the second client got the wrong echo")
-            .sent_bytes(message)
-            .got(show(&got))
-    })?;
-    ctx.ensure_running(server.id, "after dropping a client that never reads")
-}
-
-fn no_fd_leak(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = start(ctx, &[])?;
-    common::no_fd_growth(&server, |message| expect_echo(server.addr, message))
-}
-
-fn reuse_address(ctx: &mut Ctx) -> Result<(), Failure> {
-    let first = start(ctx, &[])?;
-    // Kill the server in the middle of a conversation: its side closes first, so the
-    // connection lingers on its port (FIN_WAIT, then TIME_WAIT).
-    let mut conn = net::connect(first.addr)?;
-    conn.send(b"x")?;
-    conn.read_exact_bytes(1)?;
-    ctx.proc(first.id).kill();
-    let _ = conn.closes_within(Duration::from_secs(2));
-    drop(conn);
-    let during = "restarting on the same port while an old connection lingers on it";
-    common::restarts_on_same_port(ctx, first, during)
-}
-
-fn ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = common::start_over_ipv6(ctx)?;
-    expect_echo(server.addr, b"over IPv6\n")
-}
-
-fn prints_addresses(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server = start(ctx, &[])?;
-    // Connected and quiet: the server has accepted us and waits in recv().
-    let conn = net::connect(server.addr)?;
-    common::prints_addresses(ctx, server.id, server.addr.port(), conn.local_port())
-}
-
 // ---------------------------------------------------------------------------------
 // Helpers: the client side
 // ---------------------------------------------------------------------------------
@@ -914,11 +1073,7 @@ fn answer_in_pieces(_n: usize, _request: &[u8]) -> Vec<Vec<u8>> {
 }
 
 /// Runs the client against the stand-in with `stdin`, to its end.
-fn run_client(
-    ctx: &mut Ctx,
-    stand_in: &Peer,
-    stdin: &[u8],
-) -> Result<crate::grade::Finished, Failure> {
+fn run_client(ctx: &mut Ctx, stand_in: &Peer, stdin: &[u8]) -> Result<Finished, Failure> {
     ctx.run_client(&stand_in.port(), &[], stdin, CLIENT_LIMIT)
 }
 
@@ -969,41 +1124,113 @@ fn prompt_failure(ctx: &mut Ctx, id: usize, problem: &str, expected: &[u8]) -> F
 
 fn client_prompt(ctx: &mut Ctx) -> Result<(), Failure> {
     let stand_in = stand_in(numbered_answer)?;
+    let id = spawn_typed_into(ctx, &stand_in)?;
+    expect_stdout(ctx, id, b"> ", &FIRST_PROMPT)?;
+    type_input(ctx, id, b"hi\n")?;
+    expect_stdout(ctx, id, b"> answer 1: hi\n> ", &NEXT_PROMPT)?;
+    ends_with_its_input(ctx, id)
+}
+
+fn client_connection_per_line(ctx: &mut Ctx) -> Result<(), Failure> {
+    let stand_in = stand_in(numbered_answer)?;
+    let run = run_client(ctx, &stand_in, b"one\ntwo\nthree\n")?;
+    let visits = stand_in.finish_all();
+    expect_half_closed(&visits)?;
+    expect_line_per_connection(&visits, &[b"one", b"two", b"three"])?;
+    exited_cleanly(&run, "at the end of its input")?;
+    expect_answers_in_order(&run.stdout_text(), &["one", "two", "three"])
+}
+
+fn client_reads_to_eof(ctx: &mut Ctx) -> Result<(), Failure> {
+    let stand_in = stand_in(answer_in_pieces)?;
+    let run = run_client(ctx, &stand_in, b"tell me more\n")?;
+    expect_whole_answer(&run.stdout_text())?;
+    exited_cleanly(&run, "at the end of its input")
+}
+
+fn client_decodes_text(ctx: &mut Ctx) -> Result<(), Failure> {
+    let stand_in = stand_in(latin1_answer)?;
+    let run = run_client(ctx, &stand_in, b"hello\n")?;
+    let sent = format!(
+        "the answer {} (Latin-1, not UTF-8), then close",
+        show(LATIN1_ANSWER)
+    );
+    survives_latin1(&run, &sent)?;
+    shows_replacement_characters(&run, &sent)?;
+    warns_of_lossy_decoding(&run, &sent)
+}
+
+fn client_stops(ctx: &mut Ctx) -> Result<(), Failure> {
+    let stand_in = stand_in(numbered_answer)?;
+    let run = run_client(ctx, &stand_in, b"first\n\nnever sent\n")?;
+    exited_cleanly(&run, "at an empty line")?;
+    expect_only_first_line(&stand_in.finish_all())
+}
+
+fn client_refused(ctx: &mut Ctx) -> Result<(), Failure> {
+    let port = net::free_port(LOCALHOST_V4).to_string();
+    let run = ctx.run_client(&port, &[], b"hello\n", CLIENT_LIMIT)?;
+    expect::clean_error(&run, &["refused"], 2)
+        .map_err(|f| f.during(format!("nothing listens on port {port}")))
+}
+
+// ---------------------------------------------------------------------------------
+// How the client checks do it: their verdicts
+// ---------------------------------------------------------------------------------
+
+/// How long the client may take to show a prompt or to end in `client-prompt`.
+const PROMPT_LIMIT: Duration = Duration::from_secs(5);
+
+/// What the client's stdout must become, in the words its failure shows.
+struct Shown {
+    problem: &'static str,
+    hint: &'static str,
+}
+
+/// The prompt before the first line.
+const FIRST_PROMPT: Shown = Shown {
+    problem: "no `> ` prompt while the client waits for a line",
+    hint: "print \"> \" before reading each line, and flush stdout: without a newline the \
+           prompt stays in the buffer and the user types blind",
+};
+
+/// The answer to the first line and the prompt for the next.
+const NEXT_PROMPT: Shown = Shown {
+    problem: "after one line, no answer and new `> ` prompt",
+    hint: "print the whole answer, then \"> \" again (flushed) before reading the next line",
+};
+
+/// Starts the client against the stand-in with its stdin left open, as when a person
+/// types: a prompt that is not flushed never shows.
+fn spawn_typed_into(ctx: &mut Ctx, stand_in: &Peer) -> Result<usize, Failure> {
     let port = stand_in.port();
-    // stdin stays open, as when a person types: a prompt that is not flushed never shows.
-    let id = ctx.spawn_interactive(
+    ctx.spawn_interactive(
         "client",
         &["client", "--host", "127.0.0.1", "--port", &port],
-    )?;
-    let limit = Duration::from_secs(5);
-    if !stdout_becomes(ctx, id, b"> ", limit) {
-        return Err(prompt_failure(
-            ctx,
-            id,
-            "no `> ` prompt while the client waits for a line",
-            b"> ",
-        )
-        .hint(
-            "print \"> \" before reading each line, and flush stdout: without a newline \
-                 the prompt stays in the buffer and the user types blind",
-        ));
+    )
+}
+
+/// Fails as `shown` says unless the client's stdout becomes exactly `wanted` within
+/// [`PROMPT_LIMIT`].
+fn expect_stdout(ctx: &mut Ctx, id: usize, wanted: &[u8], shown: &Shown) -> Result<(), Failure> {
+    if stdout_becomes(ctx, id, wanted, PROMPT_LIMIT) {
+        return Ok(());
     }
-    ctx.proc(id).type_input(b"hi\n").map_err(|e| {
+    Err(prompt_failure(ctx, id, shown.problem, wanted).hint(shown.hint))
+}
+
+/// Types `line` into the client's stdin, as a person would.
+fn type_input(ctx: &mut Ctx, id: usize, line: &[u8]) -> Result<(), Failure> {
+    ctx.proc(id).type_input(line).map_err(|e| {
         Failure::new(format!("could not type into the client's stdin: {e}"))
             .hint("the client exited before reading its input")
-    })?;
-    let wanted = b"> answer 1: hi\n> ";
-    if !stdout_becomes(ctx, id, wanted, limit) {
-        return Err(prompt_failure(
-            ctx,
-            id,
-            "after one line, no answer and new `> ` prompt",
-            wanted,
-        )
-        .hint("print the whole answer, then \"> \" again (flushed) before reading the next line"));
-    }
+    })
+}
+
+/// Closes the client's stdin (Ctrl+D): it must then end, with status 0.
+fn ends_with_its_input(ctx: &mut Ctx, id: usize) -> Result<(), Failure> {
     ctx.proc(id).close_input();
-    match ctx.proc(id).wait_exit(limit) {
+    match ctx.proc(id).wait_exit(PROMPT_LIMIT) {
         Some(status) if status.success() => Ok(()),
         Some(status) => Err(exit_failure(
             status,
@@ -1017,17 +1244,31 @@ fn client_prompt(ctx: &mut Ctx) -> Result<(), Failure> {
     }
 }
 
-fn client_connection_per_line(ctx: &mut Ctx) -> Result<(), Failure> {
-    let stand_in = stand_in(numbered_answer)?;
-    let lines: [&[u8]; 3] = [b"one", b"two", b"three"];
-    let run = run_client(ctx, &stand_in, b"one\ntwo\nthree\n")?;
-    let visits = stand_in.finish_all();
+/// Fails unless the client run ended with status 0; `when` says at what.
+fn exited_cleanly(run: &Finished, when: &str) -> Result<(), Failure> {
+    ensure(run.status.success(), || {
+        exit_failure(run.status, &run.stderr, when)
+    })
+}
+
+/// The requests the stand-in read, one per connection, for a report.
+fn requests(visits: &[Seen]) -> String {
     let requests: Vec<String> = visits.iter().map(|v| show(&v.received)).collect();
-    if let Some(visit) = visits.iter().find(|v| !v.eof) {
-        return Err(Failure::new("the client never half-closed after its line")
+    format!("requests: {}", requests.join(", "))
+}
+
+/// The client must have half-closed every connection after its line.
+fn expect_half_closed(visits: &[Seen]) -> Result<(), Failure> {
+    match visits.iter().find(|v| !v.eof) {
+        Some(visit) => Err(Failure::new("the client never half-closed after its line")
             .got(format!("request {} and then nothing for 5 s", show(&visit.received)))
-            .hint("after sending the line, shutdown(SHUT_WR): the server reads until that end-of-stream before it answers"));
+            .hint("after sending the line, shutdown(SHUT_WR): the server reads until that end-of-stream before it answers")),
+        None => Ok(()),
     }
+}
+
+/// One connection per line of `lines` (typed in that order), each carrying its line.
+fn expect_line_per_connection(visits: &[Seen], lines: &[&[u8]]) -> Result<(), Failure> {
     ensure(visits.len() == lines.len(), || {
         Failure::new(format!(
             "the grader's server saw {} connection(s) for 3 lines",
@@ -1035,48 +1276,41 @@ fn client_connection_per_line(ctx: &mut Ctx) -> Result<(), Failure> {
         ))
         .sent("stdin \"one\\ntwo\\nthree\\n\"")
         .expected("3 connections, one line each")
-        .got(format!("requests: {}", requests.join(", ")))
+        .got(requests(visits))
         .hint(
             "open a new connection (socket + connect) for every line: after shutdown(SHUT_WR) \
              a connection cannot carry another line, and the server has closed it anyway",
         )
     })?;
-    for (visit, line) in visits.iter().zip(lines) {
+    for (visit, &line) in visits.iter().zip(lines) {
         ensure(is_line(&visit.received, line), || {
             Failure::new("a request was not the line typed")
                 .compare(&[line, b"\n"].concat(), &visit.received)
                 .hint("send the line and its \\n, nothing else, on its own connection")
         })?;
     }
-    if !run.status.success() {
-        return Err(exit_failure(
-            run.status,
-            &run.stderr,
-            "at the end of its input",
-        ));
-    }
-    let stdout = run.stdout_text();
-    let mut rest = stdout.as_str();
-    for (n, line) in ["one", "two", "three"].iter().enumerate() {
+    Ok(())
+}
+
+/// The numbered answers to `lines` must all be on stdout, in order.
+fn expect_answers_in_order(stdout: &str, lines: &[&str]) -> Result<(), Failure> {
+    let mut rest = stdout;
+    for (n, line) in lines.iter().enumerate() {
         let answer = format!("answer {}: {line}\n", n + 1);
-        match rest.find(&answer) {
-            Some(at) => rest = &rest[at + answer.len()..],
-            None => {
-                return Err(Failure::new("the answers are not all on stdout, in order")
-                    .expected(format!("{answer:?} (after the earlier answers)"))
-                    .got(show(stdout.as_bytes()))
-                    .hint("print each answer as it came, in full"));
-            }
-        }
+        let Some(at) = rest.find(&answer) else {
+            return Err(Failure::new("the answers are not all on stdout, in order")
+                .expected(format!("{answer:?} (after the earlier answers)"))
+                .got(show(stdout.as_bytes()))
+                .hint("print each answer as it came, in full"));
+        };
+        rest = &rest[at + answer.len()..];
     }
     Ok(())
 }
 
-fn client_reads_to_eof(ctx: &mut Ctx) -> Result<(), Failure> {
-    let stand_in = stand_in(answer_in_pieces)?;
-    let run = run_client(ctx, &stand_in, b"tell me more\n")?;
+/// The answer the stand-in sent in [`PIECES`] must be on stdout, whole.
+fn expect_whole_answer(stdout: &str) -> Result<(), Failure> {
     let whole = PIECES.concat();
-    let stdout = run.stdout_text();
     ensure(stdout.contains(&whole), || {
         Failure::new("the client did not print the whole answer")
             .sent(format!(
@@ -1086,15 +1320,7 @@ fn client_reads_to_eof(ctx: &mut Ctx) -> Result<(), Failure> {
             .expected(format!("stdout containing {whole:?}"))
             .got(show(stdout.as_bytes()))
             .hint("one recv() is not the whole answer: keep calling recv() until it returns 0 (the server closed)")
-    })?;
-    if !run.status.success() {
-        return Err(exit_failure(
-            run.status,
-            &run.stderr,
-            "at the end of its input",
-        ));
-    }
-    Ok(())
+    })
 }
 
 /// An answer in Latin-1 (`caf\xe9`) with a stray `\xff`: not UTF-8.
@@ -1106,19 +1332,16 @@ fn latin1_answer(_n: usize, _request: &[u8]) -> Vec<Vec<u8>> {
     vec![LATIN1_ANSWER.to_vec()]
 }
 
-fn client_decodes_text(ctx: &mut Ctx) -> Result<(), Failure> {
-    let stand_in = stand_in(latin1_answer)?;
-    let run = run_client(ctx, &stand_in, b"hello\n")?;
-    let sent = format!(
-        "the answer {} (Latin-1, not UTF-8), then close",
-        show(LATIN1_ANSWER)
-    );
-    let hint = "the answer is bytes; to print it as text, decode it as UTF-8 on purpose, with a \
-                policy for invalid bytes: replace each invalid sequence with U+FFFD (the \
-                'replace' error handler, a lossy conversion) and carry on, never fail or \
-                print the raw bytes";
-    if !run.status.success() {
-        return Err(Failure::new(format!(
+/// The hint for a client that mishandles an answer that is not UTF-8.
+const DECODE_HINT: &str = "the answer is bytes; to print it as text, decode it as UTF-8 on \
+                           purpose, with a policy for invalid bytes: replace each invalid \
+                           sequence with U+FFFD (the 'replace' error handler, a lossy \
+                           conversion) and carry on, never fail or print the raw bytes";
+
+/// The client must not fail on an answer that is not UTF-8 (`sent` says which).
+fn survives_latin1(run: &Finished, sent: &str) -> Result<(), Failure> {
+    ensure(run.status.success(), || {
+        Failure::new(format!(
             "the client exited ({}) on an answer that is not UTF-8",
             describe_status(run.status)
         ))
@@ -1127,19 +1350,27 @@ fn client_decodes_text(ctx: &mut Ctx) -> Result<(), Failure> {
             "stderr: {}",
             run.stderr.lines().last().unwrap_or("(nothing)")
         ))
-        .hint(hint));
-    }
+        .hint(DECODE_HINT)
+    })
+}
+
+/// The client must show the Latin-1 answer as text, a U+FFFD for each invalid byte.
+fn shows_replacement_characters(run: &Finished, sent: &str) -> Result<(), Failure> {
     let shown = LATIN1_SHOWN.as_bytes();
     ensure(run.stdout.windows(shown.len()).any(|w| w == shown), || {
         Failure::new("the client did not show the answer as text with U+FFFD for its invalid bytes")
-            .sent(sent.clone())
+            .sent(sent)
             .expected(format!("stdout containing {LATIN1_SHOWN:?}"))
             .got(show(&run.stdout))
-            .hint(hint)
-    })?;
+            .hint(DECODE_HINT)
+    })
+}
+
+/// The client must say on stderr that it replaced bytes which were not UTF-8.
+fn warns_of_lossy_decoding(run: &Finished, sent: &str) -> Result<(), Failure> {
     ensure(run.stderr.to_lowercase().contains("utf"), || {
         Failure::new("the client replaced invalid bytes without a word on stderr")
-            .sent(sent.clone())
+            .sent(sent)
             .expected("one line on stderr saying the answer was not valid UTF-8")
             .got(format!("stderr: {:?}", run.stderr.trim()))
             .hint(
@@ -1149,36 +1380,19 @@ fn client_decodes_text(ctx: &mut Ctx) -> Result<(), Failure> {
     })
 }
 
-fn client_stops(ctx: &mut Ctx) -> Result<(), Failure> {
-    let stand_in = stand_in(numbered_answer)?;
-    let run = run_client(ctx, &stand_in, b"first\n\nnever sent\n")?;
-    if !run.status.success() {
-        return Err(exit_failure(run.status, &run.stderr, "at an empty line"));
-    }
-    let visits = stand_in.finish_all();
+/// The stand-in must have seen one connection only: the empty line after the first
+/// ends the client.
+fn expect_only_first_line(visits: &[Seen]) -> Result<(), Failure> {
     ensure(visits.len() == 1, || {
-        let requests: Vec<String> = visits.iter().map(|v| show(&v.received)).collect();
         Failure::new(format!(
             "the grader's server saw {} connection(s)",
             visits.len()
         ))
         .sent("stdin \"first\\n\\nnever sent\\n\"")
         .expected("1 connection (\"first\"); the empty line ends the client")
-        .got(format!("requests: {}", requests.join(", ")))
+        .got(requests(visits))
         .hint("an empty line ends the client: stop before connecting")
     })
-}
-
-fn client_refused(ctx: &mut Ctx) -> Result<(), Failure> {
-    let port = net::free_port(LOCALHOST_V4).to_string();
-    let run = ctx.run(
-        "client",
-        &["client", "--host", "127.0.0.1", "--port", &port],
-        Some(b"hello\n".to_vec()),
-        CLIENT_LIMIT,
-    )?;
-    expect::clean_error(&run, &["refused"], 2)
-        .map_err(|f| f.during(format!("nothing listens on port {port}")))
 }
 
 // ---------------------------------------------------------------------------------

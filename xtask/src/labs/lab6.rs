@@ -23,7 +23,7 @@ use crate::grade::peer::{Peer, Script, Step};
 use crate::grade::process::describe_status;
 use crate::grade::row;
 use crate::grade::standard;
-use crate::grade::{Ctx, Failure, Lab, Server, common, ensure};
+use crate::grade::{Ctx, Failure, Finished, Lab, Server, common, ensure};
 
 pub static LAB: Lab = Lab {
     id: "lab6",
@@ -97,6 +97,11 @@ fn exits_zero(ctx: &mut Ctx, id: usize, after: &str, limit: Duration) -> Result<
     }
 }
 
+/// [`exits_zero`] within [`STOP_LIMIT`].
+fn exits_zero_in_time(ctx: &mut Ctx, id: usize, after: &str) -> Result<(), Failure> {
+    exits_zero(ctx, id, after, STOP_LIMIT)
+}
+
 fn bad_exit(status: ExitStatus, after: &str) -> Failure {
     let hint = if status.code().is_none() {
         "the signal killed the program: install a handler with sigaction() that sets a flag, \
@@ -118,18 +123,25 @@ fn echoes_lines(ctx: &mut Ctx) -> Result<(), Failure> {
     echo(&mut conn, b"first line\n")?;
     echo(&mut conn, b"second line, same connection\n")?;
     // One line in many small pieces: the answer still comes back whole.
-    conn.send_bytewise(b"one byte")?;
-    conn.send(b" at a time\n")?;
-    let got = conn.read_line()?;
-    ensure(got == b"one byte at a time\n", || {
-        Failure::new("a line sent in pieces did not come back whole")
-            .sent_bytes(b"one byte at a time\n")
-            .got(show(&got))
-            .hint("keep reading until the newline: one recv() is not one line")
-    })?;
+    echo_in_pieces(&mut conn, b"one byte", b" at a time\n")?;
     // Binary is not text: bytes come back exactly.
     echo(&mut conn, b"\xff\x00\xfe binary\n")
         .map_err(|f| f.or_hint("treat the line as bytes, not UTF-8 text"))
+}
+
+/// Sends `bytewise` one byte per write, then `rest`: the line they make must come back
+/// whole.
+fn echo_in_pieces(conn: &mut Conn, bytewise: &[u8], rest: &[u8]) -> Result<(), Failure> {
+    let line = [bytewise, rest].concat();
+    conn.send_bytewise(bytewise)?;
+    conn.send(rest)?;
+    let got = conn.read_line()?;
+    ensure(got == line, || {
+        Failure::new("a line sent in pieces did not come back whole")
+            .sent_bytes(&line)
+            .got(show(&got))
+            .hint("keep reading until the newline: one recv() is not one line")
+    })
 }
 
 /// `--one-request`: the notes' SocketServer handler, one request per connection. Each
@@ -138,30 +150,36 @@ fn echoes_lines(ctx: &mut Ctx) -> Result<(), Failure> {
 fn one_request(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--one-request"])?;
     for n in 1..=2 {
-        let name = format!("client {n} of 2");
-        let mut conn = net::connect(server.addr).map_err(|f| f.during(name.clone()))?;
-        let line = format!("request {n}\n");
-        echo(&mut conn, line.as_bytes()).map_err(|f| f.during(name.clone()))?;
-        let (more, closed) = conn
-            .closes_within(Duration::from_secs(5))
-            .map_err(|f| f.during(name.clone()))?;
-        ensure(more.is_empty() && closed, || {
-            Failure::new("with --one-request the server did not hang up after its answer")
-                .sent_bytes(line.as_bytes())
-                .expected(format!("{line:?}, then end of stream (within 5 s)"))
-                .got(if more.is_empty() {
-                    format!("{line:?}, then the connection stayed open")
-                } else {
-                    format!("{line:?}, then {}", show(&more))
-                })
-                .hint(
-                    "one request per connection: the handler reads one line, answers it and \
-                     returns; returning is what makes the framework close the connection",
-                )
-                .during(name.clone())
-        })?;
+        answered_then_hung_up(server.addr, n)?;
     }
     ctx.ensure_running(server.id, "after two one-request connections")
+}
+
+/// Client `n` of 2 with `--one-request`: sends one line and gets it back, then end of
+/// stream, without half-closing first.
+fn answered_then_hung_up(addr: SocketAddr, n: usize) -> Result<(), Failure> {
+    let name = format!("client {n} of 2");
+    let mut conn = net::connect(addr).map_err(|f| f.during(name.clone()))?;
+    let line = format!("request {n}\n");
+    echo(&mut conn, line.as_bytes()).map_err(|f| f.during(name.clone()))?;
+    let (more, closed) = conn
+        .closes_within(Duration::from_secs(5))
+        .map_err(|f| f.during(name.clone()))?;
+    ensure(more.is_empty() && closed, || {
+        Failure::new("with --one-request the server did not hang up after its answer")
+            .sent_bytes(line.as_bytes())
+            .expected(format!("{line:?}, then end of stream (within 5 s)"))
+            .got(if more.is_empty() {
+                format!("{line:?}, then the connection stayed open")
+            } else {
+                format!("{line:?}, then {}", show(&more))
+            })
+            .hint(
+                "one request per connection: the handler reads one line, answers it and \
+                 returns; returning is what makes the framework close the connection",
+            )
+            .during(name.clone())
+    })
 }
 
 fn concurrent_clients(ctx: &mut Ctx) -> Result<(), Failure> {
@@ -170,9 +188,29 @@ fn concurrent_clients(ctx: &mut Ctx) -> Result<(), Failure> {
     // gets stuck with it.
     let mut silent = net::connect(server.addr)?;
     silent.send(b"I am slow")?;
+    let _others = served_past_silent(server.addr)?;
+    silent_line_completes(&mut silent)?;
+    ctx.ensure_running(server.id, "while serving 50 clients")
+}
+
+/// The silent client finishes its line at last: it must come back whole.
+fn silent_line_completes(silent: &mut Conn) -> Result<(), Failure> {
+    silent.send(b" but here\n")?;
+    let got = silent
+        .read_line()
+        .map_err(|f| f.during("the silent client, once it finished its line"))?;
+    ensure(got == b"I am slow but here\n", || {
+        Failure::new("the silent client's line did not come back whole")
+            .compare(b"I am slow but here\n", &got)
+    })
+}
+
+/// 49 clients connect, then each sends its line, then each must get its echo, while
+/// another client sits silent mid-line. Returns them, still connected.
+fn served_past_silent(addr: SocketAddr) -> Result<Vec<Conn>, Failure> {
     let mut others = Vec::new();
     for n in 1..50 {
-        let conn = net::connect(server.addr).map_err(|f| f.during(format!("client {n} of 49")))?;
+        let conn = net::connect(addr).map_err(|f| f.during(format!("client {n} of 49")))?;
         others.push(conn);
     }
     for (n, conn) in others.iter_mut().enumerate() {
@@ -196,24 +234,37 @@ fn concurrent_clients(ctx: &mut Ctx) -> Result<(), Failure> {
                 .got(show(&got))
         })?;
     }
-    silent.send(b" but here\n")?;
-    let got = silent
-        .read_line()
-        .map_err(|f| f.during("the silent client, once it finished its line"))?;
-    ensure(got == b"I am slow but here\n", || {
-        Failure::new("the silent client's line did not come back whole")
-            .compare(b"I am slow but here\n", &got)
-    })?;
-    ctx.ensure_running(server.id, "while serving 50 clients")
+    Ok(others)
 }
 
 fn max_clients(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--max-clients", "3"])?;
-    let mut live = Vec::new();
-    for n in 1..=3 {
-        live.push(served_client(server.addr, &format!("client {n} of 3"))?);
+    let mut live = served_clients(server.addr, "client", 3)?;
+    let _fourth = refused_as_busy(server.addr)?;
+    still_served(&mut live)?;
+    ctx.ensure_running(server.id, "after refusing a client")
+}
+
+/// `count` clients named `{who} {n} of {count}`, each accepted and answered once.
+fn served_clients(addr: SocketAddr, who: &str, count: usize) -> Result<Vec<Conn>, Failure> {
+    (1..=count)
+        .map(|n| served_client(addr, &format!("{who} {n} of {count}")))
+        .collect()
+}
+
+/// The 3 live clients must still be served after a 4th was refused.
+fn still_served(live: &mut [Conn]) -> Result<(), Failure> {
+    for (n, conn) in live.iter_mut().enumerate() {
+        echo(conn, b"still served?\n")
+            .map_err(|f| f.during(format!("client {} of 3, after a 4th was refused", n + 1)))?;
     }
-    let mut fourth = net::connect(server.addr)?;
+    Ok(())
+}
+
+/// A 4th client with --max-clients 3 must get one `busy:` line, then end of stream.
+/// Returns its connection, for the check to keep.
+fn refused_as_busy(addr: SocketAddr) -> Result<Conn, Failure> {
+    let mut fourth = net::connect(addr)?;
     let got = fourth.read_line().map_err(|f| {
         f.during("a 4th client with --max-clients 3")
             .hint("past --max-clients, send one line starting with busy: and close the connection")
@@ -235,30 +286,37 @@ fn max_clients(ctx: &mut Ctx) -> Result<(), Failure> {
             })
             .hint("after refusing, close the socket (and start no thread for it)")
     })?;
-    for (n, conn) in live.iter_mut().enumerate() {
-        echo(conn, b"still served?\n")
-            .map_err(|f| f.during(format!("client {} of 3, after a 4th was refused", n + 1)))?;
-    }
-    ctx.ensure_running(server.id, "after refusing a client")
+    Ok(fourth)
 }
 
 fn frees_places(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--max-clients", "2"])?;
     let first = served_client(server.addr, "client 1 of 2")?;
     let _second = served_client(server.addr, "client 2 of 2")?;
-    let mut third = net::connect(server.addr)?;
+    let third = third_refused(server.addr)?;
+    drop(third);
+    drop(first);
+    place_given_back(server.addr)
+}
+
+/// A 3rd client with --max-clients 2 must be refused (a `busy:` line).
+fn third_refused(addr: SocketAddr) -> Result<Conn, Failure> {
+    let mut third = net::connect(addr)?;
     let got = third.read_line()?;
     ensure(got.starts_with(b"busy"), || {
         Failure::new("a 3rd client with --max-clients 2 was not refused")
             .expected("a line starting with busy:")
             .got(show(&got))
     })?;
-    drop(third);
-    drop(first);
+    Ok(third)
+}
+
+/// After a client left a full server, a newcomer must be served within 5 s.
+fn place_given_back(addr: SocketAddr) -> Result<(), Failure> {
     // The server learns of the departure and gives the place back: poll for it.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let mut conn = net::connect(server.addr)?;
+        let mut conn = net::connect(addr)?;
         conn.send(b"is there room now?\n")?;
         let got = conn.read_line()?;
         if got == b"is there room now?\n" {
@@ -280,14 +338,24 @@ fn survives_resets(ctx: &mut Ctx) -> Result<(), Failure> {
     // Two places only: a server that does not give a reset client's place back is full
     // after the two resets below, and refuses everyone from then on.
     let server = start(ctx, &["--max-clients", "2"])?;
-    // Reset mid-line: the server's recv() fails with ECONNRESET.
-    let mut rude = served_client(server.addr, "a client that will reset")?;
+    reset_mid_line(server.addr)?;
+    reset_while_busy(server.addr)?;
+    served_after_resets(ctx, &server)
+}
+
+/// Resets mid-line: the server's recv() fails with ECONNRESET.
+fn reset_mid_line(addr: SocketAddr) -> Result<(), Failure> {
+    let mut rude = served_client(addr, "a client that will reset")?;
     rude.send(b"half a li")?;
     rude.reset();
-    // Reset while the server is busy with a long line (reading it, or blocked sending
-    // its echo back): whichever call it is in fails. The grader writes without blocking
-    // until the buffers are full, so nothing here can wait for ever.
-    let flooder = net::connect(server.addr)?;
+    Ok(())
+}
+
+/// Resets while the server is busy with a long line (reading it, or blocked sending
+/// its echo back): whichever call it is in fails. The grader writes without blocking
+/// until the buffers are full, so nothing here can wait for ever.
+fn reset_while_busy(addr: SocketAddr) -> Result<(), Failure> {
+    let flooder = net::connect(addr)?;
     flooder.stream.set_nonblocking(true).map_err(|e| {
         Failure::new(format!(
             "grader could not make its socket non-blocking: {e}"
@@ -303,6 +371,12 @@ fn survives_resets(ctx: &mut Ctx) -> Result<(), Failure> {
         }
     }
     flooder.reset();
+    Ok(())
+}
+
+/// After two resets on a server with two places, a polite client must be served
+/// within 5 s (and the server keep running meanwhile).
+fn served_after_resets(ctx: &mut Ctx, server: &Server) -> Result<(), Failure> {
     // The server learns of the resets and gives both places back: poll for it.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -346,22 +420,24 @@ fn prints_clients(ctx: &mut Ctx) -> Result<(), Failure> {
 
 fn sigint_exits_cleanly(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--grace-ms", "60000"])?;
-    let mut idle = Vec::new();
-    for n in 1..=3 {
-        idle.push(served_client(
-            server.addr,
-            &format!("idle client {n} of 3"),
-        )?);
-    }
+    let mut idle = served_clients(server.addr, "idle client", 3)?;
     let printed_before = ctx.proc(server.id).stdout().len();
     ctx.proc(server.id).signal(Signal::SIGINT);
+    idle_hung_up_on(ctx, server.id, &mut idle)?;
+    exits_zero_in_time(ctx, server.id, "after SIGINT, with its clients gone")?;
+    names_sigint(ctx, server.id, printed_before)
+}
+
+/// After SIGINT, each idle client must see end of stream within [`STOP_LIMIT`]; a
+/// server that died of it is reported as such.
+fn idle_hung_up_on(ctx: &mut Ctx, id: usize, idle: &mut [Conn]) -> Result<(), Failure> {
     for (n, conn) in idle.iter_mut().enumerate() {
         let (got, closed) = conn.closes_within(STOP_LIMIT)?;
         if closed && got.is_empty() {
             continue;
         }
-        if ctx.proc(server.id).exited().is_some_and(|s| !s.success()) {
-            let status = ctx.proc(server.id).exited().unwrap();
+        if ctx.proc(id).exited().is_some_and(|s| !s.success()) {
+            let status = ctx.proc(id).exited().unwrap();
             return Err(bad_exit(status, "after SIGINT"));
         }
         return Err(Failure::new(format!(
@@ -377,13 +453,13 @@ fn sigint_exits_cleanly(ctx: &mut Ctx) -> Result<(), Failure> {
              at the flag and hang up",
         ));
     }
-    exits_zero(
-        ctx,
-        server.id,
-        "after SIGINT, with its clients gone",
-        STOP_LIMIT,
-    )?;
-    let stdout = ctx.proc(server.id).stdout();
+    Ok(())
+}
+
+/// What the server printed after the signal (its stdout from `printed_before` on) must
+/// name SIGINT.
+fn names_sigint(ctx: &mut Ctx, id: usize, printed_before: usize) -> Result<(), Failure> {
+    let stdout = ctx.proc(id).stdout();
     let after = String::from_utf8_lossy(&stdout[printed_before.min(stdout.len())..]).into_owned();
     ensure(after.to_uppercase().contains("SIGINT"), || {
         Failure::new("nothing printed after SIGINT names the signal")
@@ -503,6 +579,20 @@ impl PendingReply {
         Ok(())
     }
 
+    /// Reads the rest of the echo (within 60 s) once the signal was sent, and requires
+    /// the whole line to have been sent; then leaves.
+    fn finished_after_signal(mut self) -> Result<(), Failure> {
+        let rest = self.size - self.received;
+        self.read_more(rest, Duration::from_secs(60))
+            .map_err(|f| f.during("reading the rest of the reply after SIGTERM"))?;
+        match self.sender.join() {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Failure::new(
+                "the server stopped reading the long line before its end",
+            )),
+        }
+    }
+
     fn cut_short(&self, what: &str) -> Failure {
         Failure::new(format!(
             "the reply was cut short: {what} after {} of {} bytes",
@@ -517,36 +607,25 @@ impl PendingReply {
 
 fn finishes_reply(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--grace-ms", "60000"])?;
-    let mut pending = start_pending_reply(&server)?;
+    let pending = start_pending_reply(&server)?;
     ctx.proc(server.id).signal(Signal::SIGTERM);
-    let rest = pending.size - pending.received;
-    pending
-        .read_more(rest, Duration::from_secs(60))
-        .map_err(|f| f.during("reading the rest of the reply after SIGTERM"))?;
-    match pending.sender.join() {
-        Ok(Ok(())) => {}
-        _ => {
-            return Err(Failure::new(
-                "the server stopped reading the long line before its end",
-            ));
-        }
-    }
-    drop(pending.stream);
-    exits_zero(
-        ctx,
-        server.id,
-        "after SIGTERM, once its last client had its reply and left",
-        STOP_LIMIT,
-    )
+    pending.finished_after_signal()?;
+    let after = "after SIGTERM, once its last client had its reply and left";
+    exits_zero_in_time(ctx, server.id, after)
 }
 
 fn stops_accepting(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--grace-ms", "60000"])?;
     let _pending = start_pending_reply(&server)?;
     ctx.proc(server.id).signal(Signal::SIGTERM);
+    refuses_within_5_s(server.addr)
+}
+
+/// Connections to `addr` must be refused within 5 s (the listener closed).
+fn refuses_within_5_s(addr: SocketAddr) -> Result<(), Failure> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match TcpStream::connect_timeout(&server.addr, Duration::from_secs(1)) {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => return Ok(()),
             _ if Instant::now() >= deadline => {
                 return Err(Failure::new(
@@ -570,7 +649,13 @@ fn finishes_request(ctx: &mut Ctx) -> Result<(), Failure> {
     let mut busy = served_client(server.addr, "a client in mid-request")?;
     busy.send(b"half a li")?;
     ctx.proc(server.id).signal(Signal::SIGTERM);
-    // Once the idle client is hung up on, the server's threads have seen the stop.
+    stop_seen(&mut idle)?;
+    mid_line_answered(busy)?;
+    exits_zero_in_time(ctx, server.id, "after SIGTERM, once its clients left")
+}
+
+/// Once the idle client is hung up on, the server's threads have seen the stop.
+fn stop_seen(idle: &mut Conn) -> Result<(), Failure> {
     let (_, closed) = idle.closes_within(STOP_LIMIT)?;
     ensure(closed, || {
         Failure::new(format!(
@@ -578,7 +663,12 @@ fn finishes_request(ctx: &mut Ctx) -> Result<(), Failure> {
             STOP_LIMIT.as_secs()
         ))
         .hint("give each connection a read timeout and look at the stop flag when it expires")
-    })?;
+    })
+}
+
+/// The client that sent `half a li` before the stop must be kept, then answered once
+/// it completes its line; it leaves after that.
+fn mid_line_answered(mut busy: Conn) -> Result<(), Failure> {
     let (got, closed) = busy.closes_within(Duration::from_secs(1))?;
     ensure(got.is_empty() && !closed, || {
         Failure::new("the server hung up on a client in the middle of its line")
@@ -600,14 +690,7 @@ fn finishes_request(ctx: &mut Ctx) -> Result<(), Failure> {
     ensure(got == b"half a line\n", || {
         Failure::new("the line started before SIGTERM was not answered")
             .compare(b"half a line\n", &got)
-    })?;
-    drop(busy);
-    exits_zero(
-        ctx,
-        server.id,
-        "after SIGTERM, once its clients left",
-        STOP_LIMIT,
-    )
+    })
 }
 
 fn grace_period(ctx: &mut Ctx) -> Result<(), Failure> {
@@ -615,13 +698,8 @@ fn grace_period(ctx: &mut Ctx) -> Result<(), Failure> {
     let mut stalled = served_client(server.addr, "a client that will stall")?;
     stalled.send(b"this line never ends")?;
     ctx.proc(server.id).signal(Signal::SIGTERM);
-    exits_zero(
-        ctx,
-        server.id,
-        "after SIGTERM with --grace-ms 1000, while a client sat mid-line",
-        Duration::from_secs(15),
-    )
-    .map_err(|f| {
+    let after = "after SIGTERM with --grace-ms 1000, while a client sat mid-line";
+    exits_zero(ctx, server.id, after, Duration::from_secs(15)).map_err(|f| {
         f.or_hint("wait for the clients with a deadline: once --grace-ms has passed, exit anyway")
     })
 }
@@ -662,16 +740,29 @@ fn lines(server: Peer) -> Vec<Vec<u8>> {
 
 fn client(ctx: &mut Ctx) -> Result<(), Failure> {
     let (port, server) = grader_server(None)?;
-    let port_text = port.to_string();
-    let args = ["client", "--host", "127.0.0.1", "--port", &port_text];
-    let run = ctx.run(
-        "client",
-        &args,
-        Some(b"one\ntwo\n".to_vec()),
-        Duration::from_secs(10),
-    )?;
-    let lines = lines(server);
-    let stdout = run.stdout_text();
+    let run = ctx.run_client(&port.to_string(), &[], b"one\ntwo\n", CLIENT_LIMIT)?;
+    server_got_both_lines(&lines(server))?;
+    printed_replies(&run)?;
+    exited_zero_at_end(&run)?;
+    shows_busy_refusal(ctx)
+}
+
+/// The client must exit 0 once its stdin ends.
+fn exited_zero_at_end(run: &Finished) -> Result<(), Failure> {
+    ensure(run.status.success(), || {
+        Failure::new(format!(
+            "the client ended with {} at the end of its input",
+            describe_status(run.status)
+        ))
+        .expected("exit status 0 when stdin ends")
+    })
+}
+
+/// How long a client run of the client check may take.
+const CLIENT_LIMIT: Duration = Duration::from_secs(10);
+
+/// The grader's server must have received stdin's two lines, newlines included.
+fn server_got_both_lines(lines: &[Vec<u8>]) -> Result<(), Failure> {
     ensure(lines == [b"one\n".to_vec(), b"two\n".to_vec()], || {
         Failure::new("the grader's server did not receive stdin's lines")
             .sent("stdin: \"one\\ntwo\\n\"")
@@ -681,7 +772,12 @@ fn client(ctx: &mut Ctx) -> Result<(), Failure> {
                 lines.iter().map(|l| show(l)).collect::<Vec<_>>()
             ))
             .hint("send each line of stdin, newline included, on the connection")
-    })?;
+    })
+}
+
+/// The client's stdout must hold the server's replies to both lines.
+fn printed_replies(run: &Finished) -> Result<(), Failure> {
+    let stdout = run.stdout_text();
     ensure(
         stdout.contains("you said: one") && stdout.contains("you said: two"),
         || {
@@ -690,28 +786,23 @@ fn client(ctx: &mut Ctx) -> Result<(), Failure> {
                 .got(show(stdout.as_bytes()))
                 .hint("after sending a line, read one reply line and print it")
         },
-    )?;
-    ensure(run.status.success(), || {
-        Failure::new(format!(
-            "the client ended with {} at the end of its input",
-            describe_status(run.status)
-        ))
-        .expected("exit status 0 when stdin ends")
-    })?;
+    )
+}
 
+/// Against a server that refuses it with a `busy:` line, the client must show that
+/// line (on stdout or stderr).
+fn shows_busy_refusal(ctx: &mut Ctx) -> Result<(), Failure> {
     let busy_line: &'static [u8] = b"busy: 1 clients already connected, try again later\n";
     let (port, server) = grader_server(Some(busy_line))?;
-    let port_text = port.to_string();
-    let args = ["client", "--host", "127.0.0.1", "--port", &port_text];
     let run = ctx
-        .run(
-            "client",
-            &args,
-            Some(b"hello\n".to_vec()),
-            Duration::from_secs(10),
-        )
+        .run_client(&port.to_string(), &[], b"hello\n", CLIENT_LIMIT)
         .map_err(|f| f.during("against a server that answers busy:"))?;
     drop(server.finish());
+    showed_refusal(&run, busy_line)
+}
+
+/// The client's output (stdout or stderr) must show the server's `busy_line`.
+fn showed_refusal(run: &Finished, busy_line: &[u8]) -> Result<(), Failure> {
     let shown = format!("{}{}", run.stdout_text(), run.stderr);
     ensure(shown.contains("busy"), || {
         Failure::new("the client did not show the server's busy: refusal")

@@ -28,9 +28,9 @@ use nix::sys::signal::Signal;
 use crate::grade::common::start;
 use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, show};
-use crate::grade::peer::{Peer, Script, Step};
+use crate::grade::peer::{Peer, Script, Seen, Step};
 use crate::grade::row;
-use crate::grade::{Ctx, Failure, Lab, common, ensure, expect};
+use crate::grade::{Ctx, Failure, Finished, Lab, Server, common, ensure, expect};
 use crate::grade::{procstat, standard};
 
 pub static LAB: Lab = Lab {
@@ -233,7 +233,13 @@ fn echoes(ctx: &mut Ctx) -> Result<(), Failure> {
     expect_echo(server.addr, b"hello, event loop\n", "one client")?;
     // Bytes that are not text, in many small pieces, must come back just the same.
     let binary: Vec<u8> = (0..=255u8).rev().chain(0..=255u8).collect();
-    let mut conn = net::connect(server.addr)?;
+    expect_piecemeal_echo(server.addr, &binary)
+}
+
+/// A visit that sends `binary` with its first 64 bytes one per write, so the server's
+/// recv()s see small pieces, and whose echo must be exactly `binary`.
+fn expect_piecemeal_echo(addr: SocketAddr, binary: &[u8]) -> Result<(), Failure> {
+    let mut conn = net::connect(addr)?;
     conn.send_bytewise(&binary[..64])?;
     conn.send(&binary[64..])?;
     conn.half_close()?;
@@ -242,7 +248,7 @@ fn echoes(ctx: &mut Ctx) -> Result<(), Failure> {
         .map_err(|f| f.during("a client that sent 512 binary bytes, the first 64 one by one"))?;
     ensure(got == binary, || {
         Failure::new("the echo of 512 binary bytes differs from what was sent")
-            .sent_bytes(&binary)
+            .sent_bytes(binary)
             .got(show(&got))
             .hint("echo raw bytes: no text conversion, nothing added, nothing dropped")
     })
@@ -266,6 +272,18 @@ fn many_message(i: usize) -> Vec<u8> {
 }
 
 fn many_clients(ctx: &mut Ctx) -> Result<(), Failure> {
+    enough_open_files()?;
+    // A backlog as deep as the crowd, so that this check needs no particular default.
+    let server = start(ctx, &["--backlog", "2048"])?;
+    let mut streams = connect_crowd(server.addr)?;
+    send_own_messages(&mut streams)?;
+    let echoes = read_every_echo(&streams)?;
+    every_echo_its_own(&echoes)
+}
+
+/// Fails unless the grader may open a descriptor for each of the [`MANY`] clients
+/// (after raising its own limit as far as it may).
+fn enough_open_files() -> Result<(), Failure> {
     let limit = raise_open_file_limit();
     if limit < (MANY + 100) as u64 {
         return Err(Failure::new(format!(
@@ -273,19 +291,24 @@ fn many_clients(ctx: &mut Ctx) -> Result<(), Failure> {
         ))
         .hint("raise the open-file limit before grading (ulimit -n 4096)"));
     }
-    // A backlog as deep as the crowd, so that this check needs no particular default.
-    let server = start(ctx, &["--backlog", "2048"])?;
+    Ok(())
+}
 
-    // Everybody connects first, so that all of them are open at the same time.
+/// Connects all [`MANY`] clients first, so that all of them are open at the same time.
+fn connect_crowd(addr: SocketAddr) -> Result<Vec<TcpStream>, Failure> {
     let mut streams = Vec::with_capacity(MANY);
     for i in 0..MANY {
-        let conn = net::connect(server.addr).map_err(|f| {
+        let conn = net::connect(addr).map_err(|f| {
             f.during(format!("opening connection {} of {MANY}", i + 1))
                 .or_hint("accept every queued caller each time the listener is ready")
         })?;
         streams.push(conn.stream);
     }
-    // Then each sends its own message and half-closes.
+    Ok(streams)
+}
+
+/// Each client sends its own message ([`many_message`]) and half-closes.
+fn send_own_messages(streams: &mut [TcpStream]) -> Result<(), Failure> {
     for (i, stream) in streams.iter_mut().enumerate() {
         let sent = stream
             .set_write_timeout(Some(net::IO_LIMIT))
@@ -298,10 +321,15 @@ fn many_clients(ctx: &mut Ctx) -> Result<(), Failure> {
             .hint("keep every connection open until its client is done"));
         }
     }
-    // Then every echo is read as it comes, all connections watched at once with poll().
+    Ok(())
+}
+
+/// Reads every client's echo as it comes, all connections watched at once with poll(),
+/// until each has seen end-of-stream (or a minute passed).
+fn read_every_echo(streams: &[TcpStream]) -> Result<Vec<Vec<u8>>, Failure> {
     let mut echoes: Vec<Vec<u8>> = vec![Vec::new(); MANY];
     let mut waiting: Vec<usize> = (0..MANY).collect();
-    for stream in &streams {
+    for stream in streams {
         let _ = stream.set_nonblocking(true);
     }
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -365,6 +393,11 @@ fn many_clients(ctx: &mut Ctx) -> Result<(), Failure> {
             }
         }
     }
+    Ok(echoes)
+}
+
+/// Fails unless every client's echo is exactly its own message.
+fn every_echo_its_own(echoes: &[Vec<u8>]) -> Result<(), Failure> {
     let wrong: Vec<usize> = (0..MANY)
         .filter(|&i| echoes[i] != many_message(i))
         .collect();
@@ -384,20 +417,25 @@ fn slow_reader_no_stall(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--max-buffer", MAX_BUFFER])?;
     let stuffed = stuff(server.addr, 64 << 20)?;
     for n in 1..=5 {
-        let who = format!(
-            "client {n} of 5, while another client sent {} bytes and read none",
-            stuffed.pushed
-        );
-        let message = format!("client {n} is not stuck\n");
-        expect_echo(server.addr, message.as_bytes(), &who).map_err(|f| {
-            f.hint(
-                "one client that does not read must not stop the server: make every client \
-                 socket non-blocking (accept4 with SOCK_NONBLOCK), keep what send() did not \
-                 take, and go back to epoll_wait()",
-            )
-        })?;
+        served_beside(server.addr, n, &stuffed)?;
     }
     ctx.ensure_running(server.id, "while a client sent without reading")
+}
+
+/// Client `n` of 5 must get its echo while `stuffed` sits on the server unread.
+fn served_beside(addr: SocketAddr, n: usize, stuffed: &Stuffed) -> Result<(), Failure> {
+    let who = format!(
+        "client {n} of 5, while another client sent {} bytes and read none",
+        stuffed.pushed
+    );
+    let message = format!("client {n} is not stuck\n");
+    expect_echo(addr, message.as_bytes(), &who).map_err(|f| {
+        f.hint(
+            "one client that does not read must not stop the server: make every client \
+             socket non-blocking (accept4 with SOCK_NONBLOCK), keep what send() did not \
+             take, and go back to epoll_wait()",
+        )
+    })
 }
 
 fn back_pressure(ctx: &mut Ctx) -> Result<(), Failure> {
@@ -407,6 +445,12 @@ fn back_pressure(ctx: &mut Ctx) -> Result<(), Failure> {
     let stuffed = stuff(server.addr, PRESSURE_LIMIT)?;
     let after = vm_rss_kib(server.pid).unwrap_or(0);
     ctx.ensure_running(server.id, "while a client sent without reading")?;
+    held_back(&stuffed, before, after)
+}
+
+/// Fails unless the client that never read was stalled, and the server's VmRSS grew
+/// from `before` to `after` KiB by less than [`RSS_GROWTH_LIMIT_KIB`] meanwhile.
+fn held_back(stuffed: &Stuffed, before: u64, after: u64) -> Result<(), Failure> {
     let memory = format!("the server's VmRSS went from {} to {} KiB", before, after);
     ensure(stuffed.stalled, || {
         Failure::new(format!(
@@ -437,75 +481,118 @@ fn back_pressure(ctx: &mut Ctx) -> Result<(), Failure> {
 fn slow_reader_intact(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--max-buffer", INTACT_MAX_BUFFER])?;
     let stream = net::connect(server.addr)?.stream;
-    let writer_stream = stream
-        .try_clone()
-        .map_err(|e| Failure::new(format!("grader: cannot clone its socket: {e}")))?;
-    let progress = Arc::new(AtomicUsize::new(0));
-    let writer_progress = Arc::clone(&progress);
-    // The writer pauses halfway until phase 2 starts, so that bytes are still coming
-    // in while the server has a queue to send and room to send it: the moment a server
-    // that sends new bytes ahead of queued ones gets them wrong. (Without the pause, a
-    // server that reads without bound has swallowed the whole stream before the grader
-    // reads anything, and never has that moment.)
-    let go = Arc::new(AtomicBool::new(false));
-    let writer_go = Arc::clone(&go);
-    let writer = thread::spawn(move || -> anyhow::Result<()> {
-        let _ = writer_stream.set_write_timeout(Some(Duration::from_secs(30)));
-        let pattern = pattern_buffer();
-        let mut sent = 0;
-        let paused_until = Instant::now() + Duration::from_secs(40);
-        while sent < INTACT_BYTES {
-            while sent >= INTACT_BYTES / 2
-                && !writer_go.load(Ordering::Relaxed)
-                && Instant::now() < paused_until
-            {
-                thread::sleep(Duration::from_millis(5));
-            }
-            let from = sent % CYCLE;
-            let len = (INTACT_BYTES - sent).min(CHUNK);
-            match (&writer_stream).write(&pattern[from..from + len]) {
-                Ok(count) => {
-                    sent += count;
-                    writer_progress.store(sent, Ordering::Relaxed);
-                }
-                Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                Err(err) => {
-                    return Err(anyhow::Error::new(err).context(format!("after {sent} bytes")));
-                }
-            }
-        }
-        writer_stream
-            .shutdown(Shutdown::Write)
-            .context("half-closing")
-    });
-    // Phase 1, the slow part: read nothing until the kernel shows the server's send()s
-    // meeting a full buffer: bytes waiting in the server's own send queue for this
-    // connection (tx_queue in /proc/net/tcp), which on loopback happens only once our
-    // receive window is full. Seen twice in a row, it is no scheduling accident of a busy
-    // machine: from then on the server holds a queue and its send()s are partial or fail
-    // with EAGAIN. (A sender that reaches its halfway pause ends the phase too.)
-    let our_port = stream.local_addr().map(|a| a.port()).unwrap_or(0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut full_in_a_row = 0;
-    while !writer.is_finished()
-        && progress.load(Ordering::Relaxed) < INTACT_BYTES / 2
-        && full_in_a_row < 2
-        && Instant::now() < deadline
-    {
-        thread::sleep(Duration::from_millis(50));
-        if send_queue(server.addr.port(), our_port).is_some_and(|queued| queued > 0) {
-            full_in_a_row += 1;
-        } else {
-            full_in_a_row = 0;
-        }
-    }
-    go.store(true, Ordering::Relaxed);
+    let writer = PausedWriter::spawn(&stream)?;
+    writer.wait_server_queue(server.addr.port(), &stream);
     // Phase 2: read everything back, comparing every byte with the pattern.
     let outcome = read_pattern_back(&stream);
     let _ = stream.shutdown(Shutdown::Both); // frees the writer if it is still blocked
-    let written = writer
-        .join()
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("panicked")));
+    came_back_whole(outcome, writer.join())
+}
+
+/// The thread that sends the pattern stream of `slow-reader-intact` ([`INTACT_BYTES`],
+/// then a half-close), pausing halfway until told to go on.
+///
+/// The writer pauses halfway until phase 2 starts, so that bytes are still coming in
+/// while the server has a queue to send and room to send it: the moment a server that
+/// sends new bytes ahead of queued ones gets them wrong. (Without the pause, a server
+/// that reads without bound has swallowed the whole stream before the grader reads
+/// anything, and never has that moment.)
+struct PausedWriter {
+    thread: thread::JoinHandle<anyhow::Result<()>>,
+    /// Bytes it has sent so far.
+    progress: Arc<AtomicUsize>,
+    /// Set when the writer may go on past its halfway pause.
+    go: Arc<AtomicBool>,
+}
+
+impl PausedWriter {
+    /// Starts the writer on a clone of `stream`.
+    fn spawn(stream: &TcpStream) -> Result<PausedWriter, Failure> {
+        let writer_stream = stream
+            .try_clone()
+            .map_err(|e| Failure::new(format!("grader: cannot clone its socket: {e}")))?;
+        let progress = Arc::new(AtomicUsize::new(0));
+        let go = Arc::new(AtomicBool::new(false));
+        let (writer_progress, writer_go) = (Arc::clone(&progress), Arc::clone(&go));
+        let thread =
+            thread::spawn(move || write_paused(&writer_stream, &writer_progress, &writer_go));
+        Ok(PausedWriter {
+            thread,
+            progress,
+            go,
+        })
+    }
+
+    /// Phase 1, the slow part: read nothing until the kernel shows the server's send()s
+    /// meeting a full buffer: bytes waiting in the server's own send queue for this
+    /// connection (tx_queue in /proc/net/tcp), which on loopback happens only once our
+    /// receive window is full. Seen twice in a row, it is no scheduling accident of a busy
+    /// machine: from then on the server holds a queue and its send()s are partial or fail
+    /// with EAGAIN. (A sender that reaches its halfway pause ends the phase too.) Then
+    /// lets the writer go on.
+    fn wait_server_queue(&self, server_port: u16, stream: &TcpStream) {
+        let our_port = stream.local_addr().map(|a| a.port()).unwrap_or(0);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut full_in_a_row = 0;
+        while !self.thread.is_finished()
+            && self.progress.load(Ordering::Relaxed) < INTACT_BYTES / 2
+            && full_in_a_row < 2
+            && Instant::now() < deadline
+        {
+            thread::sleep(Duration::from_millis(50));
+            if send_queue(server_port, our_port).is_some_and(|queued| queued > 0) {
+                full_in_a_row += 1;
+            } else {
+                full_in_a_row = 0;
+            }
+        }
+        self.go.store(true, Ordering::Relaxed);
+    }
+
+    /// How the writer ended (a panic counts as an error).
+    fn join(self) -> anyhow::Result<()> {
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("panicked")))
+    }
+}
+
+/// The writer thread's work: sends the [`INTACT_BYTES`] of the pattern, waiting at the
+/// halfway mark until `go` (40 s at most), then half-closes.
+fn write_paused(stream: &TcpStream, progress: &AtomicUsize, go: &AtomicBool) -> anyhow::Result<()> {
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(30)));
+    let pattern = pattern_buffer();
+    let mut sent = 0;
+    let paused_until = Instant::now() + Duration::from_secs(40);
+    while sent < INTACT_BYTES {
+        while sent >= INTACT_BYTES / 2
+            && !go.load(Ordering::Relaxed)
+            && Instant::now() < paused_until
+        {
+            thread::sleep(Duration::from_millis(5));
+        }
+        let from = sent % CYCLE;
+        let len = (INTACT_BYTES - sent).min(CHUNK);
+        match (&*stream).write(&pattern[from..from + len]) {
+            Ok(count) => {
+                sent += count;
+                progress.store(sent, Ordering::Relaxed);
+            }
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) => {
+                return Err(anyhow::Error::new(err).context(format!("after {sent} bytes")));
+            }
+        }
+    }
+    stream.shutdown(Shutdown::Write).context("half-closing")
+}
+
+/// The verdict of `slow-reader-intact`: what reading back found (`outcome`, the bytes
+/// that came back), then how the writer fared, then whether nothing was lost.
+fn came_back_whole(
+    outcome: Result<usize, Failure>,
+    written: anyhow::Result<()>,
+) -> Result<(), Failure> {
     let received = outcome?;
     if let Err(err) = written {
         return Err(
@@ -604,76 +691,118 @@ fn read_pattern_back(stream: &TcpStream) -> Result<usize, Failure> {
 
 fn idle_sleeps(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &[])?;
-    // A few clients talk once and then stay connected, silent.
-    let mut quiet = Vec::new();
-    for n in 1..=5 {
-        let message = format!("quiet client {n}\n");
-        let mut conn = net::connect(server.addr)?;
-        conn.send(message.as_bytes())?;
-        let got = conn
-            .read_exact_bytes(message.len())
-            .map_err(|f| f.during(format!("quiet client {n}")))?;
-        ensure(got == message.as_bytes(), || {
-            Failure::new("wrong echo")
-                .sent_bytes(message.as_bytes())
-                .got(show(&got))
-        })?;
-        quiet.push(conn);
-    }
-    let started = Instant::now();
-    let before = procstat::cpu_seconds(server.pid);
-    // The measurement itself: one second in which nothing happens. CPU time alone is
-    // not enough on a busy machine, where a spinning server may get little of a core;
-    // but a spinning server is always running or waiting for a core (state R), and a
-    // sleeping one almost never is, however loaded the machine: so the state is
-    // sampled too.
-    let (mut samples, mut runnable_samples) = (0u32, 0u32);
-    while started.elapsed() < Duration::from_secs(1) {
-        samples += 1;
-        if procstat::runnable(server.pid) {
-            runnable_samples += 1;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    let after = procstat::cpu_seconds(server.pid);
-    let elapsed = started.elapsed().as_secs_f64();
+    let _quiet = quiet_clients(server.addr)?;
+    let idle = IdleUse::measure(server.pid);
     ctx.ensure_running(server.id, "while its clients were quiet")?;
-    let (Some(before), Some(after)) = (before, after) else {
-        return Err(Failure::new(
-            "could not read the server's CPU time from /proc",
-        ));
-    };
-    let used = after - before;
-    let busy_share = f64::from(runnable_samples) / f64::from(samples.max(1));
-    ensure(used <= 0.1 * elapsed && busy_share <= 0.5, || {
-        Failure::new("the server used CPU while nothing happened")
-            .expected(format!(
-                "about 0 s of CPU time in {elapsed:.1} s with 5 quiet clients (asleep in epoll_wait)"
-            ))
-            .got(format!(
-                "{used:.2} s of CPU time (/proc/PID/stat utime + stime), running or \
-                 waiting for a core in {runnable_samples} of {samples} looks"
-            ))
-            .hint(
-                "a busy loop: wait with no timeout (-1, not 0), and ask for EPOLLOUT only \
-                 while bytes are unsent: a socket is writable almost always, so a watched \
-                 EPOLLOUT wakes you again at once",
-            )
+    idle.asleep()
+}
+
+/// A few clients that talk once and then stay connected, silent (while kept).
+fn quiet_clients(addr: SocketAddr) -> Result<Vec<net::Conn>, Failure> {
+    (1..=5).map(|n| quiet_client(addr, n)).collect()
+}
+
+/// Quiet client `n`: connected, echoed once, then silent for as long as it is kept.
+fn quiet_client(addr: SocketAddr, n: usize) -> Result<net::Conn, Failure> {
+    let message = format!("quiet client {n}\n");
+    let mut conn = net::connect(addr)?;
+    conn.send(message.as_bytes())?;
+    let got = conn
+        .read_exact_bytes(message.len())
+        .map_err(|f| f.during(format!("quiet client {n}")))?;
+    ensure(got == message.as_bytes(), || {
+        Failure::new("wrong echo")
+            .sent_bytes(message.as_bytes())
+            .got(show(&got))
     })?;
-    drop(quiet);
-    Ok(())
+    Ok(conn)
+}
+
+/// What a server did during one second in which nothing happened: its CPU time
+/// before and after, and how often it was found running or waiting for a core.
+struct IdleUse {
+    before: Option<f64>,
+    after: Option<f64>,
+    elapsed: f64,
+    samples: u32,
+    runnable_samples: u32,
+}
+
+impl IdleUse {
+    /// The measurement itself: one second in which nothing happens. CPU time alone is
+    /// not enough on a busy machine, where a spinning server may get little of a core;
+    /// but a spinning server is always running or waiting for a core (state R), and a
+    /// sleeping one almost never is, however loaded the machine: so the state is
+    /// sampled too.
+    fn measure(pid: u32) -> IdleUse {
+        let started = Instant::now();
+        let before = procstat::cpu_seconds(pid);
+        let (mut samples, mut runnable_samples) = (0u32, 0u32);
+        while started.elapsed() < Duration::from_secs(1) {
+            samples += 1;
+            if procstat::runnable(pid) {
+                runnable_samples += 1;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        let after = procstat::cpu_seconds(pid);
+        let elapsed = started.elapsed().as_secs_f64();
+        IdleUse {
+            before,
+            after,
+            elapsed,
+            samples,
+            runnable_samples,
+        }
+    }
+
+    /// Fails unless the server used about no CPU time and was seldom runnable.
+    fn asleep(&self) -> Result<(), Failure> {
+        let (Some(before), Some(after)) = (self.before, self.after) else {
+            return Err(Failure::new(
+                "could not read the server's CPU time from /proc",
+            ));
+        };
+        let IdleUse {
+            elapsed,
+            samples,
+            runnable_samples,
+            ..
+        } = *self;
+        let used = after - before;
+        let busy_share = f64::from(runnable_samples) / f64::from(samples.max(1));
+        ensure(used <= 0.1 * elapsed && busy_share <= 0.5, || {
+            Failure::new("the server used CPU while nothing happened")
+                .expected(format!(
+                    "about 0 s of CPU time in {elapsed:.1} s with 5 quiet clients (asleep in epoll_wait)"
+                ))
+                .got(format!(
+                    "{used:.2} s of CPU time (/proc/PID/stat utime + stime), running or \
+                     waiting for a core in {runnable_samples} of {samples} looks"
+                ))
+                .hint(
+                    "a busy loop: wait with no timeout (-1, not 0), and ask for EPOLLOUT only \
+                     while bytes are unsent: a socket is writable almost always, so a watched \
+                     EPOLLOUT wakes you again at once",
+                )
+        })
+    }
 }
 
 fn stop_continue(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &[])?;
-    expect_echo(
-        server.addr,
-        b"before the stop\n",
-        "a client before kill -STOP",
-    )?;
-    // The lesson is about a stop that lands while the server sleeps in epoll_wait():
-    // wait until the kernel says it is there (its wait channel), so the verdict does
-    // not depend on where the server happened to be on a busy machine.
+    let before: &[u8] = b"before the stop\n";
+    expect_echo(server.addr, before, "a client before kill -STOP")?;
+    stop_in_epoll_then_continue(ctx, &server)?;
+    served_after_continue(ctx, &server)
+}
+
+/// Stops the server with SIGSTOP while it sleeps in epoll_wait(), then continues it.
+///
+/// The lesson is about a stop that lands while the server sleeps in epoll_wait():
+/// wait until the kernel says it is there (its wait channel), so the verdict does
+/// not depend on where the server happened to be on a busy machine.
+fn stop_in_epoll_then_continue(ctx: &mut Ctx, server: &Server) -> Result<(), Failure> {
     waits_in_epoll(server.pid, Duration::from_secs(2));
     ctx.proc(server.id).signal(Signal::SIGSTOP);
     if !procstat::wait_state(server.pid, |s| s == 'T', Duration::from_secs(5)) {
@@ -683,6 +812,12 @@ fn stop_continue(ctx: &mut Ctx) -> Result<(), Failure> {
     }
     ctx.proc(server.id).signal(Signal::SIGCONT);
     procstat::wait_state(server.pid, |s| s != 'T', Duration::from_secs(5));
+    Ok(())
+}
+
+/// After the stop and continue, a client must get its echo and the server must not
+/// exit (within 200 ms); an exit is reported before a wrong echo, since it explains it.
+fn served_after_continue(ctx: &mut Ctx, server: &Server) -> Result<(), Failure> {
     let after = expect_echo(
         server.addr,
         b"after the continue\n",
@@ -705,24 +840,25 @@ fn stop_continue(ctx: &mut Ctx) -> Result<(), Failure> {
 
 fn survives_resets(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &[])?;
-    for _ in 0..10 {
-        // Sends 64 KiB, then resets without reading the echo.
-        let mut rude = net::connect(server.addr)?;
-        rude.send(&[b'r'; 64 * 1024])?;
-        rude.reset();
-        // Connects and resets at once.
-        net::connect(server.addr)?.reset();
-        // Sends a line and closes without reading: the echo then meets a reset.
-        let mut hasty = net::connect(server.addr)?;
-        hasty.send(b"bye\n")?;
-        drop(hasty);
-    }
-    expect_echo(
-        server.addr,
-        b"still there?\n",
-        "a client after 30 rude ones",
-    )?;
+    (0..10).try_for_each(|_| three_rude_clients(server.addr))?;
+    let after_rude_ones = "a client after 30 rude ones";
+    expect_echo(server.addr, b"still there?\n", after_rude_ones)?;
     ctx.ensure_running(server.id, "after clients reset their connections")
+}
+
+/// Three clients that leave rudely, each in its own way.
+fn three_rude_clients(addr: SocketAddr) -> Result<(), Failure> {
+    // Sends 64 KiB, then resets without reading the echo.
+    let mut rude = net::connect(addr)?;
+    rude.send(&[b'r'; 64 * 1024])?;
+    rude.reset();
+    // Connects and resets at once.
+    net::connect(addr)?.reset();
+    // Sends a line and closes without reading: the echo then meets a reset.
+    let mut hasty = net::connect(addr)?;
+    hasty.send(b"bye\n")?;
+    drop(hasty);
+    Ok(())
 }
 
 fn no_fd_leak(ctx: &mut Ctx) -> Result<(), Failure> {
@@ -730,39 +866,51 @@ fn no_fd_leak(ctx: &mut Ctx) -> Result<(), Failure> {
     expect_echo(server.addr, b"warming up\n", "a first client")?;
     let baseline = expect::fds_settle(server.pid, 0, Duration::from_millis(200)).unwrap_or(0);
     for n in 0..20 {
-        expect_echo(
-            server.addr,
-            format!("visit {n}\n").as_bytes(),
-            "a polite client",
-        )?;
-        // This one gets its echo, so the server surely has it, then resets.
-        let mut rude = net::connect(server.addr)?;
-        rude.send(b"about to reset\n")?;
-        rude.read_exact_bytes(15)?;
-        rude.reset();
+        polite_then_resetting(server.addr, n)?;
     }
     let after = expect::fds_settle(server.pid, baseline, Duration::from_secs(3)).unwrap_or(0);
-    ensure(after <= baseline, || {
-        Failure::new("open file descriptors grew while clients came and went")
-            .expected(format!(
-                "about {baseline} open fds after 20 polite and 20 resetting clients"
-            ))
-            .got(format!("{after} open fds (ls /proc/{}/fd)", server.pid))
-            .hint("close every client's socket when it leaves, on the error paths too")
-    })
+    ensure(after <= baseline, || fds_grew(baseline, after, server.pid))
+}
+
+/// Visit `n` of a polite client (echo, then close) and of one that resets.
+fn polite_then_resetting(addr: SocketAddr, n: usize) -> Result<(), Failure> {
+    let message = format!("visit {n}\n");
+    expect_echo(addr, message.as_bytes(), "a polite client")?;
+    // This one gets its echo, so the server surely has it, then resets.
+    let mut rude = net::connect(addr)?;
+    rude.send(b"about to reset\n")?;
+    rude.read_exact_bytes(15)?;
+    rude.reset();
+    Ok(())
+}
+
+/// The failure of a server whose open fds grew from `baseline` to `after`.
+fn fds_grew(baseline: usize, after: usize, pid: u32) -> Failure {
+    Failure::new("open file descriptors grew while clients came and went")
+        .expected(format!(
+            "about {baseline} open fds after 20 polite and 20 resetting clients"
+        ))
+        .got(format!("{after} open fds (ls /proc/{pid}/fd)"))
+        .hint("close every client's socket when it leaves, on the error paths too")
 }
 
 fn backlog(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--backlog", "700"])?;
     common::listens_with_backlog(server.addr.port(), 700)?;
     let default = start(ctx, &[])?;
+    default_backlog_fits_crowd(default.addr.port())
+}
+
+/// The listener on `port`, started without --backlog, must have a backlog of 1024 or
+/// more (or net.core.somaxconn, when the kernel caps it lower).
+fn default_backlog_fits_crowd(port: u16) -> Result<(), Failure> {
     // The kernel caps any backlog at net.core.somaxconn.
     let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
         .ok()
         .and_then(|t| t.trim().parse().ok())
         .unwrap_or(4096);
     let wanted = somaxconn.min(1024);
-    match net::listen_backlog(default.addr.port()) {
+    match net::listen_backlog(port) {
         Some(found) if found >= wanted => Ok(()),
         Some(found) => Err(Failure::new("the default backlog is too short for a crowd")
             .sent("no --backlog")
@@ -796,16 +944,32 @@ fn client(ctx: &mut Ctx) -> Result<(), Failure> {
     let data: Vec<u8> = (0..64 * 1024)
         .map(|i: usize| (i * 7 + i / 256) as u8)
         .collect();
-    let server = echo_server(data.len())?;
+    let (run, seen) = run_client_against(ctx, echo_server(data.len())?, &data);
+    let run = run?;
+    server_got_stdin(&seen, &data)?;
+    client_printed_echo(&run, &data)
+}
+
+/// Runs the client on `server`'s port with `stdin`, then collects what the server saw
+/// (even when the run failed, so that the grader's server thread ends).
+fn run_client_against(
+    ctx: &mut Ctx,
+    server: Peer,
+    stdin: &[u8],
+) -> (Result<Finished, Failure>, Seen) {
     let port = server.port();
     let run = ctx.run(
         "client",
         &["client", "--host", "127.0.0.1", "--port", &port],
-        Some(data.clone()),
+        Some(stdin.to_vec()),
         Duration::from_secs(20),
     );
-    let seen = server.finish();
-    let run = run?;
+    (run, server.finish())
+}
+
+/// The grader's echo server must have been connected to, received exactly `data`,
+/// then a half-close.
+fn server_got_stdin(seen: &Seen, data: &[u8]) -> Result<(), Failure> {
     if !seen.connected {
         return Err(
             Failure::new("the grader's echo server: the client never connected")
@@ -814,7 +978,7 @@ fn client(ctx: &mut Ctx) -> Result<(), Failure> {
     }
     ensure(seen.received == data, || {
         Failure::new("the server did not receive exactly the client's stdin")
-            .sent(format!("stdin: {}", show(&data)))
+            .sent(format!("stdin: {}", show(data)))
             .got(format!("the server received {}", show(&seen.received)))
             .hint("send all of stdin (a send() may take only part of a buffer)")
     })?;
@@ -822,14 +986,18 @@ fn client(ctx: &mut Ctx) -> Result<(), Failure> {
         Failure::new("the client never half-closed after sending stdin")
             .expected("a FIN (the server's recv() returns 0) once stdin is all sent")
             .hint("after the last byte, shutdown(Shutdown::Write); keep reading the echo until EOF")
-    })?;
+    })
+}
+
+/// The client must have exited 0 having printed exactly the echo of `data`.
+fn client_printed_echo(run: &Finished, data: &[u8]) -> Result<(), Failure> {
     ensure(run.status.success(), || {
         Failure::new(format!("the client exited with {}", run.status))
             .got(run.stderr_lines().join(" / "))
     })?;
     ensure(run.stdout == data, || {
         Failure::new("the client's stdout is not exactly the echo")
-            .compare(&data, &run.stdout)
+            .compare(data, &run.stdout)
             .hint("print the raw echo and nothing else on stdout, until the server closes")
     })
 }
@@ -944,13 +1112,27 @@ fn show_timer(timer: Option<(u8, f64)>) -> String {
 
 fn keepalive(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--keepalive", "1"])?;
-    let port = server.addr.port();
     let connected = Instant::now();
-    let mut conn = net::connect(server.addr)?;
-    // The echo proves the server accepted (and set up) this connection.
+    let conn = echoed_once(server.addr)?;
+    let (port, ours) = (server.addr.port(), conn.local_port());
+    let seen = keepalive_armed(port, ours)?;
+    first_probe_in_time(seen, connected)?;
+    probes_at_interval(port, ours)?;
+    drop(conn);
+    ctx.ensure_running(server.id, "with keepalive on")
+}
+
+/// A connection whose echo came back: proof the server accepted (and set up) it.
+fn echoed_once(addr: SocketAddr) -> Result<net::Conn, Failure> {
+    let mut conn = net::connect(addr)?;
     conn.send(b"are you there?\n")?;
     conn.read_exact_bytes(15)?;
-    let ours = conn.local_port();
+    Ok(conn)
+}
+
+/// Waits for the keepalive timer on the server's socket for the connection between its
+/// `port` and ours; returns the timer seen.
+fn keepalive_armed(port: u16, ours: u16) -> Result<Option<(u8, f64)>, Failure> {
     let (seen, armed) = wait_timer(port, ours, Duration::from_secs(3), |active, _| active == 2);
     ensure(armed, || {
         Failure::new("the server's socket for this connection has no keepalive timer")
@@ -963,6 +1145,12 @@ fn keepalive(ctx: &mut Ctx) -> Result<(), Failure> {
                  without a FIN holds its slot for ever",
             )
     })?;
+    Ok(seen)
+}
+
+/// Fails unless the timer `seen` (on a connection made at `connected`) is due within
+/// --keepalive, or, once the first probe may have gone, within the probe interval.
+fn first_probe_in_time(seen: Option<(u8, f64)>, connected: Instant) -> Result<(), Failure> {
     // Read before the first probe (1 s after accept()), the timer shows the --keepalive
     // time; read later (a busy machine can hold the grader up), it may already have been
     // re-armed for the probe interval. Either reading is judged, so no timing decides
@@ -989,7 +1177,12 @@ fn keepalive(ctx: &mut Ctx) -> Result<(), Failure> {
                 interval_failure(seen)
             }
         },
-    )?;
+    )
+}
+
+/// Waits for the timer to be re-armed after the first probe, and requires it due
+/// within the probe interval.
+fn probes_at_interval(port: u16, ours: u16) -> Result<(), Failure> {
     // The first probe goes out after 1 s; the grader's kernel answers it, and the timer
     // is re-armed for the probe interval.
     let (seen, rearmed) = wait_timer(port, ours, Duration::from_secs(5), |active, when| {
@@ -1006,9 +1199,7 @@ fn keepalive(ctx: &mut Ctx) -> Result<(), Failure> {
     let due = seen.map_or(0.0, |(_, when)| when);
     ensure(due <= KEEPALIVE_INTERVAL + TIMER_SLACK, || {
         interval_failure(seen)
-    })?;
-    drop(conn);
-    ctx.ensure_running(server.id, "with keepalive on")
+    })
 }
 
 /// The failure of a probe interval longer than the contract's.
@@ -1072,31 +1263,47 @@ fn wait_closed(conn: &mut net::Conn, since: Instant, limit: Duration) -> Result<
 fn idle_timeout(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--idle-timeout", "1"])?;
     let started = Instant::now();
-    let mut silent = net::connect(server.addr)?;
-    let mut chatty = net::connect(server.addr)?;
-    let chat = |chatty: &mut net::Conn, round: usize| -> Result<Instant, Failure> {
-        let line = format!("line {round:03}\n");
-        let sent_at = Instant::now();
-        chatty.send(line.as_bytes())?;
-        chatty.expect_bytes(line.as_bytes()).map_err(|f| {
-            f.during(format!(
-                "a client that sends a line every 0.2 s, {:.1} s after it connected",
-                started.elapsed().as_secs_f64()
-            ))
-            .hint(
-                "close only clients silent for the whole --idle-timeout: count from each \
-                 client's last event, not from when it connected",
-            )
-        })?;
-        Ok(sent_at)
-    };
+    let (mut silent, mut chatty) = (net::connect(server.addr)?, net::connect(server.addr)?);
     // Phase 1: one client talks every 0.2 s, the other says nothing.
+    let (closed_after, last_line) = chat_until_silent_closed(&mut silent, &mut chatty, started)?;
+    not_closed_early(closed_after)?;
+    // Phase 2: it falls silent too, and nothing else happens.
+    closed_once_silent(&mut chatty, last_line)
+}
+
+/// Round `round` of the chatty client (connected at `started`): sends a line and
+/// expects its echo; returns when the line was sent.
+fn chat(chatty: &mut net::Conn, round: usize, started: Instant) -> Result<Instant, Failure> {
+    let line = format!("line {round:03}\n");
+    let sent_at = Instant::now();
+    chatty.send(line.as_bytes())?;
+    chatty.expect_bytes(line.as_bytes()).map_err(|f| {
+        f.during(format!(
+            "a client that sends a line every 0.2 s, {:.1} s after it connected",
+            started.elapsed().as_secs_f64()
+        ))
+        .hint(
+            "close only clients silent for the whole --idle-timeout: count from each \
+             client's last event, not from when it connected",
+        )
+    })?;
+    Ok(sent_at)
+}
+
+/// Phase 1 of `idle-timeout`: the chatty client talks every [`CHAT_PACE`] while the
+/// silent one must be closed, and the chatty one must not be. Returns how long after
+/// `started` the silent client was closed, and when the chatty one sent its last line.
+fn chat_until_silent_closed(
+    silent: &mut net::Conn,
+    chatty: &mut net::Conn,
+    started: Instant,
+) -> Result<(Duration, Instant), Failure> {
     let mut round = 0;
     let mut silent_closed = None;
-    let mut last_line = chat(&mut chatty, round)?;
+    let mut last_line = chat(chatty, round, started)?;
     while silent_closed.is_none() || started.elapsed() < 2 * IDLE_TIMEOUT + 2 * CHAT_PACE {
         if silent_closed.is_none() {
-            if let Ending::Closed(after) = wait_closed(&mut silent, started, CHAT_PACE)? {
+            if let Ending::Closed(after) = wait_closed(silent, started, CHAT_PACE)? {
                 silent_closed = Some(after);
             } else if started.elapsed() > IDLE_TIMEOUT + IDLE_MARGIN {
                 return Err(still_open(
@@ -1107,7 +1314,7 @@ fn idle_timeout(ctx: &mut Ctx) -> Result<(), Failure> {
                      silent for --idle-timeout",
                 ));
             }
-        } else if let Ending::Closed(after) = wait_closed(&mut chatty, started, CHAT_PACE)? {
+        } else if let Ending::Closed(after) = wait_closed(chatty, started, CHAT_PACE)? {
             return Err(Failure::new("a client that kept talking was closed")
                 .sent("--idle-timeout 1; a line every 0.2 s")
                 .got(format!(
@@ -1120,9 +1327,14 @@ fn idle_timeout(ctx: &mut Ctx) -> Result<(), Failure> {
                 ));
         }
         round += 1;
-        last_line = chat(&mut chatty, round)?;
+        last_line = chat(chatty, round, started)?;
     }
-    let closed_after = silent_closed.unwrap_or_default();
+    Ok((silent_closed.unwrap_or_default(), last_line))
+}
+
+/// Fails when the silent client was closed (`closed_after` its connect) before
+/// --idle-timeout had passed.
+fn not_closed_early(closed_after: Duration) -> Result<(), Failure> {
     ensure(closed_after >= IDLE_TIMEOUT, || {
         Failure::new("a silent client was closed before --idle-timeout had passed")
             .sent("--idle-timeout 1 (seconds)")
@@ -1131,10 +1343,14 @@ fn idle_timeout(ctx: &mut Ctx) -> Result<(), Failure> {
                 closed_after.as_secs_f64()
             ))
             .hint("--idle-timeout is in seconds; close a client silent for at least that long")
-    })?;
-    // Phase 2: it falls silent too, and nothing else happens: only a loop that wakes up
-    // on its own (epoll_wait's timeout) can close it in time.
-    match wait_closed(&mut chatty, last_line, IDLE_TIMEOUT + IDLE_MARGIN)? {
+    })
+}
+
+/// Phase 2 of `idle-timeout`: the chatty client, silent since `last_line`, must be
+/// closed, neither before --idle-timeout nor long after. With nothing else happening,
+/// only a loop that wakes up on its own (epoll_wait's timeout) can close it in time.
+fn closed_once_silent(chatty: &mut net::Conn, last_line: Instant) -> Result<(), Failure> {
+    match wait_closed(chatty, last_line, IDLE_TIMEOUT + IDLE_MARGIN)? {
         Ending::Closed(after) if after >= IDLE_TIMEOUT => Ok(()),
         Ending::Closed(after) => Err(Failure::new(
             "a client was closed before it had been silent for --idle-timeout",

@@ -20,6 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,7 @@ use nix::unistd::Pid;
 
 use crate::grade::ctx::{START_LIMIT, running_as_root};
 use crate::grade::demo::Demo;
-use crate::grade::net::{self, LOCALHOST_V4, LOCALHOST_V6, show};
+use crate::grade::net::{self, Conn, IO_LIMIT, LOCALHOST_V4, LOCALHOST_V6, show};
 use crate::grade::peer::{Late, Peer, Script, Step};
 use crate::grade::row;
 use crate::grade::{Ctx, Failure, Finished, Lab, common, ensure, expect, files};
@@ -145,17 +146,7 @@ fn start_daemon(ctx: &mut Ctx, ip: IpAddr) -> Result<Daemon, Failure> {
 fn start_daemon_at(ctx: &mut Ctx, ip: IpAddr, pidfile: &Path) -> Result<Daemon, Failure> {
     let port = net::free_port(ip);
     let (host, port_text) = (ip.to_string(), port.to_string());
-    let path_text = pidfile.display().to_string();
-    let args = [
-        "daemon",
-        "--pidfile",
-        &path_text,
-        "--host",
-        &host,
-        "--port",
-        &port_text,
-    ];
-    let id = ctx.spawn("daemon", &args, None)?;
+    let id = spawn_daemon(ctx, pidfile, &["--host", &host, "--port", &port_text])?;
     ctx.wait_listening(id, port)?;
     wait_for_pidfile(ctx, id, pidfile)?;
     Ok(Daemon {
@@ -166,17 +157,76 @@ fn start_daemon_at(ctx: &mut Ctx, ip: IpAddr, pidfile: &Path) -> Result<Daemon, 
     })
 }
 
+/// The daemon's command line: `daemon --pidfile PIDFILE extra...`.
+fn daemon_args(pidfile: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "daemon".to_string(),
+        "--pidfile".to_string(),
+        pidfile.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    args
+}
+
+/// Starts `daemon --pidfile PIDFILE extra...`, without waiting for anything.
+fn spawn_daemon(ctx: &mut Ctx, pidfile: &Path, extra: &[&str]) -> Result<usize, Failure> {
+    let args = daemon_args(pidfile, extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ctx.spawn("daemon", &args, None)
+}
+
+/// Runs `daemon --pidfile PIDFILE extra...` to its end (stopped after `limit`): for a
+/// daemon that must fail at start-up.
+fn run_daemon(
+    ctx: &mut Ctx,
+    pidfile: &Path,
+    extra: &[&str],
+    limit: Duration,
+) -> Result<Finished, Failure> {
+    let args = daemon_args(pidfile, extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ctx.run("daemon", &args, None, limit)
+}
+
+/// Waits for daemon `id`'s pid file and takes the daemon to be what it names; also says
+/// whether that port listened the moment the file appeared (the file must come only once
+/// the daemon listens).
+fn pidfile_appears(ctx: &mut Ctx, id: usize, pidfile: PathBuf) -> Result<(Daemon, bool), Failure> {
+    let (pid, port) = wait_for_pidfile(ctx, id, &pidfile)?;
+    let listening = net::is_listening(port);
+    let daemon = Daemon {
+        id,
+        pid,
+        port,
+        pidfile,
+    };
+    Ok((daemon, listening))
+}
+
 /// Sends the probe on a fresh connection and checks the answer names `daemon`.
 fn probe_ok(daemon: &Daemon, ip: IpAddr) -> Result<(), Failure> {
-    let mut conn = net::connect(SocketAddr::new(ip, daemon.port))?;
-    conn.send(PROBE)?;
+    let mut conn = probe_sent(SocketAddr::new(ip, daemon.port), IO_LIMIT)?;
     let got = conn.read_line()?;
+    answer_is(daemon, &got, "wrong answer to the probe").map_err(|f| {
+        f.sent_bytes(PROBE)
+            .hint("answer exactly `socklab-daemon <your pid>` and a newline")
+    })
+}
+
+/// A fresh connection to `addr` whose operations may each take `limit`, the probe sent.
+fn probe_sent(addr: SocketAddr, limit: Duration) -> Result<Conn, Failure> {
+    let mut conn = net::connect(addr)?;
+    conn.limit = limit;
+    conn.send(PROBE)?;
+    Ok(conn)
+}
+
+/// `got` must be `daemon`'s handshake answer; `problem` says when it is not, the
+/// report marking the first differing byte.
+fn answer_is(daemon: &Daemon, got: &[u8], problem: &str) -> Result<(), Failure> {
     let expected = answer_of(daemon.pid);
     ensure(got == expected, || {
-        Failure::new("wrong answer to the probe")
-            .sent_bytes(PROBE)
-            .compare(&expected, &got)
-            .hint("answer exactly `socklab-daemon <your pid>` and a newline")
+        Failure::new(problem).compare(&expected, got)
     })
 }
 
@@ -189,19 +239,12 @@ fn replace_file(path: &Path, text: &str) -> Result<(), Failure> {
         .map_err(|e| Failure::new(format!("grader could not write {}: {e}", path.display())))
 }
 
-fn daemon_writes_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
-    let pidfile = ctx.scratch().join("daemon.pid");
-    let path_text = pidfile.display().to_string();
-    let id = ctx.spawn(
-        "daemon",
-        &["daemon", "--pidfile", &path_text, "--host", "127.0.0.1"],
-        None,
-    )?;
-    let (pid, port) = wait_for_pidfile(ctx, id, &pidfile)?;
-    // The file appears only once the daemon listens: the port must listen right now.
-    let listening = net::is_listening(port);
-    let text = files::read_text(&pidfile).unwrap_or_default();
-    let own_pid = ctx.proc(id).pid();
+/// The pid file names the daemon's own pid and a port that `listening` says listened
+/// when the file appeared.
+fn names_itself(ctx: &mut Ctx, daemon: &Daemon, listening: bool) -> Result<(), Failure> {
+    let (pid, port) = (daemon.pid, daemon.port);
+    let text = files::read_text(&daemon.pidfile).unwrap_or_default();
+    let own_pid = ctx.proc(daemon.id).pid();
     ensure(pid == own_pid, || {
         Failure::new("the pid in the pid file is not the daemon's")
             .expected(format!("{own_pid};<port>"))
@@ -214,21 +257,11 @@ fn daemon_writes_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
         ))
         .got(show(text.as_bytes()))
         .hint("without --port, bind port 0, then ask getsockname() (local_addr) which port the kernel picked, and write that; and write the file only after listen()")
-    })?;
-    probe_ok(
-        &Daemon {
-            id,
-            pid,
-            port,
-            pidfile,
-        },
-        LOCALHOST_V4,
-    )
-    .map_err(|f| f.during("probing the port from the pid file"))
+    })
 }
 
-fn daemon_fixed_port(ctx: &mut Ctx) -> Result<(), Failure> {
-    let daemon = start_daemon(ctx, LOCALHOST_V4)?;
+/// The pid file names the daemon and the port it was given with `--port`.
+fn names_given_port(daemon: &Daemon) -> Result<(), Failure> {
     let text = files::read_text(&daemon.pidfile).unwrap_or_default();
     let (pid, port) = parse_record(&text).unwrap_or((0, 0));
     let expected = format!("{};{}", daemon.pid, daemon.port);
@@ -237,6 +270,19 @@ fn daemon_fixed_port(ctx: &mut Ctx) -> Result<(), Failure> {
             .sent(format!("--port {}", daemon.port))
             .compare(expected.as_bytes(), text.as_bytes())
     })
+}
+
+fn daemon_writes_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
+    let pidfile = ctx.scratch().join("daemon.pid");
+    let id = spawn_daemon(ctx, &pidfile, &["--host", "127.0.0.1"])?;
+    let (daemon, listening) = pidfile_appears(ctx, id, pidfile)?;
+    names_itself(ctx, &daemon, listening)?;
+    probe_ok(&daemon, LOCALHOST_V4).map_err(|f| f.during("probing the port from the pid file"))
+}
+
+fn daemon_fixed_port(ctx: &mut Ctx) -> Result<(), Failure> {
+    let daemon = start_daemon(ctx, LOCALHOST_V4)?;
+    names_given_port(&daemon)
 }
 
 fn handshake(ctx: &mut Ctx) -> Result<(), Failure> {
@@ -264,37 +310,40 @@ fn daemon_rx_queue(server_port: u16, client_port: u16) -> Option<u64> {
     })
 }
 
-fn handshake_in_pieces(ctx: &mut Ctx) -> Result<(), Failure> {
-    let daemon = start_daemon(ctx, LOCALHOST_V4)?;
-    let mut conn = net::connect(SocketAddr::new(LOCALHOST_V4, daemon.port))?;
-    let (first, rest) = PROBE.split_at(8);
+/// Sends `first`, waits until the daemon on `port` has read it (its receive queue is
+/// empty), then sends `rest`: the rest surely arrives in a later recv(). Returns what
+/// was sent, for the report.
+fn send_in_two_pieces(
+    conn: &mut Conn,
+    port: u16,
+    first: &[u8],
+    rest: &[u8],
+) -> Result<String, Failure> {
     conn.send(first)?;
-    // Wait until the daemon has read the first piece (its receive queue is empty), so
-    // the rest surely arrives in a later recv().
     let deadline = Instant::now() + Duration::from_secs(5);
-    while daemon_rx_queue(daemon.port, conn.local_port()).is_some_and(|queued| queued > 0)
+    while daemon_rx_queue(port, conn.local_port()).is_some_and(|queued| queued > 0)
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(5));
     }
-    // The daemon may have closed already (it judged the half line); that shows below.
+    // The daemon may have closed already (it judged the half line); that shows later.
     let _ = conn.send(rest);
-    let got = conn.read_line().map_err(|f| {
-        f.sent(format!("{} then {}", show(first), show(rest)))
-            .or_hint("one recv() is not one line: keep reading until the newline arrives")
-    })?;
-    let expected = answer_of(daemon.pid);
-    ensure(got == expected, || {
-        Failure::new("wrong answer to a probe sent in two pieces")
-            .sent(format!("{} then {}", show(first), show(rest)))
-            .compare(&expected, &got)
-            .hint("one recv() is not one line: keep reading until the newline arrives")
-    })
+    Ok(format!("{} then {}", show(first), show(rest)))
 }
 
-fn survives_bad_clients(ctx: &mut Ctx) -> Result<(), Failure> {
+fn handshake_in_pieces(ctx: &mut Ctx) -> Result<(), Failure> {
     let daemon = start_daemon(ctx, LOCALHOST_V4)?;
-    let addr = SocketAddr::new(LOCALHOST_V4, daemon.port);
+    let mut conn = net::connect(SocketAddr::new(LOCALHOST_V4, daemon.port))?;
+    let (first, rest) = PROBE.split_at(8);
+    let sent = send_in_two_pieces(&mut conn, daemon.port, first, rest)?;
+    let hint = "one recv() is not one line: keep reading until the newline arrives";
+    let got = conn.read_line().map_err(|f| f.sent(&sent).or_hint(hint))?;
+    answer_is(&daemon, &got, "wrong answer to a probe sent in two pieces")
+        .map_err(|f| f.sent(sent).hint(hint))
+}
+
+/// Three clients that misbehave, one after the other, at `addr`.
+fn bad_clients(addr: SocketAddr) -> Result<(), Failure> {
     // 1. Connects and hangs up at once (how Deluge itself checks).
     drop(net::connect(addr)?);
     // 2. Sends something else than the probe; whatever it gets back is fine.
@@ -305,6 +354,12 @@ fn survives_bad_clients(ctx: &mut Ctx) -> Result<(), Failure> {
     let mut aborter = net::connect(addr)?;
     aborter.send(b"socklab-")?;
     aborter.reset();
+    Ok(())
+}
+
+fn survives_bad_clients(ctx: &mut Ctx) -> Result<(), Failure> {
+    let daemon = start_daemon(ctx, LOCALHOST_V4)?;
+    bad_clients(SocketAddr::new(LOCALHOST_V4, daemon.port))?;
     probe_ok(&daemon, LOCALHOST_V4).map_err(|f| {
         f.during("a proper probe after clients that hung up, sent garbage and reset")
     })?;
@@ -315,17 +370,12 @@ fn silent_client(ctx: &mut Ctx) -> Result<(), Failure> {
     let daemon = start_daemon(ctx, LOCALHOST_V4)?;
     let addr = SocketAddr::new(LOCALHOST_V4, daemon.port);
     let _silent = net::connect(addr)?;
-    let mut conn = net::connect(addr)?;
-    conn.limit = Duration::from_secs(10);
-    conn.send(PROBE)?;
-    let got = conn.read_line().map_err(|f| {
-        f.during("probing while another client stays connected and silent")
-            .hint("give each client's recv() a deadline (SO_RCVTIMEO, a few seconds): a client that never sends must not hold the daemon for ever")
-    })?;
-    let expected = answer_of(daemon.pid);
-    ensure(got == expected, || {
-        Failure::new("wrong answer while another client stays silent").compare(&expected, &got)
-    })
+    let mut conn = probe_sent(addr, Duration::from_secs(10))?;
+    let during = "probing while another client stays connected and silent";
+    let hint = "give each client's recv() a deadline (SO_RCVTIMEO, a few seconds): a client that never sends must not hold the daemon for ever";
+    let got = conn.read_line().map_err(|f| f.during(during).hint(hint))?;
+    let problem = "wrong answer while another client stays silent";
+    answer_is(&daemon, &got, problem)
 }
 
 /// An inotify watch on one directory: which names were created, modified, renamed in.
@@ -383,17 +433,8 @@ impl DirWatch {
     }
 }
 
-fn atomic_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
-    let folder = ctx.scratch().join("run");
-    fs::create_dir(&folder)
-        .map_err(|e| Failure::new(format!("grader could not create {}: {e}", folder.display())))?;
-    let Some(watch) = DirWatch::new(&folder) else {
-        return Ok(()); // no inotify on this machine: nothing to observe
-    };
-    let pidfile = folder.join("daemon.pid");
-    start_daemon_at(ctx, LOCALHOST_V4, &pidfile)?;
-    let events = watch.events();
-    let name = "daemon.pid";
+/// The `events` of the pid file's folder show `name` renamed in, never written in place.
+fn renamed_into_place(events: &[(u32, String)], name: &str) -> Result<(), Failure> {
     let written_in_place = events.iter().any(|(mask, n)| {
         n == name && mask & (libc::IN_CREATE | libc::IN_MODIFY | libc::IN_CLOSE_WRITE) != 0
     });
@@ -419,6 +460,17 @@ fn atomic_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
             .got(format!("inotify saw: {}", seen.join(", ")))
             .hint("a reader may open the file while you write it and see it empty or half done; write a temporary file next to it, fsync it, then rename() it over the pid file")
     })
+}
+
+fn atomic_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
+    let folder = ctx.scratch().join("run");
+    fs::create_dir(&folder)
+        .map_err(|e| Failure::new(format!("grader could not create {}: {e}", folder.display())))?;
+    let Some(watch) = DirWatch::new(&folder) else {
+        return Ok(()); // no inotify on this machine: nothing to observe
+    };
+    start_daemon_at(ctx, LOCALHOST_V4, &folder.join("daemon.pid"))?;
+    renamed_into_place(&watch.events(), "daemon.pid")
 }
 
 /// Signals the daemon and expects exit status 0 and its pid file gone.
@@ -453,22 +505,22 @@ fn removes_pidfile_sigint(ctx: &mut Ctx) -> Result<(), Failure> {
     removes_on(ctx, Signal::SIGINT)
 }
 
-fn keeps_foreign_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
-    let daemon = start_daemon(ctx, LOCALHOST_V4)?;
-    // Another daemon took over the file: it now names the grader.
-    let foreign = format!("{};{}\n", std::process::id(), daemon.port);
-    replace_file(&daemon.pidfile, &foreign)?;
-    ctx.proc(daemon.id).signal(Signal::SIGTERM);
-    let status = ctx.proc(daemon.id).wait_exit(Duration::from_secs(5));
+/// The daemon's exit `status` after SIGTERM (none: still running 5 s on) must be 0.
+fn exited_0_on_sigterm(status: Option<ExitStatus>) -> Result<(), Failure> {
     ensure(status.is_some_and(|s| s.code() == Some(0)), || {
         Failure::new("the daemon did not exit 0 within 5 s of SIGTERM").got(
             status
                 .map(crate::grade::process::describe_status)
                 .unwrap_or_else(|| "still running".into()),
         )
-    })?;
-    let left = files::read_text(&daemon.pidfile).ok();
-    ensure(left.as_deref() == Some(foreign.as_str()), || {
+    })
+}
+
+/// The pid file, replaced with `foreign` (another daemon's) before SIGTERM, must still
+/// hold exactly that.
+fn left_as_it_was(pidfile: &Path, foreign: &str) -> Result<(), Failure> {
+    let left = files::read_text(pidfile).ok();
+    ensure(left.as_deref() == Some(foreign), || {
         Failure::new("the daemon removed (or changed) a pid file that no longer named it")
             .sent(format!("replaced the pid file with {} before SIGTERM", show(foreign.as_bytes())))
             .expected("the file left as it was")
@@ -480,36 +532,173 @@ fn keeps_foreign_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
     })
 }
 
+fn keeps_foreign_pidfile(ctx: &mut Ctx) -> Result<(), Failure> {
+    let daemon = start_daemon(ctx, LOCALHOST_V4)?;
+    // Another daemon took over the file: it now names the grader.
+    let foreign = record(std::process::id(), daemon.port);
+    replace_file(&daemon.pidfile, &foreign)?;
+    ctx.proc(daemon.id).signal(Signal::SIGTERM);
+    exited_0_on_sigterm(ctx.proc(daemon.id).wait_exit(Duration::from_secs(5)))?;
+    left_as_it_was(&daemon.pidfile, &foreign)
+}
+
+/// A daemon that could not listen must have written no pid file.
+fn no_pidfile_left(pidfile: &Path) -> Result<(), Failure> {
+    ensure(!pidfile.exists(), || {
+        Failure::new("a daemon that could not listen left a pid file behind")
+            .got(show(&files::read_capped(pidfile).unwrap_or_default()))
+            .hint("write the pid file only after listen() succeeded")
+    })
+}
+
 fn daemon_port_in_use(ctx: &mut Ctx) -> Result<(), Failure> {
     let (_holder, port) = common::hold_tcp_port()?;
     let pidfile = ctx.scratch().join("daemon.pid");
-    let path_text = pidfile.display().to_string();
-    let run = ctx.run(
-        "daemon",
-        &[
-            "daemon",
-            "--pidfile",
-            &path_text,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-        ],
-        None,
-        Duration::from_secs(5),
-    )?;
+    let extra = ["--host", "127.0.0.1", "--port", &port];
+    let run = run_daemon(ctx, &pidfile, &extra, Duration::from_secs(5))?;
     expect::clean_error(&run, &["in use"], 2)
         .map_err(|f| f.during(format!("port {port} already taken by the grader")))?;
-    ensure(!pidfile.exists(), || {
-        Failure::new("a daemon that could not listen left a pid file behind")
-            .got(show(&files::read_capped(&pidfile).unwrap_or_default()))
-            .hint("write the pid file only after listen() succeeded")
-    })
+    no_pidfile_left(&pidfile)
 }
 
 // ---------------------------------------------------------------------------------------
 // The status program under test
 // ---------------------------------------------------------------------------------------
+
+/// Reasons that name a missing pid file.
+const NO_FILE_WORDS: &[&str] = &[
+    "no pid file",
+    "no such file",
+    "not found",
+    "missing",
+    "does not exist",
+    "no file",
+];
+/// Reasons that name a malformed pid file.
+const MALFORMED_WORDS: &[&str] = &[
+    "malformed",
+    "invalid",
+    "bad",
+    "corrupt",
+    "not a number",
+    "parse",
+    "format",
+];
+/// Reasons that name a process that has exited.
+const GONE_WORDS: &[&str] = &[
+    "gone",
+    "no such process",
+    "esrch",
+    "dead",
+    "not alive",
+    "exited",
+    "stale",
+    "does not exist",
+];
+/// Reasons that name a port nobody listens on.
+const REFUSED_WORDS: &[&str] = &[
+    "refused",
+    "nothing listens",
+    "not listening",
+    "no listener",
+    "nobody listens",
+];
+/// Reasons that name a port where another program answers.
+const GARBAGE_WORDS: &[&str] = &[
+    "handshake",
+    "reused",
+    "not the daemon",
+    "another program",
+    "unexpected",
+    "garbage",
+    "wrong answer",
+    "not ours",
+];
+/// Notes that say the process is another user's.
+const EPERM_WORDS: &[&str] = &[
+    "eperm",
+    "permission",
+    "not permitted",
+    "another user",
+    "other user",
+    "belongs to",
+];
+
+/// Pid files no parser may take for `pid;port`.
+const MALFORMED_RECORDS: &[&str] = &[
+    "",
+    "hello\n",
+    "4242\n",
+    "4242;\n",
+    ";5000\n",
+    "abc;def\n",
+    "0;5000\n",
+    "-1;5000\n",
+    "4242;0\n",
+    "4242;70000\n",
+    "1;2;3\n",
+];
+
+/// Pid files a lax parser (trim, then parse) takes for `{pid};{port}`: signs, spaces,
+/// underscores, more than one line.
+const LAX_RECORDS: &[&str] = &[
+    "+{pid};{port}\n",
+    "{pid};+{port}\n",
+    " {pid};{port}\n",
+    "{pid} ;{port}\n",
+    "{pid}; {port}\n",
+    "{pid};{port} \n",
+    "{pid};{port}\t\n",
+    "{pid}_0;{port}\n",
+    "{pid};{port}\n{pid};{port}\n",
+    "{pid};{port}\n\n",
+];
+
+/// A pid file's one line, `pid;port\n`.
+fn record(pid: u32, port: impl std::fmt::Display) -> String {
+    format!("{pid};{port}\n")
+}
+
+/// Writes `text` as the pid file `name` in the scratch folder; returns its path.
+fn pidfile_holding(ctx: &mut Ctx, name: &str, text: &str) -> Result<PathBuf, Failure> {
+    let pidfile = ctx.scratch().join(name);
+    replace_file(&pidfile, text)?;
+    Ok(pidfile)
+}
+
+/// What status must say about one pid file: "not running", for a reason naming one of
+/// `words`; `case` describes the file in the report, `hint` explains a wrong verdict.
+struct NotRunning<'a> {
+    words: &'a [&'a str],
+    case: &'a str,
+    hint: &'a str,
+}
+
+/// `status` on a pid file holding `text` must say what `expected` says.
+fn status_says(ctx: &mut Ctx, text: &str, expected: NotRunning) -> Result<(), Failure> {
+    let pidfile = pidfile_holding(ctx, "daemon.pid", text)?;
+    let run = run_status(ctx, &pidfile, &[])?;
+    expect_not_running(&run, expected.words, expected.case).map_err(|f| f.or_hint(expected.hint))
+}
+
+/// `status --timeout-ms 500` on a pid file naming the grader (alive) and `port`, where
+/// the grader's socket never answers, must give up and say "not running". `during`
+/// describes the port for a run the grader had to stop (with `hint`), `case` for the
+/// verdict.
+fn gives_up_on(
+    ctx: &mut Ctx,
+    port: u16,
+    during: &str,
+    case: &str,
+    hint: &str,
+) -> Result<(), Failure> {
+    let pidfile = pidfile_holding(ctx, "daemon.pid", &record(std::process::id(), port))?;
+    let run = run_status(ctx, &pidfile, &["--timeout-ms", SHORT_TIMEOUT_MS]).map_err(|f| {
+        f.during(format!("{during}, --timeout-ms {SHORT_TIMEOUT_MS}"))
+            .hint(hint)
+    })?;
+    expect_not_running(&run, &[], case)
+}
 
 /// Runs `status --pidfile F extra...` to its end.
 fn run_status(ctx: &mut Ctx, pidfile: &Path, extra: &[&str]) -> Result<Finished, Failure> {
@@ -591,35 +780,11 @@ fn status_ipv6(ctx: &mut Ctx) -> Result<(), Failure> {
 fn status_no_file(ctx: &mut Ctx) -> Result<(), Failure> {
     let pidfile = ctx.scratch().join("nobody-wrote-this.pid");
     let run = run_status(ctx, &pidfile, &[])?;
-    expect_not_running(
-        &run,
-        &[
-            "no pid file",
-            "no such file",
-            "not found",
-            "missing",
-            "does not exist",
-            "no file",
-        ],
-        "a pid file that does not exist",
-    )
+    expect_not_running(&run, NO_FILE_WORDS, "a pid file that does not exist")
 }
 
 fn status_malformed(ctx: &mut Ctx) -> Result<(), Failure> {
-    let cases = [
-        "",
-        "hello\n",
-        "4242\n",
-        "4242;\n",
-        ";5000\n",
-        "abc;def\n",
-        "0;5000\n",
-        "-1;5000\n",
-        "4242;0\n",
-        "4242;70000\n",
-        "1;2;3\n",
-    ];
-    expect_all_malformed(ctx, &cases)
+    expect_all_malformed(ctx, MALFORMED_RECORDS)
 }
 
 /// Files that a lax parser (trim, then parse) takes for `pid;port`, and the README
@@ -628,50 +793,26 @@ fn status_malformed(ctx: &mut Ctx) -> Result<(), Failure> {
 /// running" at once, but for the wrong reason (refused, not malformed).
 fn status_strict_format(ctx: &mut Ctx) -> Result<(), Failure> {
     let port = net::free_port(LOCALHOST_V4).to_string();
-    let pid = std::process::id();
-    let cases: Vec<String> = [
-        "+{pid};{port}\n",
-        "{pid};+{port}\n",
-        " {pid};{port}\n",
-        "{pid} ;{port}\n",
-        "{pid}; {port}\n",
-        "{pid};{port} \n",
-        "{pid};{port}\t\n",
-        "{pid}_0;{port}\n",
-        "{pid};{port}\n{pid};{port}\n",
-        "{pid};{port}\n\n",
-    ]
-    .iter()
-    .map(|t| {
-        t.replace("{pid}", &pid.to_string())
-            .replace("{port}", &port)
-    })
-    .collect();
-    let cases: Vec<&str> = cases.iter().map(String::as_str).collect();
-    expect_all_malformed(ctx, &cases).map_err(|f| {
-        f.hint(
-            "take the file exactly as written: one line, digits only on each side of the ';' \
-             (no sign, space, tab or underscore: int() and parse() accept some of these), at \
-             most one final newline",
-        )
-    })
+    let pid = std::process::id().to_string();
+    let fill = |t: &&str| t.replace("{pid}", &pid).replace("{port}", &port);
+    let cases: Vec<String> = LAX_RECORDS.iter().map(fill).collect();
+    let hint = "take the file exactly as written: one line, digits only on each side of the ';' \
+                (no sign, space, tab or underscore: int() and parse() accept some of these), at \
+                most one final newline";
+    expect_all_malformed(ctx, &cases).map_err(|f| f.hint(hint))
 }
 
 /// `status` on a pid file holding each of `cases` must say "not running" because the
 /// file is malformed.
-fn expect_all_malformed(ctx: &mut Ctx, cases: &[&str]) -> Result<(), Failure> {
-    let pidfile = ctx.scratch().join("daemon.pid");
-    for &text in cases {
-        replace_file(&pidfile, text)?;
-        let run = run_status(ctx, &pidfile, &[])?;
-        expect_not_running(
-            &run,
-            &["malformed", "invalid", "bad", "corrupt", "not a number", "parse", "format"],
-            &format!("a pid file holding {}", show(text.as_bytes())),
-        )
-        .map_err(|f| {
-            f.or_hint("check the file before using it: exactly two decimal numbers, pid 1 or more (kill(0, ...) and kill(-1, ...) signal whole groups), port 1 to 65535")
-        })?;
+fn expect_all_malformed(ctx: &mut Ctx, cases: &[impl AsRef<str>]) -> Result<(), Failure> {
+    for text in cases.iter().map(AsRef::as_ref) {
+        let case = format!("a pid file holding {}", show(text.as_bytes()));
+        let expected = NotRunning {
+            words: MALFORMED_WORDS,
+            case: &case,
+            hint: "check the file before using it: exactly two decimal numbers, pid 1 or more (kill(0, ...) and kill(-1, ...) signal whole groups), port 1 to 65535",
+        };
+        status_says(ctx, text, expected)?;
     }
     Ok(())
 }
@@ -694,43 +835,24 @@ fn dead_pid() -> Result<u32, Failure> {
 
 fn status_dead_pid(ctx: &mut Ctx) -> Result<(), Failure> {
     let pid = dead_pid()?;
-    let port = net::free_port(LOCALHOST_V4);
-    let pidfile = ctx.scratch().join("daemon.pid");
-    replace_file(&pidfile, &format!("{pid};{port}\n"))?;
-    let run = run_status(ctx, &pidfile, &[])?;
-    expect_not_running(
-        &run,
-        &[
-            "gone",
-            "no such process",
-            "esrch",
-            "dead",
-            "not alive",
-            "exited",
-            "stale",
-            "does not exist",
-        ],
-        &format!("pid {pid}, a process that has exited"),
-    )
-    .map_err(|f| {
-        f.or_hint(
-            "kill(pid, 0) sends no signal but fails with ESRCH when no such process exists: say so",
-        )
-    })
+    let file = record(pid, net::free_port(LOCALHOST_V4));
+    let expected = NotRunning {
+        words: GONE_WORDS,
+        case: &format!("pid {pid}, a process that has exited"),
+        hint: "kill(pid, 0) sends no signal but fails with ESRCH when no such process exists: say so",
+    };
+    status_says(ctx, &file, expected)
 }
 
 fn status_refused(ctx: &mut Ctx) -> Result<(), Failure> {
     let port = net::free_port(LOCALHOST_V4);
-    let pidfile = ctx.scratch().join("daemon.pid");
+    let expected = NotRunning {
+        words: REFUSED_WORDS,
+        case: &format!("a live pid (the grader's) whose port {port} nobody listens on"),
+        hint: "a live pid proves little: connect to the port; ECONNREFUSED means nothing listens there",
+    };
     // The grader's own pid: certainly alive, and not listening on that port.
-    replace_file(&pidfile, &format!("{};{port}\n", std::process::id()))?;
-    let run = run_status(ctx, &pidfile, &[])?;
-    expect_not_running(
-        &run,
-        &["refused", "nothing listens", "not listening", "no listener", "nobody listens"],
-        &format!("a live pid (the grader's) whose port {port} nobody listens on"),
-    )
-    .map_err(|f| f.or_hint("a live pid proves little: connect to the port; ECONNREFUSED means nothing listens there"))
+    status_says(ctx, &record(std::process::id(), port), expected)
 }
 
 /// A grader-side server for probes: for each, reads the probe line (or gives up after
@@ -751,39 +873,33 @@ fn fake_server(ip: IpAddr, answer: Vec<u8>) -> Result<Peer, Failure> {
 
 fn status_garbage(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = fake_server(LOCALHOST_V4, b"SSH-2.0-OpenSSH_9.6\r\n".to_vec())?;
-    let pidfile = ctx.scratch().join("daemon.pid");
-    replace_file(
-        &pidfile,
-        &format!("{};{}\n", std::process::id(), server.port()),
-    )?;
-    let run = run_status(ctx, &pidfile, &[])?;
-    expect_not_running(
-        &run,
-        &["handshake", "reused", "not the daemon", "another program", "unexpected", "garbage", "wrong answer", "not ours"],
-        "a port where another program answers \"SSH-2.0-OpenSSH_9.6\"",
-    )
-    .map_err(|f| f.or_hint("something listening is not proof: send the probe and accept only `socklab-daemon <pid>` as the answer"))
+    let file = record(std::process::id(), server.port());
+    let expected = NotRunning {
+        words: GARBAGE_WORDS,
+        case: "a port where another program answers \"SSH-2.0-OpenSSH_9.6\"",
+        hint: "something listening is not proof: send the probe and accept only `socklab-daemon <pid>` as the answer",
+    };
+    status_says(ctx, &file, expected)
 }
 
-fn status_silent_port(ctx: &mut Ctx) -> Result<(), Failure> {
-    // A listener that never accepts: the kernel completes the handshake, nobody answers.
+/// A listener that never accepts: the kernel completes the handshake, nobody answers.
+fn never_accepting() -> Result<(TcpListener, u16), Failure> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(|e| Failure::new(format!("grader could not listen: {e}")))?;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    let pidfile = ctx.scratch().join("daemon.pid");
-    replace_file(&pidfile, &format!("{};{port}\n", std::process::id()))?;
-    let run = run_status(ctx, &pidfile, &["--timeout-ms", SHORT_TIMEOUT_MS]).map_err(|f| {
-        f.during(format!(
-            "a port that accepts and never answers, --timeout-ms {SHORT_TIMEOUT_MS}"
-        ))
-        .hint("give recv() a deadline: set SO_RCVTIMEO to the time left before reading")
-    })?;
-    expect_not_running(&run, &[], "a port that accepts and never answers")
+    Ok((listener, port))
 }
 
-fn status_connect_deadline(ctx: &mut Ctx) -> Result<(), Failure> {
-    // Backlog 0 and one connection nobody accepts: the accept queue is full, so the
-    // kernel drops every further SYN and a connect() stays in progress.
+fn status_silent_port(ctx: &mut Ctx) -> Result<(), Failure> {
+    let (_listener, port) = never_accepting()?;
+    let case = "a port that accepts and never answers";
+    let hint = "give recv() a deadline: set SO_RCVTIMEO to the time left before reading";
+    gives_up_on(ctx, port, case, case, hint)
+}
+
+/// A listener with backlog 0 and one connection nobody accepts: the accept queue is
+/// full, so the kernel drops every further SYN and a connect() stays in progress.
+fn full_accept_queue() -> Result<(socket2::Socket, TcpStream, u16), Failure> {
     let listener = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
         .and_then(|s| {
             s.bind(&SocketAddr::new(LOCALHOST_V4, 0).into())?;
@@ -798,33 +914,33 @@ fn status_connect_deadline(ctx: &mut Ctx) -> Result<(), Failure> {
         .map(|a| a.port())
         .unwrap_or(0);
     let addr = SocketAddr::new(LOCALHOST_V4, port);
-    let _filler = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+    let filler = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|e| Failure::new(format!("grader could not fill its accept queue: {e}")))?;
-    let pidfile = ctx.scratch().join("daemon.pid");
-    replace_file(&pidfile, &format!("{};{port}\n", std::process::id()))?;
-    let run = run_status(ctx, &pidfile, &["--timeout-ms", SHORT_TIMEOUT_MS])
-        .map_err(|f| f.during(format!("a port whose accept queue is full, --timeout-ms {SHORT_TIMEOUT_MS}")).hint("a blocking connect() can wait for minutes: connect non-blocking, then poll() for POLLOUT with the time left, then read SO_ERROR"))?;
-    expect_not_running(&run, &[], "a port whose connect() never completes")
+    Ok((listener, filler, port))
 }
 
-fn status_pid_mismatch(ctx: &mut Ctx) -> Result<(), Failure> {
-    let daemon = start_daemon(ctx, LOCALHOST_V4)?;
-    let other = ctx.scratch().join("other.pid");
-    // The file names the grader (alive), but the port is the daemon's, which answers
-    // with its own pid.
-    let grader = std::process::id();
-    replace_file(&other, &format!("{grader};{}\n", daemon.port))?;
-    let run = run_status(ctx, &other, &[])?;
-    expect_not_running(
-        &run,
-        &[],
-        &format!(
-            "a file naming pid {grader} while the daemon on its port answers with pid {}",
-            daemon.pid
-        ),
-    )
-    .map_err(|f| f.or_hint("compare the pid in the handshake with the file's: a different pid means the file is stale"))?;
-    let numbers: Vec<String> = verdict(&run)
+fn status_connect_deadline(ctx: &mut Ctx) -> Result<(), Failure> {
+    let (_listener, _filler, port) = full_accept_queue()?;
+    let during = "a port whose accept queue is full";
+    let case = "a port whose connect() never completes";
+    let hint = "a blocking connect() can wait for minutes: connect non-blocking, then poll() for POLLOUT with the time left, then read SO_ERROR";
+    gives_up_on(ctx, port, during, case, hint)
+}
+
+/// Given a file naming `grader` (alive) and the port of `daemon`, which answers with its
+/// own pid, status says "not running" and names the pid that answered.
+fn found_stale(run: &Finished, grader: u32, daemon: &Daemon) -> Result<(), Failure> {
+    let case = format!(
+        "a file naming pid {grader} while the daemon on its port answers with pid {}",
+        daemon.pid
+    );
+    expect_not_running(run, &[], &case).map_err(|f| f.or_hint("compare the pid in the handshake with the file's: a different pid means the file is stale"))?;
+    names_answering_pid(run, daemon)
+}
+
+/// Status's reason names the pid `daemon` answered the handshake with.
+fn names_answering_pid(run: &Finished, daemon: &Daemon) -> Result<(), Failure> {
+    let numbers: Vec<String> = verdict(run)
         .split(|c: char| !c.is_ascii_digit())
         .filter(|t| !t.is_empty())
         .map(str::to_string)
@@ -840,64 +956,102 @@ fn status_pid_mismatch(ctx: &mut Ctx) -> Result<(), Failure> {
     })
 }
 
-fn status_eperm(ctx: &mut Ctx) -> Result<(), Failure> {
-    let eperm_words = [
-        "eperm",
-        "permission",
-        "not permitted",
-        "another user",
-        "other user",
-        "belongs to",
-    ];
-    // A process status may not signal: as root, one the grader starts as uid 65534
-    // (status then runs as uid 65533); otherwise process 1, if it is another user's.
-    // The grader answers the handshake for it on a port of its own.
-    let foreign = if running_as_root() {
-        // A process of uid 65534 (`nobody`) that sleeps until the check ends.
-        Some(ctx.spawn_other("sleeper", &["sleep", "60"], Some(65534))?)
-    } else if kill(Pid::from_raw(1), None) == Err(Errno::EPERM) {
-        None
-    } else {
-        return Ok(()); // no process of another user to try: nothing to check
-    };
-    if foreign.is_some() {
-        // First make sure uid 65533 can run the program at all: if it cannot, its error
-        // ("Permission denied") would pass for the EPERM note, or fail the program for
-        // the machine's fault.
-        let missing = ctx.scratch().join("missing.pid").display().to_string();
-        if let Err(why) = ctx.other_user_runs_it(65533, &["status", "--pidfile", &missing]) {
-            return ctx.cannot_test(format!("{why:#}"));
+fn status_pid_mismatch(ctx: &mut Ctx) -> Result<(), Failure> {
+    let daemon = start_daemon(ctx, LOCALHOST_V4)?;
+    // The file names the grader (alive), but the port is the daemon's, which answers
+    // with its own pid.
+    let grader = std::process::id();
+    let other = pidfile_holding(ctx, "other.pid", &record(grader, daemon.port))?;
+    let run = run_status(ctx, &other, &[])?;
+    found_stale(&run, grader, &daemon)
+}
+
+/// A process status may not signal; the grader answers the handshake for it on a port
+/// of its own.
+enum Foreign {
+    /// As root: one the grader started as uid 65534 (status then runs as uid 65533).
+    Started(usize),
+    /// Otherwise process 1, if it is another user's.
+    Init,
+}
+
+impl Foreign {
+    /// The foreign process to try, or none (nothing to check). As root, first makes sure
+    /// uid 65533 can run the program at all (else "cannot test this here"): its error
+    /// ("Permission denied") would pass for the EPERM note, or fail the program for the
+    /// machine's fault.
+    fn find(ctx: &mut Ctx) -> Result<Option<Foreign>, Failure> {
+        if running_as_root() {
+            // A process of uid 65534 (`nobody`) that sleeps until the check ends.
+            let id = ctx.spawn_other("sleeper", &["sleep", "60"], Some(65534))?;
+            let missing = ctx.scratch().join("missing.pid").display().to_string();
+            if let Err(why) = ctx.other_user_runs_it(65533, &["status", "--pidfile", &missing]) {
+                ctx.cannot_test(format!("{why:#}"))?;
+            }
+            Ok(Some(Foreign::Started(id)))
+        } else if kill(Pid::from_raw(1), None) == Err(Errno::EPERM) {
+            Ok(Some(Foreign::Init))
+        } else {
+            Ok(None)
         }
     }
-    let pid = match foreign {
-        Some(id) => ctx.proc(id).pid(),
-        None => 1,
-    };
-    let server = fake_server(LOCALHOST_V4, answer_of(pid))?;
-    let pidfile = ctx.scratch().join("daemon.pid");
-    replace_file(&pidfile, &format!("{pid};{}\n", server.port()))?;
-    let run = if foreign.is_some() {
-        let path_text = pidfile.display().to_string();
-        let id = ctx.spawn_as_user("status", &["status", "--pidfile", &path_text], 65533)?;
-        ctx.finish(id, STATUS_LIMIT)?
-    } else {
-        run_status(ctx, &pidfile, &[])?
-    };
+
+    /// The foreign process's pid.
+    fn pid(&self, ctx: &mut Ctx) -> u32 {
+        match self {
+            Foreign::Started(id) => ctx.proc(*id).pid(),
+            Foreign::Init => 1,
+        }
+    }
+
+    /// Runs `status --pidfile PIDFILE` to its end: as uid 65533 when the grader is root,
+    /// so that the process of uid 65534 is another user's.
+    fn run_status(&self, ctx: &mut Ctx, pidfile: &Path) -> Result<Finished, Failure> {
+        match self {
+            Foreign::Started(_) => {
+                let path_text = pidfile.display().to_string();
+                let id =
+                    ctx.spawn_as_user("status", &["status", "--pidfile", &path_text], 65533)?;
+                ctx.finish(id, STATUS_LIMIT)
+            }
+            Foreign::Init => run_status(ctx, pidfile, &[]),
+        }
+    }
+}
+
+/// Status said the daemon of `pid` on `port` runs, although kill(pid, 0) gave EPERM.
+fn running_despite_eperm(run: &Finished, pid: u32, port: u16) -> Result<(), Failure> {
     let during = format!(
         "pid {pid} belongs to another user (kill(pid, 0) fails with EPERM) and the handshake on its port answers"
     );
-    expect_running(&run, pid, server.port_number()).map_err(|f| {
+    expect_running(run, pid, port).map_err(|f| {
         f.during(&during).hint(
             "EPERM means the process exists, you just may not signal it: go on and probe the port",
         )
-    })?;
+    })
+}
+
+/// Status noted that the process belongs to another user.
+fn noted_eperm(run: &Finished) -> Result<(), Failure> {
     let text = run.stdout_text().to_lowercase();
-    ensure(eperm_words.iter().any(|w| text.contains(w)), || {
+    ensure(EPERM_WORDS.iter().any(|w| text.contains(w)), || {
         Failure::new("status did not say that the process belongs to another user")
-            .expected(format!("a line mentioning {}", eperm_words.join(" or ")))
+            .expected(format!("a line mentioning {}", EPERM_WORDS.join(" or ")))
             .got(show(&run.stdout))
             .hint("when kill(pid, 0) says EPERM, print a note (before the verdict) that the process exists but is another user's")
     })
+}
+
+fn status_eperm(ctx: &mut Ctx) -> Result<(), Failure> {
+    let Some(foreign) = Foreign::find(ctx)? else {
+        return Ok(()); // no process of another user to try: nothing to check
+    };
+    let pid = foreign.pid(ctx);
+    let server = fake_server(LOCALHOST_V4, answer_of(pid))?;
+    let pidfile = pidfile_holding(ctx, "daemon.pid", &record(pid, server.port()))?;
+    let run = foreign.run_status(ctx, &pidfile)?;
+    running_despite_eperm(&run, pid, server.port_number())?;
+    noted_eperm(&run)
 }
 
 // ---------------------------------------------------------------------------------------
