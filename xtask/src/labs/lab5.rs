@@ -234,6 +234,33 @@ fn scratch_path(ctx: &Ctx, name: &str) -> PathBuf {
     ctx.scratch().join(name)
 }
 
+/// The stream server on `server.sock` in the scratch folder, with `extra` arguments,
+/// once it listens: its id and its path.
+fn serve(ctx: &mut Ctx, extra: &[&str]) -> Result<(usize, PathBuf), Failure> {
+    let path = scratch_path(ctx, "server.sock");
+    let id = start(ctx, "server", &path, extra)?;
+    Ok((id, path))
+}
+
+/// What is at `path`, not following a link; a failure when nothing is.
+fn metadata(path: &Path) -> Result<std::fs::Metadata, Failure> {
+    std::fs::symlink_metadata(path)
+        .map_err(|e| Failure::new(format!("no file at {}: {e}", path.display())))
+}
+
+/// `server --path PATH` (labelled `label`), run to its end: a server expected to give up.
+fn run_server(ctx: &mut Ctx, label: &str, path: &Path) -> Result<Finished, Failure> {
+    let path_text = path.to_string_lossy().into_owned();
+    let args = ["server", "--path", &path_text];
+    ctx.run(label, &args, None, Duration::from_secs(10))
+}
+
+/// `server --path PATH` must give up with a clean error naming one of `words`.
+fn server_refuses(ctx: &mut Ctx, path: &Path, words: &[&str], during: &str) -> Result<(), Failure> {
+    let run = run_server(ctx, "server", path)?;
+    expect::clean_error(&run, words, 2).map_err(|f| f.during(during))
+}
+
 /// The designs that get a blocked accept()/recvfrom() loop out on a signal.
 const SIGNAL_DESIGNS: &str = "a flag set by the handler is not enough: a blocking accept() \
     or recvfrom() is restarted after the handler returns (SA_RESTART; Python always retries, \
@@ -272,53 +299,49 @@ fn expect_removed_on(ctx: &mut Ctx, id: usize, path: &Path, signal: Signal) -> R
 // ---------------------------------------------------------------------------------
 
 fn listens_on_path(ctx: &mut Ctx) -> Result<(), Failure> {
-    let path = scratch_path(ctx, "server.sock");
-    start(ctx, "server", &path, &[])?;
-    let metadata = std::fs::symlink_metadata(&path)
-        .map_err(|e| Failure::new(format!("no file at {}: {e}", path.display())))?;
-    ensure(metadata.file_type().is_socket(), || {
+    let (_, path) = serve(ctx, &[])?;
+    ensure(metadata(&path)?.file_type().is_socket(), || {
         Failure::new("the file at --path is not a socket")
             .hint("bind() creates the socket file itself: don't create the file first")
     })
 }
 
 fn echoes(ctx: &mut Ctx) -> Result<(), Failure> {
-    let path = scratch_path(ctx, "server.sock");
-    start(ctx, "server", &path, &[])?;
+    let (_, path) = serve(ctx, &[])?;
     expect_echo(&path, b"hello over a path\n\x00\xff not text\n")
 }
 
 fn echoes_large(ctx: &mut Ctx) -> Result<(), Failure> {
-    let path = scratch_path(ctx, "server.sock");
-    start(ctx, "server", &path, &[])?;
+    let (_, path) = serve(ctx, &[])?;
     let data: Vec<u8> = (0..1024 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
     let got = visit(&path, &data)?;
     ensure(got == data, || {
         Failure::new("1 MiB did not come back whole")
             .expected(format!("{} bytes, the same", data.len()))
             .got(format!("{} bytes", got.len()))
-            .hint("one recv() returns whatever has arrived: loop recv() and send-all until recv() returns 0")
+            .hint(ONE_RECV_IS_NOT_ALL)
     })
 }
 
+/// Why a large echo comes back short.
+const ONE_RECV_IS_NOT_ALL: &str = "one recv() returns whatever has arrived: loop recv() and \
+    send-all until recv() returns 0";
+
 fn serves_in_turn(ctx: &mut Ctx) -> Result<(), Failure> {
-    let path = scratch_path(ctx, "server.sock");
-    start(ctx, "server", &path, &[])?;
+    let (_, path) = serve(ctx, &[])?;
     for n in 1..=3 {
-        expect_echo(&path, format!("client {n} of 3\n").as_bytes()).map_err(|f| {
-            f.during(format!("client {n} of 3"))
+        let client = format!("client {n} of 3");
+        expect_echo(&path, format!("{client}\n").as_bytes()).map_err(|f| {
+            f.during(&client)
                 .or_hint("after one client, go back to accept() the next")
         })?;
     }
     Ok(())
 }
 
+/// Fails unless the file at `path` has exactly the permission bits `wanted`.
 fn expect_mode(path: &Path, wanted: u32, hint: &str) -> Result<(), Failure> {
-    let mode = std::fs::symlink_metadata(path)
-        .map_err(|e| Failure::new(format!("no file at {}: {e}", path.display())))?
-        .permissions()
-        .mode()
-        & 0o777;
+    let mode = metadata(path)?.permissions().mode() & 0o777;
     ensure(mode == wanted, || {
         Failure::new("the socket file has the wrong permissions")
             .expected(format!("mode {wanted:04o}"))
@@ -328,33 +351,33 @@ fn expect_mode(path: &Path, wanted: u32, hint: &str) -> Result<(), Failure> {
 }
 
 fn owner_only(ctx: &mut Ctx) -> Result<(), Failure> {
-    let path = scratch_path(ctx, "server.sock");
-    start(ctx, "server", &path, &[])?;
-    expect_mode(
-        &path,
-        0o600,
-        "bind() creates the file with 0777 minus the umask: set a umask first (and/or chmod \
-         after bind) so that only the owner may connect by default",
-    )
+    let (_, path) = serve(ctx, &[])?;
+    let hint = "bind() creates the file with 0777 minus the umask: set a umask first (and/or \
+                chmod after bind) so that only the owner may connect by default";
+    expect_mode(&path, 0o600, hint)
 }
 
 fn mode_option(ctx: &mut Ctx) -> Result<(), Failure> {
-    let path = scratch_path(ctx, "server.sock");
-    start(ctx, "server", &path, &["--mode", "0660"])?;
-    expect_mode(
-        &path,
-        0o660,
-        "parse --mode as octal and give the file exactly those bits (chmod after bind)",
-    )
+    let (_, path) = serve(ctx, &["--mode", "0660"])?;
+    let hint = "parse --mode as octal and give the file exactly those bits (chmod after bind)";
+    expect_mode(&path, 0o660, hint)
 }
 
 fn peer_credentials(ctx: &mut Ctx) -> Result<(), Failure> {
-    let path = scratch_path(ctx, "server.sock");
-    let id = start(ctx, "server", &path, &[])?;
+    let (id, path) = serve(ctx, &[])?;
     expect_echo(&path, b"who am I?\n")?;
-    let pid = std::process::id();
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
+    expect_credentials(ctx, id, (std::process::id(), uid, gid))
+}
+
+/// Polls the server's stdout (2 s at most) until it names the grader's pid, uid and
+/// gid, the credentials SO_PEERCRED gives for the grader's connection.
+fn expect_credentials(
+    ctx: &mut Ctx,
+    id: usize,
+    (pid, uid, gid): (u32, u32, u32),
+) -> Result<(), Failure> {
     let wanted = [("pid", pid), ("uid", uid), ("gid", gid)];
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
@@ -386,54 +409,52 @@ fn peer_credentials(ctx: &mut Ctx) -> Result<(), Failure> {
 }
 
 fn removes_on_sigint(ctx: &mut Ctx) -> Result<(), Failure> {
-    let path = scratch_path(ctx, "server.sock");
-    let id = start(ctx, "server", &path, &[])?;
+    let (id, path) = serve(ctx, &[])?;
     expect_removed_on(ctx, id, &path, Signal::SIGINT)
 }
 
 fn removes_on_sigterm(ctx: &mut Ctx) -> Result<(), Failure> {
-    let path = scratch_path(ctx, "server.sock");
-    let id = start(ctx, "server", &path, &[])?;
+    let (id, path) = serve(ctx, &[])?;
     expect_removed_on(ctx, id, &path, Signal::SIGTERM)
 }
 
 fn removes_stale(ctx: &mut Ctx) -> Result<(), Failure> {
     let path = scratch_path(ctx, "server.sock");
-    // A server that died without unlink(): its file stays, with nothing behind it.
-    drop(
-        UnixListener::bind(&path)
-            .map_err(|e| Failure::new(format!("the grader could not bind: {e}")))?,
-    );
+    leave_stale_file(&path)?;
     start(ctx, "server", &path, &[]).map_err(|f| {
-        f.during("a stale socket file was at --path").or_hint(
-            "bind() fails with EADDRINUSE: connect() to the path, and if that is refused \
-             (ECONNREFUSED) nobody is there: unlink() the file and bind() again",
-        )
+        f.during("a stale socket file was at --path")
+            .or_hint(STALE_FILE)
     })?;
     expect_echo(&path, b"after the stale file\n")
 }
 
+/// How a server tells a stale socket file from a live one, and replaces it.
+const STALE_FILE: &str = "bind() fails with EADDRINUSE: connect() to the path, and if that \
+    is refused (ECONNREFUSED) nobody is there: unlink() the file and bind() again";
+
+/// Leaves at `path` what a server that died without unlink() leaves: its socket file,
+/// with nothing behind it.
+fn leave_stale_file(path: &Path) -> Result<(), Failure> {
+    UnixListener::bind(path)
+        .map(drop)
+        .map_err(|e| Failure::new(format!("the grader could not bind: {e}")))
+}
+
 fn live_in_use(ctx: &mut Ctx) -> Result<(), Failure> {
-    let path = scratch_path(ctx, "server.sock");
-    let first = start(ctx, "server", &path, &[])?;
-    let path_text = path.to_string_lossy().into_owned();
-    let second = ctx.run(
-        "second server",
-        &["server", "--path", &path_text],
-        None,
-        Duration::from_secs(10),
-    )?;
+    let (first, path) = serve(ctx, &[])?;
+    let second = run_server(ctx, "second server", &path)?;
     expect::clean_error(&second, &["in use"], 2)
         .map_err(|f| f.during("a second server on the path of a live one"))?;
     ctx.ensure_running(first, "when a second server tried its path")?;
     expect_echo(&path, b"still the first server\n").map_err(|f| {
         f.during("the first server, after the second one gave up")
-            .or_hint(
-                "the second server must not delete a live server's file: only a file that \
-             refuses connect() is stale",
-            )
+            .or_hint(LIVE_IS_NOT_STALE)
     })
 }
+
+/// Why a second server must leave a live server's file alone.
+const LIVE_IS_NOT_STALE: &str = "the second server must not delete a live server's file: only \
+    a file that refuses connect() is stale";
 
 /// A server on a fresh path must work, so the error checks below cannot pass by
 /// failing for every path.
@@ -449,53 +470,46 @@ fn keeps_regular_file(ctx: &mut Ctx) -> Result<(), Failure> {
     let contents = b"precious data, not a socket\n";
     files::write_new(&path, contents)
         .map_err(|e| Failure::new(format!("the grader could not write a file: {e}")))?;
-    let path_text = path.to_string_lossy().into_owned();
-    let run = ctx.run(
-        "server",
-        &["server", "--path", &path_text],
-        None,
-        Duration::from_secs(10),
-    )?;
-    let now = files::read_capped(&path).unwrap_or_default();
+    let run = run_server(ctx, "server", &path)?;
+    left_alone(&path, contents)?;
+    let words = ["not a socket", "regular file", "exists", "is a file"];
+    expect::clean_error(&run, &words, 2).map_err(|f| f.during("a regular file at --path"))
+}
+
+/// Fails unless the file at `path` still holds `contents`.
+fn left_alone(path: &Path, contents: &[u8]) -> Result<(), Failure> {
+    let now = files::read_capped(path).unwrap_or_default();
     ensure(now == contents, || {
         Failure::new("the regular file at --path was deleted or changed")
             .expected(format!("{} left alone", path.display()))
             .hint(
                 "only a socket file that refuses connect() is stale: never unlink() any other file",
             )
-    })?;
-    expect::clean_error(
-        &run,
-        &["not a socket", "regular file", "exists", "is a file"],
-        2,
-    )
-    .map_err(|f| f.during("a regular file at --path"))
+    })
 }
 
 fn path_too_long(ctx: &mut Ctx) -> Result<(), Failure> {
-    let scratch_len = ctx.scratch().as_os_str().len();
-    ensure(scratch_len + 2 < SUN_PATH_BYTES - 1, || {
-        Failure::new("the grader's scratch folder path is too long for this check")
-            .hint("set TMPDIR to a shorter folder")
-    })?;
-    let name_len = SUN_PATH_BYTES - 1 - scratch_len - 1;
+    let name_len = longest_name(ctx)?;
     let longest = scratch_path(ctx, &"L".repeat(name_len));
     start(ctx, "server", &longest, &[]).map_err(|f| {
         f.during("with a 107-byte path, the longest sun_path holds")
             .or_hint("107 bytes plus the closing NUL fit in sun_path's 108")
     })?;
     expect_echo(&longest, b"long but legal\n")?;
-
     let too_long = scratch_path(ctx, &"X".repeat(name_len + 1));
-    let path_text = too_long.to_string_lossy().into_owned();
-    let run = ctx.run(
-        "server",
-        &["server", "--path", &path_text],
-        None,
-        Duration::from_secs(10),
-    )?;
-    expect::clean_error(&run, &["too long", "long"], 2)
-        .map_err(|f| f.during("a 108-byte path (sun_path holds 107 and a NUL)"))
+    let during = "a 108-byte path (sun_path holds 107 and a NUL)";
+    server_refuses(ctx, &too_long, &["too long", "long"], during)
+}
+
+/// The longest name a file in the scratch folder may have for its path to fit in
+/// `sun_path` with the closing NUL.
+fn longest_name(ctx: &Ctx) -> Result<usize, Failure> {
+    let scratch_len = ctx.scratch().as_os_str().len();
+    ensure(scratch_len + 2 < SUN_PATH_BYTES - 1, || {
+        Failure::new("the grader's scratch folder path is too long for this check")
+            .hint("set TMPDIR to a shorter folder")
+    })?;
+    Ok(SUN_PATH_BYTES - 1 - scratch_len - 1)
 }
 
 // ---------------------------------------------------------------------------------
@@ -503,38 +517,55 @@ fn path_too_long(ctx: &mut Ctx) -> Result<(), Failure> {
 // ---------------------------------------------------------------------------------
 
 fn client_sends_stdin(ctx: &mut Ctx) -> Result<(), Failure> {
-    let path = scratch_path(ctx, "grader.sock");
-    // The grader's server answers only after the client's end-of-file.
-    let script = Script::new(vec![Step::ReadToEof, Step::Answer])
-        .limit(RUN_LIMIT)
-        .answer(|_, request| vec![[b"you sent: ".as_slice(), request].concat()]);
-    let server = Peer::unix_server(&path, script)?;
-    let stdin = b"first line\nsecond \xff line\n".to_vec();
-    let run = ctx.run(
-        "client",
-        &["client", "--path", &path.to_string_lossy()],
-        Some(stdin.clone()),
-        RUN_LIMIT,
-    );
-    let seen = server.finish();
-    let run = run?;
-    let request = served(seen).map_err(|failure| {
-        failure.during("the grader's server").hint(
-            "after sending stdin, shutdown(SHUT_WR): the server reads until end-of-file \
-             before it answers",
-        )
-    })?;
+    let stdin = b"first line\nsecond \xff line\n";
+    let (run, seen) = client_against(ctx, answers_after_eof(), stdin)?;
+    let request = served(seen).map_err(|f| f.during("the grader's server").hint(HALF_CLOSE))?;
     ensure(request == stdin, || {
-        Failure::new("the client did not send stdin byte for byte").compare(&stdin, &request)
+        Failure::new("the client did not send stdin byte for byte").compare(stdin, &request)
     })?;
-    let expected = [b"you sent: ".as_slice(), &stdin].concat();
+    let expected = [b"you sent: ".as_slice(), stdin].concat();
+    let problem = "the client's stdout is not exactly the reply";
+    let hint = "read until end-of-file and write exactly those bytes to stdout, then exit 0";
+    printed(&run, &expected, problem).map_err(|f| f.hint(hint))
+}
+
+/// Why the grader's server got no end-of-file.
+const HALF_CLOSE: &str = "after sending stdin, shutdown(SHUT_WR): the server reads until \
+    end-of-file before it answers";
+
+/// The grader's stream server: it answers `you sent: <request>` only after the
+/// client's end-of-file.
+fn answers_after_eof() -> Script {
+    Script::new(vec![Step::ReadToEof, Step::Answer])
+        .limit(RUN_LIMIT)
+        .answer(|_, request| vec![[b"you sent: ".as_slice(), request].concat()])
+}
+
+/// `client --path PATH` with `stdin`, run to its end.
+fn run_client(ctx: &mut Ctx, path: &Path, stdin: &[u8]) -> Result<Finished, Failure> {
+    let args = ["client", "--path", &path.to_string_lossy()];
+    ctx.run("client", &args, Some(stdin.to_vec()), RUN_LIMIT)
+}
+
+/// The client run against the grader's stream server playing `script`: the run, and
+/// what the server saw.
+fn client_against(
+    ctx: &mut Ctx,
+    script: Script,
+    stdin: &[u8],
+) -> Result<(Finished, Seen), Failure> {
+    let path = scratch_path(ctx, "grader.sock");
+    let server = Peer::unix_server(&path, script)?;
+    let run = run_client(ctx, &path, stdin);
+    let seen = server.finish();
+    Ok((run?, seen))
+}
+
+/// Fails with `problem` unless the client exited 0 having printed exactly `expected`.
+fn printed(run: &Finished, expected: &[u8], problem: &str) -> Result<(), Failure> {
     ensure(run.status.success() && run.stdout == expected, || {
-        Failure::new(format!(
-            "the client's stdout is not exactly the reply ({})",
-            describe_status(run.status)
-        ))
-        .compare(&expected, &run.stdout)
-        .hint("read until end-of-file and write exactly those bytes to stdout, then exit 0")
+        Failure::new(format!("{problem} ({})", describe_status(run.status)))
+            .compare(expected, &run.stdout)
     })
 }
 
@@ -557,12 +588,7 @@ fn served(seen: Seen) -> Result<Vec<u8>, Failure> {
 
 fn client_no_server(ctx: &mut Ctx) -> Result<(), Failure> {
     let path = scratch_path(ctx, "nobody-here.sock");
-    let run = ctx.run(
-        "client",
-        &["client", "--path", &path.to_string_lossy()],
-        Some(b"hello?\n".to_vec()),
-        RUN_LIMIT,
-    )?;
+    let run = run_client(ctx, &path, b"hello?\n")?;
     expect::clean_error(&run, &["no such file", "not exist", "not found"], 2)
         .map_err(|f| f.during("no socket file at --path"))
 }
@@ -580,6 +606,8 @@ fn grader_dgram(path: &Path) -> Result<UnixDatagram, Failure> {
     Ok(socket)
 }
 
+/// The next datagram for the grader's socket, and its sender's path; `after` says what
+/// the grader did before, if none comes.
 fn receive(socket: &UnixDatagram, after: &str) -> Result<(Vec<u8>, Option<PathBuf>), Failure> {
     let mut buffer = vec![0u8; 70_000];
     match socket.recv_from(&mut buffer) {
@@ -598,75 +626,131 @@ fn receive(socket: &UnixDatagram, after: &str) -> Result<(Vec<u8>, Option<PathBu
     }
 }
 
-fn dgram_echo(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server_path = scratch_path(ctx, "dgram.sock");
-    start(ctx, "dgram-server", &server_path, &[])?;
-    let me = grader_dgram(&scratch_path(ctx, "grader.sock"))?;
-    let datagrams: [&[u8]; 3] = [b"first", b"", b"the third one"];
+/// The datagram server on `dgram.sock` in the scratch folder, once it is bound: its id
+/// and its path.
+fn serve_dgram(ctx: &mut Ctx) -> Result<(usize, PathBuf), Failure> {
+    let path = scratch_path(ctx, "dgram.sock");
+    let id = start(ctx, "dgram-server", &path, &[])?;
+    Ok((id, path))
+}
+
+/// Sends one datagram from `socket` to `to`.
+fn send(socket: &UnixDatagram, data: &[u8], to: &Path) -> Result<(), Failure> {
+    socket
+        .send_to(data, to)
+        .map(drop)
+        .map_err(|e| Failure::new(format!("the grader could not send: {e}")))
+}
+
+/// Sends `data` from the grader's socket `me` to the server at `to`, and returns the
+/// reply; if none comes, the failure says what came `after` and gives `hint`.
+fn ask(
+    me: &UnixDatagram,
+    (data, to): (&[u8], &Path),
+    after: &str,
+    hint: &str,
+) -> Result<Vec<u8>, Failure> {
+    send(me, data, to)?;
+    receive(me, after)
+        .map(|(reply, _)| reply)
+        .map_err(|f| f.hint(hint))
+}
+
+/// Sends every datagram back to back, then reads one reply for each, each of which
+/// must come from the server's path.
+fn burst(me: &UnixDatagram, datagrams: &[&[u8]], server: &Path) -> Result<Vec<Vec<u8>>, Failure> {
     for datagram in datagrams {
-        me.send_to(datagram, &server_path)
-            .map_err(|e| Failure::new(format!("the grader could not send: {e}")))?;
+        send(me, datagram, server)?;
     }
     let mut got = Vec::new();
     for datagram in datagrams {
-        let (reply, from) = receive(&me, &format!("sending {}", show(datagram)))?;
-        ensure(from.as_deref() == Some(server_path.as_path()), || {
+        let (reply, from) = receive(me, &format!("sending {}", show(datagram)))?;
+        ensure(from.as_deref() == Some(server), || {
             Failure::new("a reply did not come from the server's path")
-                .expected(server_path.display().to_string())
+                .expected(server.display().to_string())
                 .got(format!("{from:?}"))
         })?;
         got.push(reply);
     }
+    Ok(got)
+}
+
+/// The datagrams as the report shows them, in a row.
+fn shown<T: AsRef<[u8]>>(datagrams: &[T]) -> String {
+    datagrams
+        .iter()
+        .map(|d| show(d.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn dgram_echo(ctx: &mut Ctx) -> Result<(), Failure> {
+    let (_, server) = serve_dgram(ctx)?;
+    let me = grader_dgram(&scratch_path(ctx, "grader.sock"))?;
+    let datagrams: [&[u8]; 3] = [b"first", b"", b"the third one"];
+    let got = burst(&me, &datagrams, &server)?;
     ensure(got == datagrams, || {
         Failure::new("the replies do not match the datagrams one for one")
             .sent("\"first\", \"\" (empty), \"the third one\", back to back")
-            .got(got.iter().map(|g| show(g)).collect::<Vec<_>>().join(", "))
+            .got(shown(&got))
             .hint("one recvfrom(), one sendto() of exactly those bytes: never join or split datagrams")
     })
 }
 
 fn dgram_unnamed_sender(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server_path = scratch_path(ctx, "dgram.sock");
-    let id = start(ctx, "dgram-server", &server_path, &[])?;
+    let (id, server) = serve_dgram(ctx)?;
     let unnamed = UnixDatagram::unbound()
         .map_err(|e| Failure::new(format!("the grader could not make a socket: {e}")))?;
-    unnamed
-        .send_to(b"no return address", &server_path)
-        .map_err(|e| Failure::new(format!("the grader could not send: {e}")))?;
+    send(&unnamed, b"no return address", &server)?;
     let me = grader_dgram(&scratch_path(ctx, "grader.sock"))?;
-    me.send_to(b"and now?", &server_path)
-        .map_err(|e| Failure::new(format!("the grader could not send: {e}")))?;
-    let (reply, _) = receive(
-        &me,
-        "a datagram from an unnamed socket, then one from a named one",
-    )
-    .map_err(|f| {
-        f.hint(
-            "a sender that never bound a path has no address: recvfrom() returns an \
-                 unnamed one and sendto() it fails. Report it and go on serving",
-        )
-    })?;
+    let after = "a datagram from an unnamed socket, then one from a named one";
+    let reply = ask(&me, (b"and now?", &server), after, UNNAMED_SENDER)?;
     ctx.ensure_running(id, "after a datagram from an unnamed socket")?;
     ensure(reply == b"and now?", || {
         Failure::new("the reply to the named socket is wrong").compare(b"and now?", &reply)
     })
 }
 
+/// What a server does with a datagram from a socket that never bound a path.
+const UNNAMED_SENDER: &str = "a sender that never bound a path has no address: recvfrom() \
+    returns an unnamed one and sendto() it fails. Report it and go on serving";
+
 /// How many datagrams the stuck client sends: more than any receive queue of unread
 /// datagrams holds (net.unix.max_dgram_qlen is 10 by default, 512 at most).
 const STUCK_DATAGRAMS: usize = 600;
 
 fn dgram_stuck_client(ctx: &mut Ctx) -> Result<(), Failure> {
-    let server_path = scratch_path(ctx, "dgram.sock");
-    let id = start(ctx, "dgram-server", &server_path, &[])?;
-    // The stuck client: sends and sends, never reads its replies, so its queue fills
-    // and a sendto() to it blocks (unless the server says MSG_DONTWAIT).
+    let (id, server) = serve_dgram(ctx)?;
     let stuck = grader_dgram(&scratch_path(ctx, "stuck.sock"))?;
+    let sent = flood(&stuck, &server)?;
+    let me = grader_dgram(&scratch_path(ctx, "grader.sock"))?;
+    let after = format!("{sent} datagrams from a client that never reads its replies");
+    let reply = ask(&me, (b"am I served?", &server), &after, NEVER_BLOCK)?;
+    ctx.ensure_running(id, "after a client that never reads")?;
+    drop(stuck);
+    ensure(reply == b"am I served?", || {
+        Failure::new("the reply to the second client is wrong")
+            .expected(show(b"am I served?"))
+            .got(show(&reply))
+    })
+}
+
+/// Why one client that never reads must not stop the server serving the others.
+const NEVER_BLOCK: &str = "a client that never reads fills its receive queue; a blocking \
+    sendto() to it then waits for ever and nobody else is served. Send replies with \
+    MSG_DONTWAIT (or a non-blocking socket) and drop the reply when the queue is full \
+    (EAGAIN)";
+
+/// Plays the stuck client from `stuck`: sends and sends, never reads its replies, so
+/// its queue fills and a sendto() to it blocks (unless the server says MSG_DONTWAIT).
+/// Returns how many datagrams went out ([`STUCK_DATAGRAMS`], or fewer within
+/// [`IO_LIMIT`]).
+fn flood(stuck: &UnixDatagram, server: &Path) -> Result<usize, Failure> {
     let _ = stuck.set_nonblocking(true);
     let mut sent = 0;
     let deadline = Instant::now() + IO_LIMIT;
     while sent < STUCK_DATAGRAMS && Instant::now() < deadline {
-        match stuck.send_to(b"I never read my replies", &server_path) {
+        match stuck.send_to(b"I never read my replies", server) {
             Ok(_) => sent += 1,
             // The server's own queue is full: it is busy (or stuck). Let it work.
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -677,32 +761,11 @@ fn dgram_stuck_client(ctx: &mut Ctx) -> Result<(), Failure> {
             }
         }
     }
-    let me = grader_dgram(&scratch_path(ctx, "grader.sock"))?;
-    me.send_to(b"am I served?", &server_path)
-        .map_err(|e| Failure::new(format!("the grader could not send: {e}")))?;
-    let (reply, _) = receive(
-        &me,
-        &format!("{sent} datagrams from a client that never reads its replies"),
-    )
-    .map_err(|f| {
-        f.hint(
-            "a client that never reads fills its receive queue; a blocking sendto() to it \
-             then waits for ever and nobody else is served. Send replies with MSG_DONTWAIT \
-             (or a non-blocking socket) and drop the reply when the queue is full (EAGAIN)",
-        )
-    })?;
-    ctx.ensure_running(id, "after a client that never reads")?;
-    drop(stuck);
-    ensure(reply == b"am I served?", || {
-        Failure::new("the reply to the second client is wrong")
-            .expected(show(b"am I served?"))
-            .got(show(&reply))
-    })
+    Ok(sent)
 }
 
 fn dgram_removes_on_signal(ctx: &mut Ctx) -> Result<(), Failure> {
-    let path = scratch_path(ctx, "dgram.sock");
-    let id = start(ctx, "dgram-server", &path, &[])?;
+    let (id, path) = serve_dgram(ctx)?;
     expect_removed_on(ctx, id, &path, Signal::SIGTERM)
 }
 
@@ -758,6 +821,27 @@ fn tidy(seen: &Received) {
 fn dgram_client(ctx: &mut Ctx) -> Result<(), Failure> {
     let (run, seen) = run_dgram_client(ctx, b"x\ny y\n")?;
     tidy(&seen);
+    all_named(&seen)?;
+    let said = "\"x\" then \"y y\" (one datagram per line, newline removed)";
+    lines_sent(&seen, &[b"x", b"y y"], said)?;
+    let problem = "the client's stdout is not the replies, one per line";
+    printed(&run, b"R:x\nR:y y\n", problem)
+}
+
+/// Fails unless the client's datagrams are `expected`, a datagram for each stdin line;
+/// `said` is how the report says `expected`.
+fn lines_sent(seen: &Received, expected: &[&[u8]], said: &str) -> Result<(), Failure> {
+    let data: Vec<&[u8]> = seen.iter().map(|(d, _)| d.as_slice()).collect();
+    ensure(data == expected, || {
+        Failure::new("the datagrams are not the stdin lines")
+            .expected(said)
+            .got(shown(&data))
+    })
+}
+
+/// Fails unless the client sent datagrams, every one from a path of its own (the
+/// server could not reply to the others).
+fn all_named(seen: &Received) -> Result<(), Failure> {
     ensure(
         !seen.is_empty() && seen.iter().all(|(_, p)| p.is_some()),
         || {
@@ -771,45 +855,45 @@ fn dgram_client(ctx: &mut Ctx) -> Result<(), Failure> {
                  your own before sendto(), or the server cannot reply",
                 )
         },
-    )?;
-    let data: Vec<&[u8]> = seen.iter().map(|(d, _)| d.as_slice()).collect();
-    ensure(data == [&b"x"[..], b"y y"], || {
-        Failure::new("the datagrams are not the stdin lines")
-            .expected("\"x\" then \"y y\" (one datagram per line, newline removed)")
-            .got(data.iter().map(|d| show(d)).collect::<Vec<_>>().join(", "))
-    })?;
-    ensure(
-        run.status.success() && run.stdout == b"R:x\nR:y y\n",
-        || {
-            Failure::new(format!(
-                "the client's stdout is not the replies, one per line ({})",
-                describe_status(run.status)
-            ))
-            .compare(b"R:x\nR:y y\n", &run.stdout)
-        },
     )
 }
 
 fn dgram_client_cleanup(ctx: &mut Ctx) -> Result<(), Failure> {
     let (run, seen) = run_dgram_client(ctx, b"bye\n")?;
     let own: Vec<PathBuf> = seen.iter().filter_map(|(_, p)| p.clone()).collect();
-    let left: Vec<&PathBuf> = own
+    let left = still_there(&own);
+    tidy(&seen);
+    exchanged_from_own_path(&run, own.len())?;
+    none_left(&left)
+}
+
+/// The paths among `paths` where something still is (before the grader tidies).
+fn still_there(paths: &[PathBuf]) -> Vec<&PathBuf> {
+    paths
         .iter()
         .filter(|p| std::fs::symlink_metadata(p).is_ok())
-        .collect();
-    tidy(&seen);
-    ensure(run.status.success() && !own.is_empty(), || {
-        Failure::new(format!(
-            "the client did not finish its exchange from a path of its own ({})",
-            describe_status(run.status)
-        ))
-        .got(format!("{} datagram(s) with a return address", own.len()))
-        .hint("bind() a path, send, receive the reply, then unlink() the path")
-    })?;
+        .collect()
+}
+
+/// Fails unless the client left none of its own socket files behind.
+fn none_left(left: &[&PathBuf]) -> Result<(), Failure> {
     ensure(left.is_empty(), || {
         Failure::new("the client's own socket file is still there after it exited")
             .got(left[0].display().to_string())
             .hint("unlink() the path you bound before exiting (on errors too)")
+    })
+}
+
+/// Fails unless the client exited 0 having sent from a path of its own (`named`
+/// datagrams with a return address).
+fn exchanged_from_own_path(run: &Finished, named: usize) -> Result<(), Failure> {
+    ensure(run.status.success() && named > 0, || {
+        Failure::new(format!(
+            "the client did not finish its exchange from a path of its own ({})",
+            describe_status(run.status)
+        ))
+        .got(format!("{named} datagram(s) with a return address"))
+        .hint("bind() a path, send, receive the reply, then unlink() the path")
     })
 }
 
