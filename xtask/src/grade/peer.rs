@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::net::{IO_LIMIT, RECEIVE_CAP};
-use super::{Failure, tcp_table};
+use super::{Failure, sockdiag, tcp_table};
 
 /// The most a stalled peer holds its connection (the check ends it sooner).
 const HOLD_LIMIT: Duration = Duration::from_secs(30);
@@ -618,8 +618,11 @@ impl Wire {
     /// Whether the program has read everything sent so far; waits up to `limit`.
     fn wait_until_read(&self, stop: &Receiver<()>, limit: Duration) -> bool {
         match self {
-            Wire::Tcp(_, Some((local, remote))) => {
-                wait_until_read_in(&own_tables(), *local, *remote, stop, limit)
+            Wire::Tcp(stream, Some((local, remote))) => {
+                match (stream.local_addr(), stream.peer_addr()) {
+                    (Ok(ours), Ok(theirs)) => wait_until_read_by(ours, theirs, stop, limit),
+                    _ => wait_until_read_in(&own_tables(), *local, *remote, stop, limit),
+                }
             }
             Wire::Tcp(_, None) => true,
             Wire::Unix(stream) => {
@@ -1042,6 +1045,32 @@ pub fn own_tables() -> Vec<PathBuf> {
         "/proc/thread-self/net/tcp".into(),
         "/proc/thread-self/net/tcp6".into(),
     ]
+}
+
+/// Polls the kernel (sock_diag: one hash lookup a socket) until everything sent on the
+/// connection `local`<->`remote` has been acknowledged and read by the program at
+/// `remote` (its receive queue is empty). True when that happened, or when the
+/// program's socket is gone; false at `limit` or on a stop request. Where sock_diag
+/// cannot be used, reads the TCP tables instead.
+pub fn wait_until_read_by(
+    local: SocketAddr,
+    remote: SocketAddr,
+    stop: &Receiver<()>,
+    limit: Duration,
+) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let unacked = sockdiag::queues_or_tables(local, remote).map(|(tx, _)| tx);
+        let unread = sockdiag::queues_or_tables(remote, local).map(|(_, rx)| rx);
+        match (unacked, unread) {
+            (Some(0), Some(0)) | (_, None) => return true,
+            _ => {}
+        }
+        if stop_asked(stop) || Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// Polls these TCP `tables` until everything sent on the connection

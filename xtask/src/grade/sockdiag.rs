@@ -1,5 +1,6 @@
-//! Which TCP sockets listen, asked of the kernel over `NETLINK_SOCK_DIAG` (what `ss -l`
-//! uses), for the network namespace of the calling thread.
+//! TCP sockets asked of the kernel over `NETLINK_SOCK_DIAG` (what `ss` uses), for the
+//! network namespace of the calling thread: which sockets listen ([`listeners`]), and
+//! the queues of one connection ([`queues`]).
 //!
 //! Why not `/proc/net/tcp`: every read of it walks every bucket of the kernel's
 //! established-connection hash table, whose size follows the machine's memory (a 24 GB
@@ -7,7 +8,8 @@
 //! sockets. That is about a millisecond of kernel time per read; a check polling for a
 //! server that never listens kept half a core busy for its whole start-up limit, and a
 //! class or the mutant run has dozens of such checks at once. A sock_diag dump asked
-//! for the LISTEN state only walks the (small) listening hash.
+//! for the LISTEN state only walks the (small) listening hash, and a request for one
+//! connection, named by both its addresses, is a single hash lookup.
 //!
 //! The request and reply layouts are those of `linux/inet_diag.h` and
 //! `linux/netlink.h`; `libc` has the netlink constants but not the diag structures.
@@ -43,6 +45,119 @@ pub fn is_listening(port: u16) -> Option<bool> {
     listeners()
         .ok()
         .map(|found| found.iter().any(|addr| addr.port() == port))
+}
+
+/// `(send queue, receive queue)` of the TCP socket whose own address is `local` and
+/// whose peer is `remote`: bytes sent but not yet acknowledged, and bytes received but
+/// not yet read by its program (the `tx_queue` and `rx_queue` of `/proc/net/tcp`).
+/// `Ok(None)`: no such socket (closed, or never there). An error means sock_diag could
+/// not be used here; callers then read `/proc/net/tcp` instead.
+pub fn queues(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<(u64, u64)>> {
+    let socket = open()?;
+    let mut request = [0u8; HEADER + REQUEST];
+    request[0..4].copy_from_slice(&((HEADER + REQUEST) as u32).to_ne_bytes());
+    request[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    // No NLM_F_DUMP: the kernel looks the one socket up by its addresses.
+    request[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    let body = &mut request[HEADER..];
+    body[0] = if local.is_ipv4() {
+        libc::AF_INET as u8
+    } else {
+        libc::AF_INET6 as u8
+    };
+    body[1] = libc::IPPROTO_TCP as u8;
+    body[4..8].copy_from_slice(&u32::MAX.to_ne_bytes()); // every state
+    // struct inet_diag_sockid: sport, dport (big-endian), src[16], dst[16], if, cookie.
+    body[8..10].copy_from_slice(&local.port().to_be_bytes());
+    body[10..12].copy_from_slice(&remote.port().to_be_bytes());
+    put_ip(&mut body[12..28], local.ip());
+    put_ip(&mut body[28..44], remote.ip());
+    // INET_DIAG_NOCOOKIE: match by addresses, not by a cookie we do not have.
+    body[48..56].copy_from_slice(&[0xff; 8]);
+    send(&socket, &request)?;
+    let mut buffer = vec![0u8; 4 * 1024];
+    // SAFETY: recv writes at most buffer.len() bytes into the buffer.
+    let n = unsafe {
+        libc::recv(
+            socket.as_raw_fd(),
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            0,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let reply = &buffer[..n as usize];
+    if reply.len() < HEADER {
+        return Err(malformed());
+    }
+    match u16::from_ne_bytes([reply[4], reply[5]]) as i32 {
+        libc::NLMSG_ERROR => match error_code(reply) {
+            libc::ENOENT => Ok(None),
+            code => Err(io::Error::from_raw_os_error(code)),
+        },
+        _ => {
+            // struct inet_diag_msg: ..., expires at 52, rqueue at 56, wqueue at 60.
+            let word = |at: usize| -> io::Result<u64> {
+                let bytes = reply
+                    .get(HEADER + at..HEADER + at + 4)
+                    .ok_or_else(malformed)?;
+                Ok(u64::from(u32::from_ne_bytes(bytes.try_into().unwrap())))
+            };
+            Ok(Some((word(60)?, word(56)?)))
+        }
+    }
+}
+
+/// [`queues`] of the connection `local`<->`remote`, read from the calling thread's
+/// `/proc/net/tcp` tables (matched by ports) where sock_diag cannot be used.
+pub fn queues_or_tables(local: SocketAddr, remote: SocketAddr) -> Option<(u64, u64)> {
+    match queues(local, remote) {
+        Ok(found) => found,
+        Err(_) => super::tcp_table::queues(
+            &["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"],
+            local.port(),
+            remote.port(),
+        ),
+    }
+}
+
+/// An address as a sockid holds it: IPv4 in the first 4 bytes, IPv6 in all 16.
+fn put_ip(field: &mut [u8], ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => field[..4].copy_from_slice(&v4.octets()),
+        IpAddr::V6(v6) => field.copy_from_slice(&v6.octets()),
+    }
+}
+
+/// The (positive) errno of an `NLMSG_ERROR` reply.
+fn error_code(reply: &[u8]) -> i32 {
+    -reply
+        .get(HEADER..HEADER + 4)
+        .map(|b| i32::from_ne_bytes(b.try_into().unwrap()))
+        .unwrap_or(-libc::EINVAL)
+}
+
+fn malformed() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "sock_diag: malformed reply")
+}
+
+/// Sends one whole request.
+fn send(socket: &OwnedFd, request: &[u8]) -> io::Result<()> {
+    // SAFETY: the buffer outlives the call.
+    let sent = unsafe {
+        libc::send(
+            socket.as_raw_fd(),
+            request.as_ptr().cast(),
+            request.len(),
+            0,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// socket(AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG), with a receive deadline.
@@ -86,18 +201,7 @@ fn dump(socket: &OwnedFd, family: u8) -> io::Result<Vec<SocketAddr>> {
     request[HEADER] = family;
     request[HEADER + 1] = libc::IPPROTO_TCP as u8;
     request[HEADER + 4..HEADER + 8].copy_from_slice(&LISTEN_MASK.to_ne_bytes());
-    // SAFETY: the buffer outlives the call; the kernel is the (zeroed) destination.
-    let sent = unsafe {
-        libc::send(
-            socket.as_raw_fd(),
-            request.as_ptr().cast(),
-            request.len(),
-            0,
-        )
-    };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    send(socket, &request)?;
     let mut found = Vec::new();
     let mut buffer = vec![0u8; 32 * 1024];
     loop {
@@ -128,20 +232,11 @@ fn parse(mut bytes: &[u8], found: &mut Vec<SocketAddr>) -> io::Result<bool> {
     while bytes.len() >= HEADER {
         let length = u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize;
         if length < HEADER || length > bytes.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "sock_diag: malformed reply",
-            ));
+            return Err(malformed());
         }
         match u16_at(bytes, 4) as i32 {
             libc::NLMSG_DONE => return Ok(true),
-            libc::NLMSG_ERROR => {
-                let code = bytes
-                    .get(HEADER..HEADER + 4)
-                    .map(|b| i32::from_ne_bytes(b.try_into().unwrap()))
-                    .unwrap_or(-libc::EINVAL);
-                return Err(io::Error::from_raw_os_error(-code));
-            }
+            libc::NLMSG_ERROR => return Err(io::Error::from_raw_os_error(error_code(bytes))),
             _ => {
                 if let Some(addr) = local_address(&bytes[HEADER..length]) {
                     found.push(addr);
@@ -190,5 +285,28 @@ mod tests {
         assert!(found.contains(&v4.local_addr().unwrap()), "{found:?}");
         assert!(found.contains(&v6.local_addr().unwrap()), "{found:?}");
         assert_eq!(is_listening(bound_port), Some(false));
+    }
+
+    #[test]
+    fn reads_one_connections_queues_and_misses_closed_ones() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let (ours, theirs) = (client.local_addr().unwrap(), server.local_addr().unwrap());
+        client.write_all(b"twelve bytes").unwrap();
+        // Unread by the server: its receive queue holds them once they arrive.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while queues(theirs, ours).unwrap().map(|(_, rx)| rx) != Some(12) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                queues(theirs, ours)
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let unknown: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(queues(unknown, ours).unwrap(), None);
+        drop(server);
     }
 }

@@ -30,6 +30,7 @@ use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, show};
 use crate::grade::peer::{Peer, Script, Seen, Step};
 use crate::grade::row;
+use crate::grade::sockdiag;
 use crate::grade::{Ctx, Failure, Finished, Lab, Server, common, ensure, expect};
 use crate::grade::{procstat, standard};
 
@@ -613,19 +614,16 @@ fn came_back_whole(
 }
 
 /// Bytes in the send queue of the server's socket for the connection between its `port`
-/// and ours (`tx_queue` of `/proc/net/tcp`): data the kernel could not deliver yet.
+/// and ours (`tx_queue` of `/proc/net/tcp`, asked over sock_diag): data the kernel could
+/// not deliver yet.
 fn send_queue(port: u16, peer_port: u16) -> Option<u64> {
-    let table = std::fs::read_to_string("/proc/thread-self/net/tcp").ok()?;
-    let local = format!(":{port:04X}");
-    let remote = format!(":{peer_port:04X}");
-    table.lines().skip(1).find_map(|line| {
-        let mut fields = line.split_whitespace().skip(1);
-        let (l, r) = (fields.next()?, fields.next()?);
-        let queues = fields.nth(1)?;
-        (l.ends_with(&local) && r.ends_with(&remote))
-            .then(|| u64::from_str_radix(queues.split(':').next()?, 16).ok())
-            .flatten()
-    })
+    let (server, ours) = (loopback(port), loopback(peer_port));
+    sockdiag::queues_or_tables(server, ours).map(|(tx, _)| tx)
+}
+
+/// `127.0.0.1:port`.
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
 /// Reads the pattern stream until EOF, failing at the first wrong byte. Returns how

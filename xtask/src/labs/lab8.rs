@@ -33,6 +33,7 @@ use crate::grade::demo::Demo;
 use crate::grade::net::{self, Conn, IO_LIMIT, LOCALHOST_V4, LOCALHOST_V6, show};
 use crate::grade::peer::{Late, Peer, Script, Step};
 use crate::grade::row;
+use crate::grade::sockdiag;
 use crate::grade::{Ctx, Failure, Finished, Lab, common, ensure, expect, files};
 
 pub static LAB: Lab = Lab {
@@ -295,19 +296,11 @@ fn handshake(ctx: &mut Ctx) -> Result<(), Failure> {
 }
 
 /// The receive queue of the daemon's end of the connection from `client_port` to
-/// `server_port` (IPv4), or None once that socket is gone.
+/// `server_port` (IPv4, asked over sock_diag), or None once that socket is gone.
 fn daemon_rx_queue(server_port: u16, client_port: u16) -> Option<u64> {
-    let table = fs::read_to_string("/proc/thread-self/net/tcp").ok()?;
-    let local = format!(":{server_port:04X}");
-    let remote = format!(":{client_port:04X}");
-    table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() < 5 || !fields[1].ends_with(&local) || !fields[2].ends_with(&remote) {
-            return None;
-        }
-        let rx = fields[4].split(':').nth(1)?;
-        u64::from_str_radix(rx, 16).ok()
-    })
+    let daemon = SocketAddr::from((Ipv4Addr::LOCALHOST, server_port));
+    let client = SocketAddr::from((Ipv4Addr::LOCALHOST, client_port));
+    sockdiag::queues_or_tables(daemon, client).map(|(_, rx)| rx)
 }
 
 /// Sends `first`, waits until the daemon on `port` has read it (its receive queue is
