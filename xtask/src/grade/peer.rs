@@ -1058,25 +1058,15 @@ pub fn wait_until_read_by(
     stop: &Receiver<()>,
     limit: Duration,
 ) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        let unacked = sockdiag::queues_or_tables(local, remote).map(|(tx, _)| tx);
-        let unread = sockdiag::queues_or_tables(remote, local).map(|(_, rx)| rx);
-        match (unacked, unread) {
-            (Some(0), Some(0)) | (_, None) => return true,
-            _ => {}
-        }
-        if stop_asked(stop) || Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let queues = |ours: bool| match ours {
+        true => sockdiag::queues_or_tables(local, remote),
+        false => sockdiag::queues_or_tables(remote, local),
+    };
+    wait_until_drained(queues, stop, limit)
 }
 
-/// Polls these TCP `tables` until everything sent on the connection
-/// `local`<->`remote` has been acknowledged and read by the other end (its receive
-/// queue is empty). True when that happened, or when the other end's socket is gone;
-/// false at `limit` or on a stop request.
+/// [`wait_until_read_by`], read from these TCP `tables` (matched by ports): for a
+/// connection in another network namespace, whose tables the caller names.
 pub fn wait_until_read_in(
     tables: &[PathBuf],
     local: u16,
@@ -1084,10 +1074,25 @@ pub fn wait_until_read_in(
     stop: &Receiver<()>,
     limit: Duration,
 ) -> bool {
+    let queues = |ours: bool| match ours {
+        true => tcp_table::queues(tables, local, remote),
+        false => tcp_table::queues(tables, remote, local),
+    };
+    wait_until_drained(queues, stop, limit)
+}
+
+/// Polls `queues` (`true`: our socket's `(send, receive)` queues, `false`: the
+/// program's) until nothing we sent is unacknowledged or unread, or the program's
+/// socket is gone (true); false at `limit` or on a stop request.
+fn wait_until_drained(
+    queues: impl Fn(bool) -> Option<(u64, u64)>,
+    stop: &Receiver<()>,
+    limit: Duration,
+) -> bool {
     let deadline = Instant::now() + limit;
     loop {
-        let unacked = tcp_table::queues(tables, local, remote).map(|(tx, _)| tx);
-        let unread = tcp_table::queues(tables, remote, local).map(|(_, rx)| rx);
+        let unacked = queues(true).map(|(tx, _)| tx);
+        let unread = queues(false).map(|(_, rx)| rx);
         match (unacked, unread) {
             (Some(0), Some(0)) | (_, None) => return true,
             _ => {}

@@ -76,19 +76,8 @@ pub fn queues(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<(u64, 
     body[48..56].copy_from_slice(&[0xff; 8]);
     send(&socket, &request)?;
     let mut buffer = vec![0u8; 4 * 1024];
-    // SAFETY: recv writes at most buffer.len() bytes into the buffer.
-    let n = unsafe {
-        libc::recv(
-            socket.as_raw_fd(),
-            buffer.as_mut_ptr().cast(),
-            buffer.len(),
-            0,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let reply = &buffer[..n as usize];
+    let n = receive(&socket, &mut buffer)?;
+    let reply = &buffer[..n];
     if reply.len() < HEADER {
         return Err(malformed());
     }
@@ -160,6 +149,23 @@ fn send(socket: &OwnedFd, request: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Receives one datagram of replies into `buffer`; how many bytes came.
+fn receive(socket: &OwnedFd, buffer: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: recv writes at most buffer.len() bytes into the buffer.
+    let n = unsafe {
+        libc::recv(
+            socket.as_raw_fd(),
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            0,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
 /// socket(AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG), with a receive deadline.
 fn open() -> io::Result<OwnedFd> {
     // SAFETY: plain system calls on a descriptor this function owns.
@@ -205,22 +211,11 @@ fn dump(socket: &OwnedFd, family: u8) -> io::Result<Vec<SocketAddr>> {
     let mut found = Vec::new();
     let mut buffer = vec![0u8; 32 * 1024];
     loop {
-        // SAFETY: recv writes at most buffer.len() bytes into the buffer.
-        let n = unsafe {
-            libc::recv(
-                socket.as_raw_fd(),
-                buffer.as_mut_ptr().cast(),
-                buffer.len(),
-                0,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let n = receive(socket, &mut buffer)?;
         if n == 0 {
             return Ok(found);
         }
-        if parse(&buffer[..n as usize], &mut found)? {
+        if parse(&buffer[..n], &mut found)? {
             return Ok(found);
         }
     }
