@@ -9,16 +9,21 @@ use std::net::{IpAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 /// A port the kernel says is free right now on `ip`, for TCP and UDP alike, and not
-/// handed to another check of this grader in the last two minutes.
+/// handed to another check of this grader, or of another grader on this machine, in the
+/// last two minutes.
 ///
 /// Checks run side by side: a port one check was given and has not bound yet is free
 /// again in the kernel's eyes, and bind(0) may hand it out twice. Two UDP servers that
 /// both set SO_REUSEADDR then share the port and receive each other's datagrams, so the
-/// grader remembers what it gave out, and checks UDP too.
+/// grader remembers what it gave out, and checks UDP too. Other graders (a class graded
+/// while the tests run, parallel test binaries) cannot see that memory, so each port
+/// given out is also claimed machine-wide by [`Claim`] for as long as it is remembered.
 pub fn free_port(ip: IpAddr) -> u16 {
     use std::collections::HashMap;
     use std::sync::Mutex;
-    static GIVEN: Mutex<Option<HashMap<u16, Instant>>> = Mutex::new(None);
+    /// Each port given out: when, and its claim (if one could be made).
+    type Given = HashMap<u16, (Instant, Option<Claim>)>;
+    static GIVEN: Mutex<Option<Given>> = Mutex::new(None);
     const REMEMBER: Duration = Duration::from_secs(120);
     let range = server_ports();
     for _ in 0..256 {
@@ -37,14 +42,36 @@ pub fn free_port(ip: IpAddr) -> u16 {
         }
         let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
         let given = given.get_or_insert_with(HashMap::new);
-        given.retain(|_, at| at.elapsed() < REMEMBER);
+        given.retain(|_, (at, _)| at.elapsed() < REMEMBER);
         if given.contains_key(&port) {
             continue;
         }
-        given.insert(port, Instant::now());
+        let claim = match Claim::take(port) {
+            Ok(claim) => Some(claim),
+            // Another grader gave this port out: try the next.
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            // Out of descriptors, say: this grader's own memory still holds.
+            Err(_) => None,
+        };
+        given.insert(port, (Instant::now(), claim));
         return port;
     }
     0
+}
+
+/// A machine-wide claim on a port between graders: an abstract Unix socket named
+/// `socklab-port-PORT`. Only one socket can hold a name, the kernel frees it when the
+/// socket closes (the grader exits or forgets the port), and it leaves no file behind.
+/// Abstract names belong to a network namespace, as ports do.
+struct Claim(#[allow(dead_code)] std::os::unix::net::UnixDatagram);
+
+impl Claim {
+    fn take(port: u16) -> std::io::Result<Claim> {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("socklab-port-{port}");
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+        std::os::unix::net::UnixDatagram::bind_addr(&addr).map(Claim)
+    }
 }
 
 /// Where servers' ports come from: below the kernel's ephemeral range
@@ -85,5 +112,13 @@ mod tests {
         let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
         assert_eq!(distinct.len(), ports.len());
         assert!(!distinct.contains(&0));
+    }
+
+    #[test]
+    fn a_port_handed_out_is_claimed_for_other_graders_too() {
+        // What another grader would try, and be refused (so it picks another port).
+        let port = free_port(LOCALHOST_V4);
+        let claimed_twice = Claim::take(port);
+        assert!(claimed_twice.is_err(), "port {port} could be claimed twice");
     }
 }

@@ -16,7 +16,7 @@ use super::Failure;
 use super::capture::describe_size;
 use super::process::{self, Input, Running, describe_status};
 use super::sandbox::{Jail, Policy};
-use super::{files, net, pidns, scratchfs};
+use super::{files, net, pidns, scratchfs, strays, tcp_table};
 
 /// How long a program may take to start listening.
 pub const START_LIMIT: Duration = Duration::from_secs(5);
@@ -294,18 +294,32 @@ impl Ctx {
         })
     }
 
-    /// Polls until something listens on `port`, failing early if the program exits.
+    /// Polls until the program `id` (or a process it started) listens on `port`, failing
+    /// early if the program exits.
+    ///
+    /// Whose the listener is matters: other checks and other graders start servers on
+    /// ports of their own at the same time, and a skeleton that never listens must not
+    /// pass because some other program took its port. A listener counts once this
+    /// check's processes hold its socket (its inode among their descriptors).
     pub fn wait_listening(&mut self, id: usize, port: u16) -> Result<(), Failure> {
         let deadline = Instant::now() + START_LIMIT;
+        let mut foreign = false;
         loop {
-            if net::is_listening(port) {
-                self.mark_listened(id);
-                return Ok(());
+            let inodes = net::listener_inodes(port);
+            if !inodes.is_empty() {
+                if self.holds_any(id, &inodes) {
+                    self.mark_listened(id);
+                    return Ok(());
+                }
+                foreign = true;
             }
             if let Some(status) = self.procs[id].exited() {
                 let label = &self.procs[id].label;
                 let stderr = self.procs[id].stderr_text().to_lowercase();
-                let hint = if stderr.contains("invalid argument") {
+                let hint = if foreign {
+                    "another program on this machine (not this check's) listens on that port; \
+                     the grader's choice of port collided with it: grade again"
+                } else if stderr.contains("invalid argument") {
                     "accept() fails with EINVAL (\"invalid argument\") on a socket that is not \
                      listening: did the program call listen() after bind()?"
                 } else {
@@ -326,8 +340,30 @@ impl Ctx {
                     "did the program call bind() and listen() on the --host/--port it was given?",
                 ));
             }
-            std::thread::sleep(Duration::from_millis(5));
+            // A stranger's listener costs a look through /proc on every poll: poll slower.
+            let pause = if foreign { 50 } else { 5 };
+            std::thread::sleep(Duration::from_millis(pause));
         }
+    }
+
+    /// Whether a process of this check holds one of the sockets `inodes`: the program
+    /// started as `id` (most servers), else any process carrying the check's marker (a
+    /// child it forked to listen). A program whose descriptors the grader may not read
+    /// (it made itself undumpable) is taken at its word.
+    fn holds_any(&self, id: usize, inodes: &[u64]) -> bool {
+        let holds = |pid: u32| {
+            let dir = format!("/proc/{pid}/fd");
+            match std::fs::read_dir(&dir) {
+                Err(e) => e.kind() == std::io::ErrorKind::PermissionDenied,
+                Ok(_) => tcp_table::socket_inodes(pid)
+                    .iter()
+                    .any(|inode| inodes.contains(inode)),
+            }
+        };
+        holds(self.procs[id].pid())
+            || strays::marked(&strays::marker_value(self.token), false)
+                .into_iter()
+                .any(|pid| holds(pid as u32))
     }
 
     /// Polls until `ready()` says the program `id` (started as `role`) has set up its
@@ -508,5 +544,26 @@ impl Drop for Ctx {
                 eprintln!("socklab: could not remove {}", path.display());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A program that never listens, on a port someone else listens on (another check's
+    /// server, as when two graders picked the same port): not taken for a listener.
+    #[test]
+    fn a_strangers_listener_on_the_port_is_not_the_programs() {
+        let stranger = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = stranger.local_addr().unwrap().port();
+        let mut ctx = Ctx::new(&["/bin/sh".to_string()], &Policy::basic()).unwrap();
+        let id = ctx.spawn("server", &["-c", "exit 3"], None).unwrap();
+        let details = ctx.wait_listening(id, port).unwrap_err().into_details();
+        assert!(details.problem.contains("exited"), "{details:?}");
+        assert!(
+            details.hint.as_deref().unwrap_or("").contains("another program"),
+            "{details:?}"
+        );
     }
 }

@@ -383,13 +383,25 @@ fn is_timeout(err: &io::Error) -> bool {
 /// Asked of the kernel over sock_diag (cheap), or read from `/proc/net/tcp*` where that
 /// is not available (see [`super::sockdiag`] for why the order matters).
 pub fn is_listening(port: u16) -> bool {
-    if let Some(listening) = super::sockdiag::is_listening(port) {
-        return listening;
+    if let Some(inodes) = super::sockdiag::listening_on(port) {
+        return !inodes.is_empty();
     }
     ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"]
         .iter()
         .filter_map(|path| std::fs::read_to_string(path).ok())
         .any(|table| table_has_listener(&table, port))
+}
+
+/// The inodes of the TCP sockets listening on `port` (IPv4 and IPv6), by sock_diag or
+/// else from `/proc/net/tcp*`: whose they are is then a question of `/proc/PID/fd`.
+pub fn listener_inodes(port: u16) -> Vec<u64> {
+    super::sockdiag::listening_on(port).unwrap_or_else(|| {
+        let tables = ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"];
+        super::tcp_table::listeners(&tables, port)
+            .iter()
+            .map(|row| row.inode)
+            .collect()
+    })
 }
 
 fn table_has_listener(table: &str, port: u16) -> bool {

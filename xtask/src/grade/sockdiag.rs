@@ -30,21 +30,34 @@ const REQUEST: usize = 56;
 /// How long the kernel may take to answer one dump (it answers at once in practice).
 const ANSWER_LIMIT: Duration = Duration::from_secs(1);
 
-/// The local addresses of every TCP socket in LISTEN state, IPv4 and IPv6, in the
-/// calling thread's network namespace. An error means sock_diag could not be used here
-/// (a kernel without it); callers then read `/proc/net/tcp` instead.
-pub fn listeners() -> io::Result<Vec<SocketAddr>> {
+/// A TCP socket in LISTEN state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listener {
+    /// Where it listens.
+    pub local: SocketAddr,
+    /// Its inode: `/proc/PID/fd/N -> socket:[INODE]` names the processes holding it.
+    pub inode: u64,
+}
+
+/// Every TCP socket in LISTEN state, IPv4 and IPv6, in the calling thread's network
+/// namespace. An error means sock_diag could not be used here (a kernel without it);
+/// callers then read `/proc/net/tcp` instead.
+pub fn listeners() -> io::Result<Vec<Listener>> {
     let socket = open()?;
     let mut found = dump(&socket, libc::AF_INET as u8)?;
     found.extend(dump(&socket, libc::AF_INET6 as u8)?);
     Ok(found)
 }
 
-/// Whether some TCP socket listens on `port` (`None`: sock_diag is not available).
-pub fn is_listening(port: u16) -> Option<bool> {
-    listeners()
-        .ok()
-        .map(|found| found.iter().any(|addr| addr.port() == port))
+/// The inodes of the sockets listening on `port` (`None`: sock_diag is not available).
+pub fn listening_on(port: u16) -> Option<Vec<u64>> {
+    listeners().ok().map(|found| {
+        found
+            .iter()
+            .filter(|l| l.local.port() == port)
+            .map(|l| l.inode)
+            .collect()
+    })
 }
 
 /// `(send queue, receive queue)` of the TCP socket whose own address is `local` and
@@ -197,8 +210,8 @@ fn open() -> io::Result<OwnedFd> {
     }
 }
 
-/// One dump request for `family`'s listening TCP sockets, and the addresses it returns.
-fn dump(socket: &OwnedFd, family: u8) -> io::Result<Vec<SocketAddr>> {
+/// One dump request for `family`'s listening TCP sockets, and the sockets it returns.
+fn dump(socket: &OwnedFd, family: u8) -> io::Result<Vec<Listener>> {
     let mut request = [0u8; HEADER + REQUEST];
     request[0..4].copy_from_slice(&((HEADER + REQUEST) as u32).to_ne_bytes());
     request[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
@@ -222,7 +235,7 @@ fn dump(socket: &OwnedFd, family: u8) -> io::Result<Vec<SocketAddr>> {
 }
 
 /// Reads one datagram of replies into `found`; true at the end of the dump.
-fn parse(mut bytes: &[u8], found: &mut Vec<SocketAddr>) -> io::Result<bool> {
+fn parse(mut bytes: &[u8], found: &mut Vec<Listener>) -> io::Result<bool> {
     let u16_at = |b: &[u8], at: usize| u16::from_ne_bytes([b[at], b[at + 1]]);
     while bytes.len() >= HEADER {
         let length = u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize;
@@ -233,8 +246,8 @@ fn parse(mut bytes: &[u8], found: &mut Vec<SocketAddr>) -> io::Result<bool> {
             libc::NLMSG_DONE => return Ok(true),
             libc::NLMSG_ERROR => return Err(io::Error::from_raw_os_error(error_code(bytes))),
             _ => {
-                if let Some(addr) = local_address(&bytes[HEADER..length]) {
-                    found.push(addr);
+                if let Some(listener) = listener(&bytes[HEADER..length]) {
+                    found.push(listener);
                 }
             }
         }
@@ -245,9 +258,9 @@ fn parse(mut bytes: &[u8], found: &mut Vec<SocketAddr>) -> io::Result<bool> {
     Ok(false)
 }
 
-/// The local address of one `struct inet_diag_msg`: family at 0, the sockid from 4
-/// (source port big-endian at 4, source address at 8).
-fn local_address(message: &[u8]) -> Option<SocketAddr> {
+/// The socket one `struct inet_diag_msg` describes: family at 0, the sockid from 4
+/// (source port big-endian at 4, source address at 8), the inode at 68.
+fn listener(message: &[u8]) -> Option<Listener> {
     let port = u16::from_be_bytes([*message.get(4)?, *message.get(5)?]);
     let ip = match message[0] as i32 {
         libc::AF_INET => IpAddr::V4(Ipv4Addr::from(
@@ -258,7 +271,12 @@ fn local_address(message: &[u8]) -> Option<SocketAddr> {
         )),
         _ => return None,
     };
-    Some(SocketAddr::new(ip, port))
+    // uid at 64, inode at 68 (both u32).
+    let inode = u32::from_ne_bytes(message.get(68..72)?.try_into().ok()?);
+    Some(Listener {
+        local: SocketAddr::new(ip, port),
+        inode: u64::from(inode),
+    })
 }
 
 #[cfg(test)]
@@ -277,9 +295,13 @@ mod tests {
             .unwrap();
         let bound_port = bound.local_addr().unwrap().as_socket().unwrap().port();
         let found = listeners().unwrap();
-        assert!(found.contains(&v4.local_addr().unwrap()), "{found:?}");
-        assert!(found.contains(&v6.local_addr().unwrap()), "{found:?}");
-        assert_eq!(is_listening(bound_port), Some(false));
+        let own = super::super::tcp_table::socket_inodes(std::process::id());
+        for listener in [&v4, &v6] {
+            let addr = listener.local_addr().unwrap();
+            let row = found.iter().find(|l| l.local == addr);
+            assert!(row.is_some_and(|l| own.contains(&l.inode)), "{found:?}");
+        }
+        assert_eq!(listening_on(bound_port), Some(Vec::new()));
     }
 
     #[test]
