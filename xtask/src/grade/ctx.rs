@@ -562,7 +562,11 @@ mod tests {
         let details = ctx.wait_listening(id, port).unwrap_err().into_details();
         assert!(details.problem.contains("exited"), "{details:?}");
         assert!(
-            details.hint.as_deref().unwrap_or("").contains("another program"),
+            details
+                .hint
+                .as_deref()
+                .unwrap_or("")
+                .contains("another program"),
             "{details:?}"
         );
     }
