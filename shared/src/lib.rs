@@ -10,11 +10,13 @@
 //! - [`ctime`]: the `Sun Nov 22 17:39:27 2026` time format of the notes,
 //! - [`run`]: a `main` wrapper that turns errors and `todo!()`s into one clear line,
 //! - [`sockaddr`]: addresses as people write them, and buffers for `recv_from`,
-//! - [`ports`]: (the tools', not the labs') a free port for a program under test.
+//! - [`ports`]: (the tools', not the labs') a free port for a program under test,
+//! - [`group`]: (the tools', not the labs') a program run in a process group of its own.
 
 pub mod cli;
 pub mod ctime;
 pub mod errors;
+pub mod group;
 pub mod narrate;
 pub mod ports;
 pub mod run;

@@ -9,15 +9,14 @@ use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use shared::group::Group;
 
 /// How long a server may take to start accepting connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -132,9 +131,10 @@ fn parse_status(status: &str) -> Memory {
     }
 }
 
-/// A server process we started; dropping it kills its whole process group.
+/// A server process we started; dropping it kills its whole process group (Group's Drop).
 pub struct RunningServer {
-    child: Child,
+    /// The server's process group (shared::group), killed whole when this is dropped.
+    group: Group,
     /// Where its stdout and stderr go (a server that prints a line per client would
     /// block on a pipe nobody reads).
     log: PathBuf,
@@ -153,8 +153,8 @@ impl RunningServer {
             .stdin(Stdio::null())
             .stdout(output)
             .stderr(errors)
-            .env_remove("SOCKLAB_NARRATE")
-            .process_group(0);
+            .env_remove("SOCKLAB_NARRATE");
+        Group::prepare(&mut command);
         // SAFETY: the closure runs in the child between fork and exec, and only calls
         // prctl(2), which is async-signal-safe and touches no memory of ours.
         unsafe {
@@ -165,11 +165,10 @@ impl RunningServer {
                 Ok(())
             });
         }
-        let child = command
-            .spawn()
+        let group = Group::spawn(&mut command)
             .with_context(|| format!("cannot start {:?}", command.get_program()))?;
         let mut server = RunningServer {
-            child,
+            group,
             log: log.to_path_buf(),
         };
         server.wait_until_ready(address)?;
@@ -202,7 +201,7 @@ impl RunningServer {
 
     /// The server's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.group.pid()
     }
 
     /// Its memory figures now.
@@ -212,7 +211,7 @@ impl RunningServer {
 
     /// How it ended, if it already has.
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
+        self.group.try_exit()
     }
 
     /// The last lines of its log, to explain a failure.
@@ -225,17 +224,6 @@ impl RunningServer {
             let tail: Vec<&str> = lines.into_iter().rev().collect();
             format!("last lines of {}: {}", self.log.display(), tail.join(" / "))
         }
-    }
-}
-
-impl Drop for RunningServer {
-    fn drop(&mut self) {
-        // The child made itself the leader of a group whose id is its pid.
-        let group = Pid::from_raw(self.child.id() as i32);
-        if self.exit_status().is_none() {
-            let _ = killpg(group, Signal::SIGKILL);
-        }
-        let _ = self.child.wait();
     }
 }
 

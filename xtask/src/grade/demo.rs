@@ -14,8 +14,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
+use shared::group::Group;
 
 use super::net::{self, Conn};
 use super::netns::{self, Host};
@@ -35,7 +35,7 @@ const HOLDBACK: Duration = Duration::from_millis(150);
 /// A live classroom session with the reference programs.
 pub struct Demo {
     program: Vec<String>,
-    children: Vec<(String, Child)>,
+    children: Vec<(String, Group)>,
     /// One flag per program: set when its output pipe reached end-of-file.
     drained: Vec<(u32, Arc<AtomicBool>)>,
     timeline: Timeline,
@@ -220,11 +220,11 @@ impl Demo {
         let index = self
             .children
             .iter()
-            .position(|(_, c)| c.id() == pid)
+            .position(|(_, c)| c.pid() == pid)
             .unwrap();
         let deadline = Instant::now() + limit;
         loop {
-            if let Ok(Some(_)) = self.children[index].1.try_wait() {
+            if self.children[index].1.try_exit().is_some() {
                 self.wait_drained(pid);
                 break;
             }
@@ -246,8 +246,8 @@ impl Demo {
     pub fn wait_exit(&mut self, pid: u32, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            if let Some((_, child)) = self.children.iter_mut().find(|(_, c)| c.id() == pid)
-                && let Ok(Some(_)) = child.try_wait()
+            if let Some((_, child)) = self.children.iter_mut().find(|(_, c)| c.pid() == pid)
+                && child.try_exit().is_some()
             {
                 self.wait_drained(pid);
                 self.settle();
@@ -377,7 +377,6 @@ impl Demo {
             .current_dir(self.scratch.path())
             .env("SOCKLAB_NARRATE", "1")
             .env("SOCKLAB_NARRATE_CLOCK", "1")
-            .process_group(0)
             // One pipe for both streams keeps each program's lines in the order it
             // printed them (narration on stderr, results on stdout).
             .stdout(writer.try_clone()?)
@@ -387,12 +386,11 @@ impl Demo {
             } else {
                 Stdio::null()
             });
-        let mut child = command
-            .spawn()
+        let mut child = Group::spawn(&mut command)
             .with_context(|| format!("cannot start {}", self.program[0]))?;
-        let pid = child.id();
+        let pid = child.pid();
         super::process::track_group(pid as i32);
-        if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        if let (Some(bytes), Some(mut pipe)) = (stdin, child.child_mut().stdin.take()) {
             std::thread::spawn(move || {
                 let _ = pipe.write_all(&bytes);
             });
@@ -678,9 +676,8 @@ impl Drop for Demo {
     fn drop(&mut self) {
         self.settle();
         for (_, child) in &mut self.children {
-            let _ = signal::killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-            let _ = child.wait();
-            super::process::untrack_group(child.id() as i32);
+            child.kill();
+            super::process::untrack_group(child.pid() as i32);
         }
         // The programs' last words and the wire's last packets, then the network goes.
         self.settle();

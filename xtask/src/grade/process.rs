@@ -1,8 +1,9 @@
 //! Programs under test: each in its own process group, always killed with its children.
 //!
-//! [`Running`] starts a program with `process_group(0)`, so the program and anything it
-//! forks share one group that a single `killpg` ends. Dropping a `Running` kills that
-//! group and reaps the program. Every live group (and every scratch folder) is also in
+//! [`Running`] starts a program as a [`Group`] (`shared::group`, the process runner the
+//! demos and the benchmark use too), so the program and anything it forks share one
+//! group that a single `killpg` ends. Dropping a `Running` kills that group and reaps
+//! the program. Every live group (and every scratch folder) is also in
 //! a process-wide registry, which the Ctrl+C/SIGTERM handler empties before the grader
 //! exits: nothing is left behind, whichever way the grader stops.
 //!
@@ -19,12 +20,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
+use shared::group::{self, Group};
 
 use super::capture::Capture;
 use super::sandbox::{self, Jail};
@@ -73,7 +75,7 @@ pub fn kill_token(token: u64) {
         (groups, owned(&reg))
     };
     for group in groups {
-        kill_leader(group);
+        group::kill_leader(group as u32);
     }
     cgroup::kill(token, false);
     strays::kill_marked(&strays::marker_value(token), false, &owned);
@@ -104,7 +106,7 @@ pub fn cleanup_all() {
     let mut reg = registry();
     let leaders: Vec<i32> = std::mem::take(&mut reg.groups).into_keys().collect();
     for &group in &leaders {
-        kill_leader(group);
+        group::kill_leader(group as u32);
     }
     let folders: Vec<PathBuf> = reg.folders.drain(..).collect();
     drop(reg);
@@ -120,13 +122,6 @@ pub fn cleanup_all() {
             eprintln!("socklab: could not remove {}", left.display());
         }
     }
-}
-
-/// SIGKILL to a program's group and to the program itself: it may have left its group
-/// (for the grader's own, even), where the group kill misses it.
-fn kill_leader(pid: i32) {
-    let _ = signal::killpg(Pid::from_raw(pid), Signal::SIGKILL);
-    let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
 }
 
 /// The pids the grader waits for itself (the programs it started directly).
@@ -242,10 +237,9 @@ pub struct Running {
     pub label: String,
     /// The open stdin of a program started with [`Input::Open`].
     typing: Option<std::process::ChildStdin>,
-    child: Child,
+    group: Group,
     stdout: Capture,
     stderr: Capture,
-    exit: Option<ExitStatus>,
 }
 
 impl Running {
@@ -264,7 +258,7 @@ impl Running {
         strays::become_subreaper();
         let token = check_token();
         let mut command = Command::new(&argv[0]);
-        command.args(&argv[1..]).process_group(0);
+        Group::prepare(command.args(&argv[1..]));
         match jail {
             // The check's scratch folder and a scrubbed environment (sandbox.rs).
             Some(jail) => {
@@ -335,8 +329,9 @@ impl Running {
             return Err(std::io::Error::other("the grader is ending"));
         }
         // Born in the check's PID namespace, when it has one (strict).
-        let mut child = pidns::spawn_inside(|| command.spawn())?;
-        reg.groups.insert(child.id() as i32, token);
+        let mut group = Group::adopt(pidns::spawn_inside(|| command.spawn())?);
+        reg.groups.insert(group.pid() as i32, token);
+        let child = group.child_mut();
         drop(reg);
         let stdout = Capture::start(child.stdout.take().expect("stdout is piped").into());
         let stderr = Capture::start(child.stderr.take().expect("stderr is piped").into());
@@ -355,10 +350,9 @@ impl Running {
         Ok(Running {
             label: label.to_string(),
             typing,
-            child,
+            group,
             stdout,
             stderr,
-            exit: None,
         })
     }
 
@@ -380,7 +374,7 @@ impl Running {
 
     /// The process id (also its process group id).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.group.pid()
     }
 
     /// What the program printed on stdout so far: all of it, or its first and last
@@ -415,13 +409,12 @@ impl Running {
     /// exited, what is still in its output pipes is taken in first, so that its output
     /// is complete).
     pub fn exited(&mut self) -> Option<ExitStatus> {
-        if self.exit.is_none() {
-            self.exit = self.child.try_wait().ok().flatten();
-            if self.exit.is_some() {
-                self.drain_output();
-            }
+        let already = self.group.reaped().is_some();
+        let status = self.group.try_exit();
+        if !already && status.is_some() {
+            self.drain_output();
         }
-        self.exit
+        status
     }
 
     /// Takes in whatever the program has written so far that the capture threads have
@@ -457,16 +450,12 @@ impl Running {
     /// Kills the whole process group (and the program itself, in case it left its
     /// group) and reaps the program.
     pub fn kill(&mut self) {
-        let group = self.pid() as i32;
-        if self.exit.is_none() {
-            kill_leader(group);
-            self.exit = self.child.wait().ok();
+        let running = self.group.reaped().is_none();
+        self.group.kill();
+        if running {
             self.drain_output();
-        } else {
-            // The program is gone; its group may still hold its children.
-            let _ = signal::killpg(Pid::from_raw(group), Signal::SIGKILL);
         }
-        registry().groups.remove(&group);
+        registry().groups.remove(&(self.pid() as i32));
     }
 }
 
