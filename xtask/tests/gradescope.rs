@@ -1,5 +1,7 @@
 //! `cargo xtask gradescope`: the package has Gradescope's layout, and its
 //! `run_autograder`, run against a fake `/autograder` tree, writes a results.json.
+//! Built with the `tools` feature (on by default), which brings `zip`.
+#![cfg(feature = "tools")]
 
 pub mod common;
 

@@ -14,9 +14,11 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::Ctx;
+#[cfg(feature = "tools")]
 use super::demo::Demo;
 
 /// A lab's scripted classroom session, played by `cargo xtask demo`.
+#[cfg(feature = "tools")]
 pub type DemoScript = fn(&mut Demo) -> anyhow::Result<()>;
 
 /// One lab: its identity, its checks and its classroom demo.
@@ -32,6 +34,7 @@ pub struct Lab {
     /// `xtask/checks/LAB.toml`: each check's words, keyed by its name.
     pub words: &'static str,
     /// The scripted session `cargo xtask demo` plays with the reference programs.
+    #[cfg(feature = "tools")]
     pub demo: Option<DemoScript>,
     /// The table joined with its words, made on first use (set it to `OnceLock::new()`).
     pub joined: OnceLock<Vec<Check>>,

@@ -18,6 +18,7 @@ pub mod cgroup;
 pub mod check;
 pub mod common;
 pub mod ctx;
+#[cfg(feature = "tools")]
 pub mod demo;
 pub mod expect;
 pub mod explain;
@@ -41,6 +42,7 @@ pub mod standard;
 pub mod strays;
 pub mod tcp_table;
 pub mod userns;
+#[cfg(feature = "tools")]
 pub mod wire;
 
 use std::path::Path;

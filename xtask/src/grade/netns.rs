@@ -213,6 +213,7 @@ impl Host {
     /// Makes this host's loopback look like Ethernet: 1500-byte packets, and no
     /// offloading (one segment per packet, as the wire would carry them), so a big
     /// send() shows as the several segments TCP cuts it into.
+    #[cfg(feature = "tools")]
     pub fn ethernet_sized_loopback(&self) -> Result<(), Unavailable> {
         self.ip(&["link set dev lo mtu 1500 gso_max_segs 1"])
     }

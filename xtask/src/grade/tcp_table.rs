@@ -19,7 +19,8 @@ pub struct Row {
     pub inode: u64,
 }
 
-/// Every row of these tables (missing files are skipped).
+/// Every row of these tables (missing files are skipped); the demos show them.
+#[cfg(feature = "tools")]
 pub fn read<P: AsRef<Path>>(tables: &[P]) -> Vec<Row> {
     tables
         .iter()
@@ -50,6 +51,7 @@ pub fn listeners<P: AsRef<Path>>(tables: &[P], port: u16) -> Vec<Row> {
 }
 
 /// Parses the text of one table.
+#[cfg(any(feature = "tools", test))]
 pub fn parse(text: &str) -> Vec<Row> {
     text.lines().skip(1).filter_map(parse_row).collect()
 }

@@ -8,7 +8,7 @@
 //! The client role must send stdin's lines and print the server's replies.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::ExitStatus;
 use std::sync::OnceLock;
 use std::thread::{self, JoinHandle};
@@ -17,13 +17,15 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::grade::common::start;
-use crate::grade::demo::Demo;
 use crate::grade::net::{self, Conn, LOCALHOST_V4, show};
 use crate::grade::peer::{Peer, Script, Step};
 use crate::grade::process::describe_status;
 use crate::grade::row;
 use crate::grade::standard;
 use crate::grade::{Ctx, Failure, Finished, Lab, Server, common, ensure};
+
+#[cfg(feature = "tools")]
+mod demo;
 
 pub static LAB: Lab = Lab {
     id: "lab6",
@@ -47,7 +49,8 @@ pub static LAB: Lab = Lab {
         row("client", client),
     ],
     words: include_str!("../../checks/lab6.toml"),
-    demo: Some(demo),
+    #[cfg(feature = "tools")]
+    demo: Some(demo::demo),
     joined: OnceLock::new(),
 };
 
@@ -810,64 +813,4 @@ fn showed_refusal(run: &Finished, busy_line: &[u8]) -> Result<(), Failure> {
             .got(show(shown.as_bytes()))
             .hint("print the reply line even when it is a refusal")
     })
-}
-
-fn demo(demo: &mut Demo) -> anyhow::Result<()> {
-    let port = demo.free_port();
-    let port_text = port.to_string();
-    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-    let client_args = ["client", "--host", "127.0.0.1", "--port", &port_text];
-    demo.say(&format!(
-        "The server: socket, setsockopt, bind, listen on port {port}, then sigaction for SIGINT and SIGTERM (at most 2 clients)"
-    ));
-    let server = demo.start(
-        "server",
-        &[
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port_text,
-            "--max-clients",
-            "2",
-            "--grace-ms",
-            "2000",
-        ],
-    )?;
-    demo.wait_listening(port)?;
-
-    demo.say("Two quiet clients connect: each gets a thread of its own, and says nothing");
-    let mut quiet = Vec::new();
-    for n in 1..=2 {
-        let conn = served_client(addr, &format!("quiet client {n}"))?;
-        println!("[quiet client {n}] connected and answered once, now silent");
-        quiet.push(conn);
-        demo.settle();
-    }
-
-    demo.say("A third client: both places are taken, so it hears busy: and is hung up on");
-    demo.run(
-        "client",
-        &client_args,
-        b"anybody there?\n",
-        Duration::from_secs(10),
-    )?;
-
-    demo.say("One quiet client leaves; its place goes to the next caller, served while the other still sits silent");
-    drop(quiet.remove(0));
-    demo.settle();
-    demo.run(
-        "client",
-        &client_args,
-        b"hello\nthreads\n",
-        Duration::from_secs(10),
-    )?;
-
-    demo.say("Ctrl+C (SIGINT): close the listener, hang up on the idle client at its next tick, say bye, exit 0");
-    demo.signal(server, Signal::SIGINT);
-    if !demo.wait_exit(server, Duration::from_secs(10)) {
-        anyhow::bail!("the server did not exit after SIGINT");
-    }
-    drop(quiet);
-    Ok(())
 }

@@ -26,13 +26,15 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 
 use crate::grade::common::start;
-use crate::grade::demo::Demo;
 use crate::grade::net::{self, LOCALHOST_V4, show};
 use crate::grade::peer::{Peer, Script, Seen, Step};
 use crate::grade::row;
 use crate::grade::sockdiag;
 use crate::grade::{Ctx, Failure, Finished, Lab, Server, common, ensure, expect};
 use crate::grade::{procstat, standard};
+
+#[cfg(feature = "tools")]
+mod demo;
 
 pub static LAB: Lab = Lab {
     id: "lab7",
@@ -60,7 +62,8 @@ pub static LAB: Lab = Lab {
         row("client", client).points(2),
     ],
     words: include_str!("../../checks/lab7.toml"),
-    demo: Some(demo),
+    #[cfg(feature = "tools")]
+    demo: Some(demo::demo),
     joined: OnceLock::new(),
 };
 
@@ -998,43 +1001,6 @@ fn client_printed_echo(run: &Finished, data: &[u8]) -> Result<(), Failure> {
             .compare(data, &run.stdout)
             .hint("print the raw echo and nothing else on stdout, until the server closes")
     })
-}
-
-fn demo(demo: &mut Demo) -> anyhow::Result<()> {
-    let port = demo.free_port();
-    let port_text = port.to_string();
-    demo.say(&format!(
-        "One thread for every client: a non-blocking listener, then epoll (port {port})"
-    ));
-    demo.start_server(port)?;
-    let client_args = ["client", "--host", "127.0.0.1", "--port", &port_text];
-    demo.say("A client sends a line and half-closes: epoll wakes the server for the listener, then for the client");
-    demo.run(
-        "client",
-        &client_args,
-        b"hello, event loop\n",
-        Duration::from_secs(10),
-    )?;
-    demo.say(
-        "A client connects and stays silent: it gets a slot, and the server goes back to sleep",
-    );
-    let silent = net::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
-    // settle() waits only while output flows: give the server a moment to start talking.
-    thread::sleep(Duration::from_millis(300));
-    demo.settle();
-    demo.say("Meanwhile another client is served at once, by the same thread: its events carry its own token");
-    demo.run(
-        "client",
-        &client_args,
-        b"I am not kept waiting\n",
-        Duration::from_secs(10),
-    )?;
-    demo.say("The silent client leaves without a word: recv() returns 0 and its slot is freed");
-    drop(silent);
-    thread::sleep(Duration::from_millis(300));
-    demo.settle();
-    demo.say("Everyone has left: the server sleeps in epoll_wait() with no timeout, using no CPU");
-    Ok(())
 }
 
 /// The `--keepalive` (TCP_KEEPIDLE, seconds) the keepalive check gives the server.

@@ -29,12 +29,14 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::grade::ctx::{START_LIMIT, running_as_root};
-use crate::grade::demo::Demo;
 use crate::grade::net::{self, Conn, IO_LIMIT, LOCALHOST_V4, LOCALHOST_V6, show};
 use crate::grade::peer::{Late, Peer, Script, Step};
 use crate::grade::row;
 use crate::grade::sockdiag;
 use crate::grade::{Ctx, Failure, Finished, Lab, common, ensure, expect, files};
+
+#[cfg(feature = "tools")]
+mod demo;
 
 pub static LAB: Lab = Lab {
     id: "lab8",
@@ -66,7 +68,8 @@ pub static LAB: Lab = Lab {
         row("status-eperm", status_eperm),
     ],
     words: include_str!("../../checks/lab8.toml"),
-    demo: Some(demo),
+    #[cfg(feature = "tools")]
+    demo: Some(demo::demo),
     joined: OnceLock::new(),
 };
 
@@ -1045,78 +1048,4 @@ fn status_eperm(ctx: &mut Ctx) -> Result<(), Failure> {
     let run = foreign.run_status(ctx, &pidfile)?;
     running_despite_eperm(&run, pid, server.port_number())?;
     noted_eperm(&run)
-}
-
-// ---------------------------------------------------------------------------------------
-// The classroom demo
-// ---------------------------------------------------------------------------------------
-
-fn demo(demo: &mut Demo) -> anyhow::Result<()> {
-    let pidfile = demo.scratch().join("lab8.pid");
-    let path_text = pidfile.display().to_string();
-    demo.say("The daemon blocks SIGINT/SIGTERM, listens on a port the kernel picks, then writes pid;port atomically");
-    let pid = demo.start("daemon", &["daemon", "--pidfile", &path_text])?;
-    let deadline = Instant::now() + START_LIMIT;
-    while fs::read_to_string(&pidfile)
-        .ok()
-        .and_then(|t| parse_record(&t))
-        .is_none()
-    {
-        if Instant::now() >= deadline {
-            anyhow::bail!("the daemon wrote no pid file");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    demo.settle();
-    println!(
-        "[pid file] {}",
-        show(fs::read_to_string(&pidfile).unwrap_or_default().as_bytes())
-    );
-
-    demo.say("status reads the file, asks kill(pid, 0), then connects and asks for the handshake");
-    demo.run(
-        "status",
-        &["status", "--pidfile", &path_text],
-        b"",
-        STATUS_LIMIT,
-    )?;
-
-    demo.say("A stale file: the pid of a process that has exited");
-    let stale = demo.scratch().join("stale.pid");
-    let dead = dead_pid()?;
-    fs::write(&stale, format!("{dead};{}\n", demo.free_port()))?;
-    let stale_text = stale.display().to_string();
-    demo.run(
-        "status",
-        &["status", "--pidfile", &stale_text],
-        b"",
-        STATUS_LIMIT,
-    )?;
-
-    demo.say("A live pid (this demo's own) whose port nobody listens on");
-    fs::write(
-        &stale,
-        format!("{};{}\n", std::process::id(), demo.free_port()),
-    )?;
-    demo.run(
-        "status",
-        &["status", "--pidfile", &stale_text],
-        b"",
-        STATUS_LIMIT,
-    )?;
-
-    demo.say(
-        "SIGTERM: the daemon wakes from poll() through its signalfd, removes its pid file, exits 0",
-    );
-    demo.signal(pid, Signal::SIGTERM);
-    if !demo.wait_exit(pid, Duration::from_secs(5)) {
-        anyhow::bail!("the daemon did not exit on SIGTERM");
-    }
-    demo.run(
-        "status",
-        &["status", "--pidfile", &path_text],
-        b"",
-        STATUS_LIMIT,
-    )?;
-    Ok(())
 }

@@ -6,19 +6,30 @@
 //! `/autograder/source`, runs `setup.sh` once when it builds the image, then
 //! `run_autograder` for each submission.
 
+#[cfg(feature = "tools")]
 use std::fs;
+#[cfg(feature = "tools")]
 use std::io::Write;
-use std::path::{Path, PathBuf};
+#[cfg(feature = "tools")]
+use std::path::Path;
+use std::path::PathBuf;
 
+#[cfg(feature = "tools")]
 use anyhow::{Context, anyhow, bail};
+#[cfg(feature = "tools")]
 use zip::write::SimpleFileOptions;
 
+#[cfg(feature = "tools")]
 use super::grade::select_labs;
+#[cfg(feature = "tools")]
 use crate::grade::Lab;
 
+#[cfg(feature = "tools")]
 const SETUP: &str = include_str!("../../classroom/gradescope/setup.sh");
+#[cfg(feature = "tools")]
 const RUN: &str = include_str!("../../classroom/gradescope/run_autograder");
 
+#[cfg(feature = "tools")]
 /// What of the workspace goes into the package: what building and running the grader
 /// needs (the lab sources come along: the grader's tests and warm-up use them).
 const SOURCES: [&str; 8] = [
@@ -42,6 +53,7 @@ pub struct GradescopeArgs {
     out: PathBuf,
 }
 
+#[cfg(feature = "tools")]
 pub fn run(root: &Path, args: GradescopeArgs) -> anyhow::Result<bool> {
     if args.lab == "all" {
         bail!("a Gradescope assignment grades one lab: name it (e.g. lab3)");
@@ -59,6 +71,7 @@ pub fn run(root: &Path, args: GradescopeArgs) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+#[cfg(feature = "tools")]
 /// A script of the package with the lab filled in.
 pub fn script(template: &str, lab: &Lab) -> String {
     template
@@ -66,6 +79,7 @@ pub fn script(template: &str, lab: &Lab) -> String {
         .replace("@SLUG@", lab.slug)
 }
 
+#[cfg(feature = "tools")]
 fn write_zip(root: &Path, lab: &Lab, path: &Path) -> anyhow::Result<usize> {
     let file = fs::File::create(path).with_context(|| path.display().to_string())?;
     let mut zip = zip::ZipWriter::new(file);
@@ -99,6 +113,7 @@ fn write_zip(root: &Path, lab: &Lab, path: &Path) -> anyhow::Result<usize> {
     Ok(files.len() + 2)
 }
 
+#[cfg(feature = "tools")]
 /// Every regular file under `path` (or `path` itself), without build output, version
 /// control or editor leftovers.
 fn collect(root: &Path, path: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {

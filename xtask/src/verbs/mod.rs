@@ -2,7 +2,10 @@
 
 pub mod bench;
 pub mod classroom;
+#[cfg(feature = "tools")]
 pub mod demo;
 pub mod docs;
 pub mod grade;
 pub mod gradescope;
+#[cfg(not(feature = "tools"))]
+pub mod tools;
