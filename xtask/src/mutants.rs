@@ -523,12 +523,8 @@ fn write_if_changed(path: &Path, contents: &str) -> anyhow::Result<()> {
     }
     let folder = path.parent().unwrap();
     fs::create_dir_all(folder)?;
-    let mut staged = tempfile::NamedTempFile::new_in(folder)?;
-    std::io::Write::write_all(&mut staged, contents.as_bytes())?;
-    staged
-        .persist(path)
-        .with_context(|| path.display().to_string())?;
-    Ok(())
+    crate::grade::files::replace_atomically(path, contents.as_bytes())
+        .with_context(|| path.display().to_string())
 }
 
 fn build(workspace: &Path, planned: &[&Planned]) -> anyhow::Result<()> {

@@ -60,9 +60,7 @@ pub fn run(root: &Path, args: BenchClassArgs) -> anyhow::Result<bool> {
             .into_iter()
             .map(|(name, path)| (format!("mutant-{name}"), path)),
     );
-    let scratch = tempfile::Builder::new()
-        .prefix("socklab-bench-class-")
-        .tempdir()
+    let scratch = crate::grade::files::Scratch::new("socklab-bench-class-")
         .context("cannot make a scratch folder")?;
     let submissions = scratch.path().join("submissions");
     for i in 0..args.submissions {

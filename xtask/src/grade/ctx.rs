@@ -80,11 +80,10 @@ impl Ctx {
     /// A context that runs `program` (the argv prefix before the role), confined as
     /// `policy` says.
     pub fn new(program: &[String], policy: &Policy) -> anyhow::Result<Ctx> {
-        let scratch = tempfile::Builder::new()
-            .prefix("socklab-check-")
-            .tempdir()
-            .context("cannot create a scratch folder")?;
-        let scratch = scratch.keep();
+        // Kept (not removed on drop): the registry removes it, whichever way the grader
+        // ends.
+        let scratch =
+            files::make_scratch("socklab-check-").context("cannot create a scratch folder")?;
         if !process::register_folder(&scratch) {
             let _ = std::fs::remove_dir_all(&scratch);
             anyhow::bail!("the grader is ending");

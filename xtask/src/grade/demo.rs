@@ -41,15 +41,13 @@ pub struct Demo {
     timeline: Timeline,
     /// The private host and its capture, once [`Demo::private_network`] made them.
     network: Option<(Host, Capture)>,
-    scratch: tempfile::TempDir,
+    scratch: super::files::Scratch,
 }
 
 impl Demo {
     pub fn new(program: &[String]) -> anyhow::Result<Demo> {
         super::process::install_interrupt_cleanup();
-        let scratch = tempfile::Builder::new()
-            .prefix("socklab-demo-")
-            .tempdir()
+        let scratch = super::files::Scratch::new("socklab-demo-")
             .context("cannot create a scratch folder")?;
         // A demo starts before anything could have begun shutting the grader down.
         let _ = super::process::register_folder(scratch.path());

@@ -77,6 +77,61 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.write_all(bytes)
 }
 
+/// Makes a new, empty folder `PREFIX<unique>` in the system's temporary folder, open
+/// to us alone (0700), and returns its path. mkdir(2) refuses a name that exists, so a
+/// name another process took first is never shared: the next one is tried.
+pub fn make_scratch(prefix: &str) -> io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let base = std::env::temp_dir();
+    loop {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let path = base.join(format!("{prefix}{}-{n}-{nanos:08x}", std::process::id()));
+        match fs::DirBuilder::new().mode(0o700).create(&path) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+            Ok(()) => return Ok(path),
+        }
+    }
+}
+
+/// A folder from [`make_scratch`], removed with all it holds when dropped.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// A new scratch folder named `PREFIX<unique>`.
+    pub fn new(prefix: &str) -> io::Result<Scratch> {
+        make_scratch(prefix).map(Scratch)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        remove_tree(&self.0);
+    }
+}
+
+/// Replaces `path` with `bytes` in one step: they are written to a new file beside it,
+/// then rename(2) puts that file in its place, so a reader (a cargo build, another
+/// xtask) sees the old contents or the new, never half of them.
+pub fn replace_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let staged = path.with_file_name(format!(".{name}.{}.new", std::process::id()));
+    let written = write_new(&staged, bytes).and_then(|()| fs::rename(&staged, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&staged);
+    }
+    written
+}
+
 const FS_IMMUTABLE_FL: libc::c_int = 0x10;
 const FS_APPEND_FL: libc::c_int = 0x20;
 
@@ -138,6 +193,35 @@ fn remove_entry(path: &Path, left: &mut Vec<PathBuf>, depth: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scratch_folders_are_new_private_and_gone_when_dropped() {
+        let (a, b) = (
+            Scratch::new("socklab-test-").unwrap(),
+            Scratch::new("socklab-test-").unwrap(),
+        );
+        assert_ne!(a.path(), b.path());
+        let mode = fs::metadata(a.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        fs::write(a.path().join("inside"), b"x").unwrap();
+        let path = a.path().to_path_buf();
+        drop(a);
+        assert!(
+            fs::symlink_metadata(&path).is_err(),
+            "{} is still there",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn replacing_a_file_leaves_the_new_contents_and_nothing_beside_it() {
+        let folder = Scratch::new("socklab-test-").unwrap();
+        let target = folder.path().join("state.json");
+        fs::write(&target, b"old").unwrap();
+        replace_atomically(&target, b"new").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+        assert_eq!(fs::read_dir(folder.path()).unwrap().count(), 1);
+    }
 
     #[test]
     fn refuses_fifos_and_symlinks() {

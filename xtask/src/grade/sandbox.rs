@@ -684,9 +684,7 @@ fn mounts_available() -> Result<(), Unsupported> {
                 return Err(not_root("mounts need CAP_SYS_ADMIN"));
             }
             use std::os::unix::process::CommandExt;
-            let folder = tempfile::Builder::new()
-                .prefix("socklab-probe-")
-                .tempdir()
+            let folder = super::files::Scratch::new("socklab-probe-")
                 .map_err(|e| Unsupported(format!("cannot make a folder to try it: {e}")))?;
             let mounts = Mounts::new(folder.path(), Some(&[]), false)
                 .ok_or_else(|| Unsupported("an unusual temp path".into()))?;

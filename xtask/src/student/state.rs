@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -65,18 +64,9 @@ pub fn save(root: &Path, state: &State) -> anyhow::Result<()> {
     let target = path(root);
     let folder = target.parent().expect("the state file sits in a folder");
     fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
-    let text = serde_json::to_string_pretty(state)?;
-    let mut temporary = tempfile::NamedTempFile::new_in(folder)
-        .with_context(|| format!("cannot write in {}", folder.display()))?;
-    temporary
-        .write_all(text.as_bytes())
-        .and_then(|()| temporary.write_all(b"\n"))
-        .with_context(|| format!("cannot write {}", target.display()))?;
-    temporary
-        .persist(&target)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot write {}", target.display()))?;
-    Ok(())
+    let text = serde_json::to_string_pretty(state)? + "\n";
+    crate::grade::files::replace_atomically(&target, text.as_bytes())
+        .with_context(|| format!("cannot write {}", target.display()))
 }
 
 /// Changes one lab's entry and saves; a failure is one line on stderr, never an error.
