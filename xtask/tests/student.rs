@@ -255,12 +255,37 @@ fn help_shows_the_student_verbs_and_keeps_maintainer_commands_apart() {
 
 #[test]
 fn watch_regrades_after_a_change_and_quits_on_q() {
+    watch_case(true, "polling every second", |main| {
+        let mut file = fs::OpenOptions::new().append(true).open(main).unwrap();
+        file.write_all(b"// a save\n").unwrap();
+    });
+}
+
+#[test]
+fn watch_sees_a_save_by_rename_through_file_events() {
+    // As many editors save: the new text goes to another file, renamed over the old.
+    watch_case(false, "file events", |main| {
+        let staged = main.with_file_name(".main.rs.swp");
+        let text = fs::read_to_string(main).unwrap() + "// a save\n";
+        fs::write(&staged, text).unwrap();
+        fs::rename(&staged, main).unwrap();
+    });
+}
+
+/// Starts `watch lab1` (polling or on file events), waits for the first run and the
+/// status line naming `how`, saves src/main.rs with `save`, waits for the second run,
+/// and quits with `q`.
+fn watch_case(poll: bool, how: &str, save: fn(&std::path::Path)) {
     // Only the lab itself: the grading child fails at once (no complete workspace),
     // which is all this test needs: it watches watch, not the grader.
     let root = scratch(&[LAB1]);
+    let mut args = vec!["watch", "lab1"];
+    if poll {
+        args.push("--poll");
+    }
     let mut child = Process::new(assert_cmd::cargo::cargo_bin("xtask"))
         .env("SOCKLAB_ROOT", root.path())
-        .args(["watch", "lab1", "--poll"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -293,11 +318,8 @@ fn watch_regrades_after_a_change_and_quits_on_q() {
         );
     };
     wait_for("grading (run 1)");
-    wait_for("watching labs/lab1-tcp-server (polling every second)");
-    let main = root.path().join("labs").join(LAB1).join("src/main.rs");
-    let mut file = fs::OpenOptions::new().append(true).open(&main).unwrap();
-    file.write_all(b"// a save\n").unwrap();
-    drop(file);
+    wait_for(&format!("watching labs/lab1-tcp-server ({how})"));
+    save(&root.path().join("labs").join(LAB1).join("src/main.rs"));
     wait_for("grading (run 2, after a change to src/main.rs)");
     child.stdin.as_mut().unwrap().write_all(b"q\n").unwrap();
     wait_for("watch stopped");

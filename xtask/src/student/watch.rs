@@ -1,7 +1,9 @@
 //! `cargo xtask watch <lab> [--poll]`: grades the lab again on every save.
 //!
-//! File events come from `notify` (inotify on Linux); where they cannot be had, or
-//! with `--poll`, the files' sizes and modification times are compared every second.
+//! File events come from inotify(7), watching every folder of the lab (so a save by
+//! rename, as many editors do it, shows as a file moved into the folder, and a new
+//! folder is watched as it appears); where they cannot be had, or with `--poll`, the
+//! files' sizes and modification times are compared every second.
 //! A burst of events (an editor writes, renames, touches) starts one run, 300 ms after
 //! the last event. Each run is this very program as a child, `xtask grade <lab>`, in a
 //! process group of its own, killed with everything it started when a newer save
@@ -66,7 +68,7 @@ pub fn run(root: &Path, args: WatchArgs) -> anyhow::Result<bool> {
     }
     let program = std::env::current_exe().context("cannot find xtask itself")?;
     let (events, inbox) = mpsc::channel();
-    let (_watcher, how) = start_watching(&lab_dir, args.poll, events.clone());
+    let how = start_watching(&lab_dir, args.poll, events.clone());
     let quitter = events.clone();
     // Ctrl+C and SIGTERM end the loop like `q`, so the terminal and the child are
     // always cleaned up. (Failing to install it is no reason not to watch.)
@@ -188,27 +190,12 @@ fn is_source(path: &Path) -> bool {
             .is_some_and(|e| e == "rs" || e == "toml" || e == "md")
 }
 
-/// Starts file events, or the polling fallback; returns what keeps them alive and a
-/// description for the status line.
-fn start_watching(
-    lab_dir: &Path,
-    poll: bool,
-    events: Sender<Event>,
-) -> (Option<notify::RecommendedWatcher>, String) {
-    use notify::{EventKind, RecursiveMode, Watcher};
+/// Starts file events, or the polling fallback; returns a description for the status
+/// line.
+fn start_watching(lab_dir: &Path, poll: bool, events: Sender<Event>) -> String {
     if !poll {
-        let sender = events.clone();
-        let watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
-            let Ok(event) = result else { return };
-            if matches!(event.kind, EventKind::Access(_)) {
-                return;
-            }
-            for path in event.paths.into_iter().filter(|p| is_source(p)) {
-                let _ = sender.send(Event::Changed(path));
-            }
-        });
-        match watcher.and_then(|mut w| w.watch(lab_dir, RecursiveMode::Recursive).map(|()| w)) {
-            Ok(watcher) => return (Some(watcher), "file events".into()),
+        match watch_folders(lab_dir, events.clone()) {
+            Ok(()) => return "file events".into(),
             Err(err) => {
                 eprintln!("watch: no file events ({err}): comparing the files every second")
             }
@@ -234,7 +221,57 @@ fn start_watching(
             before = now;
         }
     });
-    (None, "polling every second".into())
+    "polling every second".into()
+}
+
+/// Watches every folder under `lab_dir` (but `target/`) with one inotify instance, and
+/// sends each source file written, created, moved or deleted there.
+fn watch_folders(lab_dir: &Path, events: Sender<Event>) -> nix::Result<()> {
+    use nix::sys::inotify::{AddWatchFlags as F, InitFlags, Inotify};
+    let inotify = Inotify::init(InitFlags::IN_CLOEXEC)?;
+    // Written and closed, or put in place by a rename: the two ways a save ends.
+    let mask = F::IN_CLOSE_WRITE | F::IN_MOVED_TO | F::IN_CREATE | F::IN_DELETE | F::IN_MOVED_FROM;
+    let mut folders = BTreeMap::new();
+    let mut pending = vec![lab_dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        folders.insert(inotify.add_watch(&folder, mask)?, folder.clone());
+        pending.extend(subfolders(&folder));
+    }
+    thread::spawn(move || {
+        // read_events blocks until something happens; the thread ends with watch.
+        while let Ok(batch) = inotify.read_events() {
+            for event in batch {
+                let (Some(folder), Some(name)) = (folders.get(&event.wd), event.name) else {
+                    continue;
+                };
+                let path = folder.join(name);
+                if event.mask.contains(F::IN_ISDIR) {
+                    let added = event.mask.intersects(F::IN_CREATE | F::IN_MOVED_TO);
+                    if added
+                        && path.file_name().is_some_and(|n| n != "target")
+                        && let Ok(wd) = inotify.add_watch(&path, mask)
+                    {
+                        folders.insert(wd, path);
+                    }
+                } else if is_source(&path) && events.send(Event::Changed(path)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// The folders directly in `folder`, but `target/`.
+fn subfolders(folder: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()) && e.file_name() != "target")
+        .map(|e| e.path())
+        .collect()
 }
 
 /// Size and modification time of every source file under `dir`.
