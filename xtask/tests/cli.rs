@@ -240,3 +240,34 @@ fn the_whole_run_is_bounded_by_max_time() {
         "{messages:?}"
     );
 }
+
+/// A student's build (the `cargo xtask` alias, without the `tools` feature) hands
+/// `gradescope` over to the full build: same command line, its output and exit code.
+#[test]
+fn the_students_build_hands_gradescope_to_the_full_build() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let cargo = || {
+        let mut command = assert_cmd::Command::new(env!("CARGO"));
+        command.current_dir(root).env_remove("SOCKLAB_TOOLS_BUILD");
+        command
+    };
+    cargo()
+        .args(["xtask", "gradescope", "lab1", "--out"])
+        .arg(out.path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("run from xtask's full build"));
+    assert!(out.path().join("autograder.zip").is_file());
+    // An error in the full build reaches the student as it is: one line, exit 2.
+    cargo()
+        .args(["xtask", "gradescope", "all", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "a Gradescope assignment grades one lab",
+        ));
+}
