@@ -383,20 +383,34 @@ fn write_workspace(root: &Path, workspace: &Path, planned: &[Planned]) -> anyhow
 
 /// Why a mutant's edit cannot be made: the table and the solution no longer agree.
 /// Typed so that the tests can tell the three ways apart.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq)]
 enum EditError {
     /// The edit names a step that has no fence in the file.
-    #[error("{file} has no fence for {step:?}")]
     NoFence { file: String, step: String },
     /// The edit's text lies in a fence but the edit does not name that fence's step.
-    #[error(
-        "the text to find lies inside the fence {title:?} of {file}: name it with `step = ...`"
-    )]
     InsideUnnamedFence { title: String, file: String },
     /// The edit's text is not found exactly once where it looks.
-    #[error("the text to find occurs {count} times in {place} (must be exactly once)")]
     NotExactlyOnce { count: usize, place: String },
 }
+
+impl std::fmt::Display for EditError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EditError::NoFence { file, step } => write!(f, "{file} has no fence for {step:?}"),
+            EditError::InsideUnnamedFence { title, file } => write!(
+                f,
+                "the text to find lies inside the fence {title:?} of {file}: name it with \
+                 `step = ...`"
+            ),
+            EditError::NotExactlyOnce { count, place } => write!(
+                f,
+                "the text to find occurs {count} times in {place} (must be exactly once)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for EditError {}
 
 /// `text` with the edit made: its `find` must occur exactly once in the file or, when it
 /// names a step, exactly once inside that step's fences.

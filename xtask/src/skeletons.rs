@@ -235,35 +235,64 @@ pub struct Fence {
 ///
 /// Typed (not a message) so that the tests, and any caller that wants to, can tell
 /// which rule a file broke; the text is the one-line message the maintainer reads.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FenceError {
     /// A `//- hint:`, `more:`, `call:` or `why:` line with no answer open.
-    #[error("line {line}: {tier} outside an answer")]
     TierOutsideAnswer { line: usize, tier: &'static str },
     /// A tier line after the answer's first line of code.
-    #[error("line {line}: {tier} after the answer's code")]
     TierAfterCode { line: usize, tier: &'static str },
     /// `//- answer:` (or `given:`) while another answer is open.
-    #[error("line {line}: answer inside an answer")]
     Nested { line: usize },
     /// `//- end` with no answer open.
-    #[error("line {line}: end without an answer")]
     EndWithoutAnswer { line: usize },
     /// A `//- given:` step with code between its markers.
-    #[error("line {line}: a `//- given:` step holds no code (close it before the code)")]
     GivenHoldsCode { line: usize },
     /// An answer without both hint tiers.
-    #[error(
-        "line {line}: answer {title:?} needs both a `//- hint:` (the idea) and a `//- more:` (the API)"
-    )]
     MissingTier { line: usize, title: String },
     /// A `//-` line that is none of the markers.
-    #[error("line {line}: unknown marker {marker:?}")]
     UnknownMarker { line: usize, marker: String },
     /// An answer still open at the end of the file.
-    #[error("line {line}: answer without //- end")]
     Unclosed { line: usize },
 }
+
+impl std::fmt::Display for FenceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FenceError::TierOutsideAnswer { line, tier } => {
+                write!(f, "line {line}: {tier} outside an answer")
+            }
+            FenceError::TierAfterCode { line, tier } => {
+                write!(f, "line {line}: {tier} after the answer's code")
+            }
+            FenceError::Nested { line } => {
+                write!(f, "line {line}: answer inside an answer")
+            }
+            FenceError::EndWithoutAnswer { line } => {
+                write!(f, "line {line}: end without an answer")
+            }
+            FenceError::GivenHoldsCode { line } => {
+                write!(
+                    f,
+                    "line {line}: a `//- given:` step holds no code (close it before the code)"
+                )
+            }
+            FenceError::MissingTier { line, title } => {
+                write!(
+                    f,
+                    "line {line}: answer {title:?} needs both a `//- hint:` (the idea) and a `//- more:` (the API)"
+                )
+            }
+            FenceError::UnknownMarker { line, marker } => {
+                write!(f, "line {line}: unknown marker {marker:?}")
+            }
+            FenceError::Unclosed { line } => {
+                write!(f, "line {line}: answer without //- end")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FenceError {}
 
 /// A solution file cut into plain lines and fenced answers.
 enum Piece<'a> {

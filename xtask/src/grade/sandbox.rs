@@ -65,9 +65,16 @@ impl Level {
 /// report's sandbox line ("network namespace per check (only lo): WHY"). Not an error
 /// of the grader: [`Policy::decide`] records it and grades on. A type of its own (not
 /// `anyhow::Error`) because each probe's answer is kept for the whole run and cloned.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unsupported(pub String);
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unsupported {}
 
 impl From<anyhow::Error> for Unsupported {
     /// A step that failed while trying the protection: its whole chain on one line.
