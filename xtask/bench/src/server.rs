@@ -154,7 +154,6 @@ impl RunningServer {
             .stdout(output)
             .stderr(errors)
             .env_remove("SOCKLAB_NARRATE");
-        Group::prepare(&mut command);
         // SAFETY: the closure runs in the child between fork and exec, and only calls
         // prctl(2), which is async-signal-safe and touches no memory of ours.
         unsafe {

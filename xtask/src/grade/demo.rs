@@ -215,23 +215,9 @@ impl Demo {
         limit: Duration,
     ) -> anyhow::Result<()> {
         let pid = self.spawn(role, args, Some(stdin.to_vec()))?;
-        let index = self
-            .children
-            .iter()
-            .position(|(_, c)| c.pid() == pid)
-            .unwrap();
-        let deadline = Instant::now() + limit;
-        loop {
-            if self.children[index].1.try_exit().is_some() {
-                self.wait_drained(pid);
-                break;
-            }
-            if Instant::now() >= deadline {
-                bail!("the {role} did not finish within {} s", limit.as_secs());
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if !self.wait_exit(pid, limit) {
+            bail!("the {role} did not finish within {} s", limit.as_secs());
         }
-        self.settle();
         Ok(())
     }
 
@@ -242,18 +228,15 @@ impl Demo {
 
     /// Waits until a program exits (at most `limit`); true if it did.
     pub fn wait_exit(&mut self, pid: u32, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some((_, child)) = self.children.iter_mut().find(|(_, c)| c.pid() == pid)
-                && child.try_exit().is_some()
-            {
-                self.wait_drained(pid);
-                self.settle();
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        let Some((_, child)) = self.children.iter_mut().find(|(_, c)| c.pid() == pid) else {
+            return false;
+        };
+        if child.wait_exit(limit).is_none() {
+            return false;
         }
-        false
+        self.wait_drained(pid);
+        self.settle();
+        true
     }
 
     /// Waits (at most 2 s) until everything an exited program printed is on screen.

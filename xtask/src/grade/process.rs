@@ -22,7 +22,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Mutex, Once};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
@@ -409,12 +409,7 @@ impl Running {
     /// exited, what is still in its output pipes is taken in first, so that its output
     /// is complete).
     pub fn exited(&mut self) -> Option<ExitStatus> {
-        let already = self.group.reaped().is_some();
-        let status = self.group.try_exit();
-        if !already && status.is_some() {
-            self.drain_output();
-        }
-        status
+        self.wait_exit(Duration::ZERO)
     }
 
     /// Takes in whatever the program has written so far that the capture threads have
@@ -429,17 +424,14 @@ impl Running {
     }
 
     /// Waits up to `limit` for the program to exit, polling.
+    /// Once it has, what is still in its output pipes is taken in first (the first time).
     pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.exited() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        let already = self.group.reaped().is_some();
+        let status = self.group.wait_exit(limit);
+        if !already && status.is_some() {
+            self.drain_output();
         }
+        status
     }
 
     /// Sends `sig` to the program only (not its group).

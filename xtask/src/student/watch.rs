@@ -13,17 +13,15 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Read, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
-use nix::sys::signal::{Signal, killpg};
 use nix::sys::termios::{self, LocalFlags, SetArg, SpecialCharacterIndices, Termios};
-use nix::unistd::Pid;
+use shared::group::Group;
 
 use super::{find_lab, hint, progress};
 
@@ -83,7 +81,7 @@ pub fn run(root: &Path, args: WatchArgs) -> anyhow::Result<bool> {
         .to_string();
     let clear = std::io::stdout().is_terminal();
 
-    let mut grading: Option<Child> = None;
+    let mut grading: Option<Group> = None;
     let mut runs = 0;
     let mut due: Option<Instant> = Some(Instant::now());
     let mut changed: Option<PathBuf> = None;
@@ -109,7 +107,7 @@ pub fn run(root: &Path, args: WatchArgs) -> anyhow::Result<bool> {
             grading = Some(start_grading(&program, lab.id)?);
         }
         if let Some(child) = grading.as_mut()
-            && !matches!(child.try_wait(), Ok(None))
+            && child.try_exit().is_some()
         {
             grading = None;
             println!();
@@ -155,31 +153,19 @@ pub fn run(root: &Path, args: WatchArgs) -> anyhow::Result<bool> {
 
 /// `xtask grade <lab>` as a child in its own process group, so that stopping it
 /// reaches everything it started (cargo, the program under test).
-fn start_grading(program: &Path, lab: &str) -> anyhow::Result<Child> {
-    Command::new(program)
-        .args(["grade", lab])
-        .stdin(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("cannot run {} grade {lab}", program.display()))
+fn start_grading(program: &Path, lab: &str) -> anyhow::Result<Group> {
+    Group::spawn(
+        Command::new(program)
+            .args(["grade", lab])
+            .stdin(Stdio::null()),
+    )
+    .with_context(|| format!("cannot run {} grade {lab}", program.display()))
 }
 
 /// Stops a grading run: SIGTERM to its group (the grader then cleans up after
-/// itself), SIGKILL if it is still there after the grace period.
-fn stop(mut child: Child) {
-    let group = Pid::from_raw(child.id() as i32);
-    let _ = killpg(group, Signal::SIGTERM);
-    let deadline = Instant::now() + GRACE;
-    while Instant::now() < deadline {
-        if !matches!(child.try_wait(), Ok(None)) {
-            // Anything the run left in its group goes too.
-            let _ = killpg(group, Signal::SIGKILL);
-            return;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    let _ = killpg(group, Signal::SIGKILL);
-    let _ = child.wait();
+/// itself), SIGKILL to whatever is still in it after the grace period.
+fn stop(mut run: Group) {
+    run.stop(GRACE);
 }
 
 /// A file a student edits (not build output, not an editor's swap file).
