@@ -18,10 +18,21 @@ mod class;
 mod grade;
 mod labs;
 mod lan;
+#[cfg(feature = "tools")]
 mod mutants;
 mod skeletons;
 mod student;
 mod verbs;
+
+// A student's build reads these verbs' command lines no further: the full build does.
+#[cfg(feature = "tools")]
+use class::bench::BenchClassArgs;
+#[cfg(feature = "tools")]
+use mutants::MutantArgs;
+#[cfg(not(feature = "tools"))]
+use verbs::tools::Passed as MutantArgs;
+#[cfg(not(feature = "tools"))]
+use verbs::tools::Passed as BenchClassArgs;
 
 #[derive(Parser)]
 #[command(
@@ -71,7 +82,7 @@ enum Command {
     Skeletons(skeletons::SkeletonArgs),
     /// Build every mutant and check it fails exactly the checks it targets.
     #[command(hide = true)]
-    Mutants(mutants::MutantArgs),
+    Mutants(MutantArgs),
     /// Load-test the lab3, lab6 and lab7 servers and tokio side by side (the
     /// xtask-bench crate, built in release mode; `cargo xtask bench --help` for options).
     #[command(hide = true, disable_help_flag = true)]
@@ -84,7 +95,7 @@ enum Command {
     Lan(lan::LanArgs),
     /// Time grading a class with --jobs 1 and in parallel; prove no verdict differs.
     #[command(hide = true)]
-    BenchClass(class::bench::BenchClassArgs),
+    BenchClass(BenchClassArgs),
 }
 
 fn main() -> ExitCode {
@@ -107,17 +118,22 @@ fn main() -> ExitCode {
         Command::Reset(args) => student::reset::run(&root, args),
         Command::Skeletons(args) => skeletons::run(&root, args).map(|()| true),
         Command::Docs(args) => verbs::docs::run(&root, args),
+        #[cfg(feature = "tools")]
         Command::Mutants(args) => mutants::run(&root, args),
         Command::Bench { args } => verbs::bench::run(&root, &args),
         Command::Lan(args) => lan::run(args),
         #[cfg(feature = "tools")]
         Command::Gradescope(args) => verbs::gradescope::run(&root, args),
-        // A student's build leaves these two out (etherparse, zip): run them from the
-        // build that has them.
-        #[cfg(not(feature = "tools"))]
-        Command::Demo { .. } | Command::Gradescope(_) => verbs::tools::run(&root),
         Command::Classroom(args) => verbs::classroom::run(&root, args),
+        #[cfg(feature = "tools")]
         Command::BenchClass(args) => class::bench::run(&root, args),
+        // A student's build leaves these out (etherparse, zip, toml, serde's derive):
+        // run them from the build that has them.
+        #[cfg(not(feature = "tools"))]
+        Command::Demo { .. }
+        | Command::Gradescope(_)
+        | Command::Mutants(_)
+        | Command::BenchClass(_) => verbs::tools::run(&root),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -12,6 +12,7 @@
 //! - `gradebook.rs` and `summary.rs` write the gradebook and the class summary;
 //! - `bench.rs` measures the speed-up of grading in parallel (`cargo xtask bench-class`).
 
+#[cfg(feature = "tools")]
 pub mod bench;
 pub mod gradebook;
 pub mod submissions;

@@ -301,27 +301,85 @@ fn copy_crate(from: &Path, to: &Path) -> anyhow::Result<()> {
 /// the `shared` crate at its real place; socklab's Cargo.lock pins the same versions.
 fn write_wrapper(root: &Path, workspace: &Path) -> anyhow::Result<()> {
     let text = fs::read_to_string(root.join("Cargo.toml"))?;
-    let mut manifest: toml::Table = toml::from_str(&text)?;
-    let ws = manifest
-        .get_mut("workspace")
-        .and_then(|w| w.as_table_mut())
-        .context("socklab's Cargo.toml has no [workspace]")?;
-    ws.insert("members".into(), vec![toml::Value::from("crate")].into());
-    ws.remove("exclude");
-    if let Some(shared) = ws
-        .get_mut("dependencies")
-        .and_then(|d| d.get_mut("shared"))
-        .and_then(|s| s.as_table_mut())
-    {
-        shared.insert(
-            "path".into(),
-            root.join("shared").display().to_string().into(),
-        );
-    }
-    let text = toml::to_string(&manifest)?;
+    let text = wrapper_manifest(&text, &root.join("shared"))?;
     fs::write(workspace.join("Cargo.toml"), text)?;
     // The student's own lock file, if any, is theirs; socklab's pins what it tested.
     let _ = fs::remove_file(workspace.join("crate/Cargo.lock"));
     fs::copy(root.join("Cargo.lock"), workspace.join("Cargo.lock"))?;
     Ok(())
+}
+
+/// socklab's own Cargo.toml, edited line by line (it is ours, and a student's build
+/// does not link a TOML writer): in `[workspace]` the members become the one copy and
+/// any `exclude` goes; in `[workspace.dependencies]` `shared`'s path becomes `shared`.
+/// A layout it does not expect is an error naming the line it needed.
+fn wrapper_manifest(text: &str, shared: &Path) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let mut section = "";
+    let (mut members, mut path) = (false, false);
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            section = trimmed;
+        }
+        let edited = match section {
+            "[workspace]" if trimmed.starts_with("members") => {
+                if !trimmed.ends_with(']') {
+                    bail!("socklab's Cargo.toml: keep `members = [...]` on one line");
+                }
+                members = true;
+                "members = [\"crate\"]".to_string()
+            }
+            "[workspace]" if trimmed.starts_with("exclude") => continue,
+            "[workspace.dependencies]" if trimmed.starts_with("shared ") => {
+                let quoted = serde_json::to_string(&shared.display().to_string())?;
+                path = trimmed.contains("path = \"shared\"");
+                line.replace("path = \"shared\"", &format!("path = {quoted}"))
+            }
+            _ => line.to_string(),
+        };
+        out.push_str(&edited);
+        out.push('\n');
+    }
+    if !members || !path {
+        bail!(
+            "socklab's Cargo.toml: [workspace] needs `members = [...]` and \
+             [workspace.dependencies] `shared = {{ path = \"shared\", ... }}`"
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod wrapper_tests {
+    use super::*;
+
+    /// The wrapper of the real Cargo.toml is TOML with one member and `shared` where
+    /// it really is, and keeps everything else (the labs' dependencies, profiles).
+    #[test]
+    fn the_wrapper_manifest_points_at_the_copy_and_the_real_shared() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let text = fs::read_to_string(root.join("Cargo.toml")).unwrap();
+        let shared = Path::new("/some \"odd\" place/shared");
+        let wrapper: toml::Table =
+            toml::from_str(&wrapper_manifest(&text, shared).unwrap()).unwrap();
+        let original: toml::Table = toml::from_str(&text).unwrap();
+        let workspace = wrapper["workspace"].as_table().unwrap();
+        assert_eq!(
+            workspace["members"].as_array().unwrap(),
+            &vec![toml::Value::from("crate")]
+        );
+        assert!(!workspace.contains_key("exclude"));
+        let dependency = &workspace["dependencies"]["shared"];
+        assert_eq!(
+            dependency["path"].as_str(),
+            Some("/some \"odd\" place/shared")
+        );
+        assert_eq!(
+            dependency["package"],
+            original["workspace"]["dependencies"]["shared"]["package"]
+        );
+        assert_eq!(workspace["package"], original["workspace"]["package"]);
+        assert_eq!(wrapper["profile"], original["profile"]);
+    }
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use super::Ctx;
 #[cfg(feature = "tools")]
 use super::demo::Demo;
+use super::words::Words;
 
 /// A lab's scripted classroom session, played by `cargo xtask demo`.
 #[cfg(feature = "tools")]
@@ -59,7 +60,7 @@ impl Lab {
             self.table
                 .iter()
                 .map(|row| {
-                    let (verifies, details) = words.of(row.name);
+                    let (verifies, details) = lines_of(&words, row.name);
                     Check {
                         name: row.name,
                         points: row.points,
@@ -82,7 +83,7 @@ impl Lab {
         };
         let mut problems = Vec::new();
         for row in self.table {
-            let (verifies, details) = words.of(row.name);
+            let (verifies, details) = lines_of(&words, row.name);
             if verifies.is_none() && row.verifies.is_empty() {
                 problems.push(format!("{}: no `verifies` for {}", self.id, row.name));
             }
@@ -99,35 +100,11 @@ impl Lab {
     }
 }
 
-/// A lab's words file, parsed: check name to its `verifies` and `details`.
-#[derive(Default)]
-struct Words(std::collections::BTreeMap<String, toml::Table>);
-
-impl Words {
-    fn parse(text: &str) -> Result<Words, toml::de::Error> {
-        let table: toml::Table = toml::from_str(text)?;
-        Ok(Words(
-            table
-                .into_iter()
-                .filter_map(|(name, value)| match value {
-                    toml::Value::Table(entry) => Some((name, entry)),
-                    _ => None,
-                })
-                .collect(),
-        ))
-    }
-
-    /// The check's two lines, made `'static` once per process (a few kilobytes).
-    fn of(&self, name: &str) -> (Option<&'static str>, Option<&'static str>) {
-        let field = |key: &str| {
-            self.0
-                .get(name)
-                .and_then(|entry| entry.get(key))
-                .and_then(|value| value.as_str())
-                .map(|text| &*text.to_string().leak())
-        };
-        (field("verifies"), field("details"))
-    }
+/// The check's two lines from its words file, made `'static` once per process (a few
+/// kilobytes).
+fn lines_of(words: &Words, name: &str) -> (Option<&'static str>, Option<&'static str>) {
+    let field = |key| words.get(name, key).map(|text| &*text.to_string().leak());
+    (field("verifies"), field("details"))
 }
 
 /// What a check runs: drives the program through the context, passes or fails.

@@ -36,6 +36,7 @@ pub mod result;
 pub mod runner;
 pub mod sandbox;
 pub mod scratchfs;
+pub mod serial;
 pub mod sockdiag;
 pub mod stamp;
 pub mod standard;
@@ -44,6 +45,7 @@ pub mod tcp_table;
 pub mod userns;
 #[cfg(feature = "tools")]
 pub mod wire;
+pub mod words;
 
 use std::path::Path;
 use std::process::Command;
@@ -52,11 +54,16 @@ use anyhow::{Context, anyhow};
 
 pub use check::{Check, Failure, Lab, ensure, row};
 pub use ctx::{Ctx, Finished, Server};
-pub use result::Report;
 
 /// Grades one lab against `program` with every check (or those in `only`), `jobs`
-/// checks at a time, without printing anything.
-pub fn grade(lab: &'static Lab, program: &[String], only: &[String], jobs: usize) -> Report {
+/// checks at a time, without printing anything (for `mutants`).
+#[cfg(feature = "tools")]
+pub fn grade(
+    lab: &'static Lab,
+    program: &[String],
+    only: &[String],
+    jobs: usize,
+) -> result::Report {
     let plan = runner::Plan::new(lab, program.to_vec(), only);
     runner::run(&[plan], jobs, &mut |_| {}).remove(0)
 }

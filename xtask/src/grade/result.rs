@@ -4,17 +4,15 @@
 //! its [`CheckResult`], the lab finishes with its [`Report`]. Renderers never run checks;
 //! the runner never formats text. `--json` prints [`Report`]s as they are.
 
-use serde::Serialize;
-
 use super::Lab;
 use super::sandbox::Summary;
+use super::serial::{not_empty, serialize_by_name, serialize_fields};
 
 /// Bumped whenever a field of the JSON report changes meaning or goes away.
 pub const FORMAT_VERSION: u32 = 2;
 
 /// How a check ended.
-#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Passed,
     /// The program did something wrong (see the failure).
@@ -28,38 +26,55 @@ pub enum Status {
     CannotTest,
 }
 
+impl Status {
+    /// The name `--json` writes: `not-implemented`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::NotImplemented => "not-implemented",
+            Status::TimedOut => "timed-out",
+            Status::CannotTest => "cannot-test",
+        }
+    }
+}
+serialize_by_name!(Status);
+
 /// Why a check failed, structured, for renderers that show parts of it.
-#[derive(Serialize, Debug, Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Explanation {
     /// What went wrong, in one line.
     pub problem: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sent: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub expected: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub got: Option<String>,
     /// Where expected and got first differ, in words, with a caret line when it fits.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub difference: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
     /// A command line a student can paste to see the same thing by hand.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub by_hand: Option<String>,
     /// The unwritten skeleton step the program stopped at (`step 5: accept ...`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
     /// The last lines each program printed on stderr: (label, lines).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stderr: Vec<(String, Vec<String>)>,
-    /// Expected and got as bytes, when the check compared bytes (for the caret).
-    #[serde(skip)]
+    /// Expected and got as bytes, when the check compared bytes (for the caret; not
+    /// in `--json`, where `expected` and `got` say it).
     pub compared: Option<(Vec<u8>, Vec<u8>)>,
 }
+serialize_fields!(Explanation {
+    problem,
+    sent if Option::is_some,
+    expected if Option::is_some,
+    got if Option::is_some,
+    difference if Option::is_some,
+    hint if Option::is_some,
+    by_hand if Option::is_some,
+    step if Option::is_some,
+    stderr if not_empty,
+});
 
 /// The result of one check.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub struct CheckResult {
     pub name: String,
     pub score: u32,
@@ -73,22 +88,32 @@ pub struct CheckResult {
     /// What the check verifies, in one line.
     pub verifies: String,
     pub duration_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<Explanation>,
 }
+serialize_fields!(CheckResult {
+    name,
+    score,
+    max_score,
+    passed,
+    status,
+    message,
+    verifies,
+    duration_ms,
+    failure if Option::is_some,
+});
 
 /// How far a student's skeleton is: steps written out of all steps, and the next one.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub struct Steps {
     pub written: usize,
     pub total: usize,
     /// `step 5: accept the next client` at `labs/lab1-tcp-server/src/main.rs:118`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<NextStep>,
 }
+serialize_fields!(Steps { written, total, next if Option::is_some });
 
 /// The first unwritten step of a skeleton.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub struct NextStep {
     pub number: u32,
     /// The whole todo message: `step 5: accept the next client on `listener``.
@@ -96,9 +121,14 @@ pub struct NextStep {
     /// `file:line`, relative to the workspace root.
     pub place: String,
 }
+serialize_fields!(NextStep {
+    number,
+    title,
+    place
+});
 
 /// A lab's graded report.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub struct Report {
     pub format_version: u32,
     pub lab: String,
@@ -108,14 +138,24 @@ pub struct Report {
     pub score: u32,
     pub max_score: u32,
     pub duration_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub steps: Option<Steps>,
     /// Which protections confined the programs (`--sandbox`); optional, so readers of
     /// format_version 2 without it still parse.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<Summary>,
     pub checks: Vec<CheckResult>,
 }
+serialize_fields!(Report {
+    format_version,
+    lab,
+    title,
+    program,
+    score,
+    max_score,
+    duration_ms,
+    steps if Option::is_some,
+    sandbox if Option::is_some,
+    checks,
+});
 
 impl Report {
     pub fn full_marks(&self) -> bool {
@@ -131,7 +171,8 @@ impl Report {
             .collect()
     }
 
-    /// The names of the checks this machine could not run.
+    /// The names of the checks this machine could not run (for `mutants`).
+    #[cfg(feature = "tools")]
     pub fn untestable(&self) -> Vec<String> {
         self.checks
             .iter()

@@ -34,14 +34,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use super::serial::{serialize_by_name, serialize_fields};
 use anyhow::Context;
-use serde::Serialize;
 
 use super::{pidns, scratchfs, userns};
 
 /// How much the programs under test are confined.
-#[derive(clap::ValueEnum, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
     /// Own uid per check (as root), private network, capped files and processes.
     Strict,
@@ -60,6 +59,7 @@ impl Level {
         }
     }
 }
+serialize_by_name!(Level);
 
 /// Why a protection of `strict` cannot be had on this machine, in one line for the
 /// report's sandbox line ("network namespace per check (only lo): WHY"). Not an error
@@ -84,13 +84,18 @@ impl From<anyhow::Error> for Unsupported {
 }
 
 /// Which protections were in force for a graded program, for the report.
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
     pub level: Level,
     pub in_force: Vec<String>,
     /// Protections of `strict` that were not in force, each with why.
     pub missing: Vec<String>,
 }
+serialize_fields!(Summary {
+    level,
+    in_force,
+    missing
+});
 
 /// What the checks of one graded program get.
 #[derive(Clone, Debug)]

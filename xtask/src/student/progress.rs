@@ -4,14 +4,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::grade::serial::serialize_fields;
 use anyhow::Context;
-use serde::Serialize;
 
 use crate::grade::Lab;
 use crate::skeletons::{self, Fence};
 
 /// One step still to write: a `todo!("step N: ...")` in the student's crate.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Step {
     /// N of `step N:`; a todo without a number takes the nearest numbered one's.
     pub number: u32,
@@ -22,14 +22,25 @@ pub struct Step {
     /// 1-based line of the `todo!`.
     pub line: usize,
 }
+serialize_fields!(Step {
+    number,
+    title,
+    file,
+    line
+});
 
 /// How far a lab is: steps written out of all, and the next one to write.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Progress {
     pub written: usize,
     pub total: usize,
     pub next: Option<Step>,
 }
+serialize_fields!(Progress {
+    written,
+    total,
+    next
+});
 
 /// The lab's folder name under `labs/` and `solutions/`: `lab1-tcp-server`.
 pub fn folder(lab: &Lab) -> String {

@@ -11,23 +11,23 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::progress::Progress;
+use crate::grade::serial::serialize_fields;
 
 /// The whole state file.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default)]
 pub struct State {
     /// Bumped when the layout changes incompatibly.
-    #[serde(default)]
     pub version: u32,
     /// By lab id (`lab1`).
-    #[serde(default)]
     pub labs: BTreeMap<String, LabState>,
 }
+serialize_fields!(State { version, labs });
 
 /// What is remembered about one lab.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone)]
 pub struct LabState {
     /// The last grade: score and maximum.
     pub score: Option<u32>,
@@ -40,8 +40,56 @@ pub struct LabState {
     /// The step the hints below were asked for (`file:title`).
     pub hint_step: Option<String>,
     /// How many hints were asked for `hint_step`.
-    #[serde(default)]
     pub hints_asked: u32,
+}
+serialize_fields!(LabState {
+    score,
+    max,
+    written,
+    total,
+    graded_at,
+    hint_step,
+    hints_asked,
+});
+
+impl State {
+    /// Reads what `save` wrote. A field that is missing or out of range reads as
+    /// unknown (`None`, 0), so a file from an older or newer xtask still loads.
+    fn from_json(value: &Value) -> State {
+        let labs = value.get("labs").and_then(Value::as_object);
+        State {
+            version: small(value, "version").unwrap_or(0),
+            labs: labs
+                .into_iter()
+                .flatten()
+                .map(|(lab, entry)| (lab.clone(), LabState::from_json(entry)))
+                .collect(),
+        }
+    }
+}
+
+impl LabState {
+    fn from_json(entry: &Value) -> LabState {
+        let count = |name| small(entry, name).map(|n| n as usize);
+        LabState {
+            score: small(entry, "score"),
+            max: small(entry, "max"),
+            written: count("written"),
+            total: count("total"),
+            graded_at: entry.get("graded_at").and_then(Value::as_u64),
+            hint_step: entry
+                .get("hint_step")
+                .and_then(Value::as_str)
+                .map(String::from),
+            hints_asked: small(entry, "hints_asked").unwrap_or(0),
+        }
+    }
+}
+
+/// The field `name` of an object, when it is a whole number that fits in a `u32`.
+fn small(object: &Value, name: &str) -> Option<u32> {
+    let number = object.get(name)?.as_u64()?;
+    u32::try_from(number).ok()
 }
 
 const VERSION: u32 = 1;
@@ -56,7 +104,10 @@ pub fn load(root: &Path) -> State {
     let Ok(text) = fs::read_to_string(path(root)) else {
         return State::default();
     };
-    serde_json::from_str(&text).unwrap_or_default()
+    match serde_json::from_str::<Value>(&text) {
+        Ok(value) => State::from_json(&value),
+        Err(_) => State::default(),
+    }
 }
 
 /// Writes the state atomically: a temporary file in the same folder, then rename().
@@ -168,5 +219,35 @@ mod tests {
         assert_eq!((saved.score, saved.max), (Some(3), Some(10)));
         assert_eq!(saved.hints_asked, 1);
         assert!(saved.graded_at.is_some());
+    }
+
+    #[test]
+    fn every_field_survives_a_reload_and_odd_fields_read_as_unknown() {
+        let root = tempfile::tempdir().unwrap();
+        let mut state = State {
+            version: VERSION,
+            ..State::default()
+        };
+        let lab = LabState {
+            score: Some(7),
+            max: Some(9),
+            written: Some(4),
+            total: Some(6),
+            graded_at: Some(1_764_088_861),
+            hint_step: Some("src/main.rs:step 5".into()),
+            hints_asked: 2,
+        };
+        state.labs.insert("lab3".into(), lab.clone());
+        save(root.path(), &state).unwrap();
+        let back = load(root.path());
+        assert_eq!(back.version, VERSION);
+        assert_eq!(format!("{:?}", back.labs["lab3"]), format!("{lab:?}"));
+
+        let odd = r#"{"version": 1, "labs": {"lab2": {"score": -1, "max": 10,
+            "written": "three", "hints_asked": 99999999999, "future_field": [1]}}}"#;
+        fs::write(path(root.path()), odd).unwrap();
+        let back = load(root.path()).labs.remove("lab2").unwrap();
+        assert_eq!((back.score, back.max, back.written), (None, Some(10), None));
+        assert_eq!(back.hints_asked, 0);
     }
 }

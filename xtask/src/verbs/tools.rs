@@ -1,6 +1,7 @@
-//! The instructors' verbs in a student's build: `demo` and `gradescope` need crates
-//! (etherparse to decode packets, zip to pack the autograder) that a student's
-//! `cargo xtask grade` should not wait for. The `cargo xtask` alias builds xtask without
+//! The instructors' and maintainers' verbs in a student's build: `demo` and
+//! `gradescope` need crates (etherparse to decode packets, zip to pack the autograder),
+//! and so do `mutants` and `bench-class` (toml and serde's derive for the mutant
+//! tables), that a student's `cargo xtask grade` should not wait for. The `cargo xtask` alias builds xtask without
 //! them (`--no-default-features`); these verbs then hand the same command line over to
 //! the full build (exec: one process, so Ctrl+C and the exit code reach it as they
 //! would the first), which cargo makes once and keeps beside the lean one.
@@ -10,6 +11,14 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::bail;
+
+/// The command line of a verb the full build runs, passed on unread (`--help` too).
+#[derive(clap::Args, Debug)]
+#[command(disable_help_flag = true)]
+pub struct Passed {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
 
 /// Set on the full build's run, so that a build without the tools can never start
 /// itself over and over.
@@ -21,7 +30,10 @@ pub fn run(root: &Path) -> anyhow::Result<bool> {
     if std::env::var_os(AGAIN).is_some() {
         bail!("this build of xtask lacks the instructor tools although it was asked for them");
     }
-    eprintln!("xtask: demo and gradescope run from xtask's full build (built once, then kept)");
+    eprintln!(
+        "xtask: demo, gradescope, mutants and bench-class run from xtask's full build \
+         (built once, then kept)"
+    );
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let error = Command::new(&cargo)
         .current_dir(root)

@@ -17,11 +17,11 @@ use std::io::Write as _;
 
 use anyhow::Context;
 use base64::Engine as _;
-use serde::Serialize;
 
 use super::{human_text, problem, test_name};
 use crate::grade::explain::plain_text;
 use crate::grade::result::{Report, Status};
+use crate::grade::serial::serialize_fields;
 
 /// The annotations and the wrapped log; `token` must not occur in the reports.
 pub fn render(reports: &[Report], token: &str) -> String {
@@ -154,15 +154,19 @@ fn cell(text: &str) -> String {
     out
 }
 
-#[derive(Serialize)]
 struct ClassroomResult {
     version: u32,
     status: &'static str,
     max_score: u32,
     tests: Vec<ClassroomTest>,
 }
+serialize_fields!(ClassroomResult {
+    version,
+    status,
+    max_score,
+    tests
+});
 
-#[derive(Serialize)]
 struct ClassroomTest {
     name: String,
     status: &'static str,
@@ -173,6 +177,16 @@ struct ClassroomTest {
     line_no: u32,
     duration: u64,
 }
+serialize_fields!(ClassroomTest {
+    name,
+    status,
+    score,
+    message,
+    test_code,
+    filename,
+    line_no,
+    duration,
+});
 
 /// What GitHub Classroom's grading reporter reads from a runner: base64 of JSON with
 /// `max_score` and the `score` of each test (the points are their sum).

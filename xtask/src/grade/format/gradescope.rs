@@ -6,13 +6,11 @@
 //! explanation of a failure, or what a passed check verifies) and `visibility`.
 //! A report cut short renders what finished: its `max_score` counts only those checks.
 
-use serde::Serialize;
-
 use super::test_name;
 use crate::grade::explain::plain_text;
 use crate::grade::result::Report;
+use crate::grade::serial::serialize_fields;
 
-#[derive(Serialize)]
 struct Results {
     score: u32,
     execution_time: u64,
@@ -20,8 +18,14 @@ struct Results {
     visibility: &'static str,
     tests: Vec<Test>,
 }
+serialize_fields!(Results {
+    score,
+    execution_time,
+    output,
+    visibility,
+    tests
+});
 
-#[derive(Serialize)]
 struct Test {
     name: String,
     score: u32,
@@ -30,6 +34,14 @@ struct Test {
     output: String,
     visibility: &'static str,
 }
+serialize_fields!(Test {
+    name,
+    score,
+    max_score,
+    status,
+    output,
+    visibility
+});
 
 /// Every check of every report, as one Gradescope results object.
 pub fn render(reports: &[Report]) -> String {
