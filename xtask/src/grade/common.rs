@@ -70,14 +70,15 @@ pub fn listens_with_backlog(port: u16, asked: u32) -> Result<(), Failure> {
                 .got(format!("backlog {other}"))
                 .hint("pass --backlog to listen(); don't hard-code it"),
         ),
-        None => Err(no_ss()),
+        None => Err(no_backlog(port)),
     }
 }
 
-/// The backlog could not be read: `ss` is missing, or nothing listens any more.
-pub fn no_ss() -> Failure {
-    Failure::new("could not read the backlog with `ss -ltn`")
-        .hint("is iproute2 (ss) installed? the listener may also have gone")
+/// The backlog could not be read: nothing listens on `port` any more.
+pub fn no_backlog(port: u16) -> Failure {
+    Failure::new("could not read the backlog: nothing listens on the port any more")
+        .expected(format!("a listener on port {port} (ss -ltn)"))
+        .hint("the server closed its listening socket (or exited) right after starting")
 }
 
 /// `server --host ::1` on a free port, seen listening.

@@ -109,9 +109,15 @@ impl Conn {
         }
     }
 
-    /// The grader's own port on this connection (what the program sees as its peer).
+    /// The grader's own address on this connection (what the program sees as its peer).
+    pub fn local_addr(&self) -> SocketAddr {
+        let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+        self.stream.local_addr().unwrap_or(unknown)
+    }
+
+    /// The grader's own port on this connection.
     pub fn local_port(&self) -> u16 {
-        self.stream.local_addr().map(|a| a.port()).unwrap_or(0)
+        self.local_addr().port()
     }
 
     /// Sends all of `bytes` within the limit.
@@ -415,15 +421,11 @@ fn table_has_listener(table: &str, port: u16) -> bool {
 }
 
 /// The backlog the kernel holds for the listener on `port`, as `ss -ltn` shows it
-/// (its Send-Q column). None when nothing listens or `ss` is missing.
+/// (its Send-Q column), asked over sock_diag. None when nothing listens there.
 pub fn listen_backlog(port: u16) -> Option<u32> {
-    let output = std::process::Command::new("ss")
-        .args(["-ltnH", &format!("sport = :{port}")])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let line = text.lines().find(|l| l.starts_with("LISTEN"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
+    let listeners = super::sockdiag::listeners().ok()?;
+    let listener = listeners.iter().find(|l| l.local.port() == port)?;
+    u32::try_from(listener.backlog).ok()
 }
 
 /// How many file descriptors process `pid` has open right now.

@@ -1,6 +1,7 @@
 //! TCP sockets asked of the kernel over `NETLINK_SOCK_DIAG` (what `ss` uses), for the
-//! network namespace of the calling thread: which sockets listen ([`listeners`]), and
-//! the queues of one connection ([`queues`]).
+//! network namespace of the calling thread: which sockets listen, with their accept
+//! queues and backlogs ([`listeners`]), and the state, timer and queues of one
+//! connection ([`connection`]).
 //!
 //! Why not `/proc/net/tcp`: every read of it walks every bucket of the kernel's
 //! established-connection hash table, whose size follows the machine's memory (a 24 GB
@@ -37,7 +38,34 @@ pub struct Listener {
     pub local: SocketAddr,
     /// Its inode: `/proc/PID/fd/N -> socket:[INODE]` names the processes holding it.
     pub inode: u64,
+    /// Connections the kernel has completed that the program has not accept()ed yet
+    /// (`ss -ltn`'s Recv-Q).
+    pub accept_queue: u64,
+    /// The backlog its listen() asked for, as the kernel holds it (`ss -ltn`'s Send-Q).
+    pub backlog: u64,
 }
+
+/// One TCP connection's socket as the kernel sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Connection {
+    /// `TCP_ESTABLISHED` (1) ... `TCP_CLOSE_WAIT` (8) ..., as in `include/net/tcp_states.h`.
+    pub state: u8,
+    /// The timer armed on it: 0 none, 1 retransmission, 2 the socket's own timer (on an
+    /// established connection, keepalive), 3 TIME-WAIT, 4 zero-window probe (the `tr`
+    /// column of `/proc/net/tcp`, `ss -o`'s `timer:`).
+    pub timer: u8,
+    /// When that timer fires, from now.
+    pub due: Duration,
+    /// Bytes sent but not yet acknowledged (`tx_queue`).
+    pub send_queue: u64,
+    /// Bytes received but not yet read by its program (`rx_queue`).
+    pub receive_queue: u64,
+}
+
+/// `TCP_ESTABLISHED` in [`Connection::state`].
+pub const ESTABLISHED: u8 = 1;
+/// `TCP_CLOSE_WAIT`: a FIN came in, this side is still open.
+pub const CLOSE_WAIT: u8 = 8;
 
 /// Every TCP socket in LISTEN state, IPv4 and IPv6, in the calling thread's network
 /// namespace. An error means sock_diag could not be used here (a kernel without it);
@@ -60,12 +88,10 @@ pub fn listening_on(port: u16) -> Option<Vec<u64>> {
     })
 }
 
-/// `(send queue, receive queue)` of the TCP socket whose own address is `local` and
-/// whose peer is `remote`: bytes sent but not yet acknowledged, and bytes received but
-/// not yet read by its program (the `tx_queue` and `rx_queue` of `/proc/net/tcp`).
+/// The TCP socket whose own address is `local` and whose peer is `remote`.
 /// `Ok(None)`: no such socket (closed, or never there). An error means sock_diag could
 /// not be used here; callers then read `/proc/net/tcp` instead.
-pub fn queues(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<(u64, u64)>> {
+pub fn connection(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<Connection>> {
     let socket = open()?;
     let mut request = [0u8; HEADER + REQUEST];
     request[0..4].copy_from_slice(&((HEADER + REQUEST) as u32).to_ne_bytes());
@@ -100,16 +126,39 @@ pub fn queues(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<(u64, 
             code => Err(io::Error::from_raw_os_error(code)),
         },
         _ => {
-            // struct inet_diag_msg: ..., expires at 52, rqueue at 56, wqueue at 60.
-            let word = |at: usize| -> io::Result<u64> {
-                let bytes = reply
-                    .get(HEADER + at..HEADER + at + 4)
-                    .ok_or_else(malformed)?;
-                Ok(u64::from(u32::from_ne_bytes(bytes.try_into().unwrap())))
+            let message = &reply[HEADER..];
+            // struct inet_diag_msg: family, state, timer, retrans, the sockid (48 bytes),
+            // then expires (milliseconds) at 52, rqueue at 56, wqueue at 60.
+            let (Some(&state), Some(&timer)) = (message.get(1), message.get(2)) else {
+                return Err(malformed());
             };
-            Ok(Some((word(60)?, word(56)?)))
+            // The kernel's lookup falls back to the listener on `local`'s port when the
+            // connection itself is gone: that answer (its peer port 0) is "no such".
+            let peer_port = message.get(6..8).map(|p| u16::from_be_bytes([p[0], p[1]]));
+            if peer_port != Some(remote.port()) {
+                return Ok(None);
+            }
+            let word = |at| word_at(message, at).ok_or_else(malformed);
+            Ok(Some(Connection {
+                state,
+                timer,
+                due: Duration::from_millis(word(52)?),
+                send_queue: word(60)?,
+                receive_queue: word(56)?,
+            }))
         }
     }
+}
+
+/// `(send queue, receive queue)` of the connection `local`<->`remote`: see [`connection`].
+pub fn queues(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<(u64, u64)>> {
+    Ok(connection(local, remote)?.map(|c| (c.send_queue, c.receive_queue)))
+}
+
+/// The `u32` at `at` in a reply, widened.
+fn word_at(message: &[u8], at: usize) -> Option<u64> {
+    let bytes = message.get(at..at + 4)?;
+    Some(u64::from(u32::from_ne_bytes(bytes.try_into().ok()?)))
 }
 
 /// [`queues`] of the connection `local`<->`remote`, read from the calling thread's
@@ -258,8 +307,8 @@ fn parse(mut bytes: &[u8], found: &mut Vec<Listener>) -> io::Result<bool> {
     Ok(false)
 }
 
-/// The socket one `struct inet_diag_msg` describes: family at 0, the sockid from 4
-/// (source port big-endian at 4, source address at 8), the inode at 68.
+/// The listener one `struct inet_diag_msg` describes: family at 0, the sockid from 4
+/// (source port big-endian at 4, source address at 8).
 fn listener(message: &[u8]) -> Option<Listener> {
     let port = u16::from_be_bytes([*message.get(4)?, *message.get(5)?]);
     let ip = match message[0] as i32 {
@@ -271,11 +320,13 @@ fn listener(message: &[u8]) -> Option<Listener> {
         )),
         _ => return None,
     };
-    // uid at 64, inode at 68 (both u32).
-    let inode = u32::from_ne_bytes(message.get(68..72)?.try_into().ok()?);
+    // For a listener, rqueue (56) is its accept queue and wqueue (60) its backlog;
+    // then uid at 64, inode at 68 (all u32).
     Some(Listener {
         local: SocketAddr::new(ip, port),
-        inode: u64::from(inode),
+        inode: word_at(message, 68)?,
+        accept_queue: word_at(message, 56)?,
+        backlog: word_at(message, 60)?,
     })
 }
 
@@ -325,5 +376,71 @@ mod tests {
         let unknown: SocketAddr = "127.0.0.1:1".parse().unwrap();
         assert_eq!(queues(unknown, ours).unwrap(), None);
         drop(server);
+    }
+
+    #[test]
+    fn a_connection_reset_in_the_accept_queue_is_gone_not_its_listener() {
+        // Asked for a connection that is gone, the kernel's lookup answers with the
+        // listener on the same port; that must read as "no such connection".
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, theirs) = (client.local_addr().unwrap(), listener.local_addr().unwrap());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while connection(theirs, ours).unwrap().map(|c| c.state) != Some(ESTABLISHED) {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        socket2::SockRef::from(&client)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(client);
+        while connection(theirs, ours).unwrap().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                connection(theirs, ours)
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn reads_a_listeners_backlog_and_accept_queue() {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        socket.bind(&any.into()).unwrap();
+        socket.listen(7).unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        let find = || listeners().unwrap().into_iter().find(|l| l.local == addr);
+        assert_eq!(find().map(|l| (l.accept_queue, l.backlog)), Some((0, 7)));
+        // Completed by the kernel, never accepted: it waits in the accept queue.
+        let _waiting = std::net::TcpStream::connect(addr).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while find().map(|l| l.accept_queue) != Some(1) {
+            assert!(std::time::Instant::now() < deadline, "{:?}", find());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn reads_a_connections_state_and_keepalive_timer() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(30));
+        socket2::SockRef::from(&server)
+            .set_tcp_keepalive(&keepalive)
+            .unwrap();
+        let (ours, theirs) = (client.local_addr().unwrap(), server.local_addr().unwrap());
+        let seen = connection(theirs, ours).unwrap().unwrap();
+        assert_eq!((seen.state, seen.timer), (ESTABLISHED, 2), "{seen:?}");
+        assert!(seen.due <= Duration::from_secs(30) && seen.due > Duration::from_secs(20));
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while connection(theirs, ours).unwrap().map(|c| c.state) != Some(CLOSE_WAIT) {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }

@@ -28,7 +28,7 @@ use crate::grade::peer::{Peer, Script, Seen, Step};
 use crate::grade::process::describe_status;
 use crate::grade::row;
 use crate::grade::{Ctx, Failure, Finished, Lab, Server, common, ensure, expect};
-use crate::grade::{procstat, stamp, standard};
+use crate::grade::{procstat, sockdiag, stamp, standard};
 
 #[cfg(feature = "tools")]
 mod demo;
@@ -825,12 +825,11 @@ const EPIPE_HINT: &str =
 /// Connects a client and waits until the server has accepted it and no other
 /// connection waits in its queue: the server is then busy with this one.
 fn accepted_client(addr: SocketAddr) -> Result<Conn, Failure> {
-    let port = addr.port();
     let holder = net::connect(addr)?;
-    let holder_port = holder.local_port();
+    let ours = holder.local_addr();
     ensure(
-        wait_server_side(port, holder_port, |state| state == Some(ESTABLISHED))
-            && wait_accept_queue_empty(port),
+        wait_server_side(addr, ours, |state| state == Some(sockdiag::ESTABLISHED))
+            && wait_accept_queue_empty(addr.port()),
         || {
             Failure::new("the server did not accept a client within 5 s")
                 .hint("accept() the next client as soon as the previous one is done")
@@ -842,18 +841,17 @@ fn accepted_client(addr: SocketAddr) -> Result<Conn, Failure> {
 /// A client that, still queued, sends `request`, half-closes and resets, each step
 /// seen by the kernel (the server's side in CLOSE-WAIT, then gone) before the next.
 fn queue_and_reset(addr: SocketAddr, request: &[u8]) -> Result<(), Failure> {
-    let port = addr.port();
     let mut gone = net::connect(addr)?;
-    let gone_port = gone.local_port();
+    let ours = gone.local_addr();
     gone.send(request)?;
     gone.half_close()?;
     ensure(
-        wait_server_side(port, gone_port, |state| state == Some(CLOSE_WAIT)),
+        wait_server_side(addr, ours, |state| state == Some(sockdiag::CLOSE_WAIT)),
         || Failure::new("the grader's FIN never reached the queued connection"),
     )?;
     gone.reset();
     ensure(
-        wait_server_side(port, gone_port, |state| state.is_none()),
+        wait_server_side(addr, ours, |state| state.is_none()),
         || Failure::new("the grader's reset never reached the queued connection"),
     )
 }
@@ -972,75 +970,48 @@ fn kill_mid_conversation(ctx: &mut Ctx, first: &Server) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The kernel's number for CLOSE-WAIT: a FIN came in, our side is still open.
-const CLOSE_WAIT: u8 = 0x08;
-/// The kernel's number for ESTABLISHED.
-const ESTABLISHED: u8 = 0x01;
-
 /// Polls (up to 5 s) until the listener on `port` has no connection waiting to be
-/// accepted (for a listening socket, the rx_queue column of `/proc/net/tcp` is the
-/// length of its accept queue), twice in a row.
+/// accepted, twice in a row.
 fn wait_accept_queue_empty(port: u16) -> bool {
-    let local = format!(":{port:04X}");
-    let deadline = Instant::now() + Duration::from_secs(5);
     let mut empty_before = false;
-    loop {
-        let queued = std::fs::read_to_string("/proc/thread-self/net/tcp")
-            .unwrap_or_default()
-            .lines()
-            .skip(1)
-            .find_map(|line| {
-                let mut fields = line.split_whitespace().skip(1);
-                let (l, _, st, queues) = (
-                    fields.next()?,
-                    fields.next()?,
-                    fields.next()?,
-                    fields.next()?,
-                );
-                (l.ends_with(&local) && st == "0A")
-                    .then(|| u32::from_str_radix(queues.split_once(':')?.1, 16).ok())
-                    .flatten()
-            });
+    poll_5s(Duration::from_millis(10), || {
+        let queued = sockdiag::listeners()
+            .ok()
+            .and_then(|all| all.into_iter().find(|l| l.local.port() == port))
+            .map(|listener| listener.accept_queue);
         let empty = queued == Some(0);
-        if empty && empty_before {
-            return true;
-        }
+        let twice = empty && empty_before;
         empty_before = empty;
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
+        twice
+    })
 }
 
-/// Polls (up to 5 s) the state of the server's side of the connection from
-/// `client_port` to `server_port` (None: no such socket) until `wanted` holds.
+/// Polls (up to 5 s) the state of the server's side of the connection between
+/// `server` and `client` (None: no such socket) until `wanted` holds.
 fn wait_server_side(
-    server_port: u16,
-    client_port: u16,
+    server: SocketAddr,
+    client: SocketAddr,
     wanted: impl Fn(Option<u8>) -> bool,
 ) -> bool {
-    let (local, remote) = (format!(":{server_port:04X}"), format!(":{client_port:04X}"));
+    poll_5s(Duration::from_millis(5), || {
+        match sockdiag::connection(server, client) {
+            Ok(found) => wanted(found.map(|c| c.state)),
+            Err(_) => false,
+        }
+    })
+}
+
+/// Calls `done` every `every` until it says true (then true) or 5 s have passed.
+fn poll_5s(every: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let state = std::fs::read_to_string("/proc/thread-self/net/tcp")
-            .unwrap_or_default()
-            .lines()
-            .skip(1)
-            .find_map(|line| {
-                let mut fields = line.split_whitespace().skip(1);
-                let (l, r, st) = (fields.next()?, fields.next()?, fields.next()?);
-                (l.ends_with(&local) && r.ends_with(&remote))
-                    .then(|| u8::from_str_radix(st, 16).ok())
-                    .flatten()
-            });
-        if wanted(state) {
+        if done() {
             return true;
         }
         if Instant::now() >= deadline {
             return false;
         }
-        thread::sleep(Duration::from_millis(5));
+        thread::sleep(every);
     }
 }
 

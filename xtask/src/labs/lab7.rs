@@ -921,7 +921,7 @@ fn default_backlog_fits_crowd(port: u16) -> Result<(), Failure> {
                 "thousands of callers arriving together queue up before accept(): make the \
                  default --backlog 1024 or more",
             )),
-        None => Err(common::no_ss()),
+        None => Err(common::no_backlog(port)),
     }
 }
 
@@ -1013,45 +1013,29 @@ const KERNEL_KEEPALIVE_INTERVAL: f64 = 75.0;
 /// Slack on the timer values read back (they count down in hundredths of a second).
 const TIMER_SLACK: f64 = 0.5;
 
-/// The timer of the server's socket for the connection between its `port` and ours, as
-/// the kernel's TCP table shows it: (`tr`, seconds until it fires). `tr` 2 is the socket's
-/// own timer, which on an established connection is the keepalive timer; 0 is no timer
-/// (1 retransmission, 4 zero-window probe). Read from `/proc/thread-self/net/tcp`: the
-/// check's thread lives in the check's network namespace, where the connection is.
-fn keepalive_timer(port: u16, peer_port: u16) -> Option<(u8, f64)> {
-    let table = std::fs::read_to_string("/proc/thread-self/net/tcp").ok()?;
-    let local = format!(":{port:04X}");
-    let remote = format!(":{peer_port:04X}");
-    // SAFETY: sysconf only reads a configuration value.
-    let per_second = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
-        ticks if ticks > 0 => ticks as f64,
-        _ => 100.0,
-    };
-    table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (l, r, timer) = (fields.get(1)?, fields.get(2)?, fields.get(5)?);
-        if !(l.ends_with(&local) && r.ends_with(&remote)) {
-            return None;
-        }
-        let (active, when) = timer.split_once(':')?;
-        let active = u8::from_str_radix(active, 16).ok()?;
-        let when = u64::from_str_radix(when, 16).ok()?;
-        Some((active, when as f64 / per_second))
-    })
+/// The timer of the server's socket (at `server`) for its connection with `peer`, as
+/// the kernel shows it (sock_diag; `ss -o`, the `tr` column of `/proc/net/tcp`):
+/// (timer, seconds until it fires). Timer 2 is the socket's own timer, which on an
+/// established connection is the keepalive timer; 0 is no timer (1 retransmission,
+/// 4 zero-window probe). Asked from the check's thread, which lives in the check's
+/// network namespace, where the connection is.
+fn keepalive_timer(server: SocketAddr, peer: SocketAddr) -> Option<(u8, f64)> {
+    let found = sockdiag::connection(server, peer).ok()??;
+    Some((found.timer, found.due.as_secs_f64()))
 }
 
 /// Polls the connection's timer until `wanted` holds (or `limit` passes); returns the
 /// last value seen either way, and whether `wanted` held.
 fn wait_timer(
-    port: u16,
-    peer_port: u16,
+    server: SocketAddr,
+    peer: SocketAddr,
     limit: Duration,
     wanted: impl Fn(u8, f64) -> bool,
 ) -> (Option<(u8, f64)>, bool) {
     let deadline = Instant::now() + limit;
     let mut last = None;
     loop {
-        last = keepalive_timer(port, peer_port).or(last);
+        last = keepalive_timer(server, peer).or(last);
         if let Some((active, when)) = last
             && wanted(active, when)
         {
@@ -1067,7 +1051,7 @@ fn wait_timer(
 /// A timer as the report shows it.
 fn show_timer(timer: Option<(u8, f64)>) -> String {
     match timer {
-        None => String::from("no row for the connection in /proc/net/tcp"),
+        None => String::from("the kernel shows no such connection (ss -tno)"),
         Some((0, _)) => String::from("tr 0: no timer armed on the server's socket"),
         Some((2, when)) => format!("tr 2: the keepalive timer, due in {when:.2} s"),
         Some((other, when)) => format!("tr {other}: a timer due in {when:.2} s"),
@@ -1078,10 +1062,10 @@ fn keepalive(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--keepalive", "1"])?;
     let connected = Instant::now();
     let conn = echoed_once(server.addr)?;
-    let (port, ours) = (server.addr.port(), conn.local_port());
-    let seen = keepalive_armed(port, ours)?;
+    let ours = conn.local_addr();
+    let seen = keepalive_armed(server.addr, ours)?;
     first_probe_in_time(seen, connected)?;
-    probes_at_interval(port, ours)?;
+    probes_at_interval(server.addr, ours)?;
     drop(conn);
     ctx.ensure_running(server.id, "with keepalive on")
 }
@@ -1094,10 +1078,12 @@ fn echoed_once(addr: SocketAddr) -> Result<net::Conn, Failure> {
     Ok(conn)
 }
 
-/// Waits for the keepalive timer on the server's socket for the connection between its
-/// `port` and ours; returns the timer seen.
-fn keepalive_armed(port: u16, ours: u16) -> Result<Option<(u8, f64)>, Failure> {
-    let (seen, armed) = wait_timer(port, ours, Duration::from_secs(3), |active, _| active == 2);
+/// Waits for the keepalive timer on the server's socket (at `server`) for its connection
+/// with `ours`; returns the timer seen.
+fn keepalive_armed(server: SocketAddr, ours: SocketAddr) -> Result<Option<(u8, f64)>, Failure> {
+    let (seen, armed) = wait_timer(server, ours, Duration::from_secs(3), |active, _| {
+        active == 2
+    });
     ensure(armed, || {
         Failure::new("the server's socket for this connection has no keepalive timer")
             .sent("--keepalive 1, then one echo")
@@ -1146,10 +1132,10 @@ fn first_probe_in_time(seen: Option<(u8, f64)>, connected: Instant) -> Result<()
 
 /// Waits for the timer to be re-armed after the first probe, and requires it due
 /// within the probe interval.
-fn probes_at_interval(port: u16, ours: u16) -> Result<(), Failure> {
+fn probes_at_interval(server: SocketAddr, ours: SocketAddr) -> Result<(), Failure> {
     // The first probe goes out after 1 s; the grader's kernel answers it, and the timer
     // is re-armed for the probe interval.
-    let (seen, rearmed) = wait_timer(port, ours, Duration::from_secs(5), |active, when| {
+    let (seen, rearmed) = wait_timer(server, ours, Duration::from_secs(5), |active, when| {
         active == 2 && when > KEEPALIVE_IDLE + TIMER_SLACK
     });
     ensure(rearmed, || {
