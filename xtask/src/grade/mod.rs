@@ -6,8 +6,8 @@
 //!
 //! - `check.rs`: the vocabulary of check tables ([`Lab`], [`Check`], [`Failure`]);
 //!   `standard.rs`: the rows several labs share.
-//! - `ctx.rs`, `process.rs`, `net.rs`, `peer.rs`, `expect.rs`, `common.rs`: what checks use to run
-//!   programs and talk to them.
+//! - `ctx.rs`, `process.rs`, `net.rs`, `peer.rs`, `writer.rs`, `expect.rs`, `common.rs`:
+//!   what checks use to run programs and talk to them.
 //! - `runner.rs`: runs checks concurrently, each in a fresh [`Ctx`], within budgets.
 //! - `result.rs`: the result model (events, reports); `explain.rs` turns a failure into
 //!   an explanation; `human.rs` renders the stream for a person.
@@ -46,6 +46,7 @@ pub mod userns;
 #[cfg(feature = "tools")]
 pub mod wire;
 pub mod words;
+pub mod writer;
 
 use std::path::Path;
 use std::process::Command;

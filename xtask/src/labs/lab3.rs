@@ -11,13 +11,12 @@
 //! half-close, print the whole answer (read until EOF), stop at an empty line or the end
 //! of its input, and fail with one line when nothing listens.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io::{ErrorKind, Read};
+use std::net::{SocketAddr, TcpStream};
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
@@ -27,6 +26,7 @@ use crate::grade::net::{self, Conn, LOCALHOST_V4, show};
 use crate::grade::peer::{Peer, Script, Seen, Step};
 use crate::grade::process::describe_status;
 use crate::grade::row;
+use crate::grade::writer::{Body, Writer};
 use crate::grade::{Ctx, Failure, Finished, Lab, Server, common, ensure, expect};
 use crate::grade::{procstat, sockdiag, stamp, standard};
 
@@ -75,8 +75,9 @@ pub static LAB: Lab = Lab {
 /// reaches the other side in a recv() of its own. Nothing is judged by how long the
 /// program takes: a correct program passes whatever the gap.
 const PIECE_GAP: Duration = Duration::from_millis(300);
-/// A writer whose progress stops for this long has filled every buffer on its way.
-const STALL: Duration = Duration::from_millis(300);
+/// The deadline of each of the grader's writes from a writer thread: ends it even if
+/// the program neither reads nor closes.
+const WRITE_LIMIT: Duration = Duration::from_secs(90);
 /// The send timeout the grader asks for with `--send-timeout` in `stuck-reader`.
 const STUCK_SEND_TIMEOUT: &str = "1";
 /// How long the second client may wait behind one that never reads. Each partial
@@ -187,84 +188,12 @@ fn pseudo_random(len: usize) -> Vec<u8> {
     out
 }
 
-/// A thread that writes to a connection while the check does something else.
-struct Pusher {
-    written: Arc<AtomicUsize>,
-    done: Arc<AtomicBool>,
-    handle: JoinHandle<std::io::Result<()>>,
-}
-
-impl Pusher {
-    /// Writes all of `data`, then half-closes.
-    fn all(stream: &TcpStream, data: Arc<Vec<u8>>) -> Result<Pusher, Failure> {
-        Pusher::spawn(stream, move |writer, written| {
-            for chunk in data.chunks(64 * 1024) {
-                writer.write_all(chunk)?;
-                written.fetch_add(chunk.len(), Ordering::Relaxed);
-            }
-            writer.shutdown(Shutdown::Write)
-        })
-    }
-
-    /// Writes and writes (up to 1 GiB), until the other side stops it with an error.
-    fn endless(stream: &TcpStream) -> Result<Pusher, Failure> {
-        Pusher::spawn(stream, |writer, written| {
-            let chunk = vec![b'z'; 64 * 1024];
-            while written.load(Ordering::Relaxed) < 1 << 30 {
-                writer.write_all(&chunk)?;
-                written.fetch_add(chunk.len(), Ordering::Relaxed);
-            }
-            Ok(())
-        })
-    }
-
-    fn spawn(
-        stream: &TcpStream,
-        work: impl FnOnce(&mut TcpStream, &AtomicUsize) -> std::io::Result<()> + Send + 'static,
-    ) -> Result<Pusher, Failure> {
-        let mut writer = stream
-            .try_clone()
-            .map_err(|e| Failure::new(format!("grader could not clone its socket: {e}")))?;
-        // Ends the thread even if the program neither reads nor closes.
-        let _ = writer.set_write_timeout(Some(Duration::from_secs(90)));
-        let written = Arc::new(AtomicUsize::new(0));
-        let done = Arc::new(AtomicBool::new(false));
-        let (written_there, done_there) = (written.clone(), done.clone());
-        let handle = thread::spawn(move || {
-            let outcome = work(&mut writer, &written_there);
-            done_there.store(true, Ordering::Relaxed);
-            outcome
-        });
-        Ok(Pusher {
-            written,
-            done,
-            handle,
-        })
-    }
-
-    /// Polls until the writer has made no progress for [`STALL`] (every buffer between
-    /// us and the program is full: it has stopped reading), or is done, or `limit` passes.
-    fn wait_stalled(&self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        let mut last = self.written.load(Ordering::Relaxed);
-        let mut since = Instant::now();
-        while Instant::now() < deadline && !self.done.load(Ordering::Relaxed) {
-            thread::sleep(Duration::from_millis(20));
-            let now = self.written.load(Ordering::Relaxed);
-            if now != last {
-                last = now;
-                since = Instant::now();
-            } else if since.elapsed() >= STALL {
-                return;
-            }
-        }
-    }
-
-    fn finish(self) -> std::io::Result<()> {
-        self.handle
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")))
-    }
+/// A writer of all of `payload`, then a half-close, on `stream`.
+fn push_all(stream: &TcpStream, payload: &Arc<Vec<u8>>) -> Result<Writer, Failure> {
+    let body = Body::bytes(Arc::clone(payload))
+        .half_close()
+        .limit(WRITE_LIMIT);
+    Writer::start(stream, body)
 }
 
 /// Splits a stamped answer into its lines, checking each stamp; returns the lines.
@@ -369,10 +298,10 @@ fn short_sends(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--send-timeout", SHORT_SEND_TIMEOUT])?;
     let payload = Arc::new(pseudo_random(SHORT_SEND_BYTES));
     let stream = connect_tiny_segments(server.addr)?;
-    let pusher = Pusher::all(&stream, payload.clone())?;
+    let writer = push_all(&stream, &payload)?;
     let (got, outcome) = read_slowly_nudging(&stream, &payload, server.pid);
     drop(stream);
-    let _ = pusher.finish();
+    let _ = writer.finish();
     expect_slow_echo(&payload, &got, outcome)
 }
 
@@ -566,11 +495,11 @@ fn every_byte_and_bad_utf8() -> Vec<u8> {
 /// reads the echo to its end.
 fn echo_to_slow_reader(mut conn: Conn, payload: &Arc<Vec<u8>>) -> Result<Vec<u8>, Failure> {
     let size = payload.len();
-    let pusher = Pusher::all(&conn.stream, payload.clone())?;
-    pusher.wait_stalled(Duration::from_secs(30));
+    let writer = push_all(&conn.stream, payload)?;
+    writer.wait_stalled(Duration::from_secs(30));
     conn.limit = Duration::from_secs(60);
     let read = conn.read_to_eof(size + 64 * 1024);
-    let pushed = pusher.finish();
+    let pushed = writer.finish();
     let got = read.map_err(|f| {
         f.during(format!("reading back {} MiB", size >> 20)).hint(
             "the server must echo everything until recv() returns 0, sending every byte \
@@ -925,11 +854,12 @@ fn expect_echo_at_last(mut first: Conn, request: &[u8]) -> Result<(), Failure> {
 /// A client that sends and never reads, on a small window: once its writing stalls,
 /// every buffer on the way is full and the server waits in send(). Keep it (and its
 /// writer) for as long as the client must stay stuck.
-fn stuck_client(addr: SocketAddr) -> Result<(Conn, Pusher), Failure> {
+fn stuck_client(addr: SocketAddr) -> Result<(Conn, Writer), Failure> {
     let stuck = connect_small_window(addr)?;
-    let pusher = Pusher::endless(&stuck.stream)?;
-    pusher.wait_stalled(Duration::from_secs(30));
-    Ok((stuck, pusher))
+    let body = Body::filled(b'z', 1 << 30).limit(WRITE_LIMIT);
+    let writer = Writer::start(&stuck.stream, body)?;
+    writer.wait_stalled(Duration::from_secs(30));
+    Ok((stuck, writer))
 }
 
 /// A whole conversation with `message` while another client is stuck, waiting up to

@@ -11,7 +11,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitStatus;
 use std::sync::OnceLock;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -22,6 +22,7 @@ use crate::grade::peer::{Peer, Script, Step};
 use crate::grade::process::describe_status;
 use crate::grade::row;
 use crate::grade::standard;
+use crate::grade::writer::{Body, Writer};
 use crate::grade::{Ctx, Failure, Finished, Lab, Server, common, ensure};
 
 #[cfg(feature = "tools")]
@@ -477,7 +478,7 @@ fn names_sigint(ctx: &mut Ctx, id: usize, printed_before: usize) -> Result<(), F
 struct PendingReply {
     stream: TcpStream,
     size: usize,
-    sender: JoinHandle<std::io::Result<()>>,
+    sender: Writer,
     received: usize,
 }
 
@@ -494,12 +495,6 @@ fn long_line_size() -> usize {
     (4 * send_buffer).clamp(16 * 1024 * 1024, 256 * 1024 * 1024)
 }
 
-fn clone_stream(stream: &TcpStream) -> Result<TcpStream, Failure> {
-    stream
-        .try_clone()
-        .map_err(|e| Failure::new(format!("grader could not clone its socket: {e}")))
-}
-
 /// Connects with a small receive buffer (set before connect(), so the window stays
 /// small), sends one long line from a thread, and reads the first KiB of its echo.
 fn start_pending_reply(server: &Server) -> Result<PendingReply, Failure> {
@@ -512,18 +507,7 @@ fn start_pending_reply(server: &Server) -> Result<PendingReply, Failure> {
         .map_err(|e| net::connect_failure(server.addr, &e))?;
     let stream: TcpStream = socket.into();
     let size = long_line_size();
-    let mut writer = clone_stream(&stream)?;
-    let _ = writer.set_write_timeout(Some(Duration::from_secs(60)));
-    let sender = thread::spawn(move || {
-        let chunk = vec![b'a'; 1024 * 1024];
-        let mut left = size;
-        while left > 0 {
-            let n = left.min(chunk.len());
-            writer.write_all(&chunk[..n])?;
-            left -= n;
-        }
-        writer.write_all(b"\n")
-    });
+    let sender = Writer::start(&stream, Body::filled(b'a', size).then(b"\n"))?;
     let mut pending = PendingReply {
         stream,
         size: size + 1,
@@ -588,9 +572,9 @@ impl PendingReply {
         let rest = self.size - self.received;
         self.read_more(rest, Duration::from_secs(60))
             .map_err(|f| f.during("reading the rest of the reply after SIGTERM"))?;
-        match self.sender.join() {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(Failure::new(
+        match self.sender.finish() {
+            Ok(()) => Ok(()),
+            Err(_) => Err(Failure::new(
                 "the server stopped reading the long line before its end",
             )),
         }

@@ -17,11 +17,9 @@ use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 
@@ -30,6 +28,7 @@ use crate::grade::net::{self, LOCALHOST_V4, show};
 use crate::grade::peer::{Peer, Script, Seen, Step};
 use crate::grade::row;
 use crate::grade::sockdiag;
+use crate::grade::writer::{Body, Writer};
 use crate::grade::{Ctx, Failure, Finished, Lab, Server, common, ensure, expect};
 use crate::grade::{procstat, standard};
 
@@ -485,122 +484,66 @@ fn held_back(stuffed: &Stuffed, before: u64, after: u64) -> Result<(), Failure> 
 fn slow_reader_intact(ctx: &mut Ctx) -> Result<(), Failure> {
     let server = start(ctx, &["--max-buffer", INTACT_MAX_BUFFER])?;
     let stream = net::connect(server.addr)?.stream;
-    let writer = PausedWriter::spawn(&stream)?;
-    writer.wait_server_queue(server.addr.port(), &stream);
+    let writer = paused_writer(&stream)?;
+    wait_server_queue(&writer, server.addr.port(), &stream);
     // Phase 2: read everything back, comparing every byte with the pattern.
     let outcome = read_pattern_back(&stream);
     let _ = stream.shutdown(Shutdown::Both); // frees the writer if it is still blocked
-    came_back_whole(outcome, writer.join())
+    came_back_whole(outcome, writer.finish())
 }
 
-/// The thread that sends the pattern stream of `slow-reader-intact` ([`INTACT_BYTES`],
-/// then a half-close), pausing halfway until told to go on.
+/// The writer of `slow-reader-intact`'s pattern stream ([`INTACT_BYTES`], then a
+/// half-close), paused halfway until [`wait_server_queue`] lets it go on.
 ///
-/// The writer pauses halfway until phase 2 starts, so that bytes are still coming in
-/// while the server has a queue to send and room to send it: the moment a server that
-/// sends new bytes ahead of queued ones gets them wrong. (Without the pause, a server
-/// that reads without bound has swallowed the whole stream before the grader reads
-/// anything, and never has that moment.)
-struct PausedWriter {
-    thread: thread::JoinHandle<anyhow::Result<()>>,
-    /// Bytes it has sent so far.
-    progress: Arc<AtomicUsize>,
-    /// Set when the writer may go on past its halfway pause.
-    go: Arc<AtomicBool>,
+/// The pause keeps bytes coming in while the server has a queue to send and room to
+/// send it: the moment a server that sends new bytes ahead of queued ones gets them
+/// wrong. (Without the pause, a server that reads without bound has swallowed the whole
+/// stream before the grader reads anything, and never has that moment.)
+fn paused_writer(stream: &TcpStream) -> Result<Writer, Failure> {
+    let pattern = Arc::new(pattern_buffer());
+    let body = Body::pattern(pattern, CYCLE, INTACT_BYTES)
+        .pause_at(INTACT_BYTES / 2)
+        .half_close()
+        .limit(Duration::from_secs(30));
+    Writer::start(stream, body)
 }
 
-impl PausedWriter {
-    /// Starts the writer on a clone of `stream`.
-    fn spawn(stream: &TcpStream) -> Result<PausedWriter, Failure> {
-        let writer_stream = stream
-            .try_clone()
-            .map_err(|e| Failure::new(format!("grader: cannot clone its socket: {e}")))?;
-        let progress = Arc::new(AtomicUsize::new(0));
-        let go = Arc::new(AtomicBool::new(false));
-        let (writer_progress, writer_go) = (Arc::clone(&progress), Arc::clone(&go));
-        let thread =
-            thread::spawn(move || write_paused(&writer_stream, &writer_progress, &writer_go));
-        Ok(PausedWriter {
-            thread,
-            progress,
-            go,
-        })
-    }
-
-    /// Phase 1, the slow part: read nothing until the kernel shows the server's send()s
-    /// meeting a full buffer: bytes waiting in the server's own send queue for this
-    /// connection (tx_queue in /proc/net/tcp), which on loopback happens only once our
-    /// receive window is full. Seen twice in a row, it is no scheduling accident of a busy
-    /// machine: from then on the server holds a queue and its send()s are partial or fail
-    /// with EAGAIN. (A sender that reaches its halfway pause ends the phase too.) Then
-    /// lets the writer go on.
-    fn wait_server_queue(&self, server_port: u16, stream: &TcpStream) {
-        let our_port = stream.local_addr().map(|a| a.port()).unwrap_or(0);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut full_in_a_row = 0;
-        while !self.thread.is_finished()
-            && self.progress.load(Ordering::Relaxed) < INTACT_BYTES / 2
-            && full_in_a_row < 2
-            && Instant::now() < deadline
-        {
-            thread::sleep(Duration::from_millis(50));
-            if send_queue(server_port, our_port).is_some_and(|queued| queued > 0) {
-                full_in_a_row += 1;
-            } else {
-                full_in_a_row = 0;
-            }
-        }
-        self.go.store(true, Ordering::Relaxed);
-    }
-
-    /// How the writer ended (a panic counts as an error).
-    fn join(self) -> anyhow::Result<()> {
-        self.thread
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("panicked")))
-    }
-}
-
-/// The writer thread's work: sends the [`INTACT_BYTES`] of the pattern, waiting at the
-/// halfway mark until `go` (40 s at most), then half-closes.
-fn write_paused(stream: &TcpStream, progress: &AtomicUsize, go: &AtomicBool) -> anyhow::Result<()> {
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(30)));
-    let pattern = pattern_buffer();
-    let mut sent = 0;
-    let paused_until = Instant::now() + Duration::from_secs(40);
-    while sent < INTACT_BYTES {
-        while sent >= INTACT_BYTES / 2
-            && !go.load(Ordering::Relaxed)
-            && Instant::now() < paused_until
-        {
-            thread::sleep(Duration::from_millis(5));
-        }
-        let from = sent % CYCLE;
-        let len = (INTACT_BYTES - sent).min(CHUNK);
-        match (&*stream).write(&pattern[from..from + len]) {
-            Ok(count) => {
-                sent += count;
-                progress.store(sent, Ordering::Relaxed);
-            }
-            Err(err) if err.kind() == ErrorKind::Interrupted => {}
-            Err(err) => {
-                return Err(anyhow::Error::new(err).context(format!("after {sent} bytes")));
-            }
+/// Phase 1, the slow part: read nothing until the kernel shows the server's send()s
+/// meeting a full buffer: bytes waiting in the server's own send queue for this
+/// connection (tx_queue in /proc/net/tcp), which on loopback happens only once our
+/// receive window is full. Seen twice in a row, it is no scheduling accident of a busy
+/// machine: from then on the server holds a queue and its send()s are partial or fail
+/// with EAGAIN. (A writer that reaches its halfway pause ends the phase too.) Then lets
+/// the writer go on.
+fn wait_server_queue(writer: &Writer, server_port: u16, stream: &TcpStream) {
+    let our_port = stream.local_addr().map(|a| a.port()).unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut full_in_a_row = 0;
+    while !writer.is_done()
+        && writer.sent() < INTACT_BYTES / 2
+        && full_in_a_row < 2
+        && Instant::now() < deadline
+    {
+        thread::sleep(Duration::from_millis(50));
+        if send_queue(server_port, our_port).is_some_and(|queued| queued > 0) {
+            full_in_a_row += 1;
+        } else {
+            full_in_a_row = 0;
         }
     }
-    stream.shutdown(Shutdown::Write).context("half-closing")
+    writer.go();
 }
 
 /// The verdict of `slow-reader-intact`: what reading back found (`outcome`, the bytes
 /// that came back), then how the writer fared, then whether nothing was lost.
 fn came_back_whole(
     outcome: Result<usize, Failure>,
-    written: anyhow::Result<()>,
+    written: std::io::Result<()>,
 ) -> Result<(), Failure> {
     let received = outcome?;
     if let Err(err) = written {
         return Err(
-            Failure::new(format!("error while sending the stream: {err:#}"))
+            Failure::new(format!("error while sending the stream: {err}"))
                 .hint("the server must keep a slow client and read from it again later"),
         );
     }
