@@ -56,7 +56,11 @@ pub fn free_port(ip: IpAddr) -> u16 {
         given.insert(port, (Instant::now(), claim));
         return port;
     }
-    0
+    // Nothing free below the ephemeral range after 256 tries: one the kernel picks is
+    // still better than none (0: the caller's server would be told to bind any port).
+    TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .map_or(0, |addr| addr.port())
 }
 
 /// A machine-wide claim on a port between graders: an abstract Unix socket named
@@ -86,16 +90,23 @@ fn server_ports() -> Option<std::ops::Range<u16>> {
     (low >= 12_000).then_some(10_000..low)
 }
 
-/// Steps through the range in a scattered order, from a start that differs between
-/// graders (their pids), so that two graders at once seldom probe the same ports.
+/// The next place to try in the range: scattered, and independent between graders.
 fn next_offset() -> u32 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    // Consecutive calls land far apart in the range; the caller checks each port.
-    std::process::id()
-        .wrapping_mul(2_654_435_761)
-        .wrapping_add(n.wrapping_mul(40_503))
+    offset(std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The `n`th offset of process `pid`: a hash of both (splitmix64's finaliser), so that
+/// consecutive offsets land far apart and two graders' sequences are unrelated. (A
+/// fixed stride from a per-process start made every grader walk the same sequence,
+/// shifted: one whose start fell among the ports another had just claimed met a claim
+/// at every step, gave up after 256 and handed out port 0, failing a check in CI.)
+fn offset(pid: u32, n: u32) -> u32 {
+    let mut z = ((u64::from(pid) << 32) | u64::from(n)).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) as u32
 }
 
 #[cfg(test)]
@@ -112,6 +123,25 @@ mod tests {
         let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
         assert_eq!(distinct.len(), ports.len());
         assert!(!distinct.contains(&0));
+    }
+
+    /// A grader that starts while another has just claimed thousands of ports (a mutant
+    /// run) still finds one within a few tries, wherever the two sequences start.
+    #[test]
+    fn two_graders_sequences_do_not_follow_each_other() {
+        const RANGE: u32 = 22_768;
+        for i in 0..50 {
+            let (busy, newcomer) = (1000 + 7919 * i, 3 + 104_729 * i);
+            let claimed: std::collections::HashSet<u32> =
+                (0..8000).map(|n| offset(busy, n) % RANGE).collect();
+            let misses = (0..256)
+                .take_while(|&n| claimed.contains(&(offset(newcomer, n) % RANGE)))
+                .count();
+            assert!(
+                misses < 32,
+                "{newcomer} after {busy}: {misses} misses in a row"
+            );
+        }
     }
 
     #[test]
