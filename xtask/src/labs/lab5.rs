@@ -170,17 +170,31 @@ fn visit(path: &Path, data: &[u8]) -> Result<Vec<u8>, Failure> {
         sender,
         Script::new(vec![Step::Send(data.to_vec()), Step::HalfClose]),
     );
-    let mut reader = stream;
+    let read = read_echo(&stream, data);
+    if read.is_err() {
+        // Frees the sender if the server stopped reading.
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    }
+    let write_error = sending.finish().write_error;
+    let received = read?;
+    if let Some(err) = write_error {
+        return Err(Failure::new(format!("sending to the server failed: {err}"))
+            .got(show(&received))
+            .hint("keep reading the whole time the client sends, until it half-closes"));
+    }
+    Ok(received)
+}
+
+/// Reads the echo of `data` until end-of-file (20 s at most, 5 s of silence at most).
+fn read_echo(mut reader: &UnixStream, data: &[u8]) -> Result<Vec<u8>, Failure> {
     let _ = reader.set_read_timeout(Some(IO_LIMIT));
     let mut received = Vec::new();
     let mut buffer = vec![0u8; 64 * 1024];
     let deadline = Instant::now() + IO_LIMIT * 4;
     loop {
         match reader.read(&mut buffer) {
-            Ok(0) => break,
+            Ok(0) => return Ok(received),
             Ok(n) if received.len() + n > 2 * data.len() + 64 * 1024 => {
-                let _ = reader.shutdown(std::net::Shutdown::Both);
-                drop(sending.finish());
                 return Err(Failure::new(format!(
                     "the server sent back more than {} bytes for {} sent",
                     received.len() + n,
@@ -192,36 +206,26 @@ fn visit(path: &Path, data: &[u8]) -> Result<Vec<u8>, Failure> {
             Err(err) if err.kind() == ErrorKind::Interrupted => {}
             Err(err) => {
                 let silent = matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut);
-                let _ = reader.shutdown(std::net::Shutdown::Both);
-                drop(sending.finish());
-                return Err(Failure::new(if silent {
-                    format!(
+                let problem = match silent {
+                    true => format!(
                         "no more bytes and no end-of-file within {} s",
                         IO_LIMIT.as_secs()
-                    )
-                } else {
-                    format!("error while reading the echo: {err}")
-                })
-                .sent_bytes(data)
-                .got(show(&received))
-                .hint(
-                    "read until recv() returns 0 (the client's half-close), sending back \
-                     everything read; then shut down or close the connection",
-                ));
+                    ),
+                    false => format!("error while reading the echo: {err}"),
+                };
+                return Err(Failure::new(problem)
+                    .sent_bytes(data)
+                    .got(show(&received))
+                    .hint(
+                        "read until recv() returns 0 (the client's half-close), sending back \
+                         everything read; then shut down or close the connection",
+                    ));
             }
         }
         if Instant::now() >= deadline {
-            let _ = reader.shutdown(std::net::Shutdown::Both);
-            drop(sending.finish());
             return Err(Failure::new("the echo never ended").got(show(&received)));
         }
     }
-    if let Some(err) = sending.finish().write_error {
-        return Err(Failure::new(format!("sending to the server failed: {err}"))
-            .got(show(&received))
-            .hint("keep reading the whole time the client sends, until it half-closes"));
-    }
-    Ok(received)
 }
 
 /// [`visit`] and require the exact echo.

@@ -336,7 +336,6 @@ fn read_every_echo(streams: &[TcpStream]) -> Result<Vec<Vec<u8>>, Failure> {
         let _ = stream.set_nonblocking(true);
     }
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut buffer = vec![0u8; 4096];
     while !waiting.is_empty() {
         if Instant::now() >= deadline {
             let example = waiting[0];
@@ -353,50 +352,54 @@ fn read_every_echo(streams: &[TcpStream]) -> Result<Vec<Vec<u8>>, Failure> {
                  close after the client's FIN once all is sent",
             ));
         }
-        let ready: Vec<usize> = {
-            let mut watched: Vec<PollFd> = waiting
-                .iter()
-                .map(|&i| PollFd::new(streams[i].as_fd(), PollFlags::POLLIN))
-                .collect();
-            let _ = poll(&mut watched, PollTimeout::from(200u16));
-            watched
-                .iter()
-                .zip(&waiting)
-                .filter(|(fd, _)| fd.revents().is_some_and(|r| !r.is_empty()))
-                .map(|(_, &i)| i)
-                .collect()
-        };
-        for i in ready {
-            loop {
-                match (&streams[i]).read(&mut buffer) {
-                    Ok(0) => {
-                        waiting.retain(|&w| w != i);
-                        break;
-                    }
-                    // More than was sent is wrong anyway: stop keeping it.
-                    Ok(count) if echoes[i].len() > net::RECEIVE_CAP => {
-                        waiting.retain(|&w| w != i);
-                        let _ = count;
-                        break;
-                    }
-                    Ok(count) => echoes[i].extend_from_slice(&buffer[..count]),
-                    Err(err) if err.kind() == ErrorKind::WouldBlock => break,
-                    Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                    Err(err) => {
-                        return Err(Failure::new(format!(
-                            "client {i} of {MANY}: error while reading its echo: {err}"
-                        ))
-                        .got(show(&echoes[i]))
-                        .hint(
-                            "the server reset a client: does it fail when many are \
-                             connected (descriptor limit, a full event array)?",
-                        ));
-                    }
-                }
+        for i in readable(streams, &waiting) {
+            let ended = drain(&streams[i], &mut echoes[i]).map_err(|err| {
+                Failure::new(format!(
+                    "client {i} of {MANY}: error while reading its echo: {err}"
+                ))
+                .got(show(&echoes[i]))
+                .hint(
+                    "the server reset a client: does it fail when many are connected \
+                         (descriptor limit, a full event array)?",
+                )
+            })?;
+            if ended {
+                waiting.retain(|&w| w != i);
             }
         }
     }
     Ok(echoes)
+}
+
+/// Which of the `waiting` streams have something to read (or an end), within 200 ms.
+fn readable(streams: &[TcpStream], waiting: &[usize]) -> Vec<usize> {
+    let mut watched: Vec<PollFd> = waiting
+        .iter()
+        .map(|&i| PollFd::new(streams[i].as_fd(), PollFlags::POLLIN))
+        .collect();
+    let _ = poll(&mut watched, PollTimeout::from(200u16));
+    watched
+        .iter()
+        .zip(waiting)
+        .filter(|(fd, _)| fd.revents().is_some_and(|r| !r.is_empty()))
+        .map(|(_, &i)| i)
+        .collect()
+}
+
+/// Reads what a non-blocking `stream` has into `echo`; true once its echo is over
+/// (end-of-file, or more than any echo here can be, which is wrong anyway).
+fn drain(mut stream: &TcpStream, echo: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return Ok(true),
+            Ok(_) if echo.len() > net::RECEIVE_CAP => return Ok(true),
+            Ok(count) => echo.extend_from_slice(&buffer[..count]),
+            Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(false),
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
 }
 
 /// Fails unless every client's echo is exactly its own message.
