@@ -21,6 +21,7 @@ const POLL: Duration = Duration::from_millis(5);
 /// reaps the program.
 #[derive(Debug)]
 pub struct Group {
+    /// The program; its pid is also its process group's id.
     child: Child,
     /// How it ended, once it has been reaped.
     exit: Option<ExitStatus>,
