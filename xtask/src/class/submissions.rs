@@ -311,8 +311,8 @@ fn write_wrapper(root: &Path, workspace: &Path) -> anyhow::Result<()> {
 
 /// socklab's own Cargo.toml, edited line by line (it is ours, and a student's build
 /// does not link a TOML writer): in `[workspace]` the members become the one copy and
-/// any `exclude` goes; in `[workspace.dependencies]` `shared`'s path becomes `shared`.
-/// A layout it does not expect is an error naming the line it needed.
+/// any `exclude` goes; in `[workspace.dependencies]` `shared`'s path becomes the real
+/// `shared` folder. A layout it does not expect is an error naming the line it needed.
 fn wrapper_manifest(text: &str, shared: &Path) -> anyhow::Result<String> {
     let mut out = String::new();
     let mut section = "";
@@ -323,14 +323,16 @@ fn wrapper_manifest(text: &str, shared: &Path) -> anyhow::Result<String> {
             section = trimmed;
         }
         let edited = match section {
-            "[workspace]" if trimmed.starts_with("members") => {
+            "[workspace]" if trimmed.starts_with("members") || trimmed.starts_with("exclude") => {
                 if !trimmed.ends_with(']') {
-                    bail!("socklab's Cargo.toml: keep `members = [...]` on one line");
+                    bail!("socklab's Cargo.toml: keep `{trimmed}` on one line");
+                }
+                if trimmed.starts_with("exclude") {
+                    continue;
                 }
                 members = true;
                 "members = [\"crate\"]".to_string()
             }
-            "[workspace]" if trimmed.starts_with("exclude") => continue,
             "[workspace.dependencies]" if trimmed.starts_with("shared ") => {
                 let quoted = serde_json::to_string(&shared.display().to_string())?;
                 path = trimmed.contains("path = \"shared\"");

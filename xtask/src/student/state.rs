@@ -2,7 +2,8 @@
 //!
 //! Per lab: the last score, the steps written when it was graded, when that was, and
 //! how many hints were asked for the step the student is at. Reading never fails (a
-//! missing or damaged file is an empty state); writing is atomic (a temporary file
+//! missing file, or one that is not JSON, is an empty state; a field that is missing or
+//! out of range reads as unknown); writing is atomic (a temporary file
 //! renamed over the old one), so an interrupted run never leaves half a file.
 
 use std::collections::BTreeMap;
