@@ -6,7 +6,6 @@
 //! work over IPv6, and fail with one clear line for an address it cannot have.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::grade::ctx::running_as_root;
@@ -19,7 +18,7 @@ use crate::grade::{Ctx, Failure, Lab, Server, common, ensure, expect, netns, onl
 #[cfg(feature = "tools")]
 mod demo;
 
-pub static LAB: Lab = Lab {
+pub static LAB: Lab = lab! {
     id: "lab1",
     slug: "tcp-server",
     title: "a TCP server, one socket call at a time",
@@ -42,10 +41,6 @@ pub static LAB: Lab = Lab {
         row("privileged-port", privileged_port),
         row("bad-host", bad_host),
     ],
-    words: include_str!("../../checks/lab1.toml"),
-    #[cfg(feature = "tools")]
-    demo: Some(demo::demo),
-    joined: OnceLock::new(),
 };
 
 const GREETING: &[u8] = b"hello\n";

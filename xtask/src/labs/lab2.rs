@@ -12,7 +12,6 @@
 
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
@@ -26,7 +25,7 @@ use crate::grade::{Ctx, Failure, Finished, Lab, ensure, expect, netns, onlan};
 #[cfg(feature = "tools")]
 mod demo;
 
-pub static LAB: Lab = Lab {
+pub static LAB: Lab = lab! {
     id: "lab2",
     slug: "tcp-client",
     title: "a TCP client that half-closes and reads until end-of-file",
@@ -46,10 +45,6 @@ pub static LAB: Lab = Lab {
         row("connect-timeout", connect_timeout).budget(40),
         row("read-timeout", read_timeout).points(2).budget(40),
     ],
-    words: include_str!("../../checks/lab2.toml"),
-    #[cfg(feature = "tools")]
-    demo: Some(demo::demo),
-    joined: OnceLock::new(),
 };
 
 /// The client's `--timeout` in checks where nothing should time out (per wait).

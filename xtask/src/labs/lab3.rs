@@ -15,7 +15,6 @@ use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitStatus;
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -33,7 +32,7 @@ use crate::grade::{procstat, sockdiag, stamp, standard};
 #[cfg(feature = "tools")]
 mod demo;
 
-pub static LAB: Lab = Lab {
+pub static LAB: Lab = lab! {
     id: "lab3",
     slug: "echo",
     title: "an iterative echo server and its client, safe for any byte stream",
@@ -65,10 +64,6 @@ pub static LAB: Lab = Lab {
         row("client-stops", client_stops),
         row("client-refused", client_refused),
     ],
-    words: include_str!("../../checks/lab3.toml"),
-    #[cfg(feature = "tools")]
-    demo: Some(demo::demo),
-    joined: OnceLock::new(),
 };
 
 /// The gap the grader leaves between the pieces of one message, so that each piece

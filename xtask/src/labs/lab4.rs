@@ -13,7 +13,6 @@
 //! its reply only from the server.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::grade::ctx::START_LIMIT;
@@ -27,7 +26,7 @@ use crate::grade::{stamp, standard};
 #[cfg(feature = "tools")]
 mod demo;
 
-pub static LAB: Lab = Lab {
+pub static LAB: Lab = lab! {
     id: "lab4",
     slug: "udp",
     title: "UDP datagrams with sendto() and recvfrom()",
@@ -51,10 +50,6 @@ pub static LAB: Lab = Lab {
         row("client-ignores-stale", client_ignores_stale),
         row("client-connected-refused", client_connected_refused),
     ],
-    words: include_str!("../../checks/lab4.toml"),
-    #[cfg(feature = "tools")]
-    demo: Some(demo::demo),
-    joined: OnceLock::new(),
 };
 
 /// The largest UDP payload over IPv4.

@@ -16,7 +16,6 @@ use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -32,7 +31,7 @@ use crate::grade::{Ctx, Failure, Finished, Lab, ensure, expect, files};
 #[cfg(feature = "tools")]
 mod demo;
 
-pub static LAB: Lab = Lab {
+pub static LAB: Lab = lab! {
     id: "lab5",
     slug: "unix",
     title: "Unix domain sockets, where the address is a file",
@@ -59,10 +58,6 @@ pub static LAB: Lab = Lab {
         row("dgram-client", dgram_client).points(2),
         row("dgram-client-cleanup", dgram_client_cleanup),
     ],
-    words: include_str!("../../checks/lab5.toml"),
-    #[cfg(feature = "tools")]
-    demo: Some(demo::demo),
-    joined: OnceLock::new(),
 };
 
 /// Size of Linux's `sun_path`: paths must be shorter, for the closing NUL.

@@ -10,7 +10,6 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitStatus;
-use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ use crate::grade::{Ctx, Failure, Finished, Lab, Server, common, ensure};
 #[cfg(feature = "tools")]
 mod demo;
 
-pub static LAB: Lab = Lab {
+pub static LAB: Lab = lab! {
     id: "lab6",
     slug: "threads",
     title: "threads: everybody served at once, a cap, a graceful exit",
@@ -49,10 +48,6 @@ pub static LAB: Lab = Lab {
         row("one-request", one_request),
         row("client", client),
     ],
-    words: include_str!("../../checks/lab6.toml"),
-    #[cfg(feature = "tools")]
-    demo: Some(demo::demo),
-    joined: OnceLock::new(),
 };
 
 /// How long a stopping server may take to do something that needs one tick of its

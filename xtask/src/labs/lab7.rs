@@ -16,7 +16,6 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -35,7 +34,7 @@ use crate::grade::{procstat, standard};
 #[cfg(feature = "tools")]
 mod demo;
 
-pub static LAB: Lab = Lab {
+pub static LAB: Lab = lab! {
     id: "lab7",
     slug: "event-loop",
     title: "one thread, ten thousand callers: an echo server on epoll",
@@ -60,10 +59,6 @@ pub static LAB: Lab = Lab {
         standard::port_in_use(),
         row("client", client).points(2),
     ],
-    words: include_str!("../../checks/lab7.toml"),
-    #[cfg(feature = "tools")]
-    demo: Some(demo::demo),
-    joined: OnceLock::new(),
 };
 
 /// The back-pressure bound the slow-reader checks give the server.

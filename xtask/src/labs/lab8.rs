@@ -21,7 +21,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -38,7 +37,7 @@ use crate::grade::{Ctx, Failure, Finished, Lab, common, ensure, expect, files};
 #[cfg(feature = "tools")]
 mod demo;
 
-pub static LAB: Lab = Lab {
+pub static LAB: Lab = lab! {
     id: "lab8",
     slug: "probe",
     title: "is the daemon running? a pid file, kill(pid, 0) and a probe connection",
@@ -69,10 +68,6 @@ pub static LAB: Lab = Lab {
         row("status-pid-mismatch", status_pid_mismatch),
         row("status-eperm", status_eperm),
     ],
-    words: include_str!("../../checks/lab8.toml"),
-    #[cfg(feature = "tools")]
-    demo: Some(demo::demo),
-    joined: OnceLock::new(),
 };
 
 const PROBE: &[u8] = b"socklab-probe?\n";

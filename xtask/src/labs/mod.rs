@@ -2,6 +2,29 @@
 
 use crate::grade::Lab;
 
+/// A lab's [`Lab`] from what is its own: id, folder slug, title and check table. Its
+/// words are `xtask/checks/<id>.toml` and its demo is its `demo` module's `demo`, so
+/// neither can be paired with another lab's by mistake.
+macro_rules! lab {
+    (
+        id: $id:literal,
+        slug: $slug:literal,
+        title: $title:literal,
+        table: &[$($row:expr),* $(,)?] $(,)?
+    ) => {
+        crate::grade::Lab {
+            id: $id,
+            slug: $slug,
+            title: $title,
+            table: &[$($row),*],
+            words: include_str!(concat!("../../checks/", $id, ".toml")),
+            #[cfg(feature = "tools")]
+            demo: Some(demo::demo),
+            joined: std::sync::OnceLock::new(),
+        }
+    };
+}
+
 pub mod lab1;
 pub mod lab2;
 pub mod lab3;
