@@ -603,25 +603,7 @@ fn read_pattern_back(stream: &TcpStream) -> Result<usize, Failure> {
                 )));
             }
         };
-        let from = position % CYCLE;
-        let expected = &pattern[from..from + count];
-        if buffer[..count] != *expected {
-            let at = (0..count).find(|&k| buffer[k] != expected[k]).unwrap_or(0);
-            return Err(Failure::new(format!(
-                "byte {} of the echo is wrong: bytes were lost, repeated or reordered",
-                position + at
-            ))
-            .expected(format!(
-                "{} (the stream's byte {})",
-                expected[at],
-                position + at
-            ))
-            .got(format!("{}", buffer[at]))
-            .hint(
-                "keep every unsent byte, in order: what a partial send() did not take stays \
-                 at the front of the queue, and newly read bytes go behind it",
-            ));
-        }
+        expect_pattern(&pattern, position, &buffer[..count])?;
         position += count;
         if position > INTACT_BYTES {
             return Err(Failure::new(format!(
@@ -629,6 +611,29 @@ fn read_pattern_back(stream: &TcpStream) -> Result<usize, Failure> {
             )));
         }
     }
+}
+
+/// `got`, read at `position` of the pattern stream, must be the pattern's bytes there.
+fn expect_pattern(pattern: &[u8], position: usize, got: &[u8]) -> Result<(), Failure> {
+    let from = position % CYCLE;
+    let expected = &pattern[from..from + got.len()];
+    let Some(at) = (0..got.len()).find(|&k| got[k] != expected[k]) else {
+        return Ok(());
+    };
+    Err(Failure::new(format!(
+        "byte {} of the echo is wrong: bytes were lost, repeated or reordered",
+        position + at
+    ))
+    .expected(format!(
+        "{} (the stream's byte {})",
+        expected[at],
+        position + at
+    ))
+    .got(format!("{}", got[at]))
+    .hint(
+        "keep every unsent byte, in order: what a partial send() did not take stays at the \
+         front of the queue, and newly read bytes go behind it",
+    ))
 }
 
 fn idle_sleeps(ctx: &mut Ctx) -> Result<(), Failure> {
