@@ -410,6 +410,23 @@ pub fn listener_inodes(port: u16) -> Vec<u64> {
     })
 }
 
+/// How many connections wait in the accept queue of the listener on `port` (`None`:
+/// nothing listens there), by sock_diag or else from `/proc/net/tcp*`, where a
+/// listener's `rx_queue` is that queue.
+pub fn accept_queue(port: u16) -> Option<u64> {
+    match super::sockdiag::listeners() {
+        Ok(found) => found
+            .iter()
+            .find(|l| l.local.port() == port)
+            .map(|l| l.accept_queue),
+        Err(_) => {
+            let tables = ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"];
+            let rows = super::tcp_table::listeners(&tables, port);
+            rows.first().map(|row| row.receive_queue)
+        }
+    }
+}
+
 fn table_has_listener(table: &str, port: u16) -> bool {
     // A listener's row reads `LOCAL_IP:PORT 000...0:0000 0A`: its remote address is all
     // zeros and its state is 0A. One substring search over the table finds it, which

@@ -1058,9 +1058,13 @@ pub fn wait_until_read_by(
     stop: &Receiver<()>,
     limit: Duration,
 ) -> bool {
-    let queues = |ours: bool| match ours {
-        true => sockdiag::queues_or_tables(local, remote),
-        false => sockdiag::queues_or_tables(remote, local),
+    let queues = |ours: bool| {
+        let (from, to) = if ours {
+            (local, remote)
+        } else {
+            (remote, local)
+        };
+        sockdiag::connection_or_tables(from, to).map(|c| (c.send_queue, c.receive_queue))
     };
     wait_until_drained(queues, stop, limit)
 }
@@ -1074,9 +1078,13 @@ pub fn wait_until_read_in(
     stop: &Receiver<()>,
     limit: Duration,
 ) -> bool {
-    let queues = |ours: bool| match ours {
-        true => tcp_table::queues(tables, local, remote),
-        false => tcp_table::queues(tables, remote, local),
+    let queues = |ours: bool| {
+        let (from, to) = if ours {
+            (local, remote)
+        } else {
+            (remote, local)
+        };
+        tcp_table::connection(tables, from, to).map(|row| (row.send_queue, row.receive_queue))
     };
     wait_until_drained(queues, stop, limit)
 }

@@ -150,27 +150,28 @@ pub fn connection(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<Co
     }
 }
 
-/// `(send queue, receive queue)` of the connection `local`<->`remote`: see [`connection`].
-pub fn queues(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<(u64, u64)>> {
-    Ok(connection(local, remote)?.map(|c| (c.send_queue, c.receive_queue)))
-}
-
 /// The `u32` at `at` in a reply, widened.
 fn word_at(message: &[u8], at: usize) -> Option<u64> {
     let bytes = message.get(at..at + 4)?;
     Some(u64::from(u32::from_ne_bytes(bytes.try_into().ok()?)))
 }
 
-/// [`queues`] of the connection `local`<->`remote`, read from the calling thread's
-/// `/proc/net/tcp` tables (matched by ports) where sock_diag cannot be used.
-pub fn queues_or_tables(local: SocketAddr, remote: SocketAddr) -> Option<(u64, u64)> {
-    match queues(local, remote) {
+/// [`connection`], or, where sock_diag cannot be used, the same facts from the calling
+/// thread's `/proc/net/tcp` tables (matched by ports). `None`: no such connection.
+pub fn connection_or_tables(local: SocketAddr, remote: SocketAddr) -> Option<Connection> {
+    match connection(local, remote) {
         Ok(found) => found,
-        Err(_) => super::tcp_table::queues(
-            &["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"],
-            local.port(),
-            remote.port(),
-        ),
+        Err(_) => {
+            let tables = ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"];
+            let row = super::tcp_table::connection(&tables, local.port(), remote.port())?;
+            Some(Connection {
+                state: row.state,
+                timer: row.timer,
+                due: row.due,
+                send_queue: row.send_queue,
+                receive_queue: row.receive_queue,
+            })
+        }
     }
 }
 
@@ -365,16 +366,16 @@ mod tests {
         client.write_all(b"twelve bytes").unwrap();
         // Unread by the server: its receive queue holds them once they arrive.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while queues(theirs, ours).unwrap().map(|(_, rx)| rx) != Some(12) {
+        while connection(theirs, ours).unwrap().map(|c| c.receive_queue) != Some(12) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "{:?}",
-                queues(theirs, ours)
+                connection(theirs, ours)
             );
             std::thread::sleep(Duration::from_millis(5));
         }
         let unknown: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        assert_eq!(queues(unknown, ours).unwrap(), None);
+        assert_eq!(connection(unknown, ours).unwrap(), None);
         drop(server);
     }
 

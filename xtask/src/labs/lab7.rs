@@ -562,7 +562,7 @@ fn came_back_whole(
 /// not deliver yet.
 fn send_queue(port: u16, peer_port: u16) -> Option<u64> {
     let (server, ours) = (loopback(port), loopback(peer_port));
-    sockdiag::queues_or_tables(server, ours).map(|(tx, _)| tx)
+    sockdiag::connection_or_tables(server, ours).map(|c| c.send_queue)
 }
 
 /// `127.0.0.1:port`.
@@ -966,7 +966,7 @@ const TIMER_SLACK: f64 = 0.5;
 /// 4 zero-window probe). Asked from the check's thread, which lives in the check's
 /// network namespace, where the connection is.
 fn keepalive_timer(server: SocketAddr, peer: SocketAddr) -> Option<(u8, f64)> {
-    let found = sockdiag::connection(server, peer).ok()??;
+    let found = sockdiag::connection_or_tables(server, peer)?;
     Some((found.timer, found.due.as_secs_f64()))
 }
 

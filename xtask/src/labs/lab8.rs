@@ -300,7 +300,7 @@ fn handshake(ctx: &mut Ctx) -> Result<(), Failure> {
 fn daemon_rx_queue(server_port: u16, client_port: u16) -> Option<u64> {
     let daemon = SocketAddr::from((Ipv4Addr::LOCALHOST, server_port));
     let client = SocketAddr::from((Ipv4Addr::LOCALHOST, client_port));
-    sockdiag::queues_or_tables(daemon, client).map(|(_, rx)| rx)
+    sockdiag::connection_or_tables(daemon, client).map(|c| c.receive_queue)
 }
 
 /// Sends `first`, waits until the daemon on `port` has read it (its receive queue is
