@@ -36,8 +36,7 @@ pub fn free_port(ip: IpAddr) -> u16 {
                 Err(_) => return 0,
             },
         };
-        if TcpListener::bind((ip, port)).is_err() || std::net::UdpSocket::bind((ip, port)).is_err()
-        {
+        if !unused(ip, port) {
             continue;
         }
         let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
@@ -61,6 +60,18 @@ pub fn free_port(ip: IpAddr) -> u16 {
     TcpListener::bind((ip, 0))
         .and_then(|l| l.local_addr())
         .map_or(0, |addr| addr.port())
+}
+
+/// Whether no socket on this machine uses `port` on `ip`, for TCP or UDP: a TCP socket
+/// bound there without SO_REUSEADDR succeeds only if no connection lingers on the port
+/// either (TIME_WAIT), so a program that does not set SO_REUSEADDR can bind it too.
+/// (std's `TcpListener::bind` sets SO_REUSEADDR, which would let such ports through.)
+fn unused(ip: IpAddr, port: u16) -> bool {
+    use socket2::{Domain, Socket, Type};
+    let addr = std::net::SocketAddr::new(ip, port);
+    let tcp = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+        .and_then(|socket| socket.bind(&addr.into()));
+    tcp.is_ok() && std::net::UdpSocket::bind(addr).is_ok()
 }
 
 /// A machine-wide claim on a port between graders: an abstract Unix socket named
@@ -142,6 +153,24 @@ mod tests {
                 "{newcomer} after {busy}: {misses} misses in a row"
             );
         }
+    }
+
+    /// A port whose last connection lingers in TIME_WAIT is not handed out: a program
+    /// that does not set SO_REUSEADDR could not bind it (std's bind, which sets it, can).
+    #[test]
+    fn a_port_with_a_lingering_connection_is_not_unused() {
+        use std::io::Read;
+        let listener = TcpListener::bind((LOCALHOST_V4, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut client = std::net::TcpStream::connect((LOCALHOST_V4, port)).unwrap();
+        let (served, _) = listener.accept().unwrap();
+        // The server closes first, so its end waits in TIME_WAIT once the client closes.
+        drop(served);
+        drop(listener);
+        assert_eq!(client.read(&mut [0; 1]).unwrap(), 0);
+        drop(client);
+        assert!(TcpListener::bind((LOCALHOST_V4, port)).is_ok());
+        assert!(!unused(LOCALHOST_V4, port));
     }
 
     #[test]

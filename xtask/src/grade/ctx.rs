@@ -279,18 +279,58 @@ impl Ctx {
         ip: IpAddr,
         extra: &[&str],
     ) -> Result<Server, Failure> {
-        let port = net::free_port(ip);
-        let host = ip.to_string();
-        let port_text = port.to_string();
-        let mut args = vec![role, "--host", &host, "--port", &port_text];
-        args.extend_from_slice(extra);
-        let id = self.spawn(role, &args, None)?;
-        self.wait_listening(id, port)?;
-        Ok(Server {
-            id,
-            addr: SocketAddr::new(ip, port),
-            pid: self.procs[id].pid(),
+        self.again_if_port_taken(|ctx| {
+            let port = net::free_port(ip);
+            let host = ip.to_string();
+            let port_text = port.to_string();
+            let mut args = vec![role, "--host", &host, "--port", &port_text];
+            args.extend_from_slice(extra);
+            let id = ctx.spawn(role, &args, None)?;
+            ctx.wait_listening(id, port)?;
+            Ok(Server {
+                id,
+                addr: SocketAddr::new(ip, port),
+                pid: ctx.procs[id].pid(),
+            })
         })
+    }
+
+    /// Runs `start` (one start of a server on a port the grader just picked) and, if
+    /// the program it started stopped because that port was in use, once more.
+    ///
+    /// The grader picks a port that is free, then the program binds it a moment later:
+    /// in between, another program on this machine (another grader's server, a
+    /// connection lingering from one) can take it, and a correct program fails through
+    /// no fault of its own. Its stderr says so in every language ("Address already in
+    /// use", EADDRINUSE). The first start is then forgotten, so the report reads as if
+    /// only the second had happened. A program that is itself the cause (it binds the
+    /// port twice, or a fixed port) fails the second start the same way.
+    pub fn again_if_port_taken<T>(
+        &mut self,
+        mut start: impl FnMut(&mut Ctx) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let before = self.procs.len();
+        match start(self) {
+            Err(_) if self.lost_its_port(before) => {
+                // Dropping the Running kills what is left of its process group.
+                self.procs.truncate(before);
+                self.launches.truncate(before);
+                start(self)
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the one program started since `before` has exited saying its address
+    /// was in use.
+    fn lost_its_port(&mut self, before: usize) -> bool {
+        if self.procs.len() != before + 1 || self.procs[before].exited().is_none() {
+            return false;
+        }
+        let stderr = self.procs[before].stderr_text().to_lowercase();
+        ["address already in use", "address in use", "eaddrinuse"]
+            .iter()
+            .any(|words| stderr.contains(words))
     }
 
     /// Polls until the program `id` (or a process it started) listens on `port`, failing
@@ -568,5 +608,56 @@ mod tests {
                 .contains("another program"),
             "{details:?}"
         );
+    }
+    /// A Python program that counts its starts in `starts` and says "Address already in
+    /// use" on the first `refusals` of them; later starts listen on their --port.
+    fn refuses_then_listens(starts: &Path, refusals: u32) -> Vec<String> {
+        let script = format!(
+            r#"
+import socket, sys, time
+path = {starts:?}
+try: n = int(open(path).read())
+except OSError: n = 0
+open(path, "w").write(str(n + 1))
+if n < {refusals}:
+    sys.exit("server: bind failed: [Errno 98] Address already in use")
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[sys.argv.index("--port") + 1]))); s.listen()
+time.sleep(30)
+"#
+        );
+        vec!["python3".into(), "-c".into(), script]
+    }
+
+    /// The grader's port taken between its pick and the program's bind (by another
+    /// program on the machine): the start is made again on a fresh port, and the report
+    /// knows only that one.
+    #[test]
+    fn a_start_that_lost_its_port_is_made_again() {
+        let starts = std::env::temp_dir().join(format!("socklab-starts-{}", std::process::id()));
+        let program = refuses_then_listens(&starts, 1);
+        let mut ctx = Ctx::new(&program, &Policy::basic()).unwrap();
+        let server = ctx.start_server("server", std::net::Ipv4Addr::LOCALHOST.into(), &[]);
+        let count = std::fs::read_to_string(&starts).unwrap();
+        std::fs::remove_file(&starts).unwrap();
+        let server = server.unwrap();
+        assert_eq!(count, "2");
+        assert_eq!(ctx.procs.len(), 1);
+        assert_eq!(ctx.launches().count(), 1);
+        assert_eq!(ctx.proc(server.id).label, "server #1");
+    }
+
+    /// A program that is itself the cause (it fails so every time) is started twice,
+    /// not more, and fails.
+    #[test]
+    fn a_program_that_always_finds_its_port_taken_fails() {
+        let starts = std::env::temp_dir().join(format!("socklab-taken-{}", std::process::id()));
+        let program = refuses_then_listens(&starts, u32::MAX);
+        let mut ctx = Ctx::new(&program, &Policy::basic()).unwrap();
+        let server = ctx.start_server("server", std::net::Ipv4Addr::LOCALHOST.into(), &[]);
+        let count = std::fs::read_to_string(&starts).unwrap();
+        std::fs::remove_file(&starts).unwrap();
+        let details = server.map(|_| ()).unwrap_err().into_details();
+        assert_eq!(count, "2");
+        assert!(details.problem.contains("before listening"), "{details:?}");
     }
 }

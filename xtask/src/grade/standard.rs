@@ -34,7 +34,7 @@ pub const fn port_in_use() -> Row {
 pub const fn backlog<const N: u32>() -> Row {
     standard(
         "backlog",
-        "listen() uses --backlog (read back from the kernel with ss)",
+        "listen() uses --backlog (read back from the kernel)",
         common::backlog::<N>,
     )
 }

@@ -89,25 +89,28 @@ fn free_udp_port(ip: IpAddr) -> u16 {
     0
 }
 
-/// Starts `server --host IP --port P extra...` and waits until its UDP port is bound.
+/// Starts `server --host IP --port P extra...` and waits until its UDP port is bound
+/// (once more on a fresh port if another program took the first meanwhile).
 fn start_server(ctx: &mut Ctx, ip: IpAddr, extra: &[&str]) -> Result<Server, Failure> {
-    let port = free_udp_port(ip);
-    let host = ip.to_string();
-    let port_text = port.to_string();
-    let mut args = vec!["server", "--host", &host, "--port", &port_text];
-    args.extend_from_slice(extra);
-    let id = ctx.spawn("server", &args, None)?;
-    let late = Failure::new(format!(
-        "no UDP socket was bound to port {port} within {} s of starting",
-        START_LIMIT.as_secs()
-    ))
-    .hint("create a SOCK_DGRAM socket and bind() it to the --host/--port given");
-    let what = format!("binding UDP port {port}");
-    ctx.wait_ready(id, "server", &what, || udp_bound(port), late)?;
-    Ok(Server {
-        id,
-        addr: SocketAddr::new(ip, port),
-        pid: ctx.proc(id).pid(),
+    ctx.again_if_port_taken(|ctx| {
+        let port = free_udp_port(ip);
+        let host = ip.to_string();
+        let port_text = port.to_string();
+        let mut args = vec!["server", "--host", &host, "--port", &port_text];
+        args.extend_from_slice(extra);
+        let id = ctx.spawn("server", &args, None)?;
+        let late = Failure::new(format!(
+            "no UDP socket was bound to port {port} within {} s of starting",
+            START_LIMIT.as_secs()
+        ))
+        .hint("create a SOCK_DGRAM socket and bind() it to the --host/--port given");
+        let what = format!("binding UDP port {port}");
+        ctx.wait_ready(id, "server", &what, || udp_bound(port), late)?;
+        Ok(Server {
+            id,
+            addr: SocketAddr::new(ip, port),
+            pid: ctx.proc(id).pid(),
+        })
     })
 }
 

@@ -145,10 +145,13 @@ fn start_daemon(ctx: &mut Ctx, ip: IpAddr) -> Result<Daemon, Failure> {
 
 /// Like [`start_daemon`], with the pid file at `pidfile`.
 fn start_daemon_at(ctx: &mut Ctx, ip: IpAddr, pidfile: &Path) -> Result<Daemon, Failure> {
-    let port = net::free_port(ip);
-    let (host, port_text) = (ip.to_string(), port.to_string());
-    let id = spawn_daemon(ctx, pidfile, &["--host", &host, "--port", &port_text])?;
-    ctx.wait_listening(id, port)?;
+    let (id, port) = ctx.again_if_port_taken(|ctx| {
+        let port = net::free_port(ip);
+        let (host, port_text) = (ip.to_string(), port.to_string());
+        let id = spawn_daemon(ctx, pidfile, &["--host", &host, "--port", &port_text])?;
+        ctx.wait_listening(id, port)?;
+        Ok((id, port))
+    })?;
     wait_for_pidfile(ctx, id, pidfile)?;
     Ok(Daemon {
         id,
