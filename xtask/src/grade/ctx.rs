@@ -16,7 +16,7 @@ use super::Failure;
 use super::capture::describe_size;
 use super::process::{self, Input, Running, describe_status};
 use super::sandbox::{Jail, Policy};
-use super::{files, net, pidns, scratchfs, strays, tcp_table};
+use super::{files, net, pidns, poll, scratchfs, strays, tcp_table};
 
 /// How long a program may take to start listening.
 pub const START_LIMIT: Duration = Duration::from_secs(5);
@@ -416,22 +416,20 @@ impl Ctx {
         mut ready: impl FnMut() -> bool,
         late: Failure,
     ) -> Result<(), Failure> {
-        let deadline = Instant::now() + START_LIMIT;
-        loop {
+        let outcome = poll::until(START_LIMIT, Duration::from_millis(5), || {
             if ready() {
-                return Ok(());
+                return Some(Ok(()));
             }
-            if let Some(status) = self.procs[id].exited() {
-                return Err(Failure::new(format!(
-                    "the {role} exited ({}) before {what}",
-                    describe_status(status)
-                ))
-                .hint("it stopped during start-up: its stderr below says why"));
-            }
-            if Instant::now() >= deadline {
-                return Err(late);
-            }
-            std::thread::sleep(Duration::from_millis(5));
+            self.procs[id].exited().map(Err)
+        });
+        match outcome {
+            Some(Ok(())) => Ok(()),
+            Some(Err(status)) => Err(Failure::new(format!(
+                "the {role} exited ({}) before {what}",
+                describe_status(status)
+            ))
+            .hint("it stopped during start-up: its stderr below says why")),
+            None => Err(late),
         }
     }
 

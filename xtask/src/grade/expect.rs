@@ -1,8 +1,8 @@
 //! Reusable verdicts that many labs need, so every lab judges them the same way.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{Ctx, Failure, Finished, net};
+use super::{Ctx, Failure, Finished, net, poll};
 
 /// The program must have failed with a clear, one-line error: a non-zero exit, at most
 /// `max_lines` lines on stderr, one of which mentions one of `words` (any case), and no
@@ -64,27 +64,18 @@ pub fn echoed(sent: &[u8], got: &[u8], problem: &str) -> Result<(), Failure> {
 
 /// Polls the program's stdout until it contains `needle` (or `limit` passes).
 pub fn stdout_mentions(ctx: &mut Ctx, id: usize, needle: &str, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if ctx.proc(id).stdout_text().contains(needle) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    poll::holds(limit, Duration::from_millis(10), || {
+        ctx.proc(id).stdout_text().contains(needle)
+    })
 }
 
 /// Polls until the process has at most `at_most` open fds (or `limit` passes);
-/// returns the last count seen.
+/// returns the last count seen (`None` once its descriptors cannot be read).
 pub fn fds_settle(pid: u32, at_most: usize, limit: Duration) -> Option<usize> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let count = net::open_fds(pid)?;
-        if count <= at_most || Instant::now() >= deadline {
-            return Some(count);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut count = None;
+    poll::holds(limit, Duration::from_millis(10), || {
+        count = net::open_fds(pid);
+        count.is_none_or(|count| count <= at_most)
+    });
+    count
 }

@@ -30,6 +30,7 @@ pub mod netns;
 pub mod onlan;
 pub mod peer;
 pub mod pidns;
+pub mod poll;
 pub mod process;
 pub mod procstat;
 pub mod result;

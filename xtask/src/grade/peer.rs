@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::net::{IO_LIMIT, RECEIVE_CAP};
-use super::{Failure, sockdiag, tcp_table};
+use super::{Failure, poll, sockdiag, tcp_table};
 
 /// The most a stalled peer holds its connection (the check ends it sooner).
 const HOLD_LIMIT: Duration = Duration::from_secs(30);
@@ -379,16 +379,9 @@ impl Peer {
     /// Waits up to `limit` for the peer to end its script by itself (without stopping
     /// it); true if it did.
     pub fn ended_within(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            if self.handle.as_ref().is_none_or(|h| h.is_finished()) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        poll::holds(limit, Duration::from_millis(5), || {
+            self.handle.as_ref().is_none_or(|h| h.is_finished())
+        })
     }
 }
 
@@ -627,21 +620,18 @@ impl Wire {
             Wire::Tcp(_, None) => true,
             Wire::Unix(stream) => {
                 use std::os::fd::AsRawFd;
-                let deadline = Instant::now() + limit;
-                loop {
+                let read = poll::until(limit, Duration::from_millis(2), || {
                     // A Unix socket's send queue holds what the other end has not read.
                     let mut unread: libc::c_int = 0;
                     // SAFETY: TIOCOUTQ writes one int through the valid pointer.
                     let got =
                         unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut unread) };
                     if got != 0 || unread == 0 {
-                        return true;
+                        return Some(true);
                     }
-                    if stop_asked(stop) || Instant::now() >= deadline {
-                        return false;
-                    }
-                    std::thread::sleep(Duration::from_millis(2));
-                }
+                    stop_asked(stop).then_some(false)
+                });
+                read == Some(true)
             }
         }
     }
@@ -1097,19 +1087,15 @@ fn wait_until_drained(
     stop: &Receiver<()>,
     limit: Duration,
 ) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
+    let read = poll::until(limit, Duration::from_millis(2), || {
         let unacked = queues(true).map(|(tx, _)| tx);
         let unread = queues(false).map(|(_, rx)| rx);
         match (unacked, unread) {
-            (Some(0), Some(0)) | (_, None) => return true,
-            _ => {}
+            (Some(0), Some(0)) | (_, None) => Some(true),
+            _ => stop_asked(stop).then_some(false),
         }
-        if stop_asked(stop) || Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    });
+    read == Some(true)
 }
 
 #[cfg_attr(not(test), expect(dead_code, reason = "for client checks yet to port"))]

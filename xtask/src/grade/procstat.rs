@@ -4,7 +4,7 @@
 //! rather than guess from timers.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The fields of a `stat` file after the command name: [0] is the state, [11] utime,
 /// [12] stime (in clock ticks). The name is skipped up to its last `)`, as it may hold
@@ -53,13 +53,10 @@ pub fn runnable(pid: u32) -> bool {
 /// Polls until the process's state letter satisfies `wanted` (or `limit` passes);
 /// false as soon as the process is gone.
 pub fn wait_state(pid: u32, wanted: impl Fn(char) -> bool, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        match state(pid) {
-            Some(letter) if wanted(letter) => return true,
-            None => return false,
-            _ if Instant::now() >= deadline => return false,
-            _ => std::thread::sleep(Duration::from_millis(5)),
-        }
-    }
+    let seen = super::poll::until(limit, Duration::from_millis(5), || match state(pid) {
+        Some(letter) if wanted(letter) => Some(true),
+        None => Some(false),
+        Some(_) => None,
+    });
+    seen == Some(true)
 }

@@ -27,7 +27,7 @@ use crate::grade::process::describe_status;
 use crate::grade::row;
 use crate::grade::writer::{Body, Writer};
 use crate::grade::{Ctx, Failure, Finished, Lab, Server, common, ensure, expect};
-use crate::grade::{procstat, sockdiag, stamp, standard};
+use crate::grade::{poll, procstat, sockdiag, stamp, standard};
 
 #[cfg(feature = "tools")]
 mod demo;
@@ -899,7 +899,7 @@ fn kill_mid_conversation(ctx: &mut Ctx, first: &Server) -> Result<(), Failure> {
 /// accepted, twice in a row.
 fn wait_accept_queue_empty(port: u16) -> bool {
     let mut empty_before = false;
-    poll_5s(Duration::from_millis(10), || {
+    poll::holds(Duration::from_secs(5), Duration::from_millis(10), || {
         let empty = net::accept_queue(port) == Some(0);
         let twice = empty && empty_before;
         empty_before = empty;
@@ -914,23 +914,9 @@ fn wait_server_side(
     client: SocketAddr,
     wanted: impl Fn(Option<u8>) -> bool,
 ) -> bool {
-    poll_5s(Duration::from_millis(5), || {
+    poll::holds(Duration::from_secs(5), Duration::from_millis(5), || {
         wanted(sockdiag::connection_or_tables(server, client).map(|c| c.state))
     })
-}
-
-/// Calls `done` every `every` until it says true (then true) or 5 s have passed.
-fn poll_5s(every: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(every);
-    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -989,17 +975,15 @@ fn exit_failure(status: ExitStatus, stderr: &str, when: &str) -> Failure {
 /// Polls the client's stdout until it is exactly `wanted` (false if the client exits
 /// or `limit` passes first).
 fn stdout_becomes(ctx: &mut Ctx, id: usize, wanted: &[u8], limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
+    let became = poll::until(limit, Duration::from_millis(10), || {
         let client = ctx.proc(id);
         if client.stdout() == wanted {
-            return true;
+            return Some(true);
         }
-        if client.exited().is_some() || Instant::now() >= deadline {
-            return client.stdout() == wanted;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
+        // Once it has exited, its stdout is complete: no need to wait further.
+        client.exited().map(|_| client.stdout() == wanted)
+    });
+    became == Some(true)
 }
 
 /// The failure for a prompt that is not (yet) on stdout.

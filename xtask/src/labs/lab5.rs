@@ -26,7 +26,7 @@ use crate::grade::net::{self, show};
 use crate::grade::peer::{Origin, Peer, Script, Seen, Step};
 use crate::grade::process::describe_status;
 use crate::grade::row;
-use crate::grade::{Ctx, Failure, Finished, Lab, ensure, expect, files};
+use crate::grade::{Ctx, Failure, Finished, Lab, ensure, expect, files, poll};
 
 #[cfg(feature = "tools")]
 mod demo;
@@ -381,33 +381,30 @@ fn expect_credentials(
     (pid, uid, gid): (u32, u32, u32),
 ) -> Result<(), Failure> {
     let wanted = [("pid", pid), ("uid", uid), ("gid", gid)];
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let stdout = ctx.proc(id).stdout_text();
-        let missing: Vec<String> = wanted
+    let (mut stdout, mut missing) = (String::new(), Vec::new());
+    let mentioned = poll::holds(Duration::from_secs(2), Duration::from_millis(10), || {
+        stdout = ctx.proc(id).stdout_text();
+        missing = wanted
             .iter()
             .filter(|(name, value)| !names_value(&stdout, name, *value))
             .map(|(name, value)| format!("{name} {value}"))
             .collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(Failure::new(format!(
-                "stdout never mentioned the client's {}",
-                missing.join(", ")
-            ))
-            .expected(format!(
-                "a line like `client pid {pid} (uid {uid}, gid {gid}) connected`"
-            ))
-            .got(show(stdout.as_bytes()))
-            .hint(
-                "getsockopt(SO_PEERCRED) on the accepted socket gives the peer's pid, uid and \
-                 gid (nix: sockopt::PeerCredentials): print them, not your own",
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        missing.is_empty()
+    });
+    ensure(mentioned, || {
+        Failure::new(format!(
+            "stdout never mentioned the client's {}",
+            missing.join(", ")
+        ))
+        .expected(format!(
+            "a line like `client pid {pid} (uid {uid}, gid {gid}) connected`"
+        ))
+        .got(show(stdout.as_bytes()))
+        .hint(
+            "getsockopt(SO_PEERCRED) on the accepted socket gives the peer's pid, uid and \
+             gid (nix: sockopt::PeerCredentials): print them, not your own",
+        )
+    })
 }
 
 fn removes_on_sigint(ctx: &mut Ctx) -> Result<(), Failure> {

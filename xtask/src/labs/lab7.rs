@@ -29,7 +29,7 @@ use crate::grade::row;
 use crate::grade::sockdiag;
 use crate::grade::writer::{Body, Writer};
 use crate::grade::{Ctx, Failure, Finished, Lab, Server, common, ensure, expect};
-use crate::grade::{procstat, standard};
+use crate::grade::{poll, procstat, standard};
 
 #[cfg(feature = "tools")]
 mod demo;
@@ -146,20 +146,12 @@ fn vm_rss_kib(pid: u32) -> Option<u64> {
 /// Polls until `pid` sleeps in an epoll/poll/select wait (its `/proc` wait channel);
 /// false when it never does within `limit` (a program that waits some other way).
 fn waits_in_epoll(pid: u32, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
+    poll::holds(limit, Duration::from_millis(2), || {
         let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
-        if ["epoll", "poll", "select"]
+        ["epoll", "poll", "select"]
             .iter()
             .any(|w| wchan.contains(w))
-        {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(2));
-    }
+    })
 }
 
 /// A client that sent without ever reading, until the server stopped taking its bytes.
@@ -978,20 +970,12 @@ fn wait_timer(
     limit: Duration,
     wanted: impl Fn(u8, f64) -> bool,
 ) -> (Option<(u8, f64)>, bool) {
-    let deadline = Instant::now() + limit;
     let mut last = None;
-    loop {
+    let seen = poll::holds(limit, Duration::from_millis(10), || {
         last = keepalive_timer(server, peer).or(last);
-        if let Some((active, when)) = last
-            && wanted(active, when)
-        {
-            return (last, true);
-        }
-        if Instant::now() >= deadline {
-            return (last, false);
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
+        last.is_some_and(|(active, when)| wanted(active, when))
+    });
+    (last, seen)
 }
 
 /// A timer as the report shows it.

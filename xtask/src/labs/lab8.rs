@@ -32,7 +32,7 @@ use crate::grade::net::{self, Conn, IO_LIMIT, LOCALHOST_V4, LOCALHOST_V6, show};
 use crate::grade::peer::{Late, Peer, Script, Step};
 use crate::grade::row;
 use crate::grade::sockdiag;
-use crate::grade::{Ctx, Failure, Finished, Lab, common, ensure, expect, files};
+use crate::grade::{Ctx, Failure, Finished, Lab, common, ensure, expect, files, poll};
 
 #[cfg(feature = "tools")]
 mod demo;
@@ -106,33 +106,33 @@ fn parse_record(text: &str) -> Option<(u32, u16)> {
 
 /// Polls until `path` holds a well-formed `pid;port`, failing early if the program exits.
 fn wait_for_pidfile(ctx: &mut Ctx, id: usize, path: &Path) -> Result<(u32, u16), Failure> {
-    let deadline = Instant::now() + START_LIMIT;
-    loop {
-        let read = files::read_text(path);
-        let text = read.as_ref().ok();
-        if let Some(record) = text.map(String::as_str).and_then(parse_record) {
-            return Ok(record);
+    let mut read = files::read_text(path);
+    let outcome = poll::until(START_LIMIT, Duration::from_millis(5), || {
+        read = files::read_text(path);
+        if let Some(record) = read.as_deref().ok().and_then(parse_record) {
+            return Some(Ok(record));
         }
-        if ctx.proc(id).exited().is_some() {
-            return Err(ctx.exited_failure(id, "before writing its pid file"));
-        }
-        if Instant::now() >= deadline {
+        ctx.proc(id).exited().map(Err)
+    });
+    match outcome {
+        Some(Ok(record)) => Ok(record),
+        Some(Err(_)) => Err(ctx.exited_failure(id, "before writing its pid file")),
+        None => {
             let got = match read {
                 Ok(text) => format!("the file holds {}", show(text.as_bytes())),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::from("no file"),
                 // A FIFO, a symlink, a folder: say what is there (it was not opened).
                 Err(e) => format!("the path cannot be read as a pid file: {e}"),
             };
-            return Err(Failure::new(format!(
+            Err(Failure::new(format!(
                 "no well-formed pid file at {} within {} s of starting",
                 path.display(),
                 START_LIMIT.as_secs()
             ))
             .expected("one line pid;port, e.g. \"4242;38117\\n\"")
             .got(got)
-            .hint("write the file once the socket listens: your pid, ';', the port getsockname() returned"));
+            .hint("write the file once the socket listens: your pid, ';', the port getsockname() returned"))
         }
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
