@@ -146,6 +146,12 @@ impl Writer {
     /// it and the program is full: the program has stopped reading), or is done, or
     /// `limit` has passed.
     pub fn wait_stalled(&self, limit: Duration) {
+        self.stalls_within(STALL, limit);
+    }
+
+    /// Whether the writer makes no progress for `stall` (it is stalled) before it is
+    /// done and before `limit` has passed; returns as soon as one of the three happens.
+    pub fn stalls_within(&self, stall: Duration, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         let mut last = self.sent();
         let mut since = Instant::now();
@@ -154,10 +160,11 @@ impl Writer {
             let now = self.sent();
             if now != last {
                 (last, since) = (now, Instant::now());
-            } else if since.elapsed() >= STALL {
-                return;
+            } else if since.elapsed() >= stall {
+                return true;
             }
         }
+        false
     }
 
     /// Waits for the writer to end on its own and says how: everything sent, or the

@@ -28,8 +28,8 @@ use crate::grade::peer::{Peer, Script, Seen, Step};
 use crate::grade::row;
 use crate::grade::sockdiag;
 use crate::grade::writer::{Body, Writer};
+use crate::grade::{self, procstat, standard};
 use crate::grade::{Ctx, Failure, Finished, Lab, Server, common, ensure, expect};
-use crate::grade::{poll, procstat, standard};
 
 #[cfg(feature = "tools")]
 mod demo;
@@ -146,7 +146,7 @@ fn vm_rss_kib(pid: u32) -> Option<u64> {
 /// Polls until `pid` sleeps in an epoll/poll/select wait (its `/proc` wait channel);
 /// false when it never does within `limit` (a program that waits some other way).
 fn waits_in_epoll(pid: u32, limit: Duration) -> bool {
-    poll::holds(limit, Duration::from_millis(2), || {
+    grade::poll::holds(limit, Duration::from_millis(2), || {
         let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
         ["epoll", "poll", "select"]
             .iter()
@@ -158,6 +158,8 @@ fn waits_in_epoll(pid: u32, limit: Duration) -> bool {
 struct Stuffed {
     /// Kept open (and unread) for as long as the check needs the pressure.
     _stream: TcpStream,
+    /// Still blocked in send() on the full socket when it stalled; shut down with it.
+    _writer: Option<Writer>,
     pushed: usize,
     /// True when its sends stalled; false when it reached the limit still sending.
     stalled: bool,
@@ -166,55 +168,35 @@ struct Stuffed {
 /// Sends the pattern stream without reading until no byte goes out for [`STALL`], or
 /// `limit` bytes went out, or a minute passed.
 fn stuff(addr: SocketAddr, limit: usize) -> Result<Stuffed, Failure> {
-    stuff_stream(net::connect(addr)?.stream, limit)
-}
-
-/// [`stuff`] on a connection the caller made.
-fn stuff_stream(stream: TcpStream, limit: usize) -> Result<Stuffed, Failure> {
-    stream
-        .set_nonblocking(true)
-        .map_err(|e| Failure::new(format!("grader: cannot make its socket non-blocking: {e}")))?;
-    let pattern = pattern_buffer();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut pushed = 0;
-    let mut last_progress = Instant::now();
-    loop {
-        if pushed >= limit || Instant::now() >= deadline {
-            return Ok(Stuffed {
-                _stream: stream,
-                pushed,
-                stalled: false,
-            });
-        }
-        let from = pushed % CYCLE;
-        match (&stream).write(&pattern[from..from + CHUNK]) {
-            Ok(count) => {
-                pushed += count;
-                last_progress = Instant::now();
-            }
-            Err(err) if err.kind() == ErrorKind::WouldBlock => {
-                if last_progress.elapsed() >= STALL {
-                    return Ok(Stuffed {
-                        _stream: stream,
-                        pushed,
-                        stalled: true,
-                    });
-                }
-                let mut watched = [PollFd::new(stream.as_fd(), PollFlags::POLLOUT)];
-                let _ = poll(&mut watched, PollTimeout::from(50u16));
-            }
-            Err(err) if err.kind() == ErrorKind::Interrupted => {}
-            Err(err) => {
-                return Err(Failure::new(format!(
-                    "error while sending to the server without reading: {err}"
-                ))
-                .got(format!("{pushed} bytes sent before the error"))
-                .hint(
-                    "the server dropped a client that was only slow to read: it must keep \
-                     such a client, stop reading from it for a while, and resume later",
-                ));
-            }
-        }
+    let stream = net::connect(addr)?.stream;
+    let body = Body::pattern(Arc::new(pattern_buffer()), CYCLE, limit);
+    let writer = Writer::start(&stream, body)?;
+    let stalled = writer.stalls_within(STALL, Duration::from_secs(60));
+    let pushed = writer.sent();
+    if !writer.is_done() {
+        let _writer = Some(writer);
+        return Ok(Stuffed {
+            _stream: stream,
+            _writer,
+            pushed,
+            stalled,
+        });
+    }
+    match writer.finish() {
+        Ok(()) => Ok(Stuffed {
+            _stream: stream,
+            _writer: None,
+            pushed,
+            stalled: false,
+        }),
+        Err(err) => Err(Failure::new(format!(
+            "error while sending to the server without reading: {err}"
+        ))
+        .got(format!("{pushed} bytes sent before the error"))
+        .hint(
+            "the server dropped a client that was only slow to read: it must keep \
+             such a client, stop reading from it for a while, and resume later",
+        )),
     }
 }
 
@@ -971,7 +953,7 @@ fn wait_timer(
     wanted: impl Fn(u8, f64) -> bool,
 ) -> (Option<(u8, f64)>, bool) {
     let mut last = None;
-    let seen = poll::holds(limit, Duration::from_millis(10), || {
+    let seen = grade::poll::holds(limit, Duration::from_millis(10), || {
         last = keepalive_timer(server, peer).or(last);
         last.is_some_and(|(active, when)| wanted(active, when))
     });
