@@ -26,6 +26,7 @@ use shared::group::Group;
 
 use super::net::{self, Conn};
 use super::netns::{self, Host};
+use super::poll;
 use super::wire::{self, Capture};
 
 /// How long a line waits before it is printed, so that a packet or a line from
@@ -130,12 +131,8 @@ impl Demo {
                 .iter()
                 .any(|row| row.local.port() == port)
         };
-        let deadline = Instant::now() + super::ctx::START_LIMIT;
-        while !bound() {
-            if Instant::now() >= deadline {
-                bail!("nothing bound UDP port {port}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if !poll::holds(super::ctx::START_LIMIT, Duration::from_millis(10), bound) {
+            bail!("nothing bound UDP port {port}");
         }
         self.settle();
         Ok(())
@@ -241,13 +238,13 @@ impl Demo {
 
     /// Waits (at most 2 s) until everything an exited program printed is on screen.
     fn wait_drained(&self, pid: u32) {
-        let deadline = Instant::now() + Duration::from_secs(2);
         let Some((_, flag)) = self.drained.iter().find(|(p, _)| *p == pid) else {
             return;
         };
-        while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let every = Duration::from_millis(5);
+        poll::holds(Duration::from_secs(2), every, || {
+            flag.load(Ordering::SeqCst)
+        });
     }
 
     /// A free loopback port for a server: 5000 in a private network (nothing else
@@ -263,16 +260,13 @@ impl Demo {
 
     /// Polls until something listens on `port`.
     pub fn wait_listening(&mut self, port: u16) -> anyhow::Result<()> {
-        let deadline = Instant::now() + super::ctx::START_LIMIT;
-        let listening = |demo: &Demo| match &demo.network {
+        let listening = || match &self.network {
             Some((host, _)) => host.is_listening(port),
             None => net::is_listening(port),
         };
-        while !listening(self) {
-            if Instant::now() >= deadline {
-                bail!("nothing listened on port {port}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        let every = Duration::from_millis(10);
+        if !poll::holds(super::ctx::START_LIMIT, every, listening) {
+            bail!("nothing listened on port {port}");
         }
         self.settle();
         Ok(())
