@@ -631,6 +631,9 @@ time.sleep(30)
     /// knows only that one.
     #[test]
     fn a_start_that_lost_its_port_is_made_again() {
+        // A token of its own: a context that ends kills what carries its token, and
+        // the other tests of this binary run beside this one.
+        process::set_check_token(u64::from(line!()) << 32);
         let starts = std::env::temp_dir().join(format!("socklab-starts-{}", std::process::id()));
         let program = refuses_then_listens(&starts, 1);
         let mut ctx = Ctx::new(&program, &Policy::basic()).unwrap();
@@ -648,6 +651,7 @@ time.sleep(30)
     /// not more, and fails.
     #[test]
     fn a_program_that_always_finds_its_port_taken_fails() {
+        process::set_check_token(u64::from(line!()) << 32);
         let starts = std::env::temp_dir().join(format!("socklab-taken-{}", std::process::id()));
         let program = refuses_then_listens(&starts, u32::MAX);
         let mut ctx = Ctx::new(&program, &Policy::basic()).unwrap();
