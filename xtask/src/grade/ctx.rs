@@ -607,6 +607,7 @@ mod tests {
             "{details:?}"
         );
     }
+
     /// A Python program that counts its starts in `starts` and says "Address already in
     /// use" on the first `refusals` of them; later starts listen on their --port.
     fn refuses_then_listens(starts: &Path, refusals: u32) -> Vec<String> {

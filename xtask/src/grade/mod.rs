@@ -7,7 +7,10 @@
 //! - `check.rs`: the vocabulary of check tables ([`Lab`], [`Check`], [`Failure`]);
 //!   `standard.rs`: the rows several labs share.
 //! - `ctx.rs`, `process.rs`, `net.rs`, `peer.rs`, `writer.rs`, `expect.rs`, `common.rs`:
-//!   what checks use to run programs and talk to them.
+//!   what checks use to run programs and talk to them; `poll.rs`: how they wait on what
+//!   a program did; `sockdiag.rs` and `tcp_table.rs`: the kernel's view of its sockets.
+//! - `words.rs`: the words files (`xtask/checks/*.toml`) that name what each check
+//!   verifies; `serial.rs`: how the report types become JSON.
 //! - `runner.rs`: runs checks concurrently, each in a fresh [`Ctx`], within budgets.
 //! - `result.rs`: the result model (events, reports); `explain.rs` turns a failure into
 //!   an explanation; `human.rs` renders the stream for a person.

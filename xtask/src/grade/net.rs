@@ -9,7 +9,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::Failure;
+use super::{Failure, sockdiag};
 
 /// How long the grader waits for one connect, read or write unless told otherwise.
 pub const IO_LIMIT: Duration = Duration::from_secs(5);
@@ -389,60 +389,29 @@ fn is_timeout(err: &io::Error) -> bool {
 /// Asked of the kernel over sock_diag (cheap), or read from `/proc/net/tcp*` where that
 /// is not available (see [`super::sockdiag`] for why the order matters).
 pub fn is_listening(port: u16) -> bool {
-    if let Some(inodes) = super::sockdiag::listening_on(port) {
-        return !inodes.is_empty();
-    }
-    ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"]
-        .iter()
-        .filter_map(|path| std::fs::read_to_string(path).ok())
-        .any(|table| table_has_listener(&table, port))
+    !sockdiag::listening_on_or_tables(port).is_empty()
 }
 
-/// The inodes of the TCP sockets listening on `port` (IPv4 and IPv6), by sock_diag or
-/// else from `/proc/net/tcp*`: whose they are is then a question of `/proc/PID/fd`.
+/// The inodes of the TCP sockets listening on `port` (IPv4 and IPv6): whose they are is
+/// then a question of `/proc/PID/fd`.
 pub fn listener_inodes(port: u16) -> Vec<u64> {
-    super::sockdiag::listening_on(port).unwrap_or_else(|| {
-        let tables = ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"];
-        super::tcp_table::listeners(&tables, port)
-            .iter()
-            .map(|row| row.inode)
-            .collect()
-    })
+    let found = sockdiag::listening_on_or_tables(port);
+    found.iter().map(|l| l.inode).collect()
 }
 
 /// How many connections wait in the accept queue of the listener on `port` (`None`:
-/// nothing listens there), by sock_diag or else from `/proc/net/tcp*`, where a
-/// listener's `rx_queue` is that queue.
+/// nothing listens there).
 pub fn accept_queue(port: u16) -> Option<u64> {
-    match super::sockdiag::listeners() {
-        Ok(found) => found
-            .iter()
-            .find(|l| l.local.port() == port)
-            .map(|l| l.accept_queue),
-        Err(_) => {
-            let tables = ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"];
-            let rows = super::tcp_table::listeners(&tables, port);
-            rows.first().map(|row| row.receive_queue)
-        }
-    }
-}
-
-fn table_has_listener(table: &str, port: u16) -> bool {
-    // A listener's row reads `LOCAL_IP:PORT 000...0:0000 0A`: its remote address is all
-    // zeros and its state is 0A. One substring search over the table finds it, which
-    // matters on a machine with thousands of sockets in TIME_WAIT, polled every 5 ms by
-    // every running check.
-    let v4 = format!(":{port:04X} 00000000:0000 0A ");
-    let v6 = format!(":{port:04X} 00000000000000000000000000000000:0000 0A ");
-    table.contains(&v4) || table.contains(&v6)
+    let found = sockdiag::listening_on_or_tables(port);
+    found.first().map(|l| l.accept_queue)
 }
 
 /// The backlog the kernel holds for the listener on `port`, as `ss -ltn` shows it
-/// (its Send-Q column), asked over sock_diag. None when nothing listens there.
+/// (its Send-Q column). None when nothing listens there, or where only
+/// `/proc/net/tcp` can be read (it does not show backlogs).
 pub fn listen_backlog(port: u16) -> Option<u32> {
-    let listeners = super::sockdiag::listeners().ok()?;
-    let listener = listeners.iter().find(|l| l.local.port() == port)?;
-    u32::try_from(listener.backlog).ok()
+    let found = sockdiag::listening_on_or_tables(port);
+    u32::try_from(found.first()?.backlog?).ok()
 }
 
 /// How many file descriptors process `pid` has open right now.

@@ -42,7 +42,8 @@ pub struct Listener {
     /// (`ss -ltn`'s Recv-Q).
     pub accept_queue: u64,
     /// The backlog its listen() asked for, as the kernel holds it (`ss -ltn`'s Send-Q).
-    pub backlog: u64,
+    /// `None` when read from `/proc/net/tcp`, which does not show it.
+    pub backlog: Option<u64>,
 }
 
 /// One TCP connection's socket as the kernel sees it.
@@ -77,15 +78,28 @@ pub fn listeners() -> io::Result<Vec<Listener>> {
     Ok(found)
 }
 
-/// The inodes of the sockets listening on `port` (`None`: sock_diag is not available).
-pub fn listening_on(port: u16) -> Option<Vec<u64>> {
-    listeners().ok().map(|found| {
-        found
-            .iter()
+/// The sockets listening on `port` (IPv4 and IPv6): from [`listeners`], or, where
+/// sock_diag cannot be used, from the calling thread's `/proc/net/tcp` tables (a
+/// listener's `rx_queue` there is its accept queue; its backlog is not shown).
+pub fn listening_on_or_tables(port: u16) -> Vec<Listener> {
+    match listeners() {
+        Ok(found) => found
+            .into_iter()
             .filter(|l| l.local.port() == port)
-            .map(|l| l.inode)
-            .collect()
-    })
+            .collect(),
+        Err(_) => {
+            let tables = ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"];
+            let rows = super::tcp_table::listeners(&tables, port);
+            rows.iter()
+                .map(|row| Listener {
+                    local: row.local,
+                    inode: row.inode,
+                    accept_queue: row.receive_queue,
+                    backlog: None,
+                })
+                .collect()
+        }
+    }
 }
 
 /// The TCP socket whose own address is `local` and whose peer is `remote`.
@@ -327,7 +341,7 @@ fn listener(message: &[u8]) -> Option<Listener> {
         local: SocketAddr::new(ip, port),
         inode: word_at(message, 68)?,
         accept_queue: word_at(message, 56)?,
-        backlog: word_at(message, 60)?,
+        backlog: Some(word_at(message, 60)?),
     })
 }
 
@@ -353,7 +367,7 @@ mod tests {
             let row = found.iter().find(|l| l.local == addr);
             assert!(row.is_some_and(|l| own.contains(&l.inode)), "{found:?}");
         }
-        assert_eq!(listening_on(bound_port), Some(Vec::new()));
+        assert_eq!(listening_on_or_tables(bound_port), Vec::new());
     }
 
     #[test]
@@ -414,7 +428,10 @@ mod tests {
         socket.listen(7).unwrap();
         let addr = socket.local_addr().unwrap().as_socket().unwrap();
         let find = || listeners().unwrap().into_iter().find(|l| l.local == addr);
-        assert_eq!(find().map(|l| (l.accept_queue, l.backlog)), Some((0, 7)));
+        assert_eq!(
+            find().map(|l| (l.accept_queue, l.backlog)),
+            Some((0, Some(7)))
+        );
         // Completed by the kernel, never accepted: it waits in the accept queue.
         let _waiting = std::net::TcpStream::connect(addr).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);

@@ -78,22 +78,12 @@ fn udp_bound(port: u16) -> bool {
         })
 }
 
-/// A port free for both TCP and UDP on `ip` right now.
-fn free_udp_port(ip: IpAddr) -> u16 {
-    for _ in 0..20 {
-        let port = net::free_port(ip);
-        if port != 0 && UdpSocket::bind((ip, port)).is_ok() {
-            return port;
-        }
-    }
-    0
-}
-
 /// Starts `server --host IP --port P extra...` and waits until its UDP port is bound
 /// (once more on a fresh port if another program took the first meanwhile).
 fn start_server(ctx: &mut Ctx, ip: IpAddr, extra: &[&str]) -> Result<Server, Failure> {
     ctx.again_if_port_taken(|ctx| {
-        let port = free_udp_port(ip);
+        // free_port checks UDP as well as TCP.
+        let port = net::free_port(ip);
         let host = ip.to_string();
         let port_text = port.to_string();
         let mut args = vec!["server", "--host", &host, "--port", &port_text];
@@ -764,7 +754,7 @@ fn client_checks_sender(ctx: &mut Ctx) -> Result<(), Failure> {
 /// The client must stop with that, not time out: the timeouts are long enough that only
 /// a client that heard the ICMP error can name it.
 fn client_connected_refused(ctx: &mut Ctx) -> Result<(), Failure> {
-    let port = free_udp_port(LOCALHOST_V4).to_string();
+    let port = net::free_port(LOCALHOST_V4).to_string();
     let stdin = b"anyone there?\n";
     let run = run_client(ctx, &port, ("1000", "1"), &["--connect"], stdin)?;
     let during = format!("--connect, with nothing bound at 127.0.0.1:{port}");

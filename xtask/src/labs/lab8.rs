@@ -106,7 +106,8 @@ fn parse_record(text: &str) -> Option<(u32, u16)> {
 
 /// Polls until `path` holds a well-formed `pid;port`, failing early if the program exits.
 fn wait_for_pidfile(ctx: &mut Ctx, id: usize, path: &Path) -> Result<(u32, u16), Failure> {
-    let mut read = files::read_text(path);
+    // What the last look found (read in the poll; nothing read yet).
+    let mut read = Err(std::io::ErrorKind::NotFound.into());
     let outcome = poll::until(START_LIMIT, Duration::from_millis(5), || {
         read = files::read_text(path);
         if let Some(record) = read.as_deref().ok().and_then(parse_record) {

@@ -12,7 +12,7 @@ pub(super) fn demo(demo: &mut Demo) -> anyhow::Result<()> {
     let port = if wire {
         5000
     } else {
-        free_udp_port(LOCALHOST_V4)
+        net::free_port(LOCALHOST_V4)
     };
     let port_text = port.to_string();
     let limit = Duration::from_secs(15);
@@ -48,7 +48,7 @@ pub(super) fn demo(demo: &mut Demo) -> anyhow::Result<()> {
     let nobody = if wire {
         (port + 1).to_string()
     } else {
-        free_udp_port(LOCALHOST_V4).to_string()
+        net::free_port(LOCALHOST_V4).to_string()
     };
     demo.say(&format!(
         "Nobody at port {nobody}: sendto() still succeeds (UDP cannot tell); the client times \
